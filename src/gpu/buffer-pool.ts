@@ -1,0 +1,43 @@
+import type { GPUContext } from './context';
+
+/**
+ * Reuses freed GPU buffers. Plans for different input shapes come and go (e.g. one per image size); without a
+ * pool each would allocate and free hundreds of MiB. A buffer is reused for a request of the same usage whose
+ * size is at most the buffer's and at least 3/4 of it, so little memory is wasted.
+ */
+export class BufferPool {
+  private readonly free: GPUBuffer[] = [];
+  private liveCount = 0;
+
+  constructor(private readonly ctx: GPUContext) {}
+
+  acquire(size: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const b = this.free[i];
+      if (b.usage !== usage || b.size < size || b.size * 0.75 > size) continue;
+      if (best < 0 || b.size < this.free[best].size) best = i;
+    }
+    this.liveCount++;
+    if (best >= 0) return this.free.splice(best, 1)[0];
+    return this.ctx.createBuffer({ size: Math.ceil(size / 256) * 256, usage }, label);
+  }
+
+  release(buffer: GPUBuffer): void {
+    this.liveCount--;
+    this.free.push(buffer);
+  }
+
+  /** Buffers handed out and not yet released: tests use it to prove nothing leaks. */
+  get inUse(): number {
+    return this.liveCount;
+  }
+
+  get pooled(): number {
+    return this.free.length;
+  }
+
+  trim(): void {
+    for (const b of this.free.splice(0)) b.destroy();
+  }
+}

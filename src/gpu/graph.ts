@@ -1,0 +1,67 @@
+import { InvalidInputError } from '../errors';
+import type { ShaderSource } from './shader';
+import { checkShape4, type Shape4 } from './tensor';
+
+/** A symbolic activation tensor of a graph; it gets a real buffer only when the graph is compiled into a plan. */
+export interface TensorValue {
+  readonly id: number;
+  readonly shape: Shape4;
+  readonly label: string;
+}
+
+/** What a dispatch binds by WGSL variable name: an activation of the graph, or a constant buffer (weights). */
+export type Binding = TensorValue | GPUBuffer;
+
+/** One compute dispatch: a shader variant, its uniforms (by member name), its bindings and its grid. */
+export interface GraphNode {
+  label: string;
+  kernel: ShaderSource;
+  uniforms: Record<string, number>;
+  bindings: Record<string, Binding>;
+  workgroups: readonly [number, number, number];
+}
+
+export function isTensorValue(b: Binding): b is TensorValue {
+  return typeof (b as TensorValue).id === 'number' && Array.isArray((b as TensorValue).shape);
+}
+
+/**
+ * A straight-line list of dispatches over symbolic tensors, built by layers and models for one input shape.
+ * Order is execution order; a tensor must be written by an earlier node (or be a graph input) before it is read.
+ */
+export class Graph {
+  readonly nodes: GraphNode[] = [];
+  readonly inputs: TensorValue[] = [];
+  readonly outputs: TensorValue[] = [];
+  private nextId = 0;
+
+  tensor(shape: Shape4, label: string): TensorValue {
+    checkShape4(shape, label);
+    return { id: this.nextId++, shape: [...shape] as unknown as Shape4, label };
+  }
+
+  input(shape: Shape4, label = 'input'): TensorValue {
+    const t = this.tensor(shape, label);
+    this.inputs.push(t);
+    return t;
+  }
+
+  output(t: TensorValue): void {
+    if (this.outputs.includes(t)) throw new InvalidInputError(`tensor '${t.label}' is already a graph output`);
+    this.outputs.push(t);
+  }
+
+  add(node: GraphNode): void {
+    this.nodes.push(node);
+  }
+}
+
+/** Spreads a 1-D count of workgroups over x and y so no dimension exceeds the device limit. */
+export function workgroupGrid(count: number, maxPerDimension: number): [number, number, number] {
+  if (count <= maxPerDimension) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / maxPerDimension);
+  if (y > maxPerDimension) {
+    throw new InvalidInputError(`dispatch of ${count} workgroups exceeds ${maxPerDimension}² (image too large)`);
+  }
+  return [Math.ceil(count / y), y, 1];
+}

@@ -1,0 +1,35 @@
+/**
+ * Which device limits we ask for. A device starts from the spec defaults (128 MiB per storage binding,
+ * 256 MiB per buffer, 16 KiB workgroup memory) unless `requiredLimits` raises them, and whole networks at
+ * real image sizes need more. We ask for the adapter's maximum of every limit our kernels depend on.
+ */
+export const LIMITS_WE_RAISE = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'maxBindGroups',
+] as const;
+
+export type RaisedLimit = (typeof LIMITS_WE_RAISE)[number];
+
+export function requiredLimitsFor(adapter: GPUAdapter): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of LIMITS_WE_RAISE) {
+    const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
+    if (typeof value === 'number' && Number.isFinite(value)) out[name] = value;
+  }
+  return out;
+}
+
+/** A plain-object snapshot of the limits that matter to us, for reports and error messages. */
+export function describeLimits(limits: GPUSupportedLimits): Record<RaisedLimit, number> {
+  const out = {} as Record<RaisedLimit, number>;
+  for (const name of LIMITS_WE_RAISE) out[name] = (limits as unknown as Record<string, number>)[name];
+  return out;
+}

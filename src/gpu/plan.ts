@@ -1,0 +1,243 @@
+import { BufferUsage, MapMode } from './flags';
+import { InvalidInputError } from '../errors';
+import type { BufferPool } from './buffer-pool';
+import type { GPUContext } from './context';
+import { writeBuffer } from './context';
+import { type Graph, type GraphNode, isTensorValue, type TensorValue } from './graph';
+import { assignBuffers, type LiveInterval } from './liveness';
+import type { CompiledKernel } from './pipelines';
+import { packUniforms } from './shader';
+import { formatShape, tensorBytes, tensorElements } from './tensor';
+
+export interface PlanOptions {
+  /** Dispatches per command buffer: bounded so no single submission runs long enough to trip a driver watchdog. */
+  dispatchesPerSubmit?: number;
+  pool?: BufferPool;
+}
+
+export interface RunResult {
+  outputs: Float32Array[];
+  /** GPU time of all dispatches in ms, from timestamp queries, when the device has them and timing was asked. */
+  gpuMs?: number;
+}
+
+const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
+
+/**
+ * A graph compiled for one input shape: pipelines created (in parallel, cached per variant), activation buffers
+ * assigned by liveness and taken from a pool, uniforms and bind groups made once. `run` then only uploads the
+ * input, records the dispatches into a few command buffers, and reads the outputs back.
+ */
+export class Plan {
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    private readonly ctx: GPUContext,
+    readonly graph: Graph,
+    private readonly steps: { node: GraphNode; kernel: CompiledKernel; bindGroup: GPUBindGroup }[],
+    private readonly bufferOf: Map<number, GPUBuffer>,
+    private readonly slots: GPUBuffer[],
+    private readonly uniformBuffers: GPUBuffer[],
+    private readonly staging: GPUBuffer[],
+    private readonly pool: BufferPool,
+    private readonly dispatchesPerSubmit: number,
+    private readonly query: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined,
+  ) {}
+
+  static async compile(ctx: GPUContext, graph: Graph, options: PlanOptions = {}): Promise<Plan> {
+    ctx.throwIfFailed();
+    if (graph.outputs.length === 0) throw new InvalidInputError('graph has no outputs');
+    const kernels = await Promise.all(graph.nodes.map((n) => ctx.pipelines.get(n.kernel)));
+    const intervals = liveIntervals(graph, kernels);
+    const { slotOf, slotBytes } = assignBuffers(intervals);
+    const pool = options.pool ?? ctx.buffers;
+    const slots = slotBytes.map((bytes, i) => pool.acquire(bytes, STORAGE_USAGE, `activation slot ${i}`));
+    const bufferOf = new Map<number, GPUBuffer>();
+    for (const [id, slot] of slotOf) bufferOf.set(id, slots[slot]);
+
+    const uniformBuffers: GPUBuffer[] = [];
+    const steps = await ctx.withErrorScopes('creating bind groups', () =>
+      graph.nodes.map((node, i) => {
+        const kernel = kernels[i];
+        const entries: GPUBindGroupEntry[] = [];
+        for (const b of kernel.shader.bindings) {
+          if (b.kind === 'uniform') {
+            const data = packUniforms(kernel.shader, node.uniforms);
+            const ub = ctx.createBufferWithData(new Uint8Array(data), BufferUsage.UNIFORM, `${node.label} uniforms`);
+            uniformBuffers.push(ub);
+            entries.push({ binding: b.binding, resource: { buffer: ub } });
+            continue;
+          }
+          const bound = node.bindings[b.name];
+          if (!bound) throw new InvalidInputError(`${node.label}: shader binding '${b.name}' was not given`);
+          const buffer = isTensorValue(bound) ? bufferOf.get(bound.id)! : bound;
+          const size = isTensorValue(bound) ? tensorBytes(bound.shape) : buffer.size;
+          entries.push({ binding: b.binding, resource: { buffer, offset: 0, size } });
+        }
+        const extra = Object.keys(node.bindings).filter((k) => !kernel.shader.bindings.some((b) => b.name === k));
+        if (extra.length > 0) throw new InvalidInputError(`${node.label}: shader has no binding(s) ${extra.join(', ')}`);
+        const bindGroup = ctx.device.createBindGroup({ label: node.label, layout: kernel.bindGroupLayout, entries });
+        return { node, kernel, bindGroup };
+      }),
+    );
+    const staging = graph.outputs.map((t) =>
+      ctx.createBuffer({ size: tensorBytes(t.shape), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, `${t.label} readback`),
+    );
+    let query: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined;
+    if (ctx.hasTimestamps) {
+      query = {
+        set: ctx.device.createQuerySet({ type: 'timestamp', count: 2 }),
+        resolve: ctx.createBuffer({ size: 16, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC }, 'timestamps'),
+        read: ctx.createBuffer({ size: 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'timestamps readback'),
+      };
+    }
+    return new Plan(ctx, graph, steps, bufferOf, slots, uniformBuffers, staging, pool, options.dispatchesPerSubmit ?? 32, query);
+  }
+
+  /** Bytes of activation memory the plan holds (after liveness sharing). */
+  get activationBytes(): number {
+    return this.slots.reduce((s, b) => s + b.size, 0);
+  }
+
+  get dispatchCount(): number {
+    return this.steps.length;
+  }
+
+  /** Runs the graph on NHWC-padded inputs (one per graph input, in order); runs on one plan are serialised. */
+  run(inputs: Float32Array[], options: { timing?: boolean } = {}): Promise<RunResult> {
+    const next = this.queue.then(() => this.runNow(inputs, options.timing ?? false));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(inputs: Float32Array[], timing: boolean): Promise<RunResult> {
+    if (this.disposed) throw new InvalidInputError('plan has been disposed');
+    const ctx = this.ctx;
+    ctx.throwIfFailed();
+    const g = this.graph;
+    if (inputs.length !== g.inputs.length) {
+      throw new InvalidInputError(`plan expects ${g.inputs.length} input(s), got ${inputs.length}`);
+    }
+    g.inputs.forEach((t, i) => {
+      const expected = tensorElements(t.shape);
+      if (inputs[i].length !== expected) {
+        throw new InvalidInputError(
+          `input '${t.label}' ${formatShape(t.shape)} needs ${expected} values (NHWC, channels padded to 4), got ${inputs[i].length}`,
+        );
+      }
+      writeBuffer(ctx.device, this.bufferOf.get(t.id)!, 0, inputs[i]);
+    });
+
+    const useTimestamps = timing && this.query !== undefined;
+    const submit = async () => {
+      const n = this.steps.length;
+      const chunks = Math.max(1, Math.ceil(n / this.dispatchesPerSubmit));
+      for (let c = 0; c < chunks; c++) {
+        const encoder = ctx.device.createCommandEncoder({ label: `plan chunk ${c}` });
+        const timestampWrites: GPUComputePassTimestampWrites | undefined = useTimestamps
+          ? {
+              querySet: this.query!.set,
+              ...(c === 0 ? { beginningOfPassWriteIndex: 0 } : {}),
+              ...(c === chunks - 1 ? { endOfPassWriteIndex: 1 } : {}),
+            }
+          : undefined;
+        const pass = encoder.beginComputePass(
+          timestampWrites && (c === 0 || c === chunks - 1) ? { timestampWrites } : {},
+        );
+        for (const s of this.steps.slice(c * this.dispatchesPerSubmit, (c + 1) * this.dispatchesPerSubmit)) {
+          pass.setPipeline(s.kernel.pipeline);
+          pass.setBindGroup(0, s.bindGroup);
+          pass.dispatchWorkgroups(...s.node.workgroups);
+        }
+        pass.end();
+        if (c === chunks - 1) {
+          g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, this.staging[i].size));
+          if (useTimestamps) {
+            encoder.resolveQuerySet(this.query!.set, 0, 2, this.query!.resolve, 0);
+            encoder.copyBufferToBuffer(this.query!.resolve, 0, this.query!.read, 0, 16);
+          }
+        }
+        ctx.device.queue.submit([encoder.finish()]);
+      }
+    };
+    if (ctx.debug) await ctx.withErrorScopes(`running plan (${this.steps.length} dispatches)`, submit);
+    else await submit();
+
+    const outputs: Float32Array[] = [];
+    for (let i = 0; i < g.outputs.length; i++) outputs.push(await this.readStaging(this.staging[i], tensorElements(g.outputs[i].shape)));
+    let gpuMs: number | undefined;
+    if (useTimestamps) {
+      const read = this.query!.read;
+      await ctx.raceLost(read.mapAsync(MapMode.READ));
+      const t = new BigUint64Array(read.getMappedRange().slice(0));
+      read.unmap();
+      gpuMs = Number(t[1] - t[0]) / 1e6;
+    }
+    ctx.throwIfFailed();
+    return { outputs, gpuMs };
+  }
+
+  private async readStaging(buffer: GPUBuffer, elements: number): Promise<Float32Array> {
+    await this.ctx.raceLost(buffer.mapAsync(MapMode.READ));
+    const out = new Float32Array(elements);
+    // Copy out of the mapped range before unmap (dawn.node pitfall 2: slice() then unmap crashed).
+    out.set(new Float32Array(buffer.getMappedRange(0, elements * 4)));
+    buffer.unmap();
+    return out;
+  }
+
+  /**
+   * Fills every activation buffer with `value`. Tests poison with NaN before a run, so an element a kernel
+   * forgot to write shows up as NaN instead of a plausible leftover.
+   */
+  poison(value = Number.NaN): void {
+    for (const b of this.slots) writeBuffer(this.ctx.device, b, 0, new Float32Array(b.size / 4).fill(value));
+  }
+
+  /** Returns activation buffers to the pool and frees the plan's own buffers. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const b of this.slots) this.pool.release(b);
+    for (const b of [...this.uniformBuffers, ...this.staging]) b.destroy();
+    if (this.query) {
+      this.query.set.destroy();
+      this.query.resolve.destroy();
+      this.query.read.destroy();
+    }
+  }
+}
+
+function liveIntervals(graph: Graph, kernels: CompiledKernel[]): LiveInterval[] {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  const byId = new Map<number, TensorValue>();
+  for (const t of graph.inputs) {
+    first.set(t.id, -1);
+    byId.set(t.id, t);
+  }
+  graph.nodes.forEach((node, i) => {
+    for (const b of kernels[i].shader.bindings) {
+      const bound = node.bindings[b.name];
+      if (!bound || !isTensorValue(bound)) continue;
+      byId.set(bound.id, bound);
+      if (b.kind === 'storage') {
+        if (!first.has(bound.id)) first.set(bound.id, i);
+      } else if (!first.has(bound.id)) {
+        throw new InvalidInputError(`${node.label}: reads tensor '${bound.label}' before anything writes it`);
+      }
+      last.set(bound.id, i);
+    }
+  });
+  for (const t of graph.outputs) {
+    if (!first.has(t.id)) throw new InvalidInputError(`graph output '${t.label}' is never written`);
+    last.set(t.id, graph.nodes.length);
+  }
+  return [...first.keys()].map((id) => ({
+    id,
+    bytes: tensorBytes(byId.get(id)!.shape),
+    first: first.get(id)!,
+    last: last.get(id) ?? first.get(id)!,
+  }));
+}

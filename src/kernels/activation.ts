@@ -1,0 +1,107 @@
+import { InvalidInputError } from '../errors';
+
+/**
+ * Activations fused into kernel epilogues. `alpha` is the LeakyReLU slope. Each has a WGSL body (applied to a
+ * vec4) and a float64 CPU twin used by the tests' references.
+ */
+export type Activation =
+  | { kind: 'none' }
+  | { kind: 'relu' }
+  | { kind: 'leakyRelu'; alpha: number }
+  | { kind: 'sigmoid' }
+  | { kind: 'tanh' }
+  | { kind: 'gelu' };
+
+export const NO_ACTIVATION: Activation = { kind: 'none' };
+export const RELU: Activation = { kind: 'relu' };
+
+/** The WGSL function `act(v: vec4<f32>, alpha: f32) -> vec4<f32>` for a kernel variant. */
+export function activationWgsl(a: Activation): string {
+  switch (a.kind) {
+    case 'none':
+      return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return v; }';
+    case 'relu':
+      return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return max(v, vec4<f32>(0.0)); }';
+    case 'leakyRelu':
+      return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return select(v * alpha, v, v >= vec4<f32>(0.0)); }';
+    case 'sigmoid':
+      // 1/(1+exp(-v)) overflows harmlessly to 0 for very negative v (exp → inf, 1/inf = 0).
+      return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return 1.0 / (1.0 + exp(-v)); }';
+    case 'tanh':
+      // WGSL tanh of large |v| can be NaN on some implementations (exp overflow); clamp first, tanh(±15) = ±1 in f32.
+      return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0))); }';
+    case 'gelu':
+      // Exact GELU x·Φ(x) with erf from Abramowitz–Stegun 7.1.26 (max abs error 1.5e-7), since WGSL has no erf.
+      return `fn erf4(x: vec4<f32>) -> vec4<f32> {
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}
+fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return 0.5 * v * (1.0 + erf4(v * 0.7071067811865476)); }`;
+  }
+}
+
+/** Short tag used in shader labels. */
+export function activationTag(a: Activation): string {
+  return a.kind;
+}
+
+export function activationAlpha(a: Activation): number {
+  return a.kind === 'leakyRelu' ? a.alpha : 0;
+}
+
+/** Float64 reference, with exact erf for GELU. */
+export function applyActivation64(a: Activation, v: number): number {
+  switch (a.kind) {
+    case 'none':
+      return v;
+    case 'relu':
+      return v > 0 ? v : 0;
+    case 'leakyRelu':
+      return v >= 0 ? v : v * a.alpha;
+    case 'sigmoid':
+      return 1 / (1 + Math.exp(-v));
+    case 'tanh':
+      return Math.tanh(v);
+    case 'gelu':
+      return 0.5 * v * (1 + erf64(v / Math.SQRT2));
+  }
+}
+
+export function parseActivation(name: string, alpha = 0.01): Activation {
+  switch (name) {
+    case 'none':
+    case 'relu':
+    case 'sigmoid':
+    case 'tanh':
+    case 'gelu':
+      return { kind: name };
+    case 'leakyRelu':
+      return { kind: 'leakyRelu', alpha };
+    default:
+      throw new InvalidInputError(`unknown activation '${name}'`);
+  }
+}
+
+/** erf to ~1e-15 by its Maclaurin series (|x| < 3) or the continued fraction of erfc (|x| >= 3). */
+export function erf64(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let term = ax;
+    let sum = ax;
+    for (let n = 1; n < 200; n++) {
+      term *= (-ax * ax) / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(x) = exp(-x²)/(x√π) · 1/(1 + 1/(2x²)/(1 + 2/(2x²)/(1 + ...))) via Lentz-free backward recursion.
+  let f = 0;
+  for (let k = 60; k >= 1; k--) f = (k / 2) / (ax + f);
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+  return Math.sign(x) * (1 - erfc);
+}
