@@ -10,4 +10,4 @@ export { readPth } from './weights/pth';
 export type { StateDict } from './weights/state-dict';
 export type { CpuTensor } from './weights/tensor';
 export * from './io/index';
-export { BUILTIN_MODELS, DEFAULT_MODEL, type BuiltinModelName, type DenoiseOptions, type LoadModelOptions } from './api';
+export { BUILTIN_MODELS, DEFAULT_MODEL, type BuiltinModelName, type ContextChoice, type DenoiseOptions, type LoadModelOptions } from './api';

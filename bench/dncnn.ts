@@ -1,0 +1,65 @@
+/**
+ * DnCNN-17 (built-in σ=25 weights) end-to-end timing: median of repeated runs after warm-up, GPU time from
+ * timestamp queries where the adapter has them, plus wall time (upload + dispatches + readback).
+ *
+ *   npm run bench [-- --size 256 --runs 5 --warmup 1 --json out.json]
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { getDefaultContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
+import { median, percentile } from './stats';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '256' },
+    runs: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    json: { type: 'string' },
+  },
+});
+const size = Number(values.size);
+const runs = Number(values.runs);
+const ctx = await getDefaultContext();
+const model = await loadBuiltinModel('dncnn_25', { context: ctx });
+const image = { width: size, height: size, channels: 1, data: new Float32Array(size * size).map((_, i) => ((i * 7919) % 256) / 255) };
+const tCompile = performance.now();
+await model.warmup(size, size);
+const compileMs = performance.now() - tCompile;
+for (let i = 0; i < Number(values.warmup); i++) await model.runFloat(image);
+const wall: number[] = [];
+const gpu: number[] = [];
+let dispatches = 0;
+let activationBytes = 0;
+for (let i = 0; i < runs; i++) {
+  const { stats } = await model.runFloat(image);
+  wall.push(stats.wallMs);
+  if (stats.gpuMs !== undefined) gpu.push(stats.gpuMs);
+  dispatches = stats.dispatches;
+  activationBytes = stats.activationBytes;
+}
+// 17 convolutions: 1→64, 15 × 64→64, 64→1, 3×3, 2 FLOP per MAC.
+const flops = 2 * size * size * 9 * (64 + 15 * 64 * 64 + 64);
+const result = {
+  benchmark: `DnCNN-17 ${size}×${size} grayscale`,
+  adapter: ctx.describe(),
+  runs,
+  compileMs,
+  wallMs: { median: median(wall), p10: percentile(wall, 10), p90: percentile(wall, 90) },
+  gpuMs: gpu.length ? { median: median(gpu), p10: percentile(gpu, 10), p90: percentile(gpu, 90) } : null,
+  gflops: flops / 1e9,
+  gflopPerSecond: flops / 1e6 / (gpu.length ? median(gpu) : median(wall)),
+  dispatches,
+  activationMiB: activationBytes / 2 ** 20,
+};
+console.log(`adapter: ${ctx.adapterName}`);
+console.log(`| benchmark | median wall ms | median GPU ms | GFLOP/s | dispatches | activation MiB |`);
+console.log(`|---|---|---|---|---|---|`);
+console.log(
+  `| ${result.benchmark} | ${result.wallMs.median.toFixed(1)} | ${result.gpuMs ? result.gpuMs.median.toFixed(1) : '–'} | ${result.gflopPerSecond.toFixed(2)} | ${dispatches} | ${result.activationMiB.toFixed(1)} |`,
+);
+console.log(JSON.stringify(result));
+if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
+model.dispose();
+ctx.dispose();
+releaseNodeGPU();
+process.exit(0);

@@ -1,0 +1,37 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig([
+  // The library: browser-safe default entry, Node entry, CLI, and the scripts behind `npm run eval:set12` and
+  // `npm run bench`. Dependencies stay external (consumers' bundlers resolve them); `webgpu` is only ever
+  // imported dynamically by the Node entry.
+  {
+    entry: {
+      index: 'src/index.ts',
+      node: 'src/node.ts',
+      cli: 'src/cli.ts',
+      'tools/eval-set12': 'tools/eval-set12.ts',
+      'bench/dncnn': 'bench/dncnn.ts',
+      'bench/conv2d-variants': 'bench/conv2d-variants.ts',
+    },
+    format: ['esm'],
+    target: 'es2022',
+    platform: 'node',
+    splitting: true,
+    sourcemap: true,
+    clean: true,
+    dts: { entry: { index: 'src/index.ts', node: 'src/node.ts' } },
+    external: ['webgpu'],
+  },
+  // A self-contained ES module for pages without a bundler (and for the Chromium tests): every dependency
+  // inlined. It sits next to index.js so the built-in weights resolve to ../assets as they do there.
+  {
+    entry: { 'webgpu-restore.browser': 'src/index.ts' },
+    format: ['esm'],
+    target: 'es2022',
+    platform: 'browser',
+    splitting: false,
+    sourcemap: true,
+    clean: false,
+    noExternal: [/.*/],
+  },
+]);
