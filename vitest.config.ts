@@ -10,5 +10,6 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     teardownTimeout: 10_000,
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
