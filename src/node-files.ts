@@ -16,5 +16,10 @@ export async function readImageFile(path: string): Promise<RasterImage> {
 
 export async function writeImageFile(path: string, image: RasterImage): Promise<void> {
   if (!/\.png$/i.test(path)) throw new ImageFormatError(`${path}: only PNG output is supported (use a .png name)`);
-  await writeFile(path, encodePng(image));
+  const bytes = encodePng(image);
+  try {
+    await writeFile(path, bytes);
+  } catch (cause) {
+    throw new ImageFormatError(`cannot write ${path}: ${(cause as Error).message}`, { cause });
+  }
 }

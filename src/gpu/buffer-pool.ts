@@ -12,15 +12,17 @@ export class BufferPool {
   constructor(private readonly ctx: GPUContext) {}
 
   acquire(size: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
+    // Compare with the rounded size new buffers get, so a buffer is always reusable for the request it was made for.
+    const rounded = Math.ceil(size / 256) * 256;
     let best = -1;
     for (let i = 0; i < this.free.length; i++) {
       const b = this.free[i];
-      if (b.usage !== usage || b.size < size || b.size * 0.75 > size) continue;
+      if (b.usage !== usage || b.size < size || b.size * 0.75 > rounded) continue;
       if (best < 0 || b.size < this.free[best].size) best = i;
     }
-    this.liveCount++;
-    if (best >= 0) return this.free.splice(best, 1)[0];
-    return this.ctx.createBuffer({ size: Math.ceil(size / 256) * 256, usage }, label);
+    const buffer = best >= 0 ? this.free.splice(best, 1)[0] : this.ctx.createBuffer({ size: rounded, usage }, label);
+    this.liveCount++; // only once we have one: a refused createBuffer must not count as in use
+    return buffer;
   }
 
   release(buffer: GPUBuffer): void {

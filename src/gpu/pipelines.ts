@@ -1,5 +1,5 @@
 import { ShaderStage } from './flags';
-import { ShaderCompilationError } from '../errors';
+import { RestoreError, ShaderCompilationError } from '../errors';
 import type { GPUContext } from './context';
 import { type ReflectedShader, reflectShader, type ShaderSource } from './shader';
 
@@ -45,7 +45,6 @@ export class PipelineCache {
   }
 
   private async compile(source: ShaderSource): Promise<CompiledKernel> {
-    const shader = reflectShader(source);
     const device = this.ctx.device;
     const module = await this.ctx.withErrorScopes(`compiling shader '${source.label}'`, async () => {
       const m = device.createShaderModule({ label: source.label, code: source.code });
@@ -59,6 +58,15 @@ export class PipelineCache {
       }
       return m;
     });
+    // Reflect only once Dawn/Tint accepted the code: its diagnostics (line:column) are the useful ones, while
+    // wgsl_reflect's parser would throw a plain Error on a syntax error.
+    let shader: ReflectedShader;
+    try {
+      shader = reflectShader(source);
+    } catch (e) {
+      if (e instanceof RestoreError) throw e;
+      throw new ShaderCompilationError(source.label, [`reflection failed: ${(e as Error).message}`]);
+    }
     const bindGroupLayout = device.createBindGroupLayout({
       label: source.label,
       entries: shader.bindings.map((b) => ({

@@ -52,11 +52,34 @@ export class Plan {
     const intervals = liveIntervals(graph, kernels);
     const { slotOf, slotBytes } = assignBuffers(intervals);
     const pool = options.pool ?? ctx.buffers;
-    const slots = slotBytes.map((bytes, i) => pool.acquire(bytes, STORAGE_USAGE, `activation slot ${i}`));
+    // Whatever is acquired or created below goes back if a later step throws (bad binding, limit exceeded, ...).
+    const slots: GPUBuffer[] = [];
+    const uniformBuffers: GPUBuffer[] = [];
+    const owned: GPUBuffer[] = [];
+    try {
+      for (const [i, bytes] of slotBytes.entries()) slots.push(pool.acquire(bytes, STORAGE_USAGE, `activation slot ${i}`));
+      return await Plan.build(ctx, graph, kernels, slotOf, slots, uniformBuffers, owned, pool, options);
+    } catch (e) {
+      for (const b of slots) pool.release(b);
+      for (const b of [...uniformBuffers, ...owned]) b.destroy();
+      throw e;
+    }
+  }
+
+  private static async build(
+    ctx: GPUContext,
+    graph: Graph,
+    kernels: CompiledKernel[],
+    slotOf: Map<number, number>,
+    slots: GPUBuffer[],
+    uniformBuffers: GPUBuffer[],
+    owned: GPUBuffer[],
+    pool: BufferPool,
+    options: PlanOptions,
+  ): Promise<Plan> {
     const bufferOf = new Map<number, GPUBuffer>();
     for (const [id, slot] of slotOf) bufferOf.set(id, slots[slot]);
 
-    const uniformBuffers: GPUBuffer[] = [];
     const steps = await ctx.withErrorScopes('creating bind groups', () =>
       graph.nodes.map((node, i) => {
         const kernel = kernels[i];
@@ -81,16 +104,19 @@ export class Plan {
         return { node, kernel, bindGroup };
       }),
     );
-    const staging = graph.outputs.map((t) =>
-      ctx.createBuffer({ size: tensorBytes(t.shape), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, `${t.label} readback`),
-    );
+    const staging: GPUBuffer[] = [];
+    for (const t of graph.outputs) {
+      const b = ctx.createBuffer({ size: tensorBytes(t.shape), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, `${t.label} readback`);
+      staging.push(b);
+      owned.push(b);
+    }
     let query: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined;
     if (ctx.hasTimestamps) {
-      query = {
-        set: ctx.device.createQuerySet({ type: 'timestamp', count: 2 }),
-        resolve: ctx.createBuffer({ size: 16, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC }, 'timestamps'),
-        read: ctx.createBuffer({ size: 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'timestamps readback'),
-      };
+      const resolve = ctx.createBuffer({ size: 16, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC }, 'timestamps');
+      owned.push(resolve);
+      const read = ctx.createBuffer({ size: 16, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'timestamps readback');
+      owned.push(read);
+      query = { set: ctx.device.createQuerySet({ type: 'timestamp', count: 2 }), resolve, read };
     }
     return new Plan(ctx, graph, steps, bufferOf, slots, uniformBuffers, staging, pool, options.dispatchesPerSubmit ?? 32, query);
   }

@@ -1,0 +1,263 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RasterImage } from '../../src/io/image';
+import { decodePng, encodePng } from '../../src/io/png';
+import { networkFromCheckpoint } from '../../src/models/load';
+import { RestorationModel } from '../../src/models/restoration-model';
+import { REPO } from '../helpers/fixtures';
+import { getTestContext } from '../helpers/gpu';
+import { seededRandom } from '../helpers/random';
+
+const ROOT = fileURLToPath(REPO);
+const CLI = join(ROOT, 'dist', 'cli.js');
+const FIXTURE = (name: string) => join(ROOT, 'test', 'fixtures', name);
+let dir: string;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Dawn prints a couple of limit warnings on stderr; everything else there is ours. */
+function ownStderr(r: Result): string {
+  return r.stderr
+    .split('\n')
+    .filter((l) => !/^Warning: .*artificially reduced/.test(l))
+    .join('\n')
+    .trim();
+}
+
+function expectCleanFailure(r: Result, pattern: RegExp, code?: number): void {
+  const err = ownStderr(r);
+  expect(r.code, `exit code (stderr: ${err})`).not.toBe(0);
+  if (code !== undefined) expect(r.code).toBe(code);
+  expect(r.code).not.toBeNull(); // exited, not killed by the timeout or a signal
+  expect(err).toMatch(pattern);
+  expect(err, 'no stack trace').not.toMatch(/^\s+at .+[(:]\d+/m);
+}
+
+function gaussian(r: () => number): number {
+  const u = Math.max(r(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+}
+
+/** A smooth clean image in [0.2, 0.8] and a copy with Gaussian noise σ = 25/255, quantised to `bitDepth`. */
+function noisyPair(w: number, h: number, channels: 1 | 3, bitDepth: 8 | 16, seed: number) {
+  const max = bitDepth === 16 ? 65535 : 255;
+  const r = seededRandom(seed);
+  const clean = new Float64Array(w * h * channels);
+  const data = bitDepth === 16 ? new Uint16Array(clean.length) : new Uint8Array(clean.length);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < channels; c++) {
+        const i = (y * w + x) * channels + c;
+        clean[i] = 0.5 + 0.3 * Math.sin((x + 2 * c) / 5) * Math.cos(y / 7);
+        data[i] = Math.round(Math.min(1, Math.max(0, clean[i] + (25 / 255) * gaussian(r))) * max);
+      }
+    }
+  }
+  const image: RasterImage = { width: w, height: h, channels, bitDepth, data };
+  return { clean, image };
+}
+
+function mseAgainst(image: RasterImage, clean: Float64Array): number {
+  const max = image.bitDepth === 16 ? 65535 : 255;
+  let s = 0;
+  for (let i = 0; i < clean.length; i++) s += (image.data[i] / max - clean[i]) ** 2;
+  return s / clean.length;
+}
+
+function writePng(name: string, image: RasterImage): string {
+  const path = join(dir, name);
+  writeFileSync(path, encodePng(image));
+  return path;
+}
+
+function readPng(path: string): RasterImage {
+  expect(existsSync(path), `${path} was written`).toBe(true);
+  const bytes = new Uint8Array(readFileSync(path));
+  return decodePng(bytes, path);
+}
+
+/** The bit depth stored in the PNG header (IHDR byte 24), independent of our decoder. */
+function headerBitDepth(path: string): number {
+  return readFileSync(path)[24];
+}
+
+beforeAll(() => {
+  if (!existsSync(CLI)) {
+    throw new Error(`${CLI} is missing: build first (npx tsup, or npm test which builds before testing)`);
+  }
+  dir = mkdtempSync(join(tmpdir(), 'webgpu-restore-cli-'));
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('webgpu-restore denoise', () => {
+  it('denoises an 8-bit grayscale PNG with the built-in model', async () => {
+    const { clean, image } = noisyPair(24, 20, 1, 8, 1);
+    const input = writePng('gray8.png', image);
+    const output = join(dir, 'gray8.out.png');
+    const r = await cli('denoise', input, '-o', output);
+    expect(r.code, ownStderr(r)).toBe(0);
+    expect(r.stdout).toMatch(/^adapter: \S/m);
+    expect(r.stdout).toMatch(/24×20/);
+    const out = readPng(output);
+    expect([out.width, out.height, out.channels, out.bitDepth]).toEqual([24, 20, 1, 8]);
+    expect(headerBitDepth(output)).toBe(8);
+    // It really denoised: much closer to the clean image than the noisy input was.
+    expect(mseAgainst(out, clean)).toBeLessThan(0.6 * mseAgainst(image, clean));
+  });
+
+  it('keeps 16-bit input 16-bit', async () => {
+    const { clean, image } = noisyPair(24, 20, 1, 16, 2);
+    const input = writePng('gray16.png', image);
+    const output = join(dir, 'gray16.out.png');
+    const r = await cli('denoise', input, '-o', output, '--quiet');
+    expect(r.code, ownStderr(r)).toBe(0);
+    expect(r.stdout.trim()).toBe(''); // --quiet
+    const out = readPng(output);
+    expect([out.width, out.height, out.channels, out.bitDepth]).toEqual([24, 20, 1, 16]);
+    expect(out.data).toBeInstanceOf(Uint16Array);
+    expect(headerBitDepth(output)).toBe(16);
+    // Values use the 16-bit range (not 8-bit values scaled up by 257).
+    expect([...out.data].some((v) => v % 257 !== 0)).toBe(true);
+    expect(mseAgainst(out, clean)).toBeLessThan(0.6 * mseAgainst(image, clean));
+  });
+
+  it('--weights with a colour checkpoint on an RGB PNG gives the same RGB image as the library', async () => {
+    const { image } = noisyPair(13, 9, 3, 8, 3);
+    const input = writePng('rgb.png', image);
+    const output = join(dir, 'rgb.out.png');
+    const weights = FIXTURE('dncnn/tiny_r_color.pth');
+    const r = await cli('denoise', input, '-o', output, '--weights', weights);
+    expect(r.code, ownStderr(r)).toBe(0);
+    expect(r.stdout).toMatch(/tiny_r_color\.pth/);
+    const out = readPng(output);
+    expect([out.width, out.height, out.channels, out.bitDepth]).toEqual([13, 9, 3, 8]);
+    expect(out.data).not.toEqual(image.data);
+
+    const ctx = await getTestContext();
+    const model = new RestorationModel(ctx, networkFromCheckpoint(readFileSync(weights)), 'tiny_r_color');
+    const expected = await model.run(image);
+    model.dispose();
+    let maxDiff = 0;
+    for (let i = 0; i < expected.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(expected.data[i] - out.data[i]));
+    expect(maxDiff).toBeLessThanOrEqual(1);
+  });
+
+  it('--gray converts an RGB image for the grayscale built-in model', async () => {
+    const { image } = noisyPair(16, 12, 3, 8, 4);
+    const input = writePng('rgb-for-gray.png', image);
+    const output = join(dir, 'rgb-for-gray.out.png');
+    const r = await cli('denoise', input, '-o', output, '--gray');
+    expect(r.code, ownStderr(r)).toBe(0);
+    const out = readPng(output);
+    expect([out.width, out.height, out.channels, out.bitDepth]).toEqual([16, 12, 1, 8]);
+  });
+});
+
+describe('webgpu-restore errors', () => {
+  it('a missing input file', async () => {
+    const missing = join(dir, 'does-not-exist.png');
+    const r = await cli('denoise', missing, '-o', join(dir, 'x.png'));
+    expectCleanFailure(r, /does-not-exist\.png/);
+    expect(ownStderr(r)).toMatch(/IMAGE_FORMAT|no such file|ENOENT/);
+    expect(existsSync(join(dir, 'x.png'))).toBe(false);
+  });
+
+  it('an input that is not a PNG (JPEG bytes)', async () => {
+    const path = join(dir, 'photo.png');
+    writeFileSync(path, Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00));
+    const r = await cli('denoise', path, '-o', join(dir, 'photo.out.png'));
+    expectCleanFailure(r, /photo\.png/);
+    expect(ownStderr(r)).toMatch(/JPEG/);
+    expect(ownStderr(r)).toMatch(/IMAGE_FORMAT/);
+  });
+
+  it('an RGB image for the grayscale built-in model', async () => {
+    const { image } = noisyPair(8, 6, 3, 8, 5);
+    const input = writePng('rgb-small.png', image);
+    const r = await cli('denoise', input, '-o', join(dir, 'rgb-small.out.png'));
+    expectCleanFailure(r, /grayscale/);
+    expect(ownStderr(r)).toMatch(/RGB|3 channels/);
+    expect(existsSync(join(dir, 'rgb-small.out.png'))).toBe(false);
+  });
+
+  it('a truncated checkpoint', async () => {
+    const bytes = readFileSync(FIXTURE('dncnn/tiny_r_gray.pth'));
+    const weights = join(dir, 'half.pth');
+    writeFileSync(weights, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const input = writePng('for-half.png', noisyPair(8, 6, 1, 8, 6).image);
+    const r = await cli('denoise', input, '-o', join(dir, 'half.out.png'), '--weights', weights);
+    expectCleanFailure(r, /CHECKPOINT_TRUNCATED/);
+    expect(ownStderr(r)).toMatch(/half\.pth/);
+  });
+
+  it('a checkpoint of an unknown network', async () => {
+    const input = writePng('for-zip.png', noisyPair(8, 6, 1, 8, 7).image);
+    const r = await cli('denoise', input, '-o', join(dir, 'zip.out.png'), '-w', FIXTURE('weights/zip_basic.pth'));
+    expectCleanFailure(r, /cannot tell which network/);
+    expect(ownStderr(r)).toMatch(/conv\.weight/); // the keys it saw
+  });
+
+  it('a weights file that does not exist', async () => {
+    const input = writePng('for-nofile.png', noisyPair(8, 6, 1, 8, 8).image);
+    const r = await cli('denoise', input, '-o', join(dir, 'nofile.out.png'), '-w', join(dir, 'nowhere.pth'));
+    expectCleanFailure(r, /nowhere\.pth/);
+  });
+
+  it('an output in a directory that does not exist, or not a .png', async () => {
+    const input = writePng('for-out.png', noisyPair(8, 6, 1, 8, 9).image);
+    const weights = FIXTURE('dncnn/tiny_r_gray.pth');
+    const badDir = await cli('denoise', input, '-o', join(dir, 'no-such-dir', 'out.png'), '-w', weights);
+    expectCleanFailure(badDir, /no-such-dir/);
+    const notPng = await cli('denoise', input, '-o', join(dir, 'out.jpg'), '-w', weights);
+    expectCleanFailure(notPng, /out\.jpg/);
+    expect(ownStderr(notPng)).toMatch(/PNG/);
+    expect(existsSync(join(dir, 'out.jpg'))).toBe(false);
+  });
+
+  it('an unknown command prints the usage and exits 2', async () => {
+    const r = await cli('sharpen', 'a.png', '-o', 'b.png');
+    expectCleanFailure(r, /unknown command 'sharpen'/, 2);
+    expect(ownStderr(r)).toMatch(/usage:/);
+  });
+
+  it('a missing -o prints the usage and exits 2', async () => {
+    const r = await cli('denoise', 'a.png');
+    expectCleanFailure(r, /-o/, 2);
+    expect(ownStderr(r)).toMatch(/usage:/);
+  });
+
+  it('an unknown option prints the usage and exits 2, without a stack trace', async () => {
+    const r = await cli('denoise', 'a.png', '-o', 'b.png', '--sigma', '25');
+    expectCleanFailure(r, /--sigma/, 2);
+    expect(ownStderr(r)).toMatch(/usage:/);
+  });
+
+  it('no arguments prints the usage and exits 2; --help exits 0', async () => {
+    const none = await cli();
+    expect(none.code).toBe(2);
+    expect(none.stdout + none.stderr).toMatch(/usage:/);
+    const help = await cli('--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/usage:[\s\S]*--weights/);
+  });
+});
