@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { getDefaultContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
+import { overrideConv2dVariant, parseConv2dVariant } from '../src/kernels/conv2d';
 import { median, percentile } from './stats';
 
 const { values } = parseArgs({
@@ -15,8 +16,11 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     json: { type: 'string' },
+    // Force one convolution variant, e.g. --variant px8,cb4,wg64 (see the shader labels / selectConv2dVariant).
+    variant: { type: 'string' },
   },
 });
+if (values.variant) overrideConv2dVariant(parseConv2dVariant(values.variant));
 const size = Number(values.size);
 const runs = Number(values.runs);
 const ctx = await getDefaultContext();
@@ -50,6 +54,7 @@ const result = {
   gflopPerSecond: flops / 1e6 / (gpu.length ? median(gpu) : median(wall)),
   dispatches,
   activationMiB: activationBytes / 2 ** 20,
+  variants: ctx.pipelines.labels(),
 };
 console.log(`adapter: ${ctx.adapterName}`);
 console.log(`| benchmark | median wall ms | median GPU ms | GFLOP/s | dispatches | activation MiB |`);

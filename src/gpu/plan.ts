@@ -1,4 +1,6 @@
-import { BufferUsage, MapMode } from './flags';
+import { BufferUsage } from './flags';
+import { GPUTensor } from './gpu-tensor';
+import { readMapped, submitDispatches } from './recorder';
 import { InvalidInputError } from '../errors';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
@@ -130,14 +132,17 @@ export class Plan {
     return this.steps.length;
   }
 
-  /** Runs the graph on NHWC-padded inputs (one per graph input, in order); runs on one plan are serialised. */
-  run(inputs: Float32Array[], options: { timing?: boolean } = {}): Promise<RunResult> {
+  /**
+   * Runs the graph on its inputs, in order: NHWC-padded arrays, or tensors already on this device. Runs on one
+   * plan are serialised (they share its buffers).
+   */
+  run(inputs: (Float32Array | GPUTensor)[], options: { timing?: boolean } = {}): Promise<RunResult> {
     const next = this.queue.then(() => this.runNow(inputs, options.timing ?? false));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async runNow(inputs: Float32Array[], timing: boolean): Promise<RunResult> {
+  private async runNow(inputs: (Float32Array | GPUTensor)[], timing: boolean): Promise<RunResult> {
     if (this.disposed) throw new InvalidInputError('plan has been disposed');
     const ctx = this.ctx;
     ctx.throwIfFailed();
@@ -145,72 +150,57 @@ export class Plan {
     if (inputs.length !== g.inputs.length) {
       throw new InvalidInputError(`plan expects ${g.inputs.length} input(s), got ${inputs.length}`);
     }
+    const gpuInputs: [TensorValue, GPUTensor][] = [];
     g.inputs.forEach((t, i) => {
+      const input = inputs[i];
+      if (input instanceof GPUTensor) {
+        if (input.shape.some((d, k) => d !== t.shape[k])) {
+          throw new InvalidInputError(`input '${t.label}' is ${formatShape(t.shape)}, the GPU tensor given is ${formatShape(input.shape)}`);
+        }
+        if (input.ctx !== ctx) throw new InvalidInputError(`input '${t.label}' lives on another device`);
+        gpuInputs.push([t, input]);
+        return;
+      }
       const expected = tensorElements(t.shape);
-      if (inputs[i].length !== expected) {
+      if (input.length !== expected) {
         throw new InvalidInputError(
-          `input '${t.label}' ${formatShape(t.shape)} needs ${expected} values (NHWC, channels padded to 4), got ${inputs[i].length}`,
+          `input '${t.label}' ${formatShape(t.shape)} needs ${expected} values (NHWC, channels padded to 4), got ${input.length}`,
         );
       }
-      writeBuffer(ctx.device, this.bufferOf.get(t.id)!, 0, inputs[i]);
+      writeBuffer(ctx.device, this.bufferOf.get(t.id)!, 0, input);
     });
 
     const useTimestamps = timing && this.query !== undefined;
-    const submit = async () => {
-      const n = this.steps.length;
-      const chunks = Math.max(1, Math.ceil(n / this.dispatchesPerSubmit));
-      for (let c = 0; c < chunks; c++) {
-        const encoder = ctx.device.createCommandEncoder({ label: `plan chunk ${c}` });
-        const timestampWrites: GPUComputePassTimestampWrites | undefined = useTimestamps
-          ? {
-              querySet: this.query!.set,
-              ...(c === 0 ? { beginningOfPassWriteIndex: 0 } : {}),
-              ...(c === chunks - 1 ? { endOfPassWriteIndex: 1 } : {}),
-            }
-          : undefined;
-        const pass = encoder.beginComputePass(
-          timestampWrites && (c === 0 || c === chunks - 1) ? { timestampWrites } : {},
-        );
-        for (const s of this.steps.slice(c * this.dispatchesPerSubmit, (c + 1) * this.dispatchesPerSubmit)) {
-          pass.setPipeline(s.kernel.pipeline);
-          pass.setBindGroup(0, s.bindGroup);
-          pass.dispatchWorkgroups(...s.node.workgroups);
-        }
-        pass.end();
-        if (c === chunks - 1) {
-          g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, this.staging[i].size));
+    const dispatches = this.steps.map((s) => ({ pipeline: s.kernel.pipeline, bindGroup: s.bindGroup, workgroups: s.node.workgroups }));
+    const submit = () =>
+      submitDispatches(ctx.device, dispatches, {
+        perSubmit: this.dispatchesPerSubmit,
+        timestamps: useTimestamps ? this.query!.set : undefined,
+        before: (encoder) => {
+          for (const [t, tensor] of gpuInputs) encoder.copyBufferToBuffer(tensor.buffer, 0, this.bufferOf.get(t.id)!, 0, tensorBytes(t.shape));
+        },
+        after: (encoder) => {
+          g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, tensorBytes(t.shape)));
           if (useTimestamps) {
             encoder.resolveQuerySet(this.query!.set, 0, 2, this.query!.resolve, 0);
             encoder.copyBufferToBuffer(this.query!.resolve, 0, this.query!.read, 0, 16);
           }
-        }
-        ctx.device.queue.submit([encoder.finish()]);
-      }
-    };
+        },
+      });
     if (ctx.debug) await ctx.withErrorScopes(`running plan (${this.steps.length} dispatches)`, submit);
-    else await submit();
+    else submit();
 
     const outputs: Float32Array[] = [];
-    for (let i = 0; i < g.outputs.length; i++) outputs.push(await this.readStaging(this.staging[i], tensorElements(g.outputs[i].shape)));
+    for (let i = 0; i < g.outputs.length; i++) {
+      outputs.push(new Float32Array(await readMapped(ctx, this.staging[i], tensorBytes(g.outputs[i].shape))));
+    }
     let gpuMs: number | undefined;
     if (useTimestamps) {
-      const read = this.query!.read;
-      await ctx.raceLost(read.mapAsync(MapMode.READ));
-      const t = new BigUint64Array(read.getMappedRange().slice(0));
-      read.unmap();
+      const t = new BigUint64Array(await readMapped(ctx, this.query!.read, 16));
       gpuMs = Number(t[1] - t[0]) / 1e6;
     }
     ctx.throwIfFailed();
     return { outputs, gpuMs };
-  }
-
-  private async readStaging(buffer: GPUBuffer, elements: number): Promise<Float32Array> {
-    await this.ctx.raceLost(buffer.mapAsync(MapMode.READ));
-    const out = new Float32Array(elements);
-    // Copy out of the mapped range before unmap (dawn.node pitfall 2: slice() then unmap crashed).
-    out.set(new Float32Array(buffer.getMappedRange(0, elements * 4)));
-    buffer.unmap();
-    return out;
   }
 
   /**

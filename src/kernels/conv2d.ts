@@ -82,10 +82,36 @@ export function packBias(bias: ArrayLike<number>, channels: number): Float32Arra
  */
 export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry): Conv2dVariant {
   const cout4 = paddedChannels(g.outChannels) / 4;
-  // lavapipe, 2 cores, 3×3 64→64 at 128² (bench/conv2d-variants): px1 cb1 0.95 GFLOP/s, px4 cb4 1.4, px8 cb4 3.2,
-  // px16 cb4 3.8. px8 keeps narrow images from wasting most of a tile.
-  if (adapter.isSoftware) return { px: 8, cb: Math.min(4, cout4), workgroupSize: 64 };
+  if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
+  // lavapipe, 2 cores, 3×3 64→64 at 128², GPU timestamps (npm run bench:conv2d-variants): px1 cb1 1.5 GFLOP/s,
+  // px4 cb4 3.3, px8 cb4 3.6, px16 cb4 4.3, and with workgroup-uniform weights px16 cb4 5.8 (px16 cb2 5.3,
+  // px32 cb2 5.3, px4 cb16 2.7). Hardware GPUs are untuned so far: a moderate tile that keeps occupancy.
+  if (adapter.isSoftware) return { px: 16, cb: Math.min(4, cout4), workgroupSize: 64, uniformWeights: true };
   return { px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
+}
+
+let variantOverride: Conv2dVariant | undefined;
+
+/** Forces one variant for every convolution (benchmarks and experiments); `undefined` restores the table. */
+export function overrideConv2dVariant(v: Conv2dVariant | undefined): void {
+  variantOverride = v;
+}
+
+/** Parses `px16,cb4,wg64,uw` (the tags of a shader label) into a variant. */
+export function parseConv2dVariant(text: string): Conv2dVariant {
+  const v: Conv2dVariant = { px: 0, cb: 0, workgroupSize: 64 };
+  for (const part of text.split(',')) {
+    const m = /^(px|cb|wg)(\d+)$/.exec(part.trim());
+    if (m) {
+      const n = Number(m[2]);
+      if (m[1] === 'px') v.px = n;
+      else if (m[1] === 'cb') v.cb = n;
+      else v.workgroupSize = n;
+    } else if (part.trim() === 'uw') v.uniformWeights = true;
+    else throw new InvalidInputError(`bad conv2d variant tag '${part}' in '${text}' (expected e.g. px16,cb4,wg64,uw)`);
+  }
+  if (v.px < 1 || v.cb < 1 || v.workgroupSize < 1) throw new InvalidInputError(`conv2d variant '${text}' needs px and cb`);
+  return v;
 }
 
 /**
@@ -95,7 +121,7 @@ export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeomet
 export const CONV2D_TEST_VARIANTS: Conv2dVariant[] = [
   { px: 1, cb: 1, workgroupSize: 64 },
   { px: 2, cb: 3, workgroupSize: 32 },
-  { px: 16, cb: 4, workgroupSize: 64 },
+  { px: 3, cb: 2, workgroupSize: 16, uniformWeights: true },
 ];
 
 /**
@@ -127,7 +153,11 @@ export function conv2d(
   const cout4 = paddedChannels(g.outChannels) / 4;
   const coBlocks = Math.ceil(cout4 / v.cb);
   const tilesX = Math.ceil(wo / v.px);
-  const total = n * ho * tilesX * coBlocks;
+  // `total` counts what the linear invocation index runs over: (pixel tile, channel block) pairs, or only
+  // pixel tiles when the channel block comes from the workgroup index.
+  const tiles = n * ho * tilesX;
+  const total = v.uniformWeights ? tiles : tiles * coBlocks;
+  const workgroups = v.uniformWeights ? coBlocks * Math.ceil(tiles / v.workgroupSize) : Math.ceil(total / v.workgroupSize);
   const key = {
     kernelH: g.kernelSize[0],
     kernelW: g.kernelSize[1],
@@ -159,7 +189,7 @@ export function conv2d(
       alpha: activationAlpha(activation),
     },
     bindings: { x: input, weight: params.weight, ...(params.bias ? { bias: params.bias } : {}), y: out },
-    workgroups: workgroupGrid(Math.ceil(total / v.workgroupSize), maxWorkgroupsPerDimension),
+    workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
   });
   return out;
 }

@@ -9,6 +9,12 @@ export interface Conv2dVariant {
   px: number;
   cb: number;
   workgroupSize: number;
+  /**
+   * Give each workgroup one block of output channels and spread pixel tiles over its invocations, so every
+   * weight load has the same address in the whole workgroup. CPU adapters then load weights once and
+   * broadcast them instead of gathering per lane.
+   */
+  uniformWeights?: boolean;
 }
 
 export interface Conv2dShaderKey {
@@ -21,7 +27,7 @@ export interface Conv2dShaderKey {
 }
 
 export function conv2dLabel(key: Conv2dShaderKey, v: Conv2dVariant): string {
-  return `conv2d[k${key.kernelH}x${key.kernelW},px${v.px},cb${v.cb},wg${v.workgroupSize},${activationTag(key.activation)}${
+  return `conv2d[k${key.kernelH}x${key.kernelW},px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''},${activationTag(key.activation)}${
     key.hasBias ? ',bias' : ''
   }${key.maskChannels ? ',mask' : ''}]`;
 }
@@ -56,10 +62,18 @@ const WG: u32 = ${v.workgroupSize}u;
 @compute @workgroup_size(${v.workgroupSize})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
+${
+    v.uniformWeights
+      ? `  let wg_index = wid.y * nwg.x + wid.x;
+  let cob = wg_index % p.co_blocks;
+  let gi = (wg_index / p.co_blocks) * WG + lid;
+  if (gi >= p.total) { return; }
+  var r = gi;`
+      : `  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
   if (gi >= p.total) { return; }
   let cob = gi % p.co_blocks;
-  var r = gi / p.co_blocks;
+  var r = gi / p.co_blocks;`
+  }
   let tx = r % p.tiles_x;
   r = r / p.tiles_x;
   let oy = r % p.ho;

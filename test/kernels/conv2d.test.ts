@@ -3,35 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
-import { type Activation } from '../../src/kernels/activation';
-import {
-  CONV2D_TEST_VARIANTS,
-  type Conv2dGeometry,
-  type Conv2dVariant,
-  conv2d,
-  packBias,
-  packConv2dWeight,
-  selectConv2dVariant,
-} from '../../src/kernels/conv2d';
+import { type Conv2dGeometry, type Conv2dVariant, conv2d, packBias, packConv2dWeight } from '../../src/kernels/conv2d';
+import { CONV2D_CASES, type Conv2dCase, conv2dVariantsFor } from '../helpers/conv2d-cases';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
 
-interface Case {
-  n?: number;
-  cin: number;
-  cout: number;
-  h: number;
-  w: number;
-  k: [number, number];
-  stride?: number;
-  pad?: [number, number];
-  dilation?: number;
-  bias?: boolean;
-  act?: Activation;
-}
-
-async function check(c: Case, variant: Conv2dVariant, seed: number): Promise<number> {
+async function check(c: Conv2dCase, variant: Conv2dVariant, seed: number): Promise<number> {
   const ctx = await getTestContext();
   const n = c.n ?? 1;
   const stride = c.stride ?? 1;
@@ -73,38 +51,10 @@ async function check(c: Case, variant: Conv2dVariant, seed: number): Promise<num
   return relL2(nhwcPaddedToNchw(out, y.shape), ref.y);
 }
 
-const CASES: [string, Case][] = [
-  ['1x1 image, 3x3, 1→1', { cin: 1, cout: 1, h: 1, w: 1, k: [3, 3] }],
-  ['7x13, 3x3, 1→64 relu', { cin: 1, cout: 64, h: 7, w: 13, k: [3, 3], act: { kind: 'relu' } }],
-  ['7x13, 3x3, 64→1', { cin: 64, cout: 1, h: 7, w: 13, k: [3, 3] }],
-  ['33x47, 3x3, 3→3', { cin: 3, cout: 3, h: 33, w: 47, k: [3, 3] }],
-  ['33x47, 3x3, 64→64 relu', { cin: 64, cout: 64, h: 33, w: 47, k: [3, 3], act: { kind: 'relu' } }],
-  ['9x11, 3x3, 5→7 no bias, batch 2', { n: 2, cin: 5, cout: 7, h: 9, w: 11, k: [3, 3], bias: false }],
-  ['1x1 conv 13→6 sigmoid', { cin: 13, cout: 6, h: 5, w: 9, k: [1, 1], act: { kind: 'sigmoid' } }],
-  ['2x2 stride 2, 8→16', { cin: 8, cout: 16, h: 10, w: 14, k: [2, 2], stride: 2, pad: [0, 0] }],
-  ['7x7 stride 2 pad 3, 3→8', { cin: 3, cout: 8, h: 17, w: 19, k: [7, 7], stride: 2, pad: [3, 3] }],
-  ['3x3 dilation 2, 4→4 leaky', { cin: 4, cout: 4, h: 12, w: 9, k: [3, 3], pad: [2, 2], dilation: 2, act: { kind: 'leakyRelu', alpha: 0.2 } }],
-  ['5x3 kernel, asym pad, 6→5 tanh', { cin: 6, cout: 5, h: 8, w: 11, k: [5, 3], pad: [2, 1], act: { kind: 'tanh' } }],
-  ['3x3 gelu 4→8', { cin: 4, cout: 8, h: 6, w: 7, k: [3, 3], act: { kind: 'gelu' } }],
-];
-
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
-
-function variantsFor(c: Case): Conv2dVariant[] {
-  const geometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: 1, padding: [0, 0] as [number, number], dilation: 1 };
-  const all = [...CONV2D_TEST_VARIANTS, selectConv2dVariant(SOFTWARE, geometry), selectConv2dVariant(HARDWARE, geometry)];
-  const seen = new Set<string>();
-  return all.filter((v) => {
-    const k = `${v.px}/${v.cb}/${v.workgroupSize}`;
-    return !seen.has(k) && seen.add(k) !== undefined;
-  });
-}
-
 describe('conv2d against a float64 reference', () => {
-  CASES.forEach(([name, c], i) => {
-    for (const variant of variantsFor(c)) {
-      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}]`, async () => {
+  CONV2D_CASES.forEach(([name, c], i) => {
+    for (const variant of conv2dVariantsFor(c)) {
+      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}]`, async () => {
         const err = await check(c, variant, 100 + i);
         expect(err).toBeLessThanOrEqual(1e-5);
       });

@@ -1,0 +1,47 @@
+import type { Activation } from '../../src/kernels/activation';
+import { CONV2D_TEST_VARIANTS, type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d';
+
+/** The conv2d kernel cases, shared by the Node test (test/kernels) and the Chromium run (test/browser). */
+export interface Conv2dCase {
+  n?: number;
+  cin: number;
+  cout: number;
+  h: number;
+  w: number;
+  k: [number, number];
+  stride?: number;
+  pad?: [number, number];
+  dilation?: number;
+  bias?: boolean;
+  act?: Activation;
+}
+
+export const CONV2D_CASES: [string, Conv2dCase][] = [
+  ['1x1 image, 3x3, 1→1', { cin: 1, cout: 1, h: 1, w: 1, k: [3, 3] }],
+  ['7x13, 3x3, 1→64 relu', { cin: 1, cout: 64, h: 7, w: 13, k: [3, 3], act: { kind: 'relu' } }],
+  ['7x13, 3x3, 64→1', { cin: 64, cout: 1, h: 7, w: 13, k: [3, 3] }],
+  ['33x47, 3x3, 3→3', { cin: 3, cout: 3, h: 33, w: 47, k: [3, 3] }],
+  ['33x47, 3x3, 64→64 relu', { cin: 64, cout: 64, h: 33, w: 47, k: [3, 3], act: { kind: 'relu' } }],
+  ['9x11, 3x3, 5→7 no bias, batch 2', { n: 2, cin: 5, cout: 7, h: 9, w: 11, k: [3, 3], bias: false }],
+  ['1x1 conv 13→6 sigmoid', { cin: 13, cout: 6, h: 5, w: 9, k: [1, 1], act: { kind: 'sigmoid' } }],
+  ['2x2 stride 2, 8→16', { cin: 8, cout: 16, h: 10, w: 14, k: [2, 2], stride: 2, pad: [0, 0] }],
+  ['7x7 stride 2 pad 3, 3→8', { cin: 3, cout: 8, h: 17, w: 19, k: [7, 7], stride: 2, pad: [3, 3] }],
+  ['3x3 dilation 2, 4→4 leaky', { cin: 4, cout: 4, h: 12, w: 9, k: [3, 3], pad: [2, 2], dilation: 2, act: { kind: 'leakyRelu', alpha: 0.2 } }],
+  ['5x3 kernel, asym pad, 6→5 tanh', { cin: 6, cout: 5, h: 8, w: 11, k: [5, 3], pad: [2, 1], act: { kind: 'tanh' } }],
+  ['3x3 gelu 4→8', { cin: 4, cout: 8, h: 6, w: 7, k: [3, 3], act: { kind: 'gelu' } }],
+  ['3x3 sigmoid 5→3 (one padded lane)', { cin: 5, cout: 3, h: 6, w: 5, k: [3, 3], act: { kind: 'sigmoid' } }],
+];
+
+const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
+const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
+
+/** The fixed test variants plus what the selector picks on a software and a hardware adapter, deduplicated. */
+export function conv2dVariantsFor(c: Conv2dCase): Conv2dVariant[] {
+  const geometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: 1, padding: [0, 0] as [number, number], dilation: 1 };
+  const all = [...CONV2D_TEST_VARIANTS, selectConv2dVariant(SOFTWARE, geometry), selectConv2dVariant(HARDWARE, geometry)];
+  const seen = new Set<string>();
+  return all.filter((v) => {
+    const k = `${v.px}/${v.cb}/${v.workgroupSize}/${v.uniformWeights ?? false}`;
+    return !seen.has(k) && seen.add(k) !== undefined;
+  });
+}
