@@ -1,0 +1,178 @@
+import { InvalidInputError } from '../errors';
+import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { paddedChannels, type Shape4 } from '../gpu/tensor';
+
+/**
+ * Spatial resampling of NHWC vec4 channel groups, as F.interpolate / nn.Upsample:
+ * - `nearest` (legacy 'nearest', not 'nearest-exact'): `src = ⌊dst · in / out⌋`, evaluated in integer math (PyTorch
+ *   evaluates it in f32, which agrees for every size one meets; integer math cannot drift).
+ * - `bilinear`, align_corners=True: `src = dst · (in − 1) / (out − 1)` (out = 1 → 0).
+ * - `bilinear`, align_corners=False: `src = max(0, (dst + 0.5) · in / out − 0.5)`, upper neighbour clamped at in − 1.
+ *
+ * Target: either `size` [h, w] or `scaleFactor` (out = ⌊in · s⌋). The ratio used is always the size-based
+ * in / out. PyTorch, given scale_factor without recompute_scale_factor, uses 1 / scale_factor instead; the two
+ * coincide whenever in · s is an integer (every integer factor), which is all the networks here use.
+ * Padded channels stay 0: every output lane is a convex combination of the same lane of the input.
+ */
+export type ResampleMode = 'nearest' | 'bilinear';
+
+export interface ResampleOptions {
+  mode: ResampleMode;
+  /** Output size [h, w]; give this or `scaleFactor`. */
+  size?: readonly [number, number];
+  /** Scale factor, square or [sH, sW]; output = ⌊in · s⌋. */
+  scaleFactor?: number | readonly [number, number];
+  /** Only for bilinear; default false (PyTorch's default). */
+  alignCorners?: boolean;
+}
+
+const WORKGROUP = 64;
+
+export function resampleOutputShape(input: Shape4, opts: ResampleOptions, label = 'resample'): Shape4 {
+  const [n, h, w, c] = input;
+  if (opts.mode !== 'nearest' && opts.mode !== 'bilinear') {
+    throw new InvalidInputError(`${label}: unknown resample mode '${String(opts.mode)}'`);
+  }
+  if (opts.mode === 'nearest' && opts.alignCorners !== undefined) {
+    throw new InvalidInputError(`${label}: alignCorners only applies to bilinear resampling`);
+  }
+  if ((opts.size === undefined) === (opts.scaleFactor === undefined)) {
+    throw new InvalidInputError(`${label}: give exactly one of size and scaleFactor`);
+  }
+  let ho: number;
+  let wo: number;
+  if (opts.size !== undefined) {
+    [ho, wo] = opts.size;
+    if (!Number.isInteger(ho) || !Number.isInteger(wo) || ho < 1 || wo < 1) {
+      throw new InvalidInputError(`${label}: output size ${JSON.stringify(opts.size)} must be two positive integers`);
+    }
+  } else {
+    const s = opts.scaleFactor!;
+    const [sh, sw] = typeof s === 'number' ? [s, s] : s;
+    if (!(sh > 0) || !(sw > 0) || !Number.isFinite(sh) || !Number.isFinite(sw)) {
+      throw new InvalidInputError(`${label}: scale factor ${JSON.stringify(s)} must be positive and finite`);
+    }
+    ho = Math.floor(h * sh);
+    wo = Math.floor(w * sw);
+    if (ho < 1 || wo < 1) {
+      throw new InvalidInputError(`${label}: scale factor ${JSON.stringify(s)} on a ${h}x${w} input leaves no output`);
+    }
+  }
+  return [n, ho, wo, c];
+}
+
+export function nearestWgsl(): string {
+  return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
+  if (i >= p.count) { return; }
+  let c = i % p.c4;
+  let pix = i / p.c4;
+  let ox = pix % p.wo;
+  let oy = (pix / p.wo) % p.ho;
+  let b = pix / (p.wo * p.ho);
+  let iy = min(oy * p.h / p.ho, p.h - 1u);
+  let ix = min(ox * p.w / p.wo, p.w - 1u);
+  y[i] = x[((b * p.h + iy) * p.w + ix) * p.c4 + c];
+}`;
+}
+
+export function bilinearWgsl(): string {
+  return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32,
+  scale_y: f32, scale_x: f32, offset: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
+  if (i >= p.count) { return; }
+  let c = i % p.c4;
+  let pix = i / p.c4;
+  let ox = pix % p.wo;
+  let oy = (pix / p.wo) % p.ho;
+  let b = pix / (p.wo * p.ho);
+  // offset = 0.5 for align_corners=False (half-pixel centres), 0 for align_corners=True.
+  let sy = max((f32(oy) + p.offset) * p.scale_y - p.offset, 0.0);
+  let sx = max((f32(ox) + p.offset) * p.scale_x - p.offset, 0.0);
+  let y0 = min(u32(sy), p.h - 1u);
+  let x0 = min(u32(sx), p.w - 1u);
+  let y1 = min(y0 + 1u, p.h - 1u);
+  let x1 = min(x0 + 1u, p.w - 1u);
+  let ly = sy - f32(y0);
+  let lx = sx - f32(x0);
+  let r0 = (b * p.h + y0) * p.w;
+  let r1 = (b * p.h + y1) * p.w;
+  let top = (1.0 - lx) * x[(r0 + x0) * p.c4 + c] + lx * x[(r0 + x1) * p.c4 + c];
+  let bot = (1.0 - lx) * x[(r1 + x0) * p.c4 + c] + lx * x[(r1 + x1) * p.c4 + c];
+  y[i] = (1.0 - ly) * top + ly * bot;
+}`;
+}
+
+/** F.interpolate(x, size | scale_factor, mode, align_corners) for 'nearest' and 'bilinear'. */
+export function resample(
+  graph: Graph,
+  x: TensorValue,
+  opts: ResampleOptions,
+  label: string,
+  maxWorkgroupsPerDimension = 65535,
+): TensorValue {
+  const outShape = resampleOutputShape(x.shape, opts, label);
+  const [n, h, w, ch] = x.shape;
+  const [, ho, wo] = outShape;
+  const y = graph.tensor(outShape, label);
+  const c4 = paddedChannels(ch) / 4;
+  const count = n * ho * wo * c4;
+  const workgroups = workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension);
+  if (opts.mode === 'nearest') {
+    graph.add({
+      label,
+      kernel: { label: 'resample[nearest]', code: nearestWgsl() },
+      uniforms: { count, c4, h, w, ho, wo },
+      bindings: { x, y },
+      workgroups,
+    });
+  } else {
+    const align = opts.alignCorners ?? false;
+    const ratio = (i: number, o: number) => (align ? (o > 1 ? (i - 1) / (o - 1) : 0) : i / o);
+    graph.add({
+      label,
+      kernel: { label: 'resample[bilinear]', code: bilinearWgsl() },
+      uniforms: { count, c4, h, w, ho, wo, scale_y: ratio(h, ho), scale_x: ratio(w, wo), offset: align ? 0 : 0.5 },
+      bindings: { x, y },
+      workgroups,
+    });
+  }
+  return y;
+}
+
+/** nn.Upsample(scale_factor=factor | size, mode='nearest'). */
+export function upsampleNearest(
+  graph: Graph,
+  x: TensorValue,
+  target: { scaleFactor: number | readonly [number, number] } | { size: readonly [number, number] },
+  label: string,
+  maxWorkgroupsPerDimension = 65535,
+): TensorValue {
+  return resample(graph, x, { mode: 'nearest', ...target }, label, maxWorkgroupsPerDimension);
+}
+
+/** nn.Upsample(scale_factor=factor | size, mode='bilinear', align_corners=alignCorners). */
+export function upsampleBilinear(
+  graph: Graph,
+  x: TensorValue,
+  target: { scaleFactor: number | readonly [number, number] } | { size: readonly [number, number] },
+  alignCorners: boolean,
+  label: string,
+  maxWorkgroupsPerDimension = 65535,
+): TensorValue {
+  return resample(graph, x, { mode: 'bilinear', ...target, alignCorners }, label, maxWorkgroupsPerDimension);
+}
