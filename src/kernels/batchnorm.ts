@@ -2,6 +2,7 @@ import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, tensorElements } from '../gpu/tensor';
 import { type Activation, activationAlpha, activationTag, activationWgsl, NO_ACTIVATION } from './activation';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Standalone eval-mode BatchNorm2d (for where no convolution precedes it, so it cannot be folded into one):
@@ -76,11 +77,7 @@ export function batchNormWgsl(activation: Activation, mask: boolean): string {
 
 ${activationWgsl(activation)}
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
+${linearEntry(WORKGROUP)}
   let k = i % p.c4;
   var v = act(x[i] * affine[k] + affine[p.c4 + k], p.alpha);
 ${maskCode}  y[i] = v;

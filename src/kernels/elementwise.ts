@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, tensorElements } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /** Elementwise binary operations on two tensors of the same shape. */
 export type BinaryOp = 'add' | 'sub' | 'mul';
@@ -15,11 +16,7 @@ export function binaryWgsl(op: BinaryOp): string {
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
+${linearEntry(WORKGROUP)}
   y[i] = ${EXPR[op]};
 }`;
 }

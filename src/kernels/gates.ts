@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Squeeze-and-excitation gates, as segmentation_models_pytorch's SCSEModule:
@@ -206,11 +207,7 @@ export function applyGatesWgsl(spatial: boolean): string {
     // Plain SE: one invocation per vec4, total = number of vec4s.
     return `${head}@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
-  if (i >= p.total) { return; }
+${linearEntry(WG, 'i', 'p.total')}
   let b = i / (p.pixels_per_item * p.c4);
   y[i] = x[i] * gate[b * p.c4 + i % p.c4];
 }`;
@@ -219,11 +216,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   return `${head}@group(0) @binding(3) var<storage, read> sse: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let px = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
-  if (px >= p.total) { return; }
+${linearEntry(WG, 'px', 'p.total')}
   let base = px * p.c4;
   let gbase = (px / p.pixels_per_item) * p.c4;
   var acc = vec4<f32>(0.0);

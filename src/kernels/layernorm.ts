@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /**
  * nn.LayerNorm(C) applied channels-last (SCUNet): for every pixel, the mean and the biased variance (÷C) over
@@ -41,11 +42,7 @@ fn lane_mask(k: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), vec4<f32>(1.0), lane < vec4<u32>(p.c));
 }
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let px = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (px >= p.pixels) { return; }
+${linearEntry(WORKGROUP, 'px', 'p.pixels')}
   let base = px * p.c4;
   let last = p.c4 - 1u;
   let s = x[base].x;

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Spatial padding and cropping of NHWC vec4 channel groups, as F.pad(x, (left, right, top, bottom), mode):
@@ -62,11 +63,7 @@ fn source(o: i32, n: i32) -> i32 {
   return o;
 }
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
+${linearEntry(WORKGROUP)}
   let c = i % p.c4;
   let pix = i / p.c4;
   let ox = i32(pix % p.wo);

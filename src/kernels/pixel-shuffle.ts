@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
  * Moves data between channels and space. Output channels scatter over input vec4 groups arbitrarily, so each
@@ -46,16 +47,8 @@ export function pixelShuffleWgsl(): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
-  let g = i % p.c4_out;
-  let pix = i / p.c4_out;
-  let ox = pix % p.wo;
-  let oy = (pix / p.wo) % p.ho;
-  let b = pix / (p.wo * p.ho);
+${linearEntry(WORKGROUP)}
+${outputPixelIndex('p.c4_out', 'g')}
   let rr = p.r * p.r;
   var v = vec4<f32>(0.0);
   for (var k = 0u; k < 4u; k++) {

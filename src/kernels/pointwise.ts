@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, tensorElements } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Unary and scaled-residual elementwise ops (one invocation per vec4):
@@ -34,11 +35,7 @@ export function pointwiseWgsl(op: PointwiseOp, mask: boolean): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 ${second}@group(0) @binding(${yBinding}) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
+${linearEntry(WORKGROUP)}
   var v = ${EXPR[op]};
 ${maskCode}  y[i] = v;
 }`;

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Pooling over NHWC vec4 channel groups, PyTorch semantics (floor mode, dilation 1):
@@ -84,11 +85,7 @@ export function pool2dWgsl(op: PoolOp): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
+${linearEntry(WORKGROUP)}
   let c = i % p.c4;
   let pix = i / p.c4;
   let ox = i32(pix % p.wo);

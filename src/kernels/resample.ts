@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
+import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
  * Spatial resampling of NHWC vec4 channel groups, as F.interpolate / nn.Upsample:
@@ -67,16 +68,8 @@ export function nearestWgsl(): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
-  let c = i % p.c4;
-  let pix = i / p.c4;
-  let ox = pix % p.wo;
-  let oy = (pix / p.wo) % p.ho;
-  let b = pix / (p.wo * p.ho);
+${linearEntry(WORKGROUP)}
+${outputPixelIndex('p.c4')}
   let iy = min(oy * p.h / p.ho, p.h - 1u);
   let ix = min(ox * p.w / p.wo, p.w - 1u);
   y[i] = x[((b * p.h + iy) * p.w + ix) * p.c4 + c];
@@ -90,16 +83,8 @@ export function bilinearWgsl(): string {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
-  if (i >= p.count) { return; }
-  let c = i % p.c4;
-  let pix = i / p.c4;
-  let ox = pix % p.wo;
-  let oy = (pix / p.wo) % p.ho;
-  let b = pix / (p.wo * p.ho);
+${linearEntry(WORKGROUP)}
+${outputPixelIndex('p.c4')}
   // offset = 0.5 for align_corners=False (half-pixel centres), 0 for align_corners=True.
   let sy = max((f32(oy) + p.offset) * p.scale_y - p.offset, 0.0);
   let sx = max((f32(ox) + p.offset) * p.scale_x - p.offset, 0.0);
