@@ -43,6 +43,19 @@ fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return 0.5 * v * (1.0 + erf4(v *
   }
 }
 
+/**
+ * PReLU with learned slopes, one per channel: `act_prelu(v, slope)` for a vec4 of channels and the matching vec4
+ * of a vec4-padded slope buffer. Kernels fuse it instead of `act` (it needs a per-channel operand, not `alpha`).
+ */
+export function preluWgsl(): string {
+  return 'fn act_prelu(v: vec4<f32>, a: vec4<f32>) -> vec4<f32> { return select(v * a, v, v >= vec4<f32>(0.0)); }';
+}
+
+/** Float64 PReLU: max(0, v) + slope·min(0, v). */
+export function applyPrelu64(v: number, slope: number): number {
+  return v >= 0 ? v : v * slope;
+}
+
 /** Short tag used in shader labels. */
 export function activationTag(a: Activation): string {
   return a.kind;

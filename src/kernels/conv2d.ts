@@ -3,9 +3,17 @@ import type { AdapterDescription } from '../gpu/adapter-info';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
-import { type Conv2dVariant, conv2dLabel, conv2dWgsl } from './conv2d.wgsl';
+import {
+  type Conv2dEpilogueKey,
+  type Conv2dVariant,
+  conv2dLabel,
+  conv2dWgsl,
+  depthwiseConv2dLabel,
+  depthwiseConv2dWgsl,
+  type ResidualMode,
+} from './conv2d.wgsl';
 
-export type { Conv2dVariant } from './conv2d.wgsl';
+export type { Conv2dVariant, ResidualMode } from './conv2d.wgsl';
 
 /** The geometry of a Conv2d, as PyTorch's constructor arguments (square or [h, w] pairs). */
 export interface Conv2dGeometry {
@@ -15,10 +23,27 @@ export interface Conv2dGeometry {
   stride: number;
   padding: readonly [number, number];
   dilation: number;
+  /**
+   * PyTorch `groups` (default 1); the weight is [Cout, Cin/groups, kH, kW]. groups = Cin = Cout (depthwise,
+   * any C) runs a dedicated kernel; other groupings need Cin/groups and Cout/groups to be multiples of 4.
+   */
+  groups?: number;
 }
 
+/**
+ * What is fused after the convolution, in this order: conv → + bias → (+ residual, 'beforeActivation') →
+ * activation or PReLU → × scale → (+ residual, 'afterActivation') → padded channels zeroed.
+ * ResNet BasicBlock's second conv is `{ activation: relu, residual: { tensor: identity, mode: 'beforeActivation' } }`;
+ * ESRGAN's `x5 * 0.2 + x` is `{ scale: 0.2, residual: { tensor: x, mode: 'afterActivation' } }`.
+ */
 export interface Conv2dEpilogue {
   activation?: Activation;
+  /** PReLU slopes (a buffer from `packPreluSlopes`); replaces `activation`, which must then be none. */
+  prelu?: GPUBuffer;
+  /** Multiplies the activated value (default 1). */
+  scale?: number;
+  /** A tensor with the convolution's output shape [n, ho, wo, Cout], added before or after the activation. */
+  residual?: { tensor: TensorValue; mode: ResidualMode };
   /** Write into channels [offset, offset + outChannels) of `output` (concatenation without a copy). */
   outChannelOffset?: number;
 }
@@ -27,11 +52,35 @@ export function conv2dOutputSize(inSize: number, kernel: number, stride: number,
   return Math.floor((inSize + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
 }
 
+/** groups = Cin = Cout: the depthwise kernel (also for 1→1 convolutions, where it wastes no lanes). */
+export function isDepthwiseConv2d(g: Conv2dGeometry): boolean {
+  return (g.groups ?? 1) === g.inChannels && g.inChannels === g.outChannels;
+}
+
+/** Throws an InvalidInputError unless the kernels can run this grouping. */
+export function checkConv2dGroups(g: Conv2dGeometry): void {
+  const groups = g.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new InvalidInputError(`Conv2d groups must be a positive integer, got ${groups}`);
+  if (groups === 1 || isDepthwiseConv2d(g)) return;
+  if (g.inChannels % groups !== 0 || g.outChannels % groups !== 0) {
+    throw new InvalidInputError(`Conv2d groups ${groups} must divide both ${g.inChannels} input and ${g.outChannels} output channels`);
+  }
+  const cing = g.inChannels / groups;
+  const coutg = g.outChannels / groups;
+  if (cing % 4 !== 0 || coutg % 4 !== 0) {
+    throw new InvalidInputError(
+      `Conv2d with groups ${groups} (${g.inChannels}→${g.outChannels}) needs Cin/groups and Cout/groups to be multiples of 4 ` +
+        `(got ${cing} and ${coutg}); only depthwise (groups = Cin = Cout) allows any channel count`,
+    );
+  }
+}
+
 export function conv2dOutputShape(input: Shape4, g: Conv2dGeometry): Shape4 {
   const [n, h, w, c] = input;
   if (c !== g.inChannels) {
     throw new InvalidInputError(`Conv2d expects ${g.inChannels} input channels, got ${c}`);
   }
+  checkConv2dGroups(g);
   const ho = conv2dOutputSize(h, g.kernelSize[0], g.stride, g.padding[0], g.dilation);
   const wo = conv2dOutputSize(w, g.kernelSize[1], g.stride, g.padding[1], g.dilation);
   if (ho < 1 || wo < 1) {
@@ -41,18 +90,28 @@ export function conv2dOutputShape(input: Shape4, g: Conv2dGeometry): Shape4 {
 }
 
 /**
- * PyTorch weight [Cout, Cin, kH, kW] → the kernel's layout: for each (ky, kx, ci4, co4) four vec4s, one per
- * input channel of the group, each holding 4 output channels. Padded channels are 0.
+ * PyTorch weight [Cout, Cin/groups, kH, kW] → the kernel's layout. Direct kernel: for each (ky, kx, ci4, co4)
+ * four vec4s, one per input channel of the vec4 (ci4 counts within the group), each holding 4 output channels.
+ * Depthwise kernel: for each channel vec4, kH·kW vec4s (one per tap). Padded channels are 0.
  */
 export function packConv2dWeight(weight: ArrayLike<number>, g: Conv2dGeometry): Float32Array {
+  checkConv2dGroups(g);
   const [kh, kw] = g.kernelSize;
-  const cin = g.inChannels;
+  const groups = g.groups ?? 1;
+  const cin = g.inChannels / groups;
   const cout = g.outChannels;
-  const cin4 = paddedChannels(cin) / 4;
-  const cout4 = paddedChannels(cout) / 4;
   if (weight.length !== cout * cin * kh * kw) {
     throw new InvalidInputError(`conv weight has ${weight.length} values, expected ${cout}x${cin}x${kh}x${kw}`);
   }
+  if (isDepthwiseConv2d(g)) {
+    const out = new Float32Array(paddedChannels(cout) * kh * kw);
+    for (let c = 0; c < cout; c++) {
+      for (let t = 0; t < kh * kw; t++) out[((c >> 2) * kh * kw + t) * 4 + (c & 3)] = weight[c * kh * kw + t];
+    }
+    return out;
+  }
+  const cin4 = paddedChannels(cin) / 4;
+  const cout4 = paddedChannels(cout) / 4;
   const out = new Float32Array(kh * kw * cin4 * cout4 * 16);
   for (let co = 0; co < cout; co++) {
     for (let ci = 0; ci < cin; ci++) {
@@ -65,6 +124,19 @@ export function packConv2dWeight(weight: ArrayLike<number>, g: Conv2dGeometry): 
       }
     }
   }
+  return out;
+}
+
+/**
+ * PReLU weights → a vec4-padded slope buffer for `channels` channels. PyTorch's PReLU() has one shared slope
+ * (num_parameters = 1), which is broadcast to every channel; PReLU(C) has one per channel. Padded lanes are 0.
+ */
+export function packPreluSlopes(slopes: ArrayLike<number>, channels: number): Float32Array {
+  if (slopes.length !== 1 && slopes.length !== channels) {
+    throw new InvalidInputError(`PReLU has ${slopes.length} slopes, expected 1 or ${channels}`);
+  }
+  const out = new Float32Array(paddedChannels(channels));
+  for (let i = 0; i < channels; i++) out[i] = slopes.length === 1 ? slopes[0] : slopes[i];
   return out;
 }
 
@@ -81,13 +153,22 @@ export function packBias(bias: ArrayLike<number>, channels: number): Float32Arra
  * The numbers come from bench/conv-variants (see README).
  */
 export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry): Conv2dVariant {
+  checkConv2dGroups(g);
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
+  // Depthwise: nothing is shared between channels, so one channel vec4 per invocation; the pixels of a tile
+  // share weights and overlapping input taps. Untuned so far (no benchmark yet).
+  if (isDepthwiseConv2d(g)) {
+    if (adapter.isSoftware) return { px: 8, cb: 1, workgroupSize: 64, uniformWeights: true };
+    return { px: 4, cb: 1, workgroupSize: 64 };
+  }
+  // Grouped: a channel block never straddles two groups, so keep it within one group's channel vec4s.
+  const coutg4 = cout4 / (g.groups ?? 1);
   // lavapipe, 2 cores, 3×3 64→64 at 128², GPU timestamps (npm run bench:conv2d-variants): px1 cb1 1.5 GFLOP/s,
   // px4 cb4 3.3, px8 cb4 3.6, px16 cb4 4.3, and with workgroup-uniform weights px16 cb4 5.8 (px16 cb2 5.3,
   // px32 cb2 5.3, px4 cb16 2.7). Hardware GPUs are untuned so far: a moderate tile that keeps occupancy.
-  if (adapter.isSoftware) return { px: 16, cb: Math.min(4, cout4), workgroupSize: 64, uniformWeights: true };
-  return { px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
+  if (adapter.isSoftware) return { px: 16, cb: Math.min(4, coutg4), workgroupSize: 64, uniformWeights: true };
+  return { px: 4, cb: Math.min(2, coutg4), workgroupSize: 64 };
 }
 
 let variantOverride: Conv2dVariant | undefined;
@@ -125,8 +206,9 @@ export const CONV2D_TEST_VARIANTS: Conv2dVariant[] = [
 ];
 
 /**
- * Adds one convolution dispatch to `graph`: `output` (or a new tensor) = act(conv(input) + bias).
- * `weight` and `bias` are GPU buffers in the packed layouts above.
+ * Adds one convolution dispatch to `graph`: `output` (or a new tensor) = the epilogue (see `Conv2dEpilogue`) of
+ * conv(input). `weight`, `bias` and `epilogue.prelu` are GPU buffers in the packed layouts above. Depthwise
+ * geometries (groups = Cin = Cout) run the depthwise kernel with the same tiling parameters.
  */
 export function conv2d(
   graph: Graph,
@@ -147,48 +229,95 @@ export function conv2d(
   if (offset % 4 !== 0 || offset + g.outChannels > out.shape[3]) {
     throw new InvalidInputError(`${params.label}: channel offset ${offset} (+${g.outChannels}) must be a multiple of 4 inside ${out.shape[3]} channels`);
   }
-  const [n, , , cin] = input.shape;
-  const [, ho, wo] = outShape;
   const activation = epilogue.activation ?? NO_ACTIVATION;
+  if (epilogue.prelu && activation.kind !== 'none') {
+    throw new InvalidInputError(`${params.label}: PReLU replaces the activation, got both prelu and ${activation.kind}`);
+  }
+  const scale = epilogue.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new InvalidInputError(`${params.label}: scale ${scale} is not finite`);
+  const residual = epilogue.residual;
+  if (residual) {
+    const r = residual.tensor.shape;
+    if (r.length !== 4 || r.some((d, i) => d !== outShape[i])) {
+      throw new InvalidInputError(`${params.label}: residual ${r.join('x')} does not match the output ${outShape.join('x')}`);
+    }
+    if (residual.tensor.id === out.id) {
+      throw new InvalidInputError(`${params.label}: the residual cannot be the output tensor itself (write to a new tensor)`);
+    }
+    if (residual.mode !== 'beforeActivation' && residual.mode !== 'afterActivation') {
+      throw new InvalidInputError(`${params.label}: residual mode '${String(residual.mode)}' (expected beforeActivation or afterActivation)`);
+    }
+  }
+  const [n, h, w, cin] = input.shape;
+  const [, ho, wo] = outShape;
   const cout4 = paddedChannels(g.outChannels) / 4;
-  const coBlocks = Math.ceil(cout4 / v.cb);
+  const groups = g.groups ?? 1;
+  const depthwise = isDepthwiseConv2d(g);
+  // Channel blocks: depthwise and groups = 1 tile all output vec4s; grouped convs tile within each group.
+  const coutg4 = depthwise ? cout4 : cout4 / groups;
+  const gblocks = Math.ceil(coutg4 / v.cb);
+  const coBlocks = depthwise ? gblocks : groups * gblocks;
   const tilesX = Math.ceil(wo / v.px);
   // `total` counts what the linear invocation index runs over: (pixel tile, channel block) pairs, or only
   // pixel tiles when the channel block comes from the workgroup index.
   const tiles = n * ho * tilesX;
   const total = v.uniformWeights ? tiles : tiles * coBlocks;
   const workgroups = v.uniformWeights ? coBlocks * Math.ceil(tiles / v.workgroupSize) : Math.ceil(total / v.workgroupSize);
-  const key = {
-    kernelH: g.kernelSize[0],
-    kernelW: g.kernelSize[1],
+  const epilogueKey: Conv2dEpilogueKey = {
     hasBias: params.bias !== undefined,
     activation,
-    maskChannels: g.outChannels % 4 !== 0,
+    ...(epilogue.prelu ? { prelu: true } : {}),
+    ...(residual ? { residual: residual.mode } : {}),
   };
-  graph.add({
-    label: params.label,
-    kernel: { label: conv2dLabel(key, v), code: conv2dWgsl(key, v) },
-    uniforms: {
-      n,
-      h: input.shape[1],
-      w: input.shape[2],
+  const common = {
+    n,
+    h,
+    w,
+    ho,
+    wo,
+    cout4,
+    cout: g.outChannels,
+    pad_y: g.padding[0],
+    pad_x: g.padding[1],
+    co_blocks: coBlocks,
+    tiles_x: tilesX,
+    total,
+    out_c4_offset: offset / 4,
+    out_c4_total: paddedChannels(out.shape[3]) / 4,
+    alpha: activationAlpha(activation),
+    scale,
+  };
+  let kernel: { label: string; code: string };
+  let uniforms: Record<string, number>;
+  if (depthwise) {
+    const key = { ...epilogueKey, kernelH: g.kernelSize[0], kernelW: g.kernelSize[1], stride: g.stride, dilation: g.dilation };
+    kernel = { label: depthwiseConv2dLabel(key, v), code: depthwiseConv2dWgsl(key, v) };
+    uniforms = { ...common, c4: cout4 };
+  } else {
+    const key = { ...epilogueKey, kernelH: g.kernelSize[0], kernelW: g.kernelSize[1], maskChannels: g.outChannels % 4 !== 0 };
+    kernel = { label: conv2dLabel(key, v), code: conv2dWgsl(key, v) };
+    uniforms = {
+      ...common,
       cin4: paddedChannels(cin) / 4,
-      ho,
-      wo,
-      cout4,
-      cout: g.outChannels,
       stride: g.stride,
       dilation: g.dilation,
-      pad_y: g.padding[0],
-      pad_x: g.padding[1],
-      co_blocks: coBlocks,
-      tiles_x: tilesX,
-      total,
-      out_c4_offset: offset / 4,
-      out_c4_total: paddedChannels(out.shape[3]) / 4,
-      alpha: activationAlpha(activation),
+      cing4: paddedChannels(cin / groups) / 4,
+      coutg4,
+      gblocks,
+    };
+  }
+  graph.add({
+    label: params.label,
+    kernel,
+    uniforms,
+    bindings: {
+      x: input,
+      weight: params.weight,
+      ...(params.bias ? { bias: params.bias } : {}),
+      y: out,
+      ...(epilogue.prelu ? { slope: epilogue.prelu } : {}),
+      ...(residual ? { res: residual.tensor } : {}),
     },
-    bindings: { x: input, weight: params.weight, ...(params.bias ? { bias: params.bias } : {}), y: out },
     workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
   });
   return out;

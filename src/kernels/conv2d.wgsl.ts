@@ -1,9 +1,10 @@
-import { type Activation, activationTag, activationWgsl } from './activation';
+import { type Activation, activationTag, activationWgsl, preluWgsl } from './activation';
 
 /**
  * Tiling parameters of the direct/implicit-GEMM convolution. Each invocation computes `px` consecutive output
  * pixels of one row times `cb` groups of 4 output channels, so every input vec4 it loads is used `4·cb` times
  * and every weight vec4 `px` times (register tiling, no workgroup memory: barriers are costly on CPU adapters).
+ * The depthwise kernel reads the same parameters: `px` pixels × `cb` channel vec4s per invocation.
  */
 export interface Conv2dVariant {
   px: number;
@@ -17,22 +18,113 @@ export interface Conv2dVariant {
   uniformWeights?: boolean;
 }
 
-export interface Conv2dShaderKey {
+/** Where a fused residual is added: act(conv + b + r)·scale, or act(conv + b)·scale + r. */
+export type ResidualMode = 'beforeActivation' | 'afterActivation';
+
+/** What the epilogue of both kernels does after the accumulation (everything but the tiling). */
+export interface Conv2dEpilogueKey {
+  hasBias: boolean;
+  /** Ignored (must be none) when `prelu` is set. */
+  activation: Activation;
+  /** PReLU with a per-channel slope buffer `slope` (vec4-padded) instead of `activation`. */
+  prelu?: boolean;
+  /** A residual tensor `res` with the output's logical shape. */
+  residual?: ResidualMode;
+}
+
+export interface Conv2dShaderKey extends Conv2dEpilogueKey {
   kernelH: number;
   kernelW: number;
-  hasBias: boolean;
-  activation: Activation;
   /** Output channels not a multiple of 4: the padded lanes must be forced to 0 (sigmoid(0) ≠ 0). */
   maskChannels: boolean;
 }
 
-export function conv2dLabel(key: Conv2dShaderKey, v: Conv2dVariant): string {
-  return `conv2d[k${key.kernelH}x${key.kernelW},px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''},${activationTag(key.activation)}${
-    key.hasBias ? ',bias' : ''
-  }${key.maskChannels ? ',mask' : ''}]`;
+/** The depthwise kernel bakes stride and dilation in, to unroll the row of input taps it shares between pixels. */
+export interface DepthwiseConv2dShaderKey extends Conv2dEpilogueKey {
+  kernelH: number;
+  kernelW: number;
+  stride: number;
+  dilation: number;
 }
 
-/** Generates the WGSL: tile loops are unrolled in the generated text because Tint does not unroll loops. */
+function epilogueTags(key: Conv2dEpilogueKey): string {
+  return `${key.prelu ? 'prelu' : activationTag(key.activation)}${key.hasBias ? ',bias' : ''}${
+    key.residual ? (key.residual === 'beforeActivation' ? ',resB' : ',resA') : ''
+  }`;
+}
+
+function variantTags(v: Conv2dVariant): string {
+  return `px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''}`;
+}
+
+export function conv2dLabel(key: Conv2dShaderKey, v: Conv2dVariant): string {
+  return `conv2d[k${key.kernelH}x${key.kernelW},${variantTags(v)},${epilogueTags(key)}${key.maskChannels ? ',mask' : ''}]`;
+}
+
+export function depthwiseConv2dLabel(key: DepthwiseConv2dShaderKey, v: Conv2dVariant): string {
+  return `dwconv2d[k${key.kernelH}x${key.kernelW},s${key.stride},d${key.dilation},${variantTags(v)},${epilogueTags(key)}]`;
+}
+
+/** Bindings shared by both kernels: binding 0 is the uniform block `p`. */
+function bindingsWgsl(key: Conv2dEpilogueKey): string {
+  return `@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
+@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
+${key.prelu ? '@group(0) @binding(5) var<storage, read> slope: array<vec4<f32>>;' : ''}
+${key.residual ? '@group(0) @binding(6) var<storage, read> res: array<vec4<f32>>;' : ''}
+
+${key.prelu ? preluWgsl() : activationWgsl(key.activation)}`;
+}
+
+/** The linear invocation index → (channel block `cob`, remaining index `r` over pixel tiles). */
+function invocationIndexWgsl(v: Conv2dVariant): string {
+  return v.uniformWeights
+    ? `  let wg_index = wid.y * nwg.x + wid.x;
+  let cob = wg_index % p.co_blocks;
+  let gi = (wg_index / p.co_blocks) * WG + lid;
+  if (gi >= p.total) { return; }
+  var r = gi;`
+    : `  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (gi >= p.total) { return; }
+  let cob = gi % p.co_blocks;
+  var r = gi / p.co_blocks;`;
+}
+
+/**
+ * The epilogue of one output vec4 held in `acc`, for output channel vec4 `co` (an index into the conv's own
+ * channels) at output pixel `pix` (n·ho·wo linear): conv → + bias → (+ residual) → activation → × scale →
+ * (+ residual) → zero padded lanes → store at the channel offset of a maybe wider tensor.
+ */
+function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: string, indent: string): string {
+  const s: string[] = [];
+  s.push(`var v = ${acc}${key.hasBias ? ' + b' : ''};`);
+  if (key.residual === 'beforeActivation') s.push(`v = v + res[(${pix}) * p.cout4 + co];`);
+  s.push(key.prelu ? 'v = act_prelu(v, sl);' : 'v = act(v, p.alpha);');
+  s.push('v = v * p.scale;');
+  if (key.residual === 'afterActivation') s.push(`v = v + res[(${pix}) * p.cout4 + co];`);
+  if (mask) s.push('v = select(vec4<f32>(0.0), v, keep);');
+  s.push(`y[(${pix}) * p.out_c4_total + p.out_c4_offset + co] = v;`);
+  return s.map((l) => indent + l).join('\n');
+}
+
+/** Per-channel-vec4 values the epilogue needs: bias, slope, lane mask. */
+function channelPrologueWgsl(key: Conv2dEpilogueKey, mask: boolean, indent: string): string {
+  const s: string[] = [];
+  if (key.hasBias) s.push('let b = bias[co];');
+  if (key.prelu) s.push('let sl = slope[co];');
+  if (mask) {
+    s.push('let lane = vec4<u32>(co * 4u) + vec4<u32>(0u, 1u, 2u, 3u);');
+    s.push('let keep = lane < vec4<u32>(p.cout);');
+  }
+  return s.map((l) => indent + l).join('\n');
+}
+
+/**
+ * Generates the WGSL: tile loops are unrolled in the generated text because Tint does not unroll loops.
+ * Grouped convolutions (Cin/groups and Cout/groups multiples of 4) use the same code: a channel block never
+ * straddles two groups, and its input channels are the group's `cing4` vec4s starting at `grp·cing4`.
+ */
 export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
   const { px, cb } = v;
   const pxs = range(px);
@@ -45,15 +137,11 @@ export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
   ho: u32, wo: u32, cout4: u32, cout: u32,
   stride: u32, dilation: u32, pad_y: i32, pad_x: i32,
   co_blocks: u32, tiles_x: u32, total: u32, out_c4_offset: u32,
-  out_c4_total: u32, alpha: f32,
+  out_c4_total: u32, alpha: f32, scale: f32, cing4: u32,
+  coutg4: u32, gblocks: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
-${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
-
-${activationWgsl(key.activation)}
+${bindingsWgsl(key)}
 
 const KH: u32 = ${key.kernelH}u;
 const KW: u32 = ${key.kernelW}u;
@@ -62,27 +150,19 @@ const WG: u32 = ${v.workgroupSize}u;
 @compute @workgroup_size(${v.workgroupSize})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-${
-    v.uniformWeights
-      ? `  let wg_index = wid.y * nwg.x + wid.x;
-  let cob = wg_index % p.co_blocks;
-  let gi = (wg_index / p.co_blocks) * WG + lid;
-  if (gi >= p.total) { return; }
-  var r = gi;`
-      : `  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (gi >= p.total) { return; }
-  let cob = gi % p.co_blocks;
-  var r = gi / p.co_blocks;`
-  }
+${invocationIndexWgsl(v)}
   let tx = r % p.tiles_x;
   r = r / p.tiles_x;
   let oy = r % p.ho;
   let n = r / p.ho;
   let ox0 = tx * ${px}u;
-  let co0 = cob * ${cb}u;
+  let grp = cob / p.gblocks;
+  let cg0 = (cob % p.gblocks) * ${cb}u;
+  let gco = grp * p.coutg4;
+  let gci = grp * p.cing4;
   let wrow = p.cout4 * 4u;`);
-  // Clamp channel groups past the end to the last real one: they compute throw-away values but stay in bounds.
-  for (const c of cbs) emit(`  let wco${c} = min(co0 + ${c}u, p.cout4 - 1u) * 4u;`);
+  // Clamp channel groups past the end of the group to its last one: they compute throw-away values but stay in bounds.
+  for (const c of cbs) emit(`  let wco${c} = (gco + min(cg0 + ${c}u, p.coutg4 - 1u)) * 4u;`);
   for (const i of pxs) for (const c of cbs) emit(`  var acc${i}_${c} = vec4<f32>(0.0);`);
   emit(`  for (var ky = 0u; ky < KH; ky++) {
     let iy = i32(oy * p.stride + ky * p.dilation) - p.pad_y;
@@ -92,10 +172,10 @@ ${
   for (const i of pxs) {
     emit(`      let ix${i} = i32((ox0 + ${i}u) * p.stride + kx * p.dilation) - p.pad_x;`);
     emit(`      let ok${i} = ix${i} >= 0 && ix${i} < i32(p.w);`);
-    emit(`      let xb${i} = (row + u32(select(0, ix${i}, ok${i}))) * p.cin4;`);
+    emit(`      let xb${i} = (row + u32(select(0, ix${i}, ok${i}))) * p.cin4 + gci;`);
   }
-  emit(`      var wi = (ky * KW + kx) * p.cin4 * wrow;
-      for (var ci = 0u; ci < p.cin4; ci++) {`);
+  emit(`      var wi = (ky * KW + kx) * p.cing4 * wrow;
+      for (var ci = 0u; ci < p.cing4; ci++) {`);
   for (const i of pxs) emit(`        let x${i} = select(vec4<f32>(0.0), x[xb${i} + ci], ok${i});`);
   for (const c of cbs) {
     for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
@@ -107,25 +187,93 @@ ${
       }
     }
   }`);
-  // Epilogue: bias, activation, zero padded channels, write at a channel offset of a maybe wider tensor.
   for (const c of cbs) {
-    emit(`  {
-    let co = co0 + ${c}u;
-    if (co < p.cout4) {`);
-    if (key.hasBias) emit(`      let b = bias[co];`);
-    if (key.maskChannels) {
-      emit(`      let lane = vec4<u32>(co * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
-      let keep = lane < vec4<u32>(p.cout);`);
-    }
+    emit(`  if (cg0 + ${c}u < p.coutg4) {
+    let co = gco + cg0 + ${c}u;`);
+    emit(channelPrologueWgsl(key, key.maskChannels, '    '));
     for (const i of pxs) {
-      emit(`      if (ox0 + ${i}u < p.wo) {
-        var v = act(acc${i}_${c}${key.hasBias ? ' + b' : ''}, p.alpha);`);
-      if (key.maskChannels) emit(`        v = select(vec4<f32>(0.0), v, keep);`);
-      emit(`        y[((n * p.ho + oy) * p.wo + ox0 + ${i}u) * p.out_c4_total + p.out_c4_offset + co] = v;
-      }`);
+      emit(`    if (ox0 + ${i}u < p.wo) {`);
+      emit(storeWgsl(key, key.maskChannels, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
+      emit('    }');
     }
-    emit(`    }
-  }`);
+    emit('  }');
+  }
+  emit('}');
+  return lines.join('\n');
+}
+
+/**
+ * Depthwise convolution (groups = Cin = Cout, any C): each invocation computes `px` consecutive output pixels
+ * of one row for `cb` channel vec4s. Weights are [C/4][kH·kW] vec4 (one vec4 per tap and channel group). With
+ * stride and dilation known at compile time, the input taps of one kernel row that the `px` pixels share are
+ * loaded once into registers. Padded lanes are always masked (cheap here, and keeps the key small).
+ */
+export function depthwiseConv2dWgsl(key: DepthwiseConv2dShaderKey, v: Conv2dVariant): string {
+  const { px, cb } = v;
+  const S = key.stride;
+  const D = key.dilation;
+  const KW = key.kernelW;
+  const pxs = range(px);
+  const cbs = range(cb);
+  // The input columns (relative to the tile's first tap) the tile reads in one kernel row.
+  const taps = [...new Set(pxs.flatMap((i) => range(KW).map((kx) => i * S + kx * D)))].sort((a, b) => a - b);
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+  emit(`struct Params {
+  n: u32, h: u32, w: u32, c4: u32,
+  ho: u32, wo: u32, cout4: u32, cout: u32,
+  pad_y: i32, pad_x: i32, co_blocks: u32, tiles_x: u32,
+  total: u32, out_c4_offset: u32, out_c4_total: u32, alpha: f32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+${bindingsWgsl(key)}
+
+const KH: u32 = ${key.kernelH}u;
+const KW: u32 = ${KW}u;
+const WG: u32 = ${v.workgroupSize}u;
+
+@compute @workgroup_size(${v.workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+${invocationIndexWgsl(v)}
+  let tx = r % p.tiles_x;
+  r = r / p.tiles_x;
+  let oy = r % p.ho;
+  let n = r / p.ho;
+  let ox0 = tx * ${px}u;
+  let co0 = cob * ${cb}u;
+  let ixb = i32(ox0 * ${S}u) - p.pad_x;`);
+  for (const c of cbs) emit(`  let cc${c} = min(co0 + ${c}u, p.c4 - 1u);`);
+  for (const t of taps) {
+    emit(`  let ok${t} = ixb + ${t} >= 0 && ixb + ${t} < i32(p.w);`);
+    emit(`  let ix${t} = u32(select(0, ixb + ${t}, ok${t}));`);
+  }
+  for (const i of pxs) for (const c of cbs) emit(`  var acc${i}_${c} = vec4<f32>(0.0);`);
+  emit(`  for (var ky = 0u; ky < KH; ky++) {
+    let iy = i32(oy * ${S}u + ky * ${D}u) - p.pad_y;
+    if (iy < 0 || iy >= i32(p.h)) { continue; }
+    let row = (n * p.h + u32(iy)) * p.w;`);
+  for (const c of cbs) {
+    emit(`    let wb${c} = cc${c} * (KH * KW) + ky * KW;`);
+    for (const kx of range(KW)) emit(`    let w${c}_${kx} = weight[wb${c} + ${kx}u];`);
+    for (const t of taps) emit(`    let x${c}_${t} = select(vec4<f32>(0.0), x[(row + ix${t}) * p.c4 + cc${c}], ok${t});`);
+    for (const i of pxs) {
+      const terms = range(KW).map((kx) => `w${c}_${kx} * x${c}_${i * S + kx * D}`);
+      emit(`    acc${i}_${c} = acc${i}_${c} + ${terms.join(' + ')};`);
+    }
+  }
+  emit('  }');
+  for (const c of cbs) {
+    emit(`  if (co0 + ${c}u < p.c4) {
+    let co = co0 + ${c}u;`);
+    emit(channelPrologueWgsl(key, true, '    '));
+    for (const i of pxs) {
+      emit(`    if (ox0 + ${i}u < p.wo) {`);
+      emit(storeWgsl(key, true, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
+      emit('    }');
+    }
+    emit('  }');
   }
   emit('}');
   return lines.join('\n');

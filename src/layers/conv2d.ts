@@ -5,6 +5,7 @@ import type { Graph, TensorValue } from '../gpu/graph';
 import {
   type Conv2dEpilogue,
   type Conv2dGeometry,
+  checkConv2dGroups,
   conv2d,
   packBias,
   packConv2dWeight,
@@ -16,12 +17,15 @@ export interface Conv2dOptions {
   stride?: number;
   padding?: number | readonly [number, number];
   dilation?: number;
+  /** PyTorch groups (default 1): depthwise when groups = Cin = Cout, else Cin/groups and Cout/groups multiples of 4. */
+  groups?: number;
   bias?: boolean;
 }
 
 /**
- * nn.Conv2d (groups = 1). Parameters `weight` [Cout, Cin, kH, kW] and `bias` [Cout] as in PyTorch; a folded
- * BatchNorm replaces both (and adds a bias) before upload.
+ * nn.Conv2d. Parameters `weight` [Cout, Cin/groups, kH, kW] and `bias` [Cout] as in PyTorch; a folded
+ * BatchNorm replaces both (and adds a bias) before upload. `forward` fuses the epilogue (activation or PReLU,
+ * scale, residual add, channel offset; see `Conv2dEpilogue`).
  */
 export class Conv2d extends Module {
   readonly weight: Parameter;
@@ -46,8 +50,10 @@ export class Conv2d extends Module {
       stride: options.stride ?? 1,
       padding: typeof pad === 'number' ? [pad, pad] : pad,
       dilation: options.dilation ?? 1,
+      groups: options.groups ?? 1,
     };
-    this.weight = parameter([outChannels, inChannels, k[0], k[1]]);
+    checkConv2dGroups(this.geometry);
+    this.weight = parameter([outChannels, inChannels / (options.groups ?? 1), k[0], k[1]]);
     this.bias = (options.bias ?? true) ? parameter([outChannels]) : undefined;
   }
 

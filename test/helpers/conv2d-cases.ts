@@ -12,6 +12,8 @@ export interface Conv2dCase {
   stride?: number;
   pad?: [number, number];
   dilation?: number;
+  /** PyTorch groups (default 1); groups = cin = cout selects the depthwise kernel. */
+  groups?: number;
   bias?: boolean;
   act?: Activation;
 }
@@ -37,7 +39,15 @@ const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 /** The fixed test variants plus what the selector picks on a software and a hardware adapter, deduplicated. */
 export function conv2dVariantsFor(c: Conv2dCase): Conv2dVariant[] {
-  const geometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: 1, padding: [0, 0] as [number, number], dilation: 1 };
+  const geometry = {
+    inChannels: c.cin,
+    outChannels: c.cout,
+    kernelSize: c.k,
+    stride: c.stride ?? 1,
+    padding: [0, 0] as [number, number],
+    dilation: c.dilation ?? 1,
+    groups: c.groups ?? 1,
+  };
   const all = [...CONV2D_TEST_VARIANTS, selectConv2dVariant(SOFTWARE, geometry), selectConv2dVariant(HARDWARE, geometry)];
   const seen = new Set<string>();
   return all.filter((v) => {
