@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../src/gpu/graph';
-import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
 import { LayerNorm } from '../../src/layers/layernorm';
 import { Linear } from '../../src/layers/linear';
 import { loadStateDict } from '../../src/layers/module';
@@ -9,29 +7,14 @@ import type { StateDict } from '../../src/weights/state-dict';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { layerNormRef } from '../helpers/reference-norm';
+import { bilinearRef, maxPool2dRef, nearestRef, pixelShuffleRef, pixelUnshuffleRef, globalAvgPoolRef, runSpatial } from '../helpers/reference-spatial';
+import { AdaptiveAvgPool2d, MaxPool2d, PixelShuffle, PixelUnshuffle, Upsample } from '../../src/layers/spatial';
 
 /** A state_dict as PyTorch would name it, so the test also checks the layers' parameter names and shapes. */
 function stateDict(entries: Record<string, [number[], Float64Array]>): StateDict {
   const sd: StateDict = new Map();
   for (const [k, [shape, data]] of Object.entries(entries)) sd.set(k, { dtype: 'float64', shape, data });
   return sd;
-}
-
-async function runLayer(
-  build: (g: Graph, x: ReturnType<Graph['input']>) => ReturnType<Graph['input']>,
-  x: Float64Array,
-  shape: Shape4,
-): Promise<Float32Array> {
-  const ctx = await getTestContext();
-  const g = new Graph();
-  const input = g.input(shape);
-  const y = build(g, input);
-  g.output(y);
-  const plan = await Plan.compile(ctx, g);
-  plan.poison();
-  const out = (await plan.run([nchwToNhwcPadded(x, shape)])).outputs[0];
-  plan.dispose();
-  return nhwcPaddedToNchw(out, y.shape);
 }
 
 describe('layers with PyTorch parameter names', () => {
@@ -43,7 +26,7 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new Linear(cin, cout);
     loadStateDict(layer, stateDict({ weight: [[cout, cin], weight], bias: [[cout], bias] }));
     const x = randomArray(n * cin * h * w, 3);
-    const y = await runLayer((g, t) => layer.forward(ctx, g, t), x, [n, h, w, cin]);
+    const { y } = await runSpatial(x, [n, cin, h, w], (g, t) => layer.forward(ctx, g, t));
     const ref = new Float64Array(n * cout * h * w);
     for (let b = 0; b < n; b++)
       for (let o = 0; o < cout; o++)
@@ -64,7 +47,7 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new LayerNorm(c);
     loadStateDict(layer, stateDict({ weight: [[c], weight], bias: [[c], bias] }));
     const x = randomArray(n * c * h * w, 6, 3);
-    const y = await runLayer((g, t) => layer.forward(ctx, g, t), x, [n, h, w, c]);
+    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => layer.forward(ctx, g, t));
     expect(relL2(y, layerNormRef(x, [n, c, h, w], weight, bias, 1e-5))).toBeLessThanOrEqual(1e-5);
     layer.release();
   });
@@ -75,5 +58,23 @@ describe('layers with PyTorch parameter names', () => {
     loadStateDict(layer, stateDict({ weight: [[8], new Float64Array(8)], bias: [[8], new Float64Array(8)] }));
     const g = new Graph();
     expect(() => layer.forward(ctx, g, g.input([1, 2, 2, 6]), 'norm1')).toThrow(/norm1: LayerNorm\(8\) got 6 channels/);
+  });
+
+  it('parameter-free modules dispatch the matching kernels', async () => {
+    const ctx = await getTestContext();
+    const shape: [number, number, number, number] = [1, 8, 6, 10];
+    const x = randomArray(8 * 6 * 10, 7);
+    const cases: [string, { forward: typeof MaxPool2d.prototype.forward }, { y: Float64Array }][] = [
+      ['MaxPool2d(2)', new MaxPool2d({ kernel: 2 }), maxPool2dRef(x, shape, [2, 2], [2, 2], [0, 0])],
+      ['AdaptiveAvgPool2d(1)', new AdaptiveAvgPool2d(), globalAvgPoolRef(x, shape)],
+      ['Upsample(2, nearest)', new Upsample({ mode: 'nearest', scaleFactor: 2 }), nearestRef(x, shape, 12, 20)],
+      ['Upsample(2, bilinear, align_corners)', new Upsample({ mode: 'bilinear', scaleFactor: 2, alignCorners: true }), bilinearRef(x, shape, 12, 20, true)],
+      ['PixelShuffle(2)', new PixelShuffle(2), pixelShuffleRef(x, shape, 2)],
+      ['PixelUnshuffle(2)', new PixelUnshuffle(2), pixelUnshuffleRef(x, shape, 2)],
+    ];
+    for (const [name, module, ref] of cases) {
+      const { y } = await runSpatial(x, shape, (g, t) => module.forward(ctx, g, t));
+      expect(relL2(y, ref.y), name).toBeLessThanOrEqual(1e-5);
+    }
   });
 });
