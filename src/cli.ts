@@ -18,6 +18,7 @@ options:
   -o, --output <file>    output PNG (8- or 16-bit, same depth as the input)
   -w, --weights <file>   PyTorch checkpoint (.pth) to use instead of the built-in DnCNN σ=25
       --gray             convert a colour image to grayscale (BT.601) for a grayscale model
+      --kernels          list the kernel variants chosen for this adapter (shader labels)
   -q, --quiet            print nothing but errors
   -h, --help             this text`;
 
@@ -26,6 +27,7 @@ const OPTIONS = {
   weights: { type: 'string', short: 'w' },
   gray: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
+  kernels: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -78,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
   log(`denoised in ${(performance.now() - t0).toFixed(0)} ms`);
   await writeImageFile(values.output, out);
   log(`wrote ${values.output}`);
+  if (values.kernels) for (const label of ctx.pipelines.labels()) console.log(`kernel: ${label}`);
   model.dispose();
   ctx.dispose();
   return 0;

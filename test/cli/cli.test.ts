@@ -162,6 +162,17 @@ describe('webgpu-restore denoise', () => {
     expect(maxDiff).toBeLessThanOrEqual(1);
   });
 
+  it('--kernels lists the kernel variants the run used', async () => {
+    const { image } = noisyPair(9, 7, 3, 8, 5);
+    const input = writePng('rgb-kernels.png', image);
+    const r = await cli('denoise', input, '-o', join(dir, 'rgb-kernels.out.png'), '--weights', FIXTURE('dncnn/tiny_r_color.pth'), '--kernels');
+    expect(r.code, ownStderr(r)).toBe(0);
+    // tiny_r_color: 3→8 head (ReLU), 8→8 body (ReLU), 8→3 tail, then the residual subtraction.
+    expect(r.stdout).toMatch(/^kernel: conv2d\[k3x3,.*relu,bias\]$/m);
+    expect(r.stdout).toMatch(/^kernel: conv2d\[k3x3,.*none,bias,mask\]$/m);
+    expect(r.stdout).toMatch(/^kernel: binary\[sub\]$/m);
+  });
+
   it('--gray converts an RGB image for the grayscale built-in model', async () => {
     const { image } = noisyPair(16, 12, 3, 8, 4);
     const input = writePng('rgb-for-gray.png', image);
