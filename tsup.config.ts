@@ -12,6 +12,7 @@ export default defineConfig([
       'tools/eval-set12': 'tools/eval-set12.ts',
       'bench/dncnn': 'bench/dncnn.ts',
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
+      'bench/kernels': 'bench/kernels.ts',
     },
     format: ['esm'],
     target: 'es2022',
