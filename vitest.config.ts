@@ -1,15 +1,79 @@
 import { defineConfig } from 'vitest/config';
 
-// GPU tests run in child processes (dawn.node is a native addon; threads would share one instance badly) and
-// one file at a time: lavapipe already uses every core, and parallel files only slow each other down.
+/**
+ * Two projects, one run:
+ * - `node`: every test under test/ in Node, the GPU through Dawn (lavapipe). GPU tests run in child processes
+ *   (dawn.node is a native addon; threads would share one instance badly) and one file at a time: lavapipe
+ *   already uses every core, and parallel files only slow each other down.
+ * - `chromium`: the kernel tests (test/kernels) again, unchanged, inside headless Chromium through vitest's
+ *   browser mode, the GPU through navigator.gpu (WebGPU on SwiftShader). It runs after the node project, for the
+ *   same reason. Its servers listen on 127.0.0.1 only.
+ *
+ * `npx vitest run --project node` (or `--project chromium`) runs one of them.
+ */
+
+/** `--enable-unsafe-webgpu` turns WebGPU on for Linux; with `--disable-gpu` the adapter is SwiftShader's. */
+const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const HOST = '127.0.0.1';
+
+const shared = {
+  fileParallelism: false,
+  testTimeout: 120_000,
+  hookTimeout: 120_000,
+  teardownTimeout: 10_000,
+};
+
 export default defineConfig({
+  server: { host: HOST, strictPort: false },
   test: {
-    include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    fileParallelism: false,
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
-    teardownTimeout: 10_000,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'node',
+          include: ['test/**/*.test.ts'],
+          pool: 'forks',
+          sequence: { groupOrder: 0 },
+          ...shared,
+        },
+      },
+      {
+        extends: true,
+        server: { host: HOST },
+        // Pre-bundle the kernels' only runtime dependency up front, so that the page is not reloaded mid-run
+        // when Vite discovers it.
+        optimizeDeps: { include: ['wgsl_reflect/wgsl_reflect.module.js'] },
+        test: {
+          name: 'chromium',
+          include: ['test/kernels/**/*.test.ts'],
+          ...shared,
+          sequence: { groupOrder: 1 },
+          browser: {
+            enabled: true,
+            provider: 'playwright',
+            headless: true,
+            screenshotFailures: false,
+            api: { host: HOST, strictPort: false },
+            instances: [
+              {
+                browser: 'chromium',
+                launch: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS },
+              },
+            ],
+          },
+        },
+      },
+    ],
   },
 });

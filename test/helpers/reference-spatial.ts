@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Graph, type TensorValue } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels, type Shape4 } from '../../src/gpu/tensor';
-import { REPO } from './fixtures';
+import { readFixtureJson } from './fixture-loader';
 import { getTestContext } from './gpu';
 
 /**
@@ -212,9 +211,8 @@ export interface SpatialFixture {
 }
 
 /** Fixtures written by tools/torch/spatial_fixtures.py (PyTorch outputs, NCHW). */
-export function loadSpatialFixture(name: string): SpatialFixture {
-  const url = new URL(`test/fixtures/spatial/${name}.json`, REPO);
-  return { name, ...JSON.parse(readFileSync(url, 'utf8')) };
+export async function loadSpatialFixture(name: string): Promise<SpatialFixture> {
+  return { name, ...(await readFixtureJson<Omit<SpatialFixture, 'name'>>(`test/fixtures/spatial/${name}.json`)) };
 }
 
 /** max |y − ref| / max |ref|: the worst element, relative to the tensor's scale. */

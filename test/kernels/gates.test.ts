@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
 import { applyGates, channelGate, packGateWeights, type SCSEWeights, scse } from '../../src/kernels/gates';
-import { REPO } from '../helpers/fixtures';
+import { readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { scseRef, toF32 } from '../helpers/reference-norm';
@@ -120,7 +119,7 @@ describe('SCSE / SE gates against a float64 reference', () => {
 
   for (const name of ['scse_c20_r4', 'scse_c48_r16']) {
     it(`matches the PyTorch SCSEModule fixture ${name}`, async () => {
-      const f = JSON.parse(readFileSync(new URL(`test/fixtures/norm/${name}.json`, REPO), 'utf8'));
+      const f = await readFixtureJson(`test/fixtures/norm/${name}.json`);
       const [n, c, h, w] = f.inputShape as number[];
       const p = f.params;
       const weights: SCSEWeights = {

@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
 import { layerNorm, packLayerNormParams } from '../../src/kernels/layernorm';
-import { REPO } from '../helpers/fixtures';
+import { readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { layerNormRef, toF32 } from '../helpers/reference-norm';
@@ -111,7 +110,7 @@ describe('layerNorm (channels-last) against a float64 reference', () => {
 
   for (const name of ['layernorm_c5', 'layernorm_c96_offset1000']) {
     it(`matches PyTorch nn.LayerNorm fixture ${name}`, async () => {
-      const f = JSON.parse(readFileSync(new URL(`test/fixtures/norm/${name}.json`, REPO), 'utf8'));
+      const f = await readFixtureJson(`test/fixtures/norm/${name}.json`);
       const [n, c, h, w] = f.inputShape as number[];
       const out = await runLayerNorm(f.input, [n, h, w, c], f.params.weight, f.params.bias, f.eps);
       expect(relL2(out, f.output)).toBeLessThanOrEqual(1e-5);

@@ -67,7 +67,7 @@ describe('pad2d against a float64 reference (exact)', () => {
 describe('pad2d against PyTorch fixtures', () => {
   for (const name of ['pad_reflect_5x7', 'pad_replicate_5x7', 'pad_zeros_crop_5x7']) {
     it(name, async () => {
-      const f = loadSpatialFixture(name);
+      const f = await loadSpatialFixture(name);
       const out = await runSpatial(f.input, f.inputShape, (g, t) => pad2d(g, t, f.args.pads, f.args.mode, name));
       expect(out.shape).toEqual(f.outputShape);
       expect(Array.from(out.y)).toEqual(f.output);

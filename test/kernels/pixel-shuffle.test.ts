@@ -82,7 +82,7 @@ describe('pixel rearrangement against a float64 reference (exact)', () => {
 describe('pixel rearrangement against PyTorch fixtures', () => {
   for (const name of ['pixel_shuffle_r2', 'pixel_shuffle_r3', 'pixel_unshuffle_r2']) {
     it(name, async () => {
-      const f = loadSpatialFixture(name);
+      const f = await loadSpatialFixture(name);
       const op = f.op === 'pixelShuffle' ? pixelShuffle : pixelUnshuffle;
       const out = await runSpatial(f.input, f.inputShape, (g, t) => op(g, t, f.args.r, name));
       expect(out.shape).toEqual(f.outputShape);

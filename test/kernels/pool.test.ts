@@ -100,7 +100,7 @@ describe('globalAvgPool2d against a float64 reference', () => {
 describe('pooling against PyTorch fixtures', () => {
   for (const name of ['maxpool_3x3_s2_p1_9x7', 'maxpool_2x2_s2_7x5', 'avgpool_3x3_s2_p1_7x9', 'global_avgpool_6x11']) {
     it(name, async () => {
-      const f = loadSpatialFixture(name);
+      const f = await loadSpatialFixture(name);
       const out = await runSpatial(f.input, f.inputShape, (g, t) => {
         if (f.op === 'maxPool2d') return maxPool2d(g, t, f.args, name);
         if (f.op === 'avgPool2d') return avgPool2d(g, t, f.args, name);

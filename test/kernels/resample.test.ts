@@ -80,7 +80,7 @@ describe('resampling against PyTorch fixtures', () => {
   ];
   for (const name of names) {
     it(name, async () => {
-      const f = loadSpatialFixture(name);
+      const f = await loadSpatialFixture(name);
       const out = await runSpatial(f.input, f.inputShape, (g, t) => resample(g, t, f.args as ResampleOptions, name));
       expect(out.shape).toEqual(f.outputShape);
       if (f.args.mode === 'nearest') expect(Array.from(out.y)).toEqual(f.output);

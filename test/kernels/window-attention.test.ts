@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
@@ -11,7 +10,7 @@ import {
   type WindowAttentionVariant,
   windowAttention,
 } from '../../src/kernels/window-attention';
-import { REPO } from '../helpers/fixtures';
+import { readFixtureF32, readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { wmsaRef } from '../helpers/reference-wmsa';
@@ -31,12 +30,16 @@ interface FixtureCase {
   biasHead: number[];
 }
 
-const FIXTURE_DIR = new URL('test/fixtures/wmsa/', REPO);
-const MANIFEST: { cases: FixtureCase[] } = JSON.parse(readFileSync(new URL('cases.json', FIXTURE_DIR), 'utf8'));
+// Read up front (top-level await: the test cases are generated from the manifest) by a loader that works in Node
+// and in the browser project alike.
+const FIXTURE_DIR = 'test/fixtures/wmsa/';
+const MANIFEST: { cases: FixtureCase[] } = await readFixtureJson(`${FIXTURE_DIR}cases.json`);
+const OUTPUTS = new Map(await Promise.all(MANIFEST.cases.map(async (c) => [c.name, await readFixtureF32(`${FIXTURE_DIR}${c.name}.f32`)] as const)));
+/** `WMSA_VERBOSE=1` prints the errors (Node only: the browser has no process.env). */
+const VERBOSE = !!globalThis.process?.env.WMSA_VERBOSE;
 
 function fixtureOutput(c: FixtureCase): Float32Array {
-  const b = readFileSync(new URL(`${c.name}.f32`, FIXTURE_DIR));
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  return OUTPUTS.get(c.name)!;
 }
 
 /** Every `stride`-th pixel (all channels) of an NHWC [1, H, W, C] tensor, as the fixtures store it. */
@@ -132,7 +135,7 @@ describe('WMSA references agree', () => {
       const ref = reference(c.name, x);
       const sampled = samplePixels(ref, c.h * c.w, c.heads * 32, c.pixelStride);
       const err = relL2(sampled, fixtureOutput(c));
-      if (process.env.WMSA_VERBOSE) console.log(`${c.name}: TS reference vs torch relL2 ${err.toExponential(2)}`);
+      if (VERBOSE) console.log(`${c.name}: TS reference vs torch relL2 ${err.toExponential(2)}`);
       expect(err).toBeLessThanOrEqual(1e-6);
     });
   }
@@ -170,7 +173,7 @@ describe('window attention kernel against the float64 and PyTorch references', (
         const { y } = await runKernel(x, variant);
         const errRef = relL2(y, reference(c.name, x));
         const errTorch = relL2(samplePixels(y, c.h * c.w, c.heads * 32, c.pixelStride), fixtureOutput(c));
-        if (process.env.WMSA_VERBOSE) console.log(`${c.name} [${tag(variant)}] relL2 vs TS ${errRef.toExponential(2)}, vs torch ${errTorch.toExponential(2)}`);
+        if (VERBOSE) console.log(`${c.name} [${tag(variant)}] relL2 vs TS ${errRef.toExponential(2)}, vs torch ${errTorch.toExponential(2)}`);
         expect(errRef).toBeLessThanOrEqual(1e-5);
         expect(errTorch).toBeLessThanOrEqual(1e-5);
       });
@@ -194,7 +197,7 @@ describe('window attention kernel against the float64 and PyTorch references', (
         };
         const { y } = await runKernel(x, variant);
         const err = relL2(y, reference(name, x));
-        if (process.env.WMSA_VERBOSE) console.log(`${name} [${tag(variant)}] relL2 vs TS ${err.toExponential(2)}`);
+        if (VERBOSE) console.log(`${name} [${tag(variant)}] relL2 vs TS ${err.toExponential(2)}`);
         expect(err).toBeLessThanOrEqual(1e-5);
       });
     });
