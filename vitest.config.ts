@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { CHROMIUM_ARGS } from './test/browser/chromium-args';
 
 /**
  * Two projects, one run:
@@ -12,17 +13,6 @@ import { defineConfig } from 'vitest/config';
  * `npx vitest run --project node` (or `--project chromium`) runs one of them.
  */
 
-/** `--enable-unsafe-webgpu` turns WebGPU on for Linux; with `--disable-gpu` the adapter is SwiftShader's. */
-const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const HOST = '127.0.0.1';
 

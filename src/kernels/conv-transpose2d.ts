@@ -4,6 +4,8 @@ import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
 import { type ConvTranspose2dVariant, convTranspose2dLabel, convTranspose2dWgsl } from './conv-transpose2d.wgsl';
+import { packBias } from './conv2d';
+import { packTapMajorWeights } from './weight-layout';
 
 export type { ConvTranspose2dVariant } from './conv-transpose2d.wgsl';
 
@@ -79,31 +81,15 @@ export function packConvTranspose2dWeight(weight: ArrayLike<number>, g: ConvTran
   const [kh, kw] = g.kernelSize;
   const cin = g.inChannels;
   const cout = g.outChannels;
-  const cin4 = paddedChannels(cin) / 4;
-  const cout4 = paddedChannels(cout) / 4;
   if (weight.length !== cin * cout * kh * kw) {
     throw new InvalidInputError(`convTranspose weight has ${weight.length} values, expected ${cin}x${cout}x${kh}x${kw}`);
   }
-  const out = new Float32Array(kh * kw * cin4 * cout4 * 16);
-  for (let ci = 0; ci < cin; ci++) {
-    for (let co = 0; co < cout; co++) {
-      for (let ky = 0; ky < kh; ky++) {
-        for (let kx = 0; kx < kw; kx++) {
-          const src = ((ci * cout + co) * kh + ky) * kw + kx;
-          const dst = ((((ky * kw + kx) * cin4 + (ci >> 2)) * cout4 + (co >> 2)) * 4 + (ci & 3)) * 4 + (co & 3);
-          out[dst] = weight[src];
-        }
-      }
-    }
-  }
-  return out;
+  return packTapMajorWeights([kh, kw], cin, cout, (ci, co, ky, kx) => weight[((ci * cout + co) * kh + ky) * kw + kx]);
 }
 
-/** Bias [Cout] → vec4-padded f32. */
+/** Bias [Cout] → vec4-padded f32 (the same layout as a convolution's bias). */
 export function packConvTranspose2dBias(bias: ArrayLike<number>, channels: number): Float32Array {
-  const out = new Float32Array(paddedChannels(channels));
-  for (let i = 0; i < channels; i++) out[i] = bias[i];
-  return out;
+  return packBias(bias, channels);
 }
 
 /**

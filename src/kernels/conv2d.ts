@@ -12,6 +12,7 @@ import {
   depthwiseConv2dWgsl,
   type ResidualMode,
 } from './conv2d.wgsl';
+import { packTapMajorWeights } from './weight-layout';
 
 export type { Conv2dVariant, ResidualMode } from './conv2d.wgsl';
 
@@ -110,21 +111,7 @@ export function packConv2dWeight(weight: ArrayLike<number>, g: Conv2dGeometry): 
     }
     return out;
   }
-  const cin4 = paddedChannels(cin) / 4;
-  const cout4 = paddedChannels(cout) / 4;
-  const out = new Float32Array(kh * kw * cin4 * cout4 * 16);
-  for (let co = 0; co < cout; co++) {
-    for (let ci = 0; ci < cin; ci++) {
-      for (let ky = 0; ky < kh; ky++) {
-        for (let kx = 0; kx < kw; kx++) {
-          const src = ((co * cin + ci) * kh + ky) * kw + kx;
-          const dst = ((((ky * kw + kx) * cin4 + (ci >> 2)) * cout4 + (co >> 2)) * 4 + (ci & 3)) * 4 + (co & 3);
-          out[dst] = weight[src];
-        }
-      }
-    }
-  }
-  return out;
+  return packTapMajorWeights([kh, kw], cin, cout, (ci, co, ky, kx) => weight[((co * cin + ci) * kh + ky) * kw + kx]);
 }
 
 /**

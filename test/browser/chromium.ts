@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { CHROMIUM_ARGS } from './chromium-args';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 
 /**
@@ -7,21 +8,6 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
  * failing test can show what the page said.
  */
 
-/**
- * `--enable-unsafe-webgpu` turns WebGPU on for Linux; with `--disable-gpu` Chromium then gives SwiftShader's
- * Vulkan device as the adapter (no other flag needed with Chromium 156). The rest keep the browser off the
- * network and quiet.
- */
-export const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** `CHROMIUM_PATH`, else Debian's chromium, else a browser installed by `npx playwright install`. */
 export function findChromium(): string {

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BrowserPage, CHROMIUM_ARGS, findChromium, openPage } from './chromium';
+import { type BrowserPage, findChromium, openPage } from './chromium';
+import { CHROMIUM_ARGS } from './chromium-args';
 import { type StaticServer, serveStatic } from './server';
 
 /** What test/browser/page.html puts on `window.harness` (plain data crosses page.evaluate). */
