@@ -16,7 +16,7 @@ console.log(`adapter: ${ctx.adapterName}`);
 const geometry: Conv2dGeometry = { inChannels: 64, outChannels: 64, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
 const variants: Conv2dVariant[] = [];
 const grid = (process.env.VARIANTS ?? "1x1x64,2x2x64,4x4x64,8x2x64,8x4x64").split(",").map((s) => s.split("x").map(Number));
-for (const [px, cb, wg, uw] of grid) variants.push({ px, cb, workgroupSize: wg, uniformWeights: uw === 1 });
+for (const [px, cb, wg, uw, rr] of grid) variants.push({ px, cb, workgroupSize: wg, uniformWeights: uw === 1, rowReuse: rr === 1 });
 const w = ctx.createBufferWithData(packConv2dWeight(new Float32Array(64 * 64 * 9).fill(0.01), geometry), BufferUsage.STORAGE, 'w');
 const b = ctx.createBufferWithData(packBias(new Float32Array(64), 64), BufferUsage.STORAGE, 'b');
 const flops = 2 * size * size * 64 * 64 * 9;
@@ -36,7 +36,7 @@ for (const variant of variants) {
     if (r.gpuMs !== undefined) gpu.push(r.gpuMs);
   }
   const ms = gpu.length ? median(gpu) : median(wall);
-  console.log(`px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}: ${ms.toFixed(1)} ms gpu, ${median(wall).toFixed(1)} ms wall, ${(flops / ms / 1e6).toFixed(2)} GFLOP/s`);
+  console.log(`px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}${variant.rowReuse ? ' rr' : ''}: ${ms.toFixed(1)} ms gpu, ${median(wall).toFixed(1)} ms wall, ${(flops / ms / 1e6).toFixed(2)} GFLOP/s`);
   plan.dispose();
 }
 ctx.dispose();

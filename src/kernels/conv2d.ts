@@ -139,7 +139,7 @@ export function packBias(bias: ArrayLike<number>, channels: number): Float32Arra
  * workgroup memory, and gain most from large register tiles; GPUs want more, smaller invocations for occupancy.
  * The numbers come from bench/conv-variants (see README).
  */
-export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry): Conv2dVariant {
+export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry, outWidth = 256): Conv2dVariant {
   checkConv2dGroups(g);
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
@@ -151,10 +151,20 @@ export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeomet
   }
   // Grouped: a channel block never straddles two groups, so keep it within one group's channel vec4s.
   const coutg4 = cout4 / (g.groups ?? 1);
-  // lavapipe, 2 cores, 3×3 64→64 at 128², GPU timestamps (npm run bench:conv2d-variants): px1 cb1 1.5 GFLOP/s,
-  // px4 cb4 3.3, px8 cb4 3.6, px16 cb4 4.3, and with workgroup-uniform weights px16 cb4 5.8 (px16 cb2 5.3,
-  // px32 cb2 5.3, px4 cb16 2.7). Hardware GPUs are untuned so far: a moderate tile that keeps occupancy.
-  if (adapter.isSoftware) return { px: 16, cb: Math.min(4, coutg4), workgroupSize: 64, uniformWeights: true };
+  // lavapipe, 2 cores, 3×3 64→64, GPU timestamps (npm run bench:conv2d-variants; the VM varies ±20 %):
+  // at 128²: px1 cb1 1.5 GFLOP/s, px4 cb4 3.3, px8 cb4 3.6, px16 cb4 4.3, with workgroup-uniform weights
+  // px16 cb4 4.5–5.8, and with shared input columns (rr) px16 cb4 6.2, px32 cb2 6.3–6.9, px32 cb4 6.4, px64 cb2
+  // 4.1; at 256²: px16 cb4 uw 4.5, +rr 4.8, px32 cb2 rr 7.0, px32 cb4 rr 5.4. Wide tiles waste work on narrow
+  // images, so the tile follows the output width. Hardware GPUs are untuned so far: a moderate tile.
+  // Kernels whose pixels share no input columns (1×1, or stride ≥ kernel width like 2×2 s2) gain nothing from
+  // rr and prefer more channels per invocation: 1×1 64→64 3.8 GFLOP/s with px16 cb4 against 3.3 with px32 cb2 rr.
+  if (adapter.isSoftware && (g.kernelSize[1] === 1 || g.stride >= g.kernelSize[1])) {
+    return { px: outWidth >= 24 ? 16 : 8, cb: Math.min(4, coutg4), workgroupSize: 64, uniformWeights: true };
+  }
+  if (adapter.isSoftware) {
+    const [px, cb] = outWidth >= 96 ? [32, 2] : outWidth >= 24 ? [16, 4] : [8, 4];
+    return { px, cb: Math.min(cb, coutg4), workgroupSize: 64, uniformWeights: true, rowReuse: true };
+  }
   return { px: 4, cb: Math.min(2, coutg4), workgroupSize: 64 };
 }
 
@@ -176,6 +186,7 @@ export function parseConv2dVariant(text: string): Conv2dVariant {
       else if (m[1] === 'cb') v.cb = n;
       else v.workgroupSize = n;
     } else if (part.trim() === 'uw') v.uniformWeights = true;
+    else if (part.trim() === 'rr') v.rowReuse = true;
     else throw new InvalidInputError(`bad conv2d variant tag '${part}' in '${text}' (expected e.g. px16,cb4,wg64,uw)`);
   }
   if (v.px < 1 || v.cb < 1 || v.workgroupSize < 1) throw new InvalidInputError(`conv2d variant '${text}' needs px and cb`);
@@ -281,7 +292,13 @@ export function conv2d(
     kernel = { label: depthwiseConv2dLabel(key, v), code: depthwiseConv2dWgsl(key, v) };
     uniforms = { ...common, c4: cout4 };
   } else {
-    const key = { ...epilogueKey, kernelH: g.kernelSize[0], kernelW: g.kernelSize[1], maskChannels: g.outChannels % 4 !== 0 };
+    const key = {
+      ...epilogueKey,
+      kernelH: g.kernelSize[0],
+      kernelW: g.kernelSize[1],
+      maskChannels: g.outChannels % 4 !== 0,
+      ...(v.rowReuse ? { stride: g.stride, dilation: g.dilation } : {}),
+    };
     kernel = { label: conv2dLabel(key, v), code: conv2dWgsl(key, v) };
     uniforms = {
       ...common,

@@ -16,6 +16,12 @@ export interface Conv2dVariant {
    * broadcast them instead of gathering per lane.
    */
   uniformWeights?: boolean;
+  /**
+   * Load each input column a tile's pixels share once per kernel row and input-channel vec4, instead of once
+   * per tap: a 16-pixel tile of a 3×3 stride-1 conv then loads 18 columns, not 48. Needs stride and dilation
+   * baked into the shader.
+   */
+  rowReuse?: boolean;
 }
 
 /** Where a fused residual is added: act(conv + b + r)·scale, or act(conv + b)·scale + r. */
@@ -35,6 +41,9 @@ export interface Conv2dEpilogueKey {
 export interface Conv2dShaderKey extends Conv2dEpilogueKey {
   kernelH: number;
   kernelW: number;
+  /** Baked in only for `rowReuse` variants. */
+  stride?: number;
+  dilation?: number;
   /** Output channels not a multiple of 4: the padded lanes must be forced to 0 (sigmoid(0) ≠ 0). */
   maskChannels: boolean;
 }
@@ -54,11 +63,12 @@ function epilogueTags(key: Conv2dEpilogueKey): string {
 }
 
 function variantTags(v: Conv2dVariant): string {
-  return `px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''}`;
+  return `px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''}${v.rowReuse ? ',rr' : ''}`;
 }
 
 export function conv2dLabel(key: Conv2dShaderKey, v: Conv2dVariant): string {
-  return `conv2d[k${key.kernelH}x${key.kernelW},${variantTags(v)},${epilogueTags(key)}${key.maskChannels ? ',mask' : ''}]`;
+  const baked = v.rowReuse ? `,s${key.stride},d${key.dilation}` : '';
+  return `conv2d[k${key.kernelH}x${key.kernelW}${baked},${variantTags(v)},${epilogueTags(key)}${key.maskChannels ? ',mask' : ''}]`;
 }
 
 export function depthwiseConv2dLabel(key: DepthwiseConv2dShaderKey, v: Conv2dVariant): string {
@@ -164,29 +174,32 @@ ${invocationIndexWgsl(v)}
   // Clamp channel groups past the end of the group to its last one: they compute throw-away values but stay in bounds.
   for (const c of cbs) emit(`  let wco${c} = (gco + min(cg0 + ${c}u, p.coutg4 - 1u)) * 4u;`);
   for (const i of pxs) for (const c of cbs) emit(`  var acc${i}_${c} = vec4<f32>(0.0);`);
-  emit(`  for (var ky = 0u; ky < KH; ky++) {
-    let iy = i32(oy * p.stride + ky * p.dilation) - p.pad_y;
-    if (iy < 0 || iy >= i32(p.h)) { continue; }
-    let row = (n * p.h + u32(iy)) * p.w;
-    for (var kx = 0u; kx < KW; kx++) {`);
-  for (const i of pxs) {
-    emit(`      let ix${i} = i32((ox0 + ${i}u) * p.stride + kx * p.dilation) - p.pad_x;`);
-    emit(`      let ok${i} = ix${i} >= 0 && ix${i} < i32(p.w);`);
-    emit(`      let xb${i} = (row + u32(select(0, ix${i}, ok${i}))) * p.cin4 + gci;`);
-  }
-  emit(`      var wi = (ky * KW + kx) * p.cing4 * wrow;
-      for (var ci = 0u; ci < p.cing4; ci++) {`);
-  for (const i of pxs) emit(`        let x${i} = select(vec4<f32>(0.0), x[xb${i} + ci], ok${i});`);
-  for (const c of cbs) {
-    for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
+  if (v.rowReuse) emitRowReuseLoops(emit, key, v);
+  else {
+    emit(`  for (var ky = 0u; ky < KH; ky++) {
+      let iy = i32(oy * p.stride + ky * p.dilation) - p.pad_y;
+      if (iy < 0 || iy >= i32(p.h)) { continue; }
+      let row = (n * p.h + u32(iy)) * p.w;
+      for (var kx = 0u; kx < KW; kx++) {`);
     for (const i of pxs) {
-      emit(`        acc${i}_${c} = acc${i}_${c} + w${c}_0 * x${i}.x + w${c}_1 * x${i}.y + w${c}_2 * x${i}.z + w${c}_3 * x${i}.w;`);
+      emit(`      let ix${i} = i32((ox0 + ${i}u) * p.stride + kx * p.dilation) - p.pad_x;`);
+      emit(`      let ok${i} = ix${i} >= 0 && ix${i} < i32(p.w);`);
+      emit(`      let xb${i} = (row + u32(select(0, ix${i}, ok${i}))) * p.cin4 + gci;`);
     }
-  }
-  emit(`        wi += wrow;
+    emit(`      var wi = (ky * KW + kx) * p.cing4 * wrow;
+        for (var ci = 0u; ci < p.cing4; ci++) {`);
+    for (const i of pxs) emit(`        let x${i} = select(vec4<f32>(0.0), x[xb${i} + ci], ok${i});`);
+    for (const c of cbs) {
+      for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
+      for (const i of pxs) {
+        emit(`        acc${i}_${c} = acc${i}_${c} + w${c}_0 * x${i}.x + w${c}_1 * x${i}.y + w${c}_2 * x${i}.z + w${c}_3 * x${i}.w;`);
       }
     }
-  }`);
+    emit(`        wi += wrow;
+        }
+      }
+    }`);
+  }
   for (const c of cbs) {
     emit(`  if (cg0 + ${c}u < p.coutg4) {
     let co = gco + cg0 + ${c}u;`);
@@ -277,6 +290,45 @@ ${invocationIndexWgsl(v)}
   }
   emit('}');
   return lines.join('\n');
+}
+
+/**
+ * The accumulation loops of a `rowReuse` variant: per kernel row and input-channel vec4, the input columns the
+ * tile reads (pixel i, tap kx → column i·stride + kx·dilation) are loaded once, then every tap uses them.
+ */
+function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: Conv2dVariant): void {
+  const S = key.stride ?? 1;
+  const D = key.dilation ?? 1;
+  const pxs = range(v.px);
+  const cbs = range(v.cb);
+  const kxs = range(key.kernelW);
+  const cols = [...new Set(pxs.flatMap((i) => kxs.map((kx) => i * S + kx * D)))].sort((a, b) => a - b);
+  emit(`  let ixb = i32(ox0 * ${S}u) - p.pad_x;`);
+  for (const t of cols) {
+    emit(`  let ok${t} = ixb + ${t} >= 0 && ixb + ${t} < i32(p.w);`);
+    emit(`  let ix${t} = u32(select(0, ixb + ${t}, ok${t}));`);
+  }
+  emit(`  for (var ky = 0u; ky < KH; ky++) {
+    let iy = i32(oy * ${S}u + ky * ${D}u) - p.pad_y;
+    if (iy < 0 || iy >= i32(p.h)) { continue; }
+    let row = (n * p.h + u32(iy)) * p.w;
+    let wky = ky * KW * p.cing4 * wrow;
+    for (var ci = 0u; ci < p.cing4; ci++) {`);
+  for (const t of cols) emit(`      let x${t} = select(vec4<f32>(0.0), x[(row + ix${t}) * p.cin4 + gci + ci], ok${t});`);
+  for (const kx of kxs) {
+    emit(`      {
+        let wi = wky + (${kx}u * p.cing4 + ci) * wrow;`);
+    for (const c of cbs) {
+      for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
+      for (const i of pxs) {
+        const t = i * S + kx * D;
+        emit(`        acc${i}_${c} = acc${i}_${c} + w${c}_0 * x${t}.x + w${c}_1 * x${t}.y + w${c}_2 * x${t}.z + w${c}_3 * x${t}.w;`);
+      }
+    }
+    emit('      }');
+  }
+  emit(`    }
+  }`);
 }
 
 function range(n: number): number[] {

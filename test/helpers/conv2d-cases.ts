@@ -48,10 +48,12 @@ export function conv2dVariantsFor(c: Conv2dCase): Conv2dVariant[] {
     dilation: c.dilation ?? 1,
     groups: c.groups ?? 1,
   };
-  const all = [...CONV2D_TEST_VARIANTS, selectConv2dVariant(SOFTWARE, geometry), selectConv2dVariant(HARDWARE, geometry)];
+  // Every tile the software table can pick (it depends on the output width), and the hardware pick.
+  const software = [8, 32, 128].map((outWidth) => selectConv2dVariant(SOFTWARE, geometry, outWidth));
+  const all = [...CONV2D_TEST_VARIANTS, ...software, selectConv2dVariant(HARDWARE, geometry)];
   const seen = new Set<string>();
   return all.filter((v) => {
-    const k = `${v.px}/${v.cb}/${v.workgroupSize}/${v.uniformWeights ?? false}`;
+    const k = `${v.px}/${v.cb}/${v.workgroupSize}/${v.uniformWeights ?? false}/${v.rowReuse ?? false}`;
     return !seen.has(k) && seen.add(k) !== undefined;
   });
 }

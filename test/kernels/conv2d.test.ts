@@ -54,7 +54,7 @@ async function check(c: Conv2dCase, variant: Conv2dVariant, seed: number): Promi
 describe('conv2d against a float64 reference', () => {
   CONV2D_CASES.forEach(([name, c], i) => {
     for (const variant of conv2dVariantsFor(c)) {
-      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}]`, async () => {
+      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}${variant.rowReuse ? ' rr' : ''}]`, async () => {
         const err = await check(c, variant, 100 + i);
         expect(err).toBeLessThanOrEqual(1e-5);
       });
