@@ -1,14 +1,15 @@
 import { BufferUsage } from './flags';
 import { GPUTensor } from './gpu-tensor';
 import { readMapped, submitDispatches } from './recorder';
-import { InvalidInputError } from '../errors';
+import { InvalidInputError, LimitExceededError } from '../errors';
+import { type ChunkSpec, chunkShaderBindings } from './chunked-bindings';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
 import { writeBuffer } from './context';
 import { type Graph, type GraphNode, isTensorValue, type TensorValue } from './graph';
 import { assignBuffers, type LiveInterval } from './liveness';
 import type { CompiledKernel } from './pipelines';
-import { packUniforms } from './shader';
+import { packUniforms, type ShaderSource } from './shader';
 import { formatShape, tensorBytes, tensorElements } from './tensor';
 
 export interface PlanOptions {
@@ -50,8 +51,9 @@ export class Plan {
   static async compile(ctx: GPUContext, graph: Graph, options: PlanOptions = {}): Promise<Plan> {
     ctx.throwIfFailed();
     if (graph.outputs.length === 0) throw new InvalidInputError('graph has no outputs');
-    const kernels = await Promise.all(graph.nodes.map((n) => ctx.pipelines.get(n.kernel)));
-    const intervals = liveIntervals(graph, kernels);
+    const prepared = graph.nodes.map((n) => prepareBindings(ctx, n));
+    const kernels = await Promise.all(prepared.map((p) => ctx.pipelines.get(p.source)));
+    const intervals = liveIntervals(graph, kernels, prepared);
     const { slotOf, slotBytes } = assignBuffers(intervals);
     const pool = options.pool ?? ctx.buffers;
     // Whatever is acquired or created below goes back if a later step throws (bad binding, limit exceeded, ...).
@@ -60,7 +62,7 @@ export class Plan {
     const owned: GPUBuffer[] = [];
     try {
       for (const [i, bytes] of slotBytes.entries()) slots.push(pool.acquire(bytes, STORAGE_USAGE, `activation slot ${i}`));
-      return await Plan.build(ctx, graph, kernels, slotOf, slots, uniformBuffers, owned, pool, options);
+      return await Plan.build(ctx, graph, kernels, prepared, slotOf, slots, uniformBuffers, owned, pool, options);
     } catch (e) {
       for (const b of slots) pool.release(b);
       for (const b of [...uniformBuffers, ...owned]) b.destroy();
@@ -72,6 +74,7 @@ export class Plan {
     ctx: GPUContext,
     graph: Graph,
     kernels: CompiledKernel[],
+    prepared: PreparedNode[],
     slotOf: Map<number, number>,
     slots: GPUBuffer[],
     uniformBuffers: GPUBuffer[],
@@ -94,13 +97,27 @@ export class Plan {
             entries.push({ binding: b.binding, resource: { buffer: ub } });
             continue;
           }
-          const bound = node.bindings[b.name];
-          if (!bound) throw new InvalidInputError(`${node.label}: shader binding '${b.name}' was not given`);
+          const origin = prepared[i].origin.get(b.name);
+          const name = origin?.name ?? b.name;
+          const bound = node.bindings[name];
+          if (!bound) throw new InvalidInputError(`${node.label}: shader binding '${name}' was not given`);
           const buffer = isTensorValue(bound) ? bufferOf.get(bound.id)! : bound;
-          const size = isTensorValue(bound) ? tensorBytes(bound.shape) : buffer.size;
-          entries.push({ binding: b.binding, resource: { buffer, offset: 0, size } });
+          const total = isTensorValue(bound) ? tensorBytes(bound.shape) : buffer.size;
+          if (origin) {
+            // One window of a tensor too large for a single binding.
+            const chunkBytes = prepared[i].chunks[name].chunkElements * 16;
+            const offset = origin.chunk * chunkBytes;
+            entries.push({ binding: b.binding, resource: { buffer, offset, size: Math.min(chunkBytes, total - offset) } });
+            continue;
+          }
+          if (total > ctx.storageBindingLimit) {
+            throw new LimitExceededError('maxStorageBufferBindingSize', total, ctx.storageBindingLimit, `${node.label} binding '${name}'`);
+          }
+          entries.push({ binding: b.binding, resource: { buffer, offset: 0, size: total } });
         }
-        const extra = Object.keys(node.bindings).filter((k) => !kernel.shader.bindings.some((b) => b.name === k));
+        const extra = Object.keys(node.bindings).filter(
+          (k) => !kernel.shader.bindings.some((b) => (prepared[i].origin.get(b.name)?.name ?? b.name) === k),
+        );
         if (extra.length > 0) throw new InvalidInputError(`${node.label}: shader has no binding(s) ${extra.join(', ')}`);
         const bindGroup = ctx.device.createBindGroup({ label: node.label, layout: kernel.bindGroupLayout, entries });
         return { node, kernel, bindGroup };
@@ -225,7 +242,41 @@ export class Plan {
   }
 }
 
-function liveIntervals(graph: Graph, kernels: CompiledKernel[]): LiveInterval[] {
+/** A node's shader after splitting tensors larger than one storage binding (see chunked-bindings.ts). */
+interface PreparedNode {
+  source: ShaderSource;
+  origin: Map<string, { name: string; chunk: number }>;
+  chunks: Record<string, ChunkSpec>;
+}
+
+function prepareBindings(ctx: GPUContext, node: GraphNode): PreparedNode {
+  const limit = ctx.storageBindingLimit;
+  // Windows start at multiples of the offset alignment and hold whole vec4s.
+  const align = Math.max(16, ctx.limits.minStorageBufferOffsetAlignment);
+  const chunks: Record<string, ChunkSpec> = {};
+  for (const [name, bound] of Object.entries(node.bindings)) {
+    if (!isTensorValue(bound)) continue;
+    const bytes = tensorBytes(bound.shape);
+    const forced = ctx.forceBindingChunks;
+    const chunkBytes = forced
+      ? Math.min(Math.ceil(bytes / forced / align) * align, Math.floor(limit / align) * align)
+      : Math.floor(limit / align) * align;
+    if (bytes <= limit && !(forced && chunkBytes < bytes)) continue;
+    chunks[name] = { count: Math.ceil(bytes / chunkBytes), chunkElements: chunkBytes / 16 };
+  }
+  if (Object.keys(chunks).length === 0) return { source: node.kernel, origin: new Map(), chunks };
+  const { source, origin } = chunkShaderBindings(node.kernel, chunks);
+  // Checked before the pipeline is made: past the limit, creating its layout is a validation error.
+  const storageBindings = source.code.match(/var<storage\b/g)?.length ?? 0;
+  const max = ctx.limits.maxStorageBuffersPerShaderStage;
+  if (storageBindings > max) {
+    const split = Object.entries(chunks).map(([k, c]) => `'${k}' into ${c.count}`).join(', ');
+    throw new LimitExceededError('maxStorageBuffersPerShaderStage', storageBindings, max, `${node.label} (splitting ${split} bindings)`);
+  }
+  return { source, origin, chunks };
+}
+
+function liveIntervals(graph: Graph, kernels: CompiledKernel[], prepared: PreparedNode[]): LiveInterval[] {
   const first = new Map<number, number>();
   const last = new Map<number, number>();
   const byId = new Map<number, TensorValue>();
@@ -235,7 +286,7 @@ function liveIntervals(graph: Graph, kernels: CompiledKernel[]): LiveInterval[] 
   }
   graph.nodes.forEach((node, i) => {
     for (const b of kernels[i].shader.bindings) {
-      const bound = node.bindings[b.name];
+      const bound = node.bindings[prepared[i].origin.get(b.name)?.name ?? b.name];
       if (!bound || !isTensorValue(bound)) continue;
       byId.set(bound.id, bound);
       if (b.kind === 'storage') {

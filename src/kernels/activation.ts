@@ -32,12 +32,13 @@ export function activationWgsl(a: Activation): string {
       return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0))); }';
     case 'gelu':
       // Exact GELU x·Φ(x) with erf from Abramowitz–Stegun 7.1.26 (max abs error 1.5e-7), since WGSL has no erf.
-      return `fn erf4(x: vec4<f32>) -> vec4<f32> {
-  let s = sign(x);
-  let a = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
-  return s * y;
+      // Names avoid x/y: shaders that include this may have tensor bindings called x and y (chunked-bindings.ts).
+      return `fn erf4(u: vec4<f32>) -> vec4<f32> {
+  let s = sign(u);
+  let m = abs(u);
+  let t = 1.0 / (1.0 + 0.3275911 * m);
+  let e = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-m * m);
+  return s * e;
 }
 fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return 0.5 * v * (1.0 + erf4(v * 0.7071067811865476)); }`;
   }

@@ -43,8 +43,12 @@ export interface Conv2dEpilogue {
   prelu?: GPUBuffer;
   /** Multiplies the activated value (default 1). */
   scale?: number;
-  /** A tensor with the convolution's output shape [n, ho, wo, Cout], added before or after the activation. */
-  residual?: { tensor: TensorValue; mode: ResidualMode };
+  /**
+   * A tensor with the convolution's output shape [n, ho, wo, Cout], added before or after the activation. With
+   * `prefix`, the tensor may have more channels and its first Cout are added (a dense block's concatenation
+   * buffer, whose first piece is the block input).
+   */
+  residual?: { tensor: TensorValue; mode: ResidualMode; prefix?: boolean };
   /** Write into channels [offset, offset + outChannels) of `output` (concatenation without a copy). */
   outChannelOffset?: number;
 }
@@ -211,14 +215,32 @@ export const CONV2D_TEST_VARIANTS: Conv2dVariant[] = [
 export function conv2d(
   graph: Graph,
   input: TensorValue,
-  params: { weight: GPUBuffer; bias?: GPUBuffer; geometry: Conv2dGeometry; variant: Conv2dVariant; label: string },
+  params: {
+    weight: GPUBuffer;
+    bias?: GPUBuffer;
+    geometry: Conv2dGeometry;
+    variant: Conv2dVariant;
+    label: string;
+    /**
+     * Read only the first `geometry.inChannels` channels of a wider input (groups = 1): a dense block's layer
+     * reads the prefix of the concatenation buffer that later layers keep writing into.
+     */
+    readInputPrefix?: boolean;
+  },
   epilogue: Conv2dEpilogue = {},
   output?: TensorValue,
   maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const g = params.geometry;
   const v = params.variant;
-  const outShape = conv2dOutputShape(input.shape, g);
+  if (params.readInputPrefix) {
+    if ((g.groups ?? 1) !== 1) throw new InvalidInputError(`${params.label}: reading an input channel prefix needs groups = 1`);
+    if (input.shape[3] < g.inChannels) {
+      throw new InvalidInputError(`${params.label}: input has ${input.shape[3]} channels, fewer than the ${g.inChannels} the convolution reads`);
+    }
+  }
+  const [n, h, w, cin] = input.shape;
+  const outShape = conv2dOutputShape(params.readInputPrefix ? [n, h, w, g.inChannels] : input.shape, g);
   const offset = epilogue.outChannelOffset ?? 0;
   const out = output ?? graph.tensor(outShape, params.label);
   if (out.shape[0] !== outShape[0] || out.shape[1] !== outShape[1] || out.shape[2] !== outShape[2]) {
@@ -236,7 +258,8 @@ export function conv2d(
   const residual = epilogue.residual;
   if (residual) {
     const r = residual.tensor.shape;
-    if (r.length !== 4 || r.some((d, i) => d !== outShape[i])) {
+    const channelsOk = residual.prefix ? r[3] >= outShape[3] : r[3] === outShape[3];
+    if (r.length !== 4 || r.some((d, i) => i < 3 && d !== outShape[i]) || !channelsOk) {
       throw new InvalidInputError(`${params.label}: residual ${r.join('x')} does not match the output ${outShape.join('x')}`);
     }
     if (residual.tensor.id === out.id) {
@@ -246,7 +269,6 @@ export function conv2d(
       throw new InvalidInputError(`${params.label}: residual mode '${String(residual.mode)}' (expected beforeActivation or afterActivation)`);
     }
   }
-  const [n, h, w, cin] = input.shape;
   const [, ho, wo] = outShape;
   const cout4 = paddedChannels(g.outChannels) / 4;
   const groups = g.groups ?? 1;
@@ -284,6 +306,8 @@ export function conv2d(
     out_c4_total: paddedChannels(out.shape[3]) / 4,
     alpha: activationAlpha(activation),
     scale,
+    // Channel stride of the residual tensor (wider than the output when it is a prefix).
+    res_c4_total: residual ? paddedChannels(residual.tensor.shape[3]) / 4 : cout4,
   };
   let kernel: { label: string; code: string };
   let uniforms: Record<string, number>;
@@ -305,7 +329,8 @@ export function conv2d(
       cin4: paddedChannels(cin) / 4,
       stride: g.stride,
       dilation: g.dilation,
-      cing4: paddedChannels(cin / groups) / 4,
+      // cin4 is the input's channel stride; cing4 counts the channels read (fewer for a prefix read).
+      cing4: paddedChannels(g.inChannels / groups) / 4,
       coutg4,
       gblocks,
     };

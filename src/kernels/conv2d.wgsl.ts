@@ -109,10 +109,10 @@ function invocationIndexWgsl(v: Conv2dVariant): string {
 function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: string, indent: string): string {
   const s: string[] = [];
   s.push(`var v = ${acc}${key.hasBias ? ' + b' : ''};`);
-  if (key.residual === 'beforeActivation') s.push(`v = v + res[(${pix}) * p.cout4 + co];`);
+  if (key.residual === 'beforeActivation') s.push(`v = v + res[(${pix}) * p.res_c4_total + co];`);
   s.push(key.prelu ? 'v = act_prelu(v, sl);' : 'v = act(v, p.alpha);');
   s.push('v = v * p.scale;');
-  if (key.residual === 'afterActivation') s.push(`v = v + res[(${pix}) * p.cout4 + co];`);
+  if (key.residual === 'afterActivation') s.push(`v = v + res[(${pix}) * p.res_c4_total + co];`);
   if (mask) s.push('v = select(vec4<f32>(0.0), v, keep);');
   s.push(`y[(${pix}) * p.out_c4_total + p.out_c4_offset + co] = v;`);
   return s.map((l) => indent + l).join('\n');
@@ -148,7 +148,7 @@ export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
   stride: u32, dilation: u32, pad_y: i32, pad_x: i32,
   co_blocks: u32, tiles_x: u32, total: u32, out_c4_offset: u32,
   out_c4_total: u32, alpha: f32, scale: f32, cing4: u32,
-  coutg4: u32, gblocks: u32,
+  coutg4: u32, gblocks: u32, res_c4_total: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${bindingsWgsl(key)}
@@ -237,7 +237,7 @@ export function depthwiseConv2dWgsl(key: DepthwiseConv2dShaderKey, v: Conv2dVari
   ho: u32, wo: u32, cout4: u32, cout: u32,
   pad_y: i32, pad_x: i32, co_blocks: u32, tiles_x: u32,
   total: u32, out_c4_offset: u32, out_c4_total: u32, alpha: f32,
-  scale: f32,
+  scale: f32, res_c4_total: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${bindingsWgsl(key)}

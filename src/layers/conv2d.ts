@@ -82,11 +82,25 @@ export class Conv2d extends Module {
     };
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, epilogue: Conv2dEpilogue = {}, label = 'conv2d'): TensorValue {
+  /**
+   * Adds the dispatch. With `output` (and `epilogue.outChannelOffset`) it writes into a channel slice of that
+   * wider tensor instead of a new one; with `readInputPrefix` it reads the first `inChannels` channels of a wider
+   * `x` (both for dense-block concatenation without copies).
+   */
+  forward(
+    ctx: GPUContext,
+    graph: Graph,
+    x: TensorValue,
+    epilogue: Conv2dEpilogue = {},
+    label = 'conv2d',
+    output?: TensorValue,
+    readInputPrefix = false,
+  ): TensorValue {
     this.upload(ctx);
-    if (x.shape[3] !== this.inChannels) {
+    if (readInputPrefix ? x.shape[3] < this.inChannels : x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }
+    const [n, h, w] = x.shape;
     return conv2d(
       graph,
       x,
@@ -94,11 +108,12 @@ export class Conv2d extends Module {
         weight: this.gpu!.weight,
         bias: this.gpu!.bias,
         geometry: this.geometry,
-        variant: selectConv2dVariant(ctx.adapter, this.geometry, conv2dOutputShape(x.shape, this.geometry)[2]),
+        variant: selectConv2dVariant(ctx.adapter, this.geometry, conv2dOutputShape([n, h, w, this.inChannels], this.geometry)[2]),
         label,
+        readInputPrefix,
       },
       epilogue,
-      undefined,
+      output,
       ctx.limits.maxComputeWorkgroupsPerDimension,
     );
   }

@@ -36,9 +36,10 @@ export class Linear extends Module {
     this.conv.upload(ctx);
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, epilogue: Conv2dEpilogue = {}, label = 'linear'): TensorValue {
+  /** With `output` (and `epilogue.outChannelOffset`) it writes into a channel slice of that wider tensor. */
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue, epilogue: Conv2dEpilogue = {}, label = 'linear', output?: TensorValue): TensorValue {
     this.upload(ctx);
-    return this.conv.forward(ctx, graph, x, epilogue, label);
+    return this.conv.forward(ctx, graph, x, epilogue, label, output);
   }
 
   release(): void {

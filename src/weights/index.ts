@@ -1,9 +1,31 @@
 /**
- * Checkpoint reading: PyTorch .pth/.pt files (zip and legacy formats) to CPU tensors, with no Python and
- * no code execution. Later readers (safetensors) plug in next to `readPth` and reuse the same tensor,
- * storage and state-dict helpers.
+ * Checkpoint reading: PyTorch .pth/.pt files (zip and legacy formats, plain state_dicts or whole pickled
+ * models) and safetensors to CPU tensors, with no Python and no code execution; and safetensors writing.
+ * `readCheckpoint` sniffs the format and is the usual entry point.
  */
+export {
+  readCheckpoint,
+  readCheckpointContents,
+  readCheckpointContentsAsync,
+  type CheckpointContents,
+  type CheckpointFormat,
+  type ReadCheckpointOptions,
+} from './checkpoint';
 export { readPth, readTorchObject, type ReadPthOptions } from './pth';
+export {
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  MAX_SAFETENSORS_HEADER,
+  type ReadSafetensorsOptions,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type WriteSafetensorsOptions,
+} from './safetensors';
+export { encodeTensor, numberToBfloat16Bits, numberToFloat16Bits } from './encode';
+export { isTorchModule, moduleStateDict } from './module-state';
+export { PyInstance } from './py-instance';
 export {
   canonicalizeStateDict,
   checkFinite,
@@ -30,6 +52,7 @@ export {
   unpickleAt,
   describePyValue,
   PyGlobal,
+  type FactoryContext,
   type GlobalAllowList,
   type GlobalFactory,
   type PickleBuildable,
@@ -37,5 +60,13 @@ export {
   type UnpickleResult,
 } from './pickle';
 export { ZipArchive, openZip, crc32, type ZipEntry, type ZipReadOptions } from './zip';
-export { materializeView, decodeElements, float16BitsToNumber, type StorageBytes, type TensorView } from './storage';
-export { torchGlobals, parseStoragePid, type StoragePid } from './torch-pickle';
+export {
+  materializeView,
+  decodeElements,
+  float16BitsToNumber,
+  MAX_TENSOR_ELEMENTS,
+  type StorageBytes,
+  type TensorBudget,
+  type TensorView,
+} from './storage';
+export { torchGlobals, parseStoragePid, maxTensorBytesFor, type StoragePid, type TorchGlobalsOptions } from './torch-pickle';

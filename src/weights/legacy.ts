@@ -6,12 +6,21 @@
  *   5. the list of storage keys, in file order      6. per key: int64 element count, then the raw elements
  * Because the storage bytes only come after the object pickle, the object pickle is read twice: once to
  * learn the storages (and where the pickle ends), then again with the storage bytes in hand.
+ * Whole pickled models (torch.save(model)) also name each nn.Module class through a persistent id
+ * ('module', cls, source_file, source); the class becomes an inert reference and its source is ignored.
  */
 import { CheckpointError } from '../errors';
 import { describePyValue, unpickleAt, type UnpickleResult } from './pickle';
 import { TORCH_LEGACY_MAGIC_NUMBER } from './sniff';
 import type { StorageBytes } from './storage';
-import { parseStoragePid, torchGlobals, TORCH_UNSAFE_HINT, type StoragePid } from './torch-pickle';
+import {
+  maxTensorBytesFor,
+  moduleClassFromPid,
+  parseStoragePid,
+  torchGlobals,
+  TORCH_UNSAFE_HINT,
+  type StoragePid,
+} from './torch-pickle';
 import { dtypeByteSize } from './tensor';
 
 const LEGACY_PROTOCOL_VERSION = 1001;
@@ -44,10 +53,13 @@ export function readTorchLegacy(bytes: Uint8Array, label: string): unknown {
   // Pass 1: collect the storages the object refers to; tensors are not built yet.
   const pids = new Map<string, StoragePid>();
   const dryRun = unpickleAt(bytes, objectStart, {
-    globals: torchGlobals(label, () => null),
+    globals: torchGlobals(label, { materialize: () => null }),
+    unknownGlobals: 'inert',
     name: label,
     unsafeHint: TORCH_UNSAFE_HINT,
     persistentLoad: (pid) => {
+      const moduleClass = moduleClassFromPid(pid, label);
+      if (moduleClass) return moduleClass;
       const p = parseStoragePid(pid, label);
       const known = pids.get(p.key);
       if (known && known.dtype !== p.dtype) {
@@ -68,10 +80,14 @@ export function readTorchLegacy(bytes: Uint8Array, label: string): unknown {
   // Pass 2: the same object pickle, now with real storages.
   const views = new Map<string, StorageBytes>();
   return unpickleAt(bytes, objectStart, {
-    globals: torchGlobals(label),
+    globals: torchGlobals(label, { maxTensorBytes: maxTensorBytesFor(bytes.length) }),
+    unknownGlobals: 'inert',
     name: label,
     unsafeHint: TORCH_UNSAFE_HINT,
     persistentLoad: (pid) => {
+      // Whole pickled models: each nn.Module class comes with its source code, which is never looked at.
+      const moduleClass = moduleClassFromPid(pid, label);
+      if (moduleClass) return moduleClass;
       const p = parseStoragePid(pid, label);
       const root = storages.get(p.key);
       if (!root) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: storage '${p.key}' has no data record`);

@@ -7,6 +7,16 @@
  * 'module.name' to a JS factory), and every other name is rejected with CHECKPOINT_UNSAFE before anything
  * is built. Every read is bounds-checked, so a truncated pickle is CHECKPOINT_TRUNCATED, never a RangeError.
  *
+ * With `unknownGlobals: 'inert'` (used for torch files, so whole pickled models can be read), a name outside
+ * the allow-list becomes an inert PyGlobal that may only be used as data: NEWOBJ on it records a PyInstance
+ * (nothing is constructed), BUILD stores state on that record, and the allow-listed reconstruction helpers
+ * (copyreg._reconstructor...) may receive it as an argument. Calling it - REDUCE, INST, OBJ - is still
+ * rejected with CHECKPOINT_UNSAFE naming the global, so `os.system(...)` or `builtins.eval(...)` never load.
+ *
+ * Work is bounded by the input size: every opcode consumes at least one byte, and the copies that factories
+ * and BUILD make (which a hostile pickle could repeat on one big memoised container) are charged against a
+ * budget proportional to the pickle's length.
+ *
  * Python values map to JS as follows:
  *   None -> null, bool -> boolean, int -> number (bigint beyond +/-2^53), float -> number, str -> string,
  *   bytes/bytearray -> Uint8Array, tuple -> frozen array, list -> array, dict -> Map (keys compared with
@@ -14,26 +24,42 @@
  *   and whatever the allowed factories and the persistent-id callback return.
  */
 import { CheckpointError } from '../errors';
+import { PyInstance } from './py-instance';
 
 /**
  * What an allowed global does when the pickle calls it. `how` is 'reduce' for REDUCE (`f(*args)`) and INST/
  * OBJ, 'newobj' for NEWOBJ / NEWOBJ_EX (`cls.__new__(cls, *args)`). Factories must only build data.
  */
-export type GlobalFactory = (args: readonly unknown[], how: 'reduce' | 'newobj') => unknown;
+export type GlobalFactory = (args: readonly unknown[], how: 'reduce' | 'newobj', context: FactoryContext) => unknown;
+
+/** What a factory may ask of the unpickler. */
+export interface FactoryContext {
+  /** Account for copying `items` values (container elements, characters); throws once the budget is spent. */
+  charge(items: number): void;
+}
 
 /** Allowed globals, keyed by fully qualified name such as 'collections.OrderedDict'. */
 export type GlobalAllowList = ReadonlyMap<string, GlobalFactory>;
 
-/** A reference to an allowed global (a class or function), as pushed by GLOBAL / STACK_GLOBAL. */
+/**
+ * A reference to a global (a class or function), as pushed by GLOBAL / STACK_GLOBAL. Allowed globals carry
+ * the factory that stands in for calling them; inert ones (unknown names, in 'inert' mode) have none and
+ * are only data.
+ */
 export class PyGlobal {
   constructor(
     readonly module: string,
     readonly name: string,
-    readonly factory: GlobalFactory,
+    readonly factory?: GlobalFactory,
   ) {}
 
   get qualifiedName(): string {
     return `${this.module}.${this.name}`;
+  }
+
+  /** True for names on the allow-list; false for inert references to unknown classes or functions. */
+  get allowed(): boolean {
+    return this.factory !== undefined;
   }
 }
 
@@ -55,6 +81,13 @@ export interface UnpickleOptions {
   maxMemo?: number;
   /** Maximum MARK nesting depth (default 10,000). */
   maxMarkDepth?: number;
+  /**
+   * 'reject' (default): any global outside the allow-list is CHECKPOINT_UNSAFE as soon as it is named.
+   * 'inert': it becomes an inert PyGlobal usable only as data and with NEWOBJ (see the file comment).
+   */
+  unknownGlobals?: 'reject' | 'inert';
+  /** Budget of values that factories and BUILD may copy (default 16 per input byte + 1,000,000). */
+  maxCopies?: number;
 }
 
 export interface UnpickleResult {
@@ -114,6 +147,7 @@ export function describePyValue(v: unknown): string {
   if (v instanceof Map) return 'dict';
   if (v instanceof Set) return 'set';
   if (v instanceof PyGlobal) return v.qualifiedName;
+  if (v instanceof PyInstance) return `${v.className} object`;
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return typeof v;
 }
@@ -131,6 +165,8 @@ class Unpickler {
   private stack: unknown[] = [];
   private readonly metastack: unknown[][] = [];
   private readonly memo = new Map<number, unknown>();
+  private copiesLeft: number;
+  private readonly context: FactoryContext = { charge: (items) => this.charge(items) };
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -142,6 +178,14 @@ class Unpickler {
     this.maxMemo = options.maxMemo ?? DEFAULT_MAX_MEMO;
     this.maxMarkDepth = options.maxMarkDepth ?? DEFAULT_MAX_MARK_DEPTH;
     this.pos = offset;
+    this.copiesLeft = options.maxCopies ?? 16 * Math.max(0, bytes.length - offset) + 1_000_000;
+  }
+
+  private charge(items: number): void {
+    this.copiesLeft -= items;
+    if (this.copiesLeft < 0) {
+      throw this.formatError('the pickle copies far more data than its size allows (a decompression-bomb-like structure)');
+    }
   }
 
   // ---- errors -----------------------------------------------------------------------------------------
@@ -261,28 +305,39 @@ class Unpickler {
     const mod = PY2_MODULES[module] ?? module;
     const qualified = `${mod}.${name}`;
     const factory = this.options.globals.get(qualified);
-    if (!factory) {
-      const hint = this.options.unsafeHint ? ` ${this.options.unsafeHint}` : '';
-      throw new CheckpointError(
-        'CHECKPOINT_UNSAFE',
-        `${this.label}: the pickle references the global '${qualified}', which is not on the allow-list; refusing ` +
-          `to load it (unpickling it in Python could execute arbitrary code).${hint}`,
-      );
-    }
+    if (!factory && this.options.unknownGlobals !== 'inert') throw this.unsafe(qualified, 'references');
     return new PyGlobal(mod, name, factory);
   }
 
-  private call(callable: unknown, args: unknown, how: 'reduce' | 'newobj', opName: string): unknown {
+  private unsafe(qualified: string, verb: string): CheckpointError {
+    const hint = this.options.unsafeHint ? ` ${this.options.unsafeHint}` : '';
+    return new CheckpointError(
+      'CHECKPOINT_UNSAFE',
+      `${this.label}: the pickle ${verb} the global '${qualified}', which is not on the allow-list; refusing ` +
+        `to load it (unpickling it in Python could execute arbitrary code).${hint}`,
+    );
+  }
+
+  private call(callable: unknown, args: unknown, how: 'reduce' | 'newobj', opName: string, kwargs?: Map<unknown, unknown>): unknown {
     if (!(callable instanceof PyGlobal)) {
       throw this.formatError(`${opName} on a ${describePyValue(callable)}, which is not callable`);
     }
     if (!Array.isArray(args)) {
       throw this.formatError(`${opName} arguments for '${callable.qualifiedName}' must be a tuple, got ${describePyValue(args)}`);
     }
-    return callable.factory(args, how);
+    if (!callable.factory) {
+      // An unknown global: `cls.__new__(cls, *args)` only allocates an instance, so record one as data;
+      // a call (REDUCE, INST, OBJ) could do anything and is refused.
+      if (how === 'newobj') return new PyInstance(callable.qualifiedName, args, kwargs);
+      throw this.unsafe(callable.qualifiedName, 'calls');
+    }
+    if (kwargs && kwargs.size > 0) throw this.formatError(`${opName} with keyword arguments is not supported for '${callable.qualifiedName}'`);
+    return callable.factory(args, how, this.context);
   }
 
   private build(obj: unknown, state: unknown): void {
+    // BUILD copies the state's entries; repeating it on one big memoised dict must not cost unbounded work.
+    this.charge(1 + shallowSize(state) + (Array.isArray(state) ? state.reduce((n: number, s) => n + shallowSize(s), 0) : 0));
     if (typeof obj === 'object' && obj !== null && typeof (obj as Partial<PickleBuildable>).__setstate__ === 'function') {
       (obj as PickleBuildable).__setstate__(state);
       return;
@@ -598,8 +653,8 @@ class Unpickler {
           const kwargs = this.pop();
           const args = this.pop();
           const cls = this.pop();
-          if (!(kwargs instanceof Map) || kwargs.size > 0) throw this.formatError('NEWOBJ_EX with keyword arguments is not supported');
-          this.push(this.call(cls, args, 'newobj', 'NEWOBJ_EX'));
+          if (!(kwargs instanceof Map)) throw this.formatError(`NEWOBJ_EX keyword arguments must be a dict, got ${describePyValue(kwargs)}`);
+          this.push(this.call(cls, args, 'newobj', 'NEWOBJ_EX', kwargs));
           break;
         }
         case OP.INST: {
@@ -632,6 +687,13 @@ class Unpickler {
       }
     }
   }
+}
+
+/** Number of entries of a container (0 for anything else), for the copy budget. */
+function shallowSize(x: unknown): number {
+  if (x instanceof Map || x instanceof Set) return x.size;
+  if (Array.isArray(x)) return x.length;
+  return 0;
 }
 
 /** Little-endian two's-complement integer (LONG1/LONG4 payload). */

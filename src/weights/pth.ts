@@ -10,7 +10,7 @@ import { unpickle } from './pickle';
 import { sniffCheckpoint } from './sniff';
 import { canonicalizeStateDict, type StateDict } from './state-dict';
 import type { StorageBytes } from './storage';
-import { parseStoragePid, torchGlobals, TORCH_UNSAFE_HINT } from './torch-pickle';
+import { maxTensorBytesFor, parseStoragePid, torchGlobals, TORCH_UNSAFE_HINT } from './torch-pickle';
 import { dtypeByteSize } from './tensor';
 import { ZipArchive, type ZipEntry } from './zip';
 
@@ -50,8 +50,8 @@ export function readTorchObject(bytes: Uint8Array | ArrayBuffer, options: ReadPt
     case 'safetensors':
       throw new CheckpointError(
         'CHECKPOINT_FORMAT',
-        `${label}: this is ${sniffed.description}, not a PyTorch .pth file; readPth cannot read safetensors (a ` +
-          `separate safetensors reader is needed)`,
+        `${label}: this is ${sniffed.description}, not a PyTorch .pth file; read it with readSafetensors, or with ` +
+          `readCheckpoint, which accepts both`,
       );
     case 'empty':
       throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: the file is empty (0 bytes); the download or copy failed`);
@@ -116,7 +116,8 @@ function readTorchZip(bytes: Uint8Array, label: string): unknown {
   };
 
   return unpickle(archive.read(entry), {
-    globals: torchGlobals(label),
+    globals: torchGlobals(label, { maxTensorBytes: maxTensorBytesFor(bytes.length) }),
+    unknownGlobals: 'inert',
     persistentLoad,
     name: `${label} (${entry.name})`,
     unsafeHint: TORCH_UNSAFE_HINT,

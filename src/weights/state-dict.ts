@@ -4,6 +4,7 @@
  * in Lightning, 'module.' prefixes from DataParallel); canonicalising here keeps model code simple.
  */
 import { CheckpointError, StateDictError } from '../errors';
+import { isTorchModule, moduleStateDict } from './module-state';
 import { describePyValue } from './pickle';
 import { formatShape, isCpuTensor, isFloatDType, type CpuTensor } from './tensor';
 
@@ -15,38 +16,58 @@ const WRAPPER_KEYS = ['params_ema', 'params', 'state_dict', 'model_state_dict', 
 const STRIP_PREFIXES = ['module.', 'netG.'];
 const MAX_DEPTH = 64;
 /** Bound on dict entries visited while flattening; shared sub-dicts could otherwise blow up exponentially. */
-const MAX_VISITS = 10_000_000;
+const MAX_VISITS = 2_000_000;
 
 export interface CanonicalizeOptions {
   /** Used as the prefix of error messages (typically the file name). */
   name?: string;
 }
 
-/** True when `m` holds at least one tensor, possibly in nested dicts. */
-function containsTensor(m: Map<unknown, unknown>, depth = 0): boolean {
-  if (depth > 8) return false;
+/** Views a value as a dict: Maps as they are, whole pickled nn.Modules as their state_dict, else undefined. */
+type AsDict = (v: unknown) => Map<unknown, unknown> | undefined;
+
+function dictView(label: string): AsDict {
+  const modules = new Map<object, Map<unknown, unknown>>();
+  return (v) => {
+    if (v instanceof Map) return v;
+    if (!isTorchModule(v)) return undefined;
+    let sd = modules.get(v);
+    if (!sd) {
+      sd = moduleStateDict(v, label) as Map<unknown, unknown>;
+      modules.set(v, sd);
+    }
+    return sd;
+  };
+}
+
+/** True when `m` holds at least one tensor, possibly in nested dicts or modules. */
+function containsTensor(m: Map<unknown, unknown>, asDict: AsDict, depth = 0, visited = new Set<Map<unknown, unknown>>()): boolean {
+  // A dict seen before held no tensor (or we would have returned), so shared sub-dicts are searched once.
+  if (depth > 8 || visited.has(m)) return false;
+  visited.add(m);
   for (const v of m.values()) {
     if (isCpuTensor(v)) return true;
-    if (v instanceof Map && containsTensor(v, depth + 1)) return true;
+    const d = asDict(v);
+    if (d && containsTensor(d, asDict, depth + 1, visited)) return true;
   }
   return false;
 }
 
 /** Descend through known wrapper keys and single-key dicts to the dict that actually holds the weights. */
-function unwrap(root: unknown): unknown {
-  let node = root;
+function unwrap(root: unknown, asDict: AsDict): unknown {
+  let node = asDict(root) ?? root;
   for (let depth = 0; depth < MAX_DEPTH && node instanceof Map; depth++) {
     const current: Map<unknown, unknown> = node;
-    const wrapped = WRAPPER_KEYS.map((k) => current.get(k)).find(
-      (v): v is Map<unknown, unknown> => v instanceof Map && containsTensor(v),
+    const wrapped = WRAPPER_KEYS.map((k) => asDict(current.get(k))).find(
+      (v): v is Map<unknown, unknown> => v !== undefined && containsTensor(v, asDict),
     );
     if (wrapped) {
       node = wrapped;
       continue;
     }
     if (current.size === 1) {
-      const only = current.values().next().value;
-      if (only instanceof Map) {
+      const only = asDict(current.values().next().value);
+      if (only) {
         node = only;
         continue;
       }
@@ -64,13 +85,15 @@ function keyList(keys: Iterable<unknown>, limit = 10): string {
 /**
  * Produce a flat StateDict from the unpickled root object: unwrap the weights, flatten nested dicts with
  * '.', drop non-tensor entries (epoch counters, optimizer settings...) and strip universal prefixes.
+ * A whole pickled nn.Module (at the root or under a wrapper key) counts as the dict of its state_dict().
  */
 export function canonicalizeStateDict(obj: unknown, options: CanonicalizeOptions = {}): StateDict {
   const label = options.name ?? 'checkpoint';
   if (isCpuTensor(obj)) {
     throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: the checkpoint holds a single tensor, not a state_dict`);
   }
-  const node = unwrap(obj);
+  const asDict = dictView(label);
+  const node = unwrap(obj, asDict);
   if (!(node instanceof Map)) {
     throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: the checkpoint holds a ${describePyValue(obj)}, not a dict of tensors`);
   }
@@ -90,8 +113,9 @@ export function canonicalizeStateDict(obj: unknown, options: CanonicalizeOptions
       if (isCpuTensor(v)) {
         if (flat.has(name)) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: two tensors are both named '${name}'`);
         flat.set(name, v);
-      } else if (v instanceof Map) {
-        walk(v, `${name}.`, depth + 1);
+      } else {
+        const d = asDict(v);
+        if (d) walk(d, `${name}.`, depth + 1);
       }
     }
     onPath.delete(m);

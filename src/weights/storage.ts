@@ -120,6 +120,16 @@ export interface StorageBytes {
   bytes: Uint8Array;
 }
 
+/** Bytes that materialised tensors may still occupy; shared by all tensors of one file. */
+export interface TensorBudget {
+  remaining: number;
+}
+
+/** Bytes one element of `dtype` occupies once decoded (half precision widens to float32). */
+export function decodedByteSize(dtype: DType): number {
+  return dtype === 'float16' || dtype === 'bfloat16' ? 4 : dtypeByteSize(dtype);
+}
+
 /** A tensor as described by `_rebuild_tensor_v2`: a strided view into a storage. */
 export interface TensorView {
   storageOffset: number;
@@ -135,7 +145,7 @@ function isNonNegativeInt(x: unknown): x is number {
  * Materialise a (possibly non-contiguous, possibly offset) view of `storage` as a contiguous row-major
  * tensor, after checking that every element it touches lies inside the storage and inside the bytes.
  */
-export function materializeView(storage: StorageBytes, view: TensorView, what: string): CpuTensor {
+export function materializeView(storage: StorageBytes, view: TensorView, what: string, budget?: TensorBudget): CpuTensor {
   const { storageOffset, size, stride } = view;
   if (!isNonNegativeInt(storageOffset)) {
     throw new CheckpointError('CHECKPOINT_FORMAT', `${what}: invalid storage offset ${String(storageOffset)}`);
@@ -158,6 +168,18 @@ export function materializeView(storage: StorageBytes, view: TensorView, what: s
   }
   const shape = size.slice();
   const itemSize = dtypeByteSize(storage.dtype);
+  if (budget) {
+    // Checked before anything is allocated: stride-0 views let a few bytes of pickle describe gigabytes.
+    const outBytes = count * decodedByteSize(storage.dtype);
+    if (outBytes > budget.remaining) {
+      throw new CheckpointError(
+        'CHECKPOINT_FORMAT',
+        `${what}: shape ${formatShape(size)} needs ${outBytes} bytes but only ${budget.remaining} remain of the ` +
+          `budget this file's size allows (a view repeating few stored values many times?)`,
+      );
+    }
+    budget.remaining -= outBytes;
+  }
   if (count === 0) return { dtype: storage.dtype, shape, data: decodeElements(storage.bytes, 0, 0, storage.dtype) };
 
   // Highest element index the view touches; strides are non-negative so this is the maximum.

@@ -6,8 +6,9 @@
  * The format readers supply the storage bytes; this module turns pids and rebuild calls into CpuTensors.
  */
 import { CheckpointError } from '../errors';
-import { describePyValue, PyGlobal, type GlobalAllowList, type GlobalFactory } from './pickle';
-import { materializeView, type StorageBytes, type TensorView } from './storage';
+import { describePyValue, PyGlobal, type FactoryContext, type GlobalAllowList, type GlobalFactory } from './pickle';
+import { PyInstance } from './py-instance';
+import { materializeView, type StorageBytes, type TensorBudget, type TensorView } from './storage';
 import type { DType } from './tensor';
 
 /** Legacy typed-storage classes, which torch still writes as storage type markers in both formats. */
@@ -25,9 +26,13 @@ const STORAGE_TYPES: ReadonlyMap<string, DType> = new Map<string, DType>([
   ['torch.UntypedStorage', 'uint8'],
 ]);
 
-/** Advice attached to CHECKPOINT_UNSAFE errors: the usual cause is a whole pickled nn.Module. */
+/**
+ * Advice attached to CHECKPOINT_UNSAFE errors. Whole pickled models are readable, so a call of an unknown
+ * global means code that PyTorch itself never pickles (a custom __reduce__, or a deliberate payload).
+ */
 export const TORCH_UNSAFE_HINT =
-  'Only plain state_dicts can be read; if this file is a whole pickled model (torch.save(model)), re-save it ' +
+  'PyTorch checkpoints only call tensor and storage rebuild functions; this file calls something else, which ' +
+  'torch.load(weights_only=False) would execute. If you trust its source, load it in Python and re-save it ' +
   'with torch.save(model.state_dict(), path).';
 
 /** A storage persistent id, decoded. */
@@ -40,6 +45,20 @@ export interface StoragePid {
   numel: number;
   /** Legacy format only: the pid denotes the slice [offset, offset + numel) of storage `key`, named `view.key`. */
   view?: { key: string; offset: number; numel: number };
+}
+
+/**
+ * The class of a legacy-format module persistent id ('module', cls, source_file, source): torch.save wrote
+ * one for each nn.Module class of a whole pickled model, with the class's source code (which is ignored,
+ * never run). Returns undefined for any other persistent id.
+ */
+export function moduleClassFromPid(pid: unknown, label: string): PyGlobal | undefined {
+  if (!Array.isArray(pid) || pid[0] !== 'module') return undefined;
+  const cls: unknown = pid[1];
+  if (!(cls instanceof PyGlobal)) {
+    throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: module persistent id names a ${describePyValue(cls)}, not a class`);
+  }
+  return cls;
 }
 
 /**
@@ -84,7 +103,7 @@ function describeTag(tag: unknown): string {
 }
 
 /** How the rebuild functions turn a storage + view into a value. Legacy loading first runs with a no-op. */
-export type TensorMaterializer = (storage: StorageBytes, view: TensorView, what: string) => unknown;
+export type TensorMaterializer = (storage: StorageBytes, view: TensorView, what: string, budget: TensorBudget) => unknown;
 
 function isStorageBytes(x: unknown): x is StorageBytes {
   return typeof x === 'object' && x !== null && 'dtype' in x && 'bytes' in x && 'numel' in x && 'key' in x;
@@ -102,11 +121,33 @@ function toIntTuple(x: unknown, what: string, label: string): number[] {
   });
 }
 
+export interface TorchGlobalsOptions {
+  /** Turns storage + view into the tensor value (default: materializeView; the legacy dry run passes a no-op). */
+  materialize?: TensorMaterializer;
+  /**
+   * Total bytes all materialised tensors may occupy. Stride-0 views let a tiny file describe huge tensors,
+   * so readers set this from the file size (default: unlimited apart from the per-tensor cap).
+   */
+  maxTensorBytes?: number;
+}
+
 /**
- * The allow-list for torch checkpoints. Anything not listed here (os.system, builtins.eval, model classes...)
- * makes the unpickler throw CHECKPOINT_UNSAFE before it is used.
+ * Bytes the tensors of a file of `fileBytes` bytes may take once decoded: generous for real files (half
+ * precision doubles in size, tied weights are copied per name) yet bounded by the file size.
  */
-export function torchGlobals(label: string, materialize: TensorMaterializer = materializeView): GlobalAllowList {
+export function maxTensorBytesFor(fileBytes: number): number {
+  return 4 * fileBytes + 64 * 2 ** 20;
+}
+
+/**
+ * The allow-list for torch checkpoints. Calling anything not listed here (os.system, builtins.eval, model
+ * classes...) makes the unpickler throw CHECKPOINT_UNSAFE before it is used. Unknown classes may still appear
+ * as data and be reconstructed inertly (NEWOBJ, copyreg._reconstructor), which is how whole pickled models
+ * are read.
+ */
+export function torchGlobals(label: string, options: TorchGlobalsOptions = {}): GlobalAllowList {
+  const materialize = options.materialize ?? materializeView;
+  const budget: TensorBudget = { remaining: options.maxTensorBytes ?? Number.POSITIVE_INFINITY };
   let tensorCount = 0;
   const rebuildTensor = (args: readonly unknown[], fn: string): unknown => {
     if (args.length < 4) {
@@ -125,13 +166,16 @@ export function torchGlobals(label: string, materialize: TensorMaterializer = ma
       size: toIntTuple(size, 'size', what),
       stride: toIntTuple(stride, 'stride', what),
     };
-    return materialize(storage, view, what);
+    return materialize(storage, view, what, budget);
   };
-  // A Parameter is a tensor with requires_grad; for inference the tensor is all we need.
-  const rebuildParameter: GlobalFactory = (args) => {
-    if (args.length < 1) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: _rebuild_parameter without data`);
-    return args[0];
-  };
+  // A Parameter is a tensor with requires_grad; for inference the tensor is all we need. torch < 1.0 pickled
+  // parameters as a call of the class itself, torch.nn.parameter.Parameter(data, requires_grad).
+  const rebuildParameter =
+    (fn: string): GlobalFactory =>
+    (args) => {
+      if (args.length < 1) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: ${fn} without data`);
+      return args[0];
+    };
   const notCallable =
     (name: string): GlobalFactory =>
     () => {
@@ -139,23 +183,76 @@ export function torchGlobals(label: string, materialize: TensorMaterializer = ma
     };
 
   const globals = new Map<string, GlobalFactory>([
-    ['collections.OrderedDict', (args) => orderedDict(args, label)],
+    ['collections.OrderedDict', (args, _how, ctx) => orderedDict(args, label, ctx)],
     ['torch._utils._rebuild_tensor_v2', (args) => rebuildTensor(args, '_rebuild_tensor_v2')],
     ['torch._utils._rebuild_tensor', (args) => rebuildTensor(args, '_rebuild_tensor')],
-    ['torch._utils._rebuild_parameter', rebuildParameter],
-    ['torch._utils._rebuild_parameter_with_state', rebuildParameter],
+    ['torch._utils._rebuild_parameter', rebuildParameter('_rebuild_parameter')],
+    ['torch._utils._rebuild_parameter_with_state', rebuildParameter('_rebuild_parameter_with_state')],
+    ['torch.nn.parameter.Parameter', rebuildParameter('torch.nn.parameter.Parameter')],
     // torch.Size pickles as torch.Size((d0, d1, ...)).
-    ['torch.Size', (args) => Object.freeze(Array.isArray(args[0]) ? [...(args[0] as unknown[])] : [])],
+    ['torch.Size', (args, _how, ctx) => Object.freeze(copied(Array.isArray(args[0]) ? (args[0] as unknown[]) : [], ctx))],
     // Python 3 pickles bytes at protocol 2 as _codecs.encode(str, 'latin1'); pure data, no side effects.
-    ['_codecs.encode', (args) => codecsEncode(args, label)],
+    ['_codecs.encode', (args, _how, ctx) => codecsEncode(args, label, ctx)],
     // Python 3 pickles b'' at protocols 0-2 as builtins.bytes(). Only data-shaped arguments are accepted
     // (never bytes(n), which would allocate n zero bytes).
-    ['builtins.bytes', (args) => builtinsBytes(args, label)],
-    ['builtins.set', (args) => new Set(iterableArg(args))],
-    ['builtins.frozenset', (args) => new Set(iterableArg(args))],
+    ['builtins.bytes', (args, _how, ctx) => builtinsBytes(args, label, ctx)],
+    ['builtins.set', (args, _how, ctx) => new Set(copied(iterableArg(args), ctx))],
+    ['builtins.frozenset', (args, _how, ctx) => new Set(copied(iterableArg(args), ctx))],
+    // torch.device('cpu') / ('cuda', 0): only a location string.
+    ['torch.device', (args) => args.filter((a) => a !== null && a !== undefined).map(String).join(':')],
+    // Modules pickled by torch <= 0.4 carry `_backend = _get_thnn_function_backend()`; torch itself now
+    // defines it as a no-op for exactly this purpose.
+    ['torch.nn.backends.thnn._get_thnn_function_backend', () => null],
+    // The reconstruction helpers that protocols 0-1 (and some __reduce__ implementations) use to recreate
+    // an instance of a class without calling it; here they only ever produce inert records.
+    ['copyreg._reconstructor', (args) => reconstructor(args, label)],
+    ['copyreg.__newobj__', (args) => newobj(args[0], args.slice(1), undefined, label)],
+    ['copyreg.__newobj_ex__', (args) => newobjEx(args, label)],
+    // `object` appears as the base-class argument of copyreg._reconstructor.
+    ['builtins.object', notCallable('builtins.object')],
   ]);
   for (const name of STORAGE_TYPES.keys()) globals.set(name, notCallable(name));
   return globals;
+}
+
+/** A copy of `items`, charged to the unpickler's copy budget. */
+function copied<T>(items: readonly T[], ctx: FactoryContext): T[] {
+  ctx.charge(items.length);
+  return [...items];
+}
+
+/** `cls.__new__(cls, *args)` for an unknown class: an inert record. Allow-listed globals are not instantiated. */
+function newobj(cls: unknown, args: readonly unknown[], kwargs: Map<unknown, unknown> | undefined, label: string): PyInstance {
+  if (!(cls instanceof PyGlobal)) {
+    throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: cannot reconstruct an instance of a ${describePyValue(cls)}`);
+  }
+  if (cls.allowed) {
+    throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: unexpected reconstruction of an instance of '${cls.qualifiedName}'`);
+  }
+  return new PyInstance(cls.qualifiedName, Object.freeze([...args]), kwargs);
+}
+
+function newobjEx(args: readonly unknown[], label: string): PyInstance {
+  const [cls, positional, kwargs] = args;
+  if (!Array.isArray(positional) || !(kwargs instanceof Map)) {
+    throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: copyreg.__newobj_ex__ needs (cls, args, kwargs)`);
+  }
+  return newobj(cls, positional, kwargs, label);
+}
+
+/**
+ * copyreg._reconstructor(cls, base, state): with base `object` Python does `object.__new__(cls)` and ignores
+ * the state; other bases would run the base class's __new__ / __init__, which we do not emulate.
+ */
+function reconstructor(args: readonly unknown[], label: string): PyInstance {
+  const [cls, base] = args;
+  if (!(base instanceof PyGlobal) || base.qualifiedName !== 'builtins.object') {
+    throw new CheckpointError(
+      'CHECKPOINT_FORMAT',
+      `${label}: copyreg._reconstructor with base ${describePyValue(base)} is not supported (only 'object')`,
+    );
+  }
+  return newobj(cls, [], undefined, label);
 }
 
 function iterableArg(args: readonly unknown[]): unknown[] {
@@ -166,9 +263,10 @@ function iterableArg(args: readonly unknown[]): unknown[] {
   return [];
 }
 
-function builtinsBytes(args: readonly unknown[], label: string): Uint8Array {
+function builtinsBytes(args: readonly unknown[], label: string, ctx: FactoryContext): Uint8Array {
   const a = args[0];
   if (a === undefined) return new Uint8Array(0);
+  if (Array.isArray(a) || a instanceof Uint8Array) ctx.charge(a.length);
   if (a instanceof Uint8Array) return a.slice();
   if (Array.isArray(a) && a.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 256)) {
     return Uint8Array.from(a as number[]);
@@ -176,10 +274,11 @@ function builtinsBytes(args: readonly unknown[], label: string): Uint8Array {
   throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: builtins.bytes called with a ${describePyValue(a)}`);
 }
 
-function orderedDict(args: readonly unknown[], label: string): Map<unknown, unknown> {
+function orderedDict(args: readonly unknown[], label: string, ctx: FactoryContext): Map<unknown, unknown> {
   const out = new Map<unknown, unknown>();
   const init = args[0];
   if (init === undefined || init === null) return out;
+  if (init instanceof Map || Array.isArray(init)) ctx.charge(init instanceof Map ? init.size : init.length);
   if (init instanceof Map) return new Map(init);
   if (Array.isArray(init)) {
     for (const pair of init) {
@@ -193,9 +292,10 @@ function orderedDict(args: readonly unknown[], label: string): Map<unknown, unkn
   throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: OrderedDict called with a ${describePyValue(init)}`);
 }
 
-function codecsEncode(args: readonly unknown[], label: string): Uint8Array {
+function codecsEncode(args: readonly unknown[], label: string, ctx: FactoryContext): Uint8Array {
   const [text, encoding] = args;
   if (typeof text !== 'string') throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: _codecs.encode of a ${describePyValue(text)}`);
+  ctx.charge(text.length);
   const enc = typeof encoding === 'string' ? encoding.toLowerCase().replace(/[-_]/g, '') : 'utf8';
   if (enc === 'latin1' || enc === 'iso88591') {
     const out = new Uint8Array(text.length);

@@ -13,7 +13,11 @@ export function getTestContext(): Promise<GPUContext> {
       return requestContext((navigator as Navigator).gpu, { debug: true });
     }
     const { createNodeContext } = await import('../../src/gpu/node-gpu');
-    return createNodeContext({ debug: true });
+    const context = await createNodeContext({ debug: true });
+    // WEBGPU_RESTORE_FORCE_CHUNKS=3 runs every test with each tensor split across 3 bindings (chunked-bindings.ts).
+    const forced = Number(process.env.WEBGPU_RESTORE_FORCE_CHUNKS ?? '');
+    if (forced >= 2) context.forceBindingChunks = forced;
+    return context;
   })();
   return ctx;
 }

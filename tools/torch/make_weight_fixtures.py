@@ -11,6 +11,10 @@ TypeScript reader is checked against PyTorch and not against its own output.
 
 Tensor values are deterministic (fixed seeds), but the legacy-format files are not byte-identical between
 runs: their storage keys are memory addresses.
+
+Besides torch.save output it writes whole pickled models (torch.save(model), with model classes defined in
+this script, so they pickle as __main__.*), safetensors files from a writer that follows the published
+format (struct + json, below), and pickles that call forbidden globals (never loaded here).
 """
 
 import collections
@@ -26,6 +30,8 @@ import zipfile
 import zlib
 
 import torch
+import torch.nn as nn
+import torch.nn.backends.thnn  # only for the torch <= 0.4 style fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'weights')
@@ -177,6 +183,177 @@ def torch_like_zip(dst, folder, pkl, storages=()):
         for key, data in storages:
             put(folder + '/data/' + key, data)
         put(folder + '/version', b'3\n')
+
+
+# ---------------------------------------------------------------------------------------------------------
+# whole pickled models: torch.save(model) of classes defined here (they pickle as __main__.<name>)
+
+class TinyDnCNN(nn.Module):
+    """Laid out like the original cszn DnCNN (self.dncnn = Sequential; biasless body convs; BN eps 1e-4)."""
+
+    def __init__(self, channels=1, features=4, blocks=2):
+        super().__init__()
+        layers = [nn.Conv2d(channels, features, 3, padding=1, bias=True), nn.ReLU(inplace=True)]
+        for _ in range(blocks):
+            layers += [nn.Conv2d(features, features, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(features, eps=1e-4, momentum=0.95), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, channels, 3, padding=1, bias=False))
+        self.dncnn = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x - self.dncnn(x)
+
+
+class Block(nn.Module):
+    """Nested custom module with the corner cases of state_dict(): a None parameter, a None submodule, a
+    persistent and a non-persistent buffer."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU())
+        self.register_parameter('gain', nn.Parameter(torch.full((ch,), 0.5)))
+        self.register_parameter('unused', None)
+        self.register_buffer('scale', torch.tensor([0.5, 2.0]))
+        self.register_buffer('scratch', torch.zeros(3), persistent=False)
+        self.register_buffer('absent', None)
+        self.register_module('gate', None)
+
+
+class Nested(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = TinyDnCNN(channels=2, features=4, blocks=1)
+        self.blocks = nn.ModuleList([Block(2), Block(2)])
+        self.tail = nn.Linear(2, 3)
+        self.tail_tied = nn.Linear(2, 3)
+        self.tail_tied.weight = self.tail.weight  # one Parameter under two names, as state_dict() lists it
+        self.note = 'plain attributes are ignored'
+
+
+def trained(model, seed):
+    """Deterministic weights, and BatchNorm statistics that are not the defaults (three training batches
+    through every BatchNorm)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        model.train()
+        for bn in [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]:
+            for _ in range(3):
+                bn(torch.randn(2, bn.num_features, 3, 3, generator=g) * 2 + 1)
+    return model.eval()
+
+
+class ThnnBackend:
+    """What a torch <= 0.4 module's `_backend` attribute pickled as."""
+
+    def __reduce__(self):
+        return (torch.nn.backends.thnn._get_thnn_function_backend, ())
+
+
+class Torch04Pickler(pickle.Pickler):
+    """Pickles parameters the way torch < 1.0 did: a call of the Parameter class itself."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, nn.Parameter):
+            return (nn.Parameter, (obj.data, obj.requires_grad))
+        return NotImplemented
+
+
+class Torch04PickleModule:
+    Pickler = Torch04Pickler
+    Unpickler = pickle.Unpickler
+    dump = staticmethod(pickle.dump)
+    load = staticmethod(pickle.load)
+    __name__ = 'pickle'
+
+
+# ---------------------------------------------------------------------------------------------------------
+# safetensors, written from the published format description (huggingface/safetensors README):
+# u64 little-endian header length N, N bytes of JSON header, then the byte buffer. Not the safetensors
+# package (not installed here): this is an independent writer to check our reader and writer against.
+
+ST_CODES = collections.OrderedDict([
+    (torch.float64, 'F64'), (torch.float32, 'F32'), (torch.float16, 'F16'), (torch.bfloat16, 'BF16'),
+    (torch.int64, 'I64'), (torch.int32, 'I32'), (torch.int16, 'I16'), (torch.int8, 'I8'),
+    (torch.uint8, 'U8'), (torch.bool, 'BOOL'),
+])
+
+
+def raw_le_bytes(t):
+    t = t.detach().contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)  # numpy has no bfloat16; same bits
+    a = t.numpy()
+    return a.astype(a.dtype.newbyteorder('<')).tobytes()
+
+
+def write_safetensors(dst, tensors, metadata=None, header_order=None, data_order=None, separators=(',', ':'),
+                      pad=True):
+    """header_order / data_order: tensor names in header and in byte-buffer order (default: sorted names in
+    the header; data by decreasing element size, then name - the convention of our writer)."""
+    names = sorted(tensors)
+    header_order = header_order or names
+    data_order = data_order or sorted(names, key=lambda n: (-tensors[n].element_size(), n))
+    offsets, blobs, at = {}, [], 0
+    for name in data_order:
+        raw = raw_le_bytes(tensors[name])
+        offsets[name] = [at, at + len(raw)]
+        blobs.append(raw)
+        at += len(raw)
+    header = collections.OrderedDict()
+    if metadata is not None:
+        header['__metadata__'] = metadata
+    for name in header_order:
+        t = tensors[name]
+        header[name] = collections.OrderedDict(
+            [('dtype', ST_CODES[t.dtype]), ('shape', list(t.shape)), ('data_offsets', offsets[name])])
+    text = json.dumps(header, separators=separators, ensure_ascii=False).encode('utf-8')
+    if pad:
+        text += b' ' * ((8 - (8 + len(text)) % 8) % 8)
+    with open(dst, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
+
+
+def read_safetensors_py(path):
+    """Read back with the same format rules, for the expected values (and as a check of the writer)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    (n,) = struct.unpack('<Q', data[:8])
+    header = json.loads(data[8:8 + n].decode('utf-8'), object_pairs_hook=collections.OrderedDict)
+    header.pop('__metadata__', None)
+    buf = data[8 + n:]
+    out = collections.OrderedDict()
+    by_code = {v: k for k, v in ST_CODES.items()}
+    for name, info in header.items():
+        dtype = by_code[info['dtype']]
+        begin, end = info['data_offsets']
+        raw = bytearray(buf[begin:end])
+        if dtype == torch.bfloat16:
+            t = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16) if raw else torch.zeros(0, dtype=dtype)
+        else:
+            t = torch.frombuffer(raw, dtype=dtype) if raw else torch.zeros(0, dtype=dtype)
+        out[name] = t.reshape(info['shape'])
+    return out
+
+
+def safetensors_tensors():
+    g = torch.Generator().manual_seed(2024)
+    sd = collections.OrderedDict()
+    sd['conv.weight'] = torch.randn(2, 3, 3, 3, generator=g)
+    sd['conv.bias'] = torch.tensor([float('nan'), float('inf'), -0.0])  # values are not checked by the format
+    sd['f64'] = torch.tensor([1.0 / 3.0, -1e-300, 2.0 ** 60], dtype=torch.float64)
+    sd['f16'] = torch.tensor([65504.0, -0.0, 2.0 ** -24, 1.0 / 3.0, float('-inf')], dtype=torch.float16)
+    sd['bf16'] = torch.tensor([1.0, -3.140625, 1e30, 2.0 ** -100], dtype=torch.bfloat16)
+    sd['bn.num_batches_tracked'] = torch.tensor(12345678901, dtype=torch.int64)  # 0-d scalar
+    sd['i32'] = torch.tensor([[7, -2 ** 31], [2 ** 31 - 1, 0]], dtype=torch.int32)
+    sd['i16'] = torch.tensor([-32768, 32767, 5], dtype=torch.int16)
+    sd['i8'] = torch.tensor([-128, 127, 0], dtype=torch.int8)
+    sd['u8'] = torch.tensor([0, 255, 17], dtype=torch.uint8)
+    sd['mask'] = torch.tensor([True, False, True])
+    sd['empty'] = torch.zeros(0, 4)
+    sd['unicod\u00e9.\u2713'] = torch.tensor([1.5])
+    return sd
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -346,22 +523,85 @@ def main():
         fixtures[name] = collections.OrderedDict(
             format='torch-zip', unsafe_global=pickle_globals(pkl)[0], marker_file=marker)
 
-    # a whole pickled module (torch.save(model)) instead of its state_dict: also refused
-    torch.save(torch.nn.Conv2d(1, 1, 1), path('full_model.pth'))
-    with zipfile.ZipFile(path('full_model.pth')) as z:
-        pkl = z.read([n for n in z.namelist() if n.endswith('/data.pkl')][0])
-    fixtures['full_model.pth'] = collections.OrderedDict(format='torch-zip', unsafe_global=pickle_globals(pkl)[0])
+    # more payloads: subprocess, posix, getattr, and one hidden inside a whole pickled model (legacy format),
+    # where unknown classes are read as data but the call must still be refused
+    class PopenPayload:
+        def __reduce__(self):
+            return (__import__('subprocess').Popen, (['touch', marker],))
 
-    # same in the legacy format
-    torch.save(torch.nn.Conv2d(1, 1, 1), path('legacy_full_model.pth'), _use_new_zipfile_serialization=False)
-    with open(path('legacy_full_model.pth'), 'rb') as f:
-        data = f.read()
-    f = io.BytesIO(data)
-    for _ in range(3):
-        pickle.load(f)
-    start = f.tell()
-    first_global = pickle_globals(data[start:])[0]
-    fixtures['legacy_full_model.pth'] = collections.OrderedDict(format='torch-legacy', unsafe_global=first_global)
+    class PosixPayload:
+        def __reduce__(self):
+            return (__import__('posix').system, ('touch ' + marker,))
+
+    class GetattrPayload:
+        def __reduce__(self):
+            return (getattr, (object, '__subclasses__'))  # the usual first step of a sandbox escape
+
+    for name, payload in (('evil_subprocess_popen.pth', PopenPayload()), ('evil_posix_system.pth', PosixPayload()),
+                          ('evil_builtins_getattr.pth', GetattrPayload())):
+        pkl = pickle.dumps(collections.OrderedDict([('weight', 1), ('payload', payload)]), protocol=2)
+        torch_like_zip(path(name), name[:-4], pkl)
+        fixtures[name] = collections.OrderedDict(
+            format='torch-zip', unsafe_global=[g for g in pickle_globals(pkl) if g != 'collections.OrderedDict'][0],
+            marker_file=marker)
+    hidden = TinyDnCNN(features=2, blocks=1)
+    hidden.dncnn[1].payload = PosixPayload()  # an attribute of the ReLU module
+    torch.save(hidden, path('evil_in_module_legacy.pth'), _use_new_zipfile_serialization=False)
+    fixtures['evil_in_module_legacy.pth'] = collections.OrderedDict(
+        format='torch-legacy', unsafe_global='posix.system', marker_file=marker)
+
+    # 7. whole pickled models (torch.save(model)): read without the classes, keys as model.state_dict()
+    def record_module(name, fmt, model_class, expected_sd, **extra):
+        loaded = torch.load(path(name))
+        entry = collections.OrderedDict(format=fmt, module_class=model_class)
+        entry['state_dict'] = encode_state_dict(expected_sd(loaded))
+        entry.update(extra)
+        fixtures[name] = entry
+
+    tiny = trained(TinyDnCNN(), 7)
+    torch.save(tiny, path('module_zip.pth'))
+    record_module('module_zip.pth', 'torch-zip', '__main__.TinyDnCNN', lambda m: m.state_dict())
+    torch.save(tiny, path('module_legacy.pth'), _use_new_zipfile_serialization=False)
+    record_module('module_legacy.pth', 'torch-legacy', '__main__.TinyDnCNN', lambda m: m.state_dict())
+
+    nested = trained(Nested(), 8)
+    sd_keys = list(nested.state_dict().keys())
+    assert 'blocks.0.scratch' not in sd_keys and 'blocks.0.unused' not in sd_keys and 'tail_tied.weight' in sd_keys
+    torch.save(nested, path('module_nested_zip_protocol4.pth'), pickle_protocol=4)
+    record_module('module_nested_zip_protocol4.pth', 'torch-zip', '__main__.Nested', lambda m: m.state_dict())
+    # protocol 1 has no NEWOBJ: instances come from copyreg._reconstructor(cls, object, None) + BUILD
+    torch.save(nested, path('module_nested_legacy_protocol1.pth'), _use_new_zipfile_serialization=False,
+               pickle_protocol=1)
+    record_module('module_nested_legacy_protocol1.pth', 'torch-legacy', '__main__.Nested', lambda m: m.state_dict())
+
+    # a torch <= 0.4 style file: Parameter(data, requires_grad) calls and _backend attributes
+    old = trained(TinyDnCNN(features=3, blocks=1), 9)
+    for m in old.modules():
+        m._backend = ThnnBackend()
+    torch.save(old, path('module_torch04_legacy.pth'), _use_new_zipfile_serialization=False,
+               pickle_module=Torch04PickleModule)
+    record_module('module_torch04_legacy.pth', 'torch-legacy', '__main__.TinyDnCNN', lambda m: m.state_dict())
+
+    # a model inside a training checkpoint, wrapped in DataParallel: keys lose 'module.'
+    torch.save({'epoch': 3, 'model': nn.DataParallel(tiny)}, path('module_wrapped_dataparallel.pth'))
+    record_module('module_wrapped_dataparallel.pth', 'torch-zip', None, lambda o: o['model'].module.state_dict())
+
+    # 8. safetensors
+    st = safetensors_tensors()
+    meta = collections.OrderedDict([('format', 'pt'), ('note', 'unicod\u00e9 \u2713'), ('empty', '')])
+    write_safetensors(path('st_basic.safetensors'), st, metadata=meta)
+    # the same tensors in another legal layout: header order != data order, spaces in the JSON, no padding,
+    # no metadata
+    names = list(st.keys())
+    write_safetensors(path('st_reordered.safetensors'), st, header_order=names[::-1], data_order=names,
+                      separators=(', ', ': '), pad=False)
+    for name, m in (('st_basic.safetensors', meta), ('st_reordered.safetensors', None)):
+        back = read_safetensors_py(path(name))
+        for k, v in st.items():  # bit-exact, NaN included
+            assert back[k].dtype == v.dtype and back[k].shape == v.shape and raw_le_bytes(back[k]) == raw_le_bytes(v)
+        fixtures[name] = collections.OrderedDict(
+            format='safetensors', state_dict=encode_state_dict(back),
+            metadata=m or {}, byte_identical_rewrite=(name == 'st_basic.safetensors'))
 
     write_pickle_cases(path('pickles.json'))
 

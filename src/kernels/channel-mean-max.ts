@@ -1,0 +1,60 @@
+import { InvalidInputError } from '../errors';
+import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { formatShape, paddedChannels } from '../gpu/tensor';
+import { linearEntry } from './wgsl-common';
+
+/**
+ * The mean and the maximum over the channels of every pixel: [n, h, w, C] → [n, h, w, 2], channel 0 the mean and
+ * channel 1 the max (CBAM's spatial-attention input, `cat(x.mean(1), x.amax(1))`). With `gate` ([n, 1, 1, C])
+ * the reduction runs over `x · gate` without materialising it (CBAM applies the channel gate first).
+ * The max covers the C logical channels only: padded lanes (0) are masked out, since every real value may be
+ * negative. One invocation per pixel.
+ */
+const WORKGROUP = 64;
+
+export function channelMeanMaxWgsl(gated: boolean): string {
+  return `struct Params { count: u32, pixels_per_item: u32, c4: u32, c: u32, inv_c: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${gated ? '@group(0) @binding(2) var<storage, read> gate: array<vec4<f32>>;\n' : ''}@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+
+${linearEntry(WORKGROUP)}
+  let base = i * p.c4;
+  ${gated ? 'let gbase = (i / p.pixels_per_item) * p.c4;' : ''}
+  var sum = vec4<f32>(0.0);
+  var mx = vec4<f32>(-3.0e38);
+  for (var k = 0u; k < p.c4; k++) {
+    let v = x[base + k]${gated ? ' * gate[gbase + k]' : ''};
+    sum += v;
+    let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    mx = max(mx, select(vec4<f32>(-3.0e38), v, lane < vec4<u32>(p.c)));
+  }
+  let s = (sum.x + sum.y) + (sum.z + sum.w);
+  let m = max(max(mx.x, mx.y), max(mx.z, mx.w));
+  y[i] = vec4<f32>(s * p.inv_c, m, 0.0, 0.0);
+}`;
+}
+
+/** [n, h, w, C] (optionally times a per-channel `gate` [n, 1, 1, C]) → [n, h, w, 2]: mean, max over channels. */
+export function channelMeanMax(
+  graph: Graph,
+  x: TensorValue,
+  label: string,
+  gate?: TensorValue,
+  maxWorkgroupsPerDimension = 65535,
+): TensorValue {
+  const [n, h, w, c] = x.shape;
+  if (gate && (gate.shape[0] !== n || gate.shape[1] !== 1 || gate.shape[2] !== 1 || gate.shape[3] !== c)) {
+    throw new InvalidInputError(`${label}: gate ${formatShape(gate.shape)} does not match input ${formatShape(x.shape)} (expected [${n}, 1, 1, ${c}])`);
+  }
+  const y = graph.tensor([n, h, w, 2], label);
+  const count = n * h * w;
+  graph.add({
+    label,
+    kernel: { label: `channel_mean_max${gate ? '[gated]' : ''}`, code: channelMeanMaxWgsl(gate !== undefined) },
+    uniforms: { count, pixels_per_item: h * w, c4: paddedChannels(c) / 4, c, inv_c: 1 / c },
+    bindings: gate ? { x, gate, y } : { x, y },
+    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+  });
+  return y;
+}

@@ -1,0 +1,86 @@
+import type { GPUContext } from '../gpu/context';
+import { BufferUsage } from '../gpu/flags';
+import type { Graph, TensorValue } from '../gpu/graph';
+import { applyCbam, cbamChannelGate, globalAvgMaxPool, packCbamMlp } from '../kernels/cbam';
+import { channelMeanMax } from '../kernels/channel-mean-max';
+import { InvalidInputError } from '../errors';
+import { ReLU } from './activations';
+import { Conv2d } from './conv2d';
+import { Linear } from './linear';
+import { Module, requireData } from './module';
+import { Sequential } from './sequential';
+
+/**
+ * Convolutional block attention (channel gate, then spatial gate), with PyTorch parameter names:
+ *   channel_mlp.0 = Linear(C, C/r), channel_mlp.1 = ReLU, channel_mlp.2 = Linear(C/r, C)   (shared by avg and max)
+ *   spatial_conv  = Conv2d(2, 1, 7, padding 3, bias=False) over cat(mean_c, max_c)
+ * forward(x) = (x·g_c)·g_s, see src/kernels/cbam.ts. Five dispatches: avg/max pool, MLP, channel mean/max, the
+ * 7×7 conv with a fused sigmoid, and the gating (which can also add a residual and write into a channel slice).
+ */
+export class CBAM extends Module {
+  readonly channelMlp: Sequential;
+  readonly spatialConv: Conv2d;
+  readonly hidden: number;
+  private gpu: { ctx: GPUContext; mlp: GPUBuffer } | undefined;
+
+  constructor(
+    readonly channels: number,
+    readonly reduction: number,
+  ) {
+    super();
+    this.hidden = Math.floor(channels / reduction);
+    if (this.hidden < 1) throw new InvalidInputError(`CBAM on ${channels} channels with reduction ${reduction} leaves no hidden units`);
+    this.channelMlp = new Sequential(new Linear(channels, this.hidden), new ReLU(), new Linear(this.hidden, channels));
+    this.spatialConv = new Conv2d(2, 1, 7, { padding: 3, bias: false });
+  }
+
+  override children(): [string, Module][] {
+    return [
+      ['channel_mlp', this.channelMlp],
+      ['spatial_conv', this.spatialConv],
+    ];
+  }
+
+  private upload(ctx: GPUContext): GPUBuffer {
+    if (this.gpu?.ctx === ctx) return this.gpu.mlp;
+    this.release();
+    const [l1, , l2] = this.channelMlp.layers as [Linear, ReLU, Linear];
+    const packed = packCbamMlp(
+      {
+        w1: requireData(l1.weight, 'CBAM channel_mlp.0.weight'),
+        b1: requireData(l1.bias!, 'CBAM channel_mlp.0.bias'),
+        w2: requireData(l2.weight, 'CBAM channel_mlp.2.weight'),
+        b2: requireData(l2.bias!, 'CBAM channel_mlp.2.bias'),
+      },
+      this.channels,
+      this.hidden,
+    );
+    const mlp = ctx.createBufferWithData(packed, BufferUsage.STORAGE, `cbam ${this.channels} mlp`);
+    this.gpu = { ctx, mlp };
+    return mlp;
+  }
+
+  /** (x·g_c)·g_s (+ residual), to a new tensor or into channels [offset, offset + C) of `out.tensor`. */
+  forward(
+    ctx: GPUContext,
+    graph: Graph,
+    x: TensorValue,
+    label = 'cbam',
+    options: { residual?: TensorValue; out?: { tensor: TensorValue; offset: number } } = {},
+  ): TensorValue {
+    if (x.shape[3] !== this.channels) throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
+    const mlp = this.upload(ctx);
+    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+    const pooled = globalAvgMaxPool(graph, x, `${label}.pool`, maxWG);
+    const cg = cbamChannelGate(graph, pooled, { weights: mlp, hidden: this.hidden, label }, maxWG);
+    const meanMax = channelMeanMax(graph, x, `${label}.mean_max`, cg, maxWG);
+    const sg = this.spatialConv.forward(ctx, graph, meanMax, { activation: { kind: 'sigmoid' } }, `${label}.spatial_conv`);
+    return applyCbam(graph, x, cg, sg, label, options, maxWG);
+  }
+
+  release(): void {
+    this.gpu?.mlp.destroy();
+    this.gpu = undefined;
+    this.spatialConv.release();
+  }
+}

@@ -1,0 +1,52 @@
+import { InvalidInputError } from '../errors';
+import { type Module, namedParameters } from './module';
+
+/** Anything in a module tree that owns GPU buffers (Conv2d, ConvTranspose2d, SCSE, …). */
+interface Releasable {
+  release(): void;
+}
+
+const isReleasable = (m: Module): m is Module & Releasable => typeof (m as Partial<Releasable>).release === 'function';
+
+/**
+ * Frees the GPU buffers of every descendant of `root` (not `root` itself, so a network's own `release` can call
+ * this). Composite modules need no `release` of their own: the walk reaches their leaves.
+ */
+export function releaseDescendants(root: Module): void {
+  for (const [, child] of root.children()) {
+    if (isReleasable(child)) child.release();
+    releaseDescendants(child);
+  }
+}
+
+/** Every key the tree may see in a state_dict without using it (`num_batches_tracked`, `mask_values`, …). */
+export function ignoredKeysOf(module: Module, prefix = ''): string[] {
+  const out = module.ignoredKeys().map((k) => prefix + k);
+  for (const [name, child] of module.children()) out.push(...ignoredKeysOf(child, `${prefix}${name}.`));
+  return out;
+}
+
+/**
+ * Checks that a state_dict's keys and shapes are exactly those of `module` (ignored keys aside), for
+ * recognisers: a file that looks like `network` but does not fit its inferred configuration gets an
+ * InvalidInputError naming the first few offending keys, before any weights are converted.
+ */
+export function checkKeysMatch(module: Module, keys: Map<string, { shape: readonly number[] }>, network: string): void {
+  const problems: string[] = [];
+  const expected = namedParameters(module);
+  const known = new Set([...expected.map(([k]) => k), ...ignoredKeysOf(module)]);
+  for (const [key, p] of expected) {
+    const t = keys.get(key);
+    if (!t) problems.push(`'${key}' is missing`);
+    else if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      problems.push(`'${key}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+    }
+  }
+  for (const key of keys.keys()) {
+    if (!known.has(key) && !/(^|\.)num_batches_tracked$/.test(key)) problems.push(`'${key}' is unexpected`);
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 6).join('; ') + (problems.length > 6 ? `; … (${problems.length} problems in all)` : '');
+    throw new InvalidInputError(`the weights look like a ${network} but do not fit one: ${shown}`);
+  }
+}

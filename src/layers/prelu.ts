@@ -1,0 +1,56 @@
+import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
+import { BufferUsage } from '../gpu/flags';
+import { packPreluSlopes } from '../kernels/conv2d';
+import { Module, type Parameter, parameter, requireData } from './module';
+
+/**
+ * nn.PReLU(num_parameters): `weight` [1] (one slope shared by every channel, PyTorch's default) or [C] (one per
+ * channel). It is never dispatched on its own: `slopes()` gives the buffer a convolution fuses as its epilogue
+ * (`{ prelu: … }`).
+ *
+ * A PReLU may sit behind a PixelShuffle(r) (SRResNet's upsample blocks: conv → PixelShuffle → PReLU). PixelShuffle
+ * only moves values, and conv channel k lands in shuffled channel ⌊k / r²⌋, so the PReLU can run in the conv's
+ * epilogue with each slope repeated r² times (`repeat`).
+ */
+export class PReLU extends Module {
+  readonly weight: Parameter;
+  private gpu: { ctx: GPUContext; key: string; buffer: GPUBuffer } | undefined;
+
+  constructor(readonly numParameters = 1) {
+    super();
+    if (!Number.isInteger(numParameters) || numParameters < 1) {
+      throw new InvalidInputError(`PReLU num_parameters must be a positive integer, got ${numParameters}`);
+    }
+    this.weight = parameter([numParameters]);
+  }
+
+  override parameters(): Record<string, Parameter> {
+    return { weight: this.weight };
+  }
+
+  /**
+   * The vec4-padded slopes for a convolution with `channels` outputs, where output k gets the slope of PReLU
+   * channel ⌊k / repeat⌋. Uploaded once per (context, channels, repeat).
+   */
+  slopes(ctx: GPUContext, channels: number, repeat = 1): GPUBuffer {
+    const key = `${channels}/${repeat}`;
+    if (this.gpu?.ctx === ctx && this.gpu.key === key) return this.gpu.buffer;
+    const w = requireData(this.weight, 'PReLU weight');
+    if (w.length !== 1 && w.length * repeat !== channels) {
+      throw new InvalidInputError(
+        `PReLU with ${w.length} slopes cannot follow ${channels} channels` + (repeat > 1 ? ` shuffled by ${repeat}` : ''),
+      );
+    }
+    const perChannel = w.length === 1 ? w : Float64Array.from({ length: channels }, (_, k) => w[Math.floor(k / repeat)]);
+    this.release();
+    const buffer = ctx.createBufferWithData(packPreluSlopes(perChannel, channels), BufferUsage.STORAGE, `prelu ${channels} slopes`);
+    this.gpu = { ctx, key, buffer };
+    return buffer;
+  }
+
+  release(): void {
+    this.gpu?.buffer.destroy();
+    this.gpu = undefined;
+  }
+}

@@ -1,0 +1,303 @@
+import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
+import type { Graph, TensorValue } from '../gpu/graph';
+import type { Activation } from '../kernels/activation';
+import { copyChannels, scaledAddChannels } from '../kernels/channel-slice';
+import { pixelUnshuffle } from '../kernels/pixel-shuffle';
+import { ConcatConv2d, type ConcatLayout } from '../layers/concat-conv2d';
+import { Conv2d } from '../layers/conv2d';
+import { loadStateDict, Module, namedParameters } from '../layers/module';
+import { ModuleList } from '../layers/module-list';
+import { Upsample } from '../layers/spatial';
+import type { StateDict } from '../weights/state-dict';
+import type { Network } from './network';
+import { canonicaliseRRDBNetKeys, detectRRDBNetKeyScheme, type RRDBNetKeyScheme } from './rrdbnet-keys';
+
+/** BasicSR's RRDBNet constructor arguments (num_in_ch, num_out_ch, num_feat, num_grow_ch, num_block, scale). */
+export interface RRDBNetConfig {
+  inChannels: number;
+  outChannels: number;
+  /** Trunk width (64 in ESRGAN). */
+  numFeat: number;
+  /** Growth channels of each dense-block layer (32). */
+  numGrowCh: number;
+  /** Number of RRDBs (23). */
+  numBlock: number;
+  /**
+   * Output / input size. The network always upsamples ×4; for scale 2 and 1 BasicSR first pixel-unshuffles the
+   * input by 2 or 4 (so H and W must be multiples of 2 or 4), which multiplies conv_first's input channels.
+   */
+  scale: 1 | 2 | 4;
+}
+
+export const ESRGAN_X4: RRDBNetConfig = { inChannels: 3, outChannels: 3, numFeat: 64, numGrowCh: 32, numBlock: 23, scale: 4 };
+
+const LRELU: Activation = { kind: 'leakyRelu', alpha: 0.2 };
+/** pixel_unshuffle factor in front of conv_first, per scale. */
+const UNSHUFFLE: Record<1 | 2 | 4, number> = { 4: 1, 2: 2, 1: 4 };
+
+type Placement = { tensor: TensorValue; offset: number };
+
+/**
+ * ResidualDenseBlock (5 convs): x1..x4 = lrelu(conv_j(cat(x, x1, …))), x5 = conv5(cat(x, x1, …, x4)),
+ * return x5·0.2 + x. The concatenation lives in one buffer (see ConcatConv2d): x is its first piece, placed there
+ * by whoever produced it; each conv_j reads the buffer's prefix, and its output goes to a tensor of its own and is
+ * copied in (WebGPU forbids a dispatch to read and write the same buffer; the copy is gc channels per pixel,
+ * against the 9·Cin·gc multiply-adds of the conv). conv5 reads the whole buffer and adds x from its prefix.
+ */
+class ResidualDenseBlock extends Module {
+  readonly convs: ConcatConv2d[];
+
+  constructor(
+    readonly numFeat: number,
+    readonly growCh: number,
+  ) {
+    super();
+    const pieces = [numFeat, growCh, growCh, growCh, growCh];
+    this.convs = [1, 2, 3, 4, 5].map((j) => new ConcatConv2d(pieces.slice(0, j), j < 5 ? growCh : numFeat, 3, { padding: 1 }));
+  }
+
+  get layout(): ConcatLayout {
+    return this.convs[4].layout;
+  }
+
+  override children(): [string, Module][] {
+    return this.convs.map((c, i) => [`conv${i + 1}`, c]);
+  }
+
+  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, out?: Placement): TensorValue {
+    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+    for (let j = 0; j < 4; j++) {
+      const xj = this.convs[j].forward(ctx, graph, buffer, { activation: LRELU }, `${label}.conv${j + 1}`);
+      copyChannels(graph, xj, buffer, this.layout.offsets[j + 1], `${label}.cat${j + 1}`, maxWG);
+    }
+    return this.convs[4].forward(
+      ctx,
+      graph,
+      buffer,
+      { scale: 0.2, residual: { tensor: buffer, mode: 'afterActivation', prefix: true }, outChannelOffset: out?.offset ?? 0 },
+      `${label}.conv5`,
+      out?.tensor,
+    );
+  }
+
+  release(): void {
+    for (const c of this.convs) c.release();
+  }
+}
+
+/** RRDB: RDB3(RDB2(RDB1(x)))·0.2 + x. Each RDB writes its output straight into the next one's buffer. */
+class RRDB extends Module {
+  readonly rdbs: ResidualDenseBlock[];
+
+  constructor(numFeat: number, growCh: number) {
+    super();
+    this.rdbs = [0, 1, 2].map(() => new ResidualDenseBlock(numFeat, growCh));
+  }
+
+  override children(): [string, Module][] {
+    return this.rdbs.map((r, i) => [`rdb${i + 1}`, r]);
+  }
+
+  /** The buffer the block input must be written into (at channel 0) by its producer. */
+  inputBuffer(graph: Graph, [n, h, w]: readonly number[], label: string): TensorValue {
+    return graph.tensor([n, h, w, this.rdbs[0].layout.width], label);
+  }
+
+  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, out?: Placement): TensorValue {
+    let cur = buffer;
+    for (let k = 0; k < 2; k++) {
+      const next = this.inputBuffer(graph, buffer.shape, `${label}.rdb${k + 2}.cat`);
+      this.rdbs[k].forward(ctx, graph, cur, `${label}.rdb${k + 1}`, { tensor: next, offset: 0 });
+      cur = next;
+    }
+    const t = this.rdbs[2].forward(ctx, graph, cur, `${label}.rdb3`);
+    const nf = this.rdbs[0].numFeat;
+    return scaledAddChannels(graph, buffer, t, 0.2, nf, label, out, ctx.limits.maxComputeWorkgroupsPerDimension);
+  }
+
+  release(): void {
+    for (const r of this.rdbs) r.release();
+  }
+}
+
+function checkConfig(c: RRDBNetConfig): void {
+  for (const [name, v] of Object.entries({ inChannels: c.inChannels, outChannels: c.outChannels, numFeat: c.numFeat, numGrowCh: c.numGrowCh })) {
+    if (!Number.isInteger(v) || v < 1) throw new InvalidInputError(`RRDBNet ${name} must be a positive integer, got ${v}`);
+  }
+  if (!Number.isInteger(c.numBlock) || c.numBlock < 0) throw new InvalidInputError(`RRDBNet numBlock must be a non-negative integer, got ${c.numBlock}`);
+  if (!(c.scale in UNSHUFFLE)) throw new InvalidInputError(`RRDBNet scale must be 1, 2 or 4, got ${c.scale}`);
+}
+
+/**
+ * ESRGAN's generator as BasicSR writes it (basicsr/archs/rrdbnet_arch.py; networks.md §5.2), with BasicSR's
+ * parameter names (rrdbnet-keys.ts maps the xinntao and 2018 layouts onto them):
+ *   [pixel_unshuffle by 4/scale] → fea = conv_first(x); fea = fea + conv_body(body(fea))
+ *   → lrelu(conv_up1(nearest×2)) → lrelu(conv_up2(nearest×2)) → conv_last(lrelu(conv_hr(·)))
+ * LeakyReLU slope 0.2, residual scale 0.2 in every RDB and RRDB, every conv 3×3 with bias. Output unclamped.
+ */
+export class RRDBNet extends Module implements Network {
+  readonly architecture = 'RRDBNet';
+  readonly convFirst: Conv2d;
+  readonly body: ModuleList<RRDB>;
+  readonly convBody: Conv2d;
+  readonly convUp1: Conv2d;
+  readonly convUp2: Conv2d;
+  readonly convHr: Conv2d;
+  readonly convLast: Conv2d;
+  private readonly upsample = new Upsample({ mode: 'nearest', scaleFactor: 2 });
+
+  constructor(readonly config: RRDBNetConfig) {
+    super();
+    checkConfig(config);
+    const { inChannels, outChannels, numFeat: nf, numGrowCh, numBlock, scale } = config;
+    const conv = (cin: number, cout: number) => new Conv2d(cin, cout, 3, { padding: 1 });
+    const r = UNSHUFFLE[scale];
+    this.convFirst = conv(inChannels * r * r, nf);
+    this.body = new ModuleList(Array.from({ length: numBlock }, () => new RRDB(nf, numGrowCh)));
+    this.convBody = conv(nf, nf);
+    this.convUp1 = conv(nf, nf);
+    this.convUp2 = conv(nf, nf);
+    this.convHr = conv(nf, nf);
+    this.convLast = conv(nf, outChannels);
+  }
+
+  get inChannels(): number {
+    return this.config.inChannels;
+  }
+
+  get outChannels(): number {
+    return this.config.outChannels;
+  }
+
+  get scale(): number {
+    return this.config.scale;
+  }
+
+  override children(): [string, Module][] {
+    return [
+      ['conv_first', this.convFirst],
+      ['body', this.body],
+      ['conv_body', this.convBody],
+      ['conv_up1', this.convUp1],
+      ['conv_up2', this.convUp2],
+      ['conv_hr', this.convHr],
+      ['conv_last', this.convLast],
+    ];
+  }
+
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+    const { inChannels, numBlock, scale } = this.config;
+    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+    if (x.shape[3] !== inChannels) {
+      throw new InvalidInputError(`RRDBNet expects ${inChannels} image channel(s), got ${x.shape[3]}`);
+    }
+    const r = UNSHUFFLE[scale];
+    if (r > 1) {
+      if (x.shape[1] % r !== 0 || x.shape[2] % r !== 0) {
+        throw new InvalidInputError(
+          `RRDBNet ×${scale} pixel-unshuffles its input by ${r}: height and width must be multiples of ${r}, got ${x.shape[1]}×${x.shape[2]}`,
+        );
+      }
+      x = pixelUnshuffle(graph, x, r, 'pixel_unshuffle', maxWG);
+    }
+    const blocks = this.body.items;
+    // fea goes straight into the first RRDB's concatenation buffer; conv_body adds it back from there.
+    const fea = numBlock > 0 ? blocks[0].inputBuffer(graph, x.shape, 'body.0.cat') : undefined;
+    const first = this.convFirst.forward(ctx, graph, x, {}, 'conv_first', fea);
+    let cur = first;
+    blocks.forEach((block, i) => {
+      const next = i + 1 < numBlock ? blocks[i + 1].inputBuffer(graph, x.shape, `body.${i + 1}.cat`) : undefined;
+      const y = block.forward(ctx, graph, cur, `body.${i}`, next ? { tensor: next, offset: 0 } : undefined);
+      cur = next ?? y;
+    });
+    let h = this.convBody.forward(ctx, graph, cur, { residual: { tensor: first, mode: 'afterActivation', prefix: true } }, 'conv_body');
+    h = this.convUp1.forward(ctx, graph, this.upsample.forward(ctx, graph, h, 'up1'), { activation: LRELU }, 'conv_up1');
+    h = this.convUp2.forward(ctx, graph, this.upsample.forward(ctx, graph, h, 'up2'), { activation: LRELU }, 'conv_up2');
+    h = this.convHr.forward(ctx, graph, h, { activation: LRELU }, 'conv_hr');
+    return this.convLast.forward(ctx, graph, h, {}, 'conv_last');
+  }
+
+  release(): void {
+    for (const c of [this.convFirst, this.convBody, this.convUp1, this.convUp2, this.convHr, this.convLast]) c.release();
+    for (const b of this.body.items) b.release();
+  }
+}
+
+export interface RecognisedRRDBNet {
+  config: RRDBNetConfig;
+  scheme: RRDBNetKeyScheme;
+}
+
+const SCALE_BY_UNSHUFFLED_CHANNELS: Record<number, 1 | 2 | 4> = { 1: 4, 4: 2, 16: 1 };
+
+/**
+ * Recognises an RRDBNet state_dict (any of the three key layouts) from its names and shapes: num_feat from
+ * conv_first, num_grow_ch from the first dense conv, num_block from the body indices, and the scale from
+ * conv_first's input channels relative to conv_last's output channels (1, 4 or 16 times: no, 2× or 4×
+ * pixel_unshuffle; every released model has num_in_ch = num_out_ch). Returns null when the keys are not an
+ * RRDBNet's; throws InvalidInputError when they look like one but some shape or block is inconsistent.
+ */
+export function recogniseRRDBNet(keys: Map<string, { shape: readonly number[] }>): RecognisedRRDBNet | null {
+  const scheme = detectRRDBNetKeyScheme(keys);
+  if (!scheme) return null;
+  const k = canonicaliseRRDBNetKeys(keys, scheme);
+  const shape4 = (name: string): readonly number[] => {
+    const s = k.get(name)?.shape;
+    if (!s || s.length !== 4) {
+      throw new InvalidInputError(`RRDBNet checkpoint (${scheme} layout): '${name}' is ${s ? `[${s.join(', ')}]` : 'missing'}, expected a 4-D conv weight`);
+    }
+    return s;
+  };
+  const first = shape4('conv_first.weight');
+  const last = shape4('conv_last.weight');
+  const conv1 = shape4('body.0.rdb1.conv1.weight');
+  const blocks = new Set<number>();
+  for (const name of k.keys()) {
+    const m = /^body\.(\d+)\./.exec(name);
+    if (m) blocks.add(Number(m[1]));
+  }
+  const numBlock = Math.max(...blocks) + 1;
+  if (blocks.size !== numBlock) {
+    const missing = Array.from({ length: numBlock }, (_, i) => i).filter((i) => !blocks.has(i));
+    throw new InvalidInputError(`RRDBNet checkpoint (${scheme} layout): blocks ${missing.join(', ')} of ${numBlock} are missing`);
+  }
+  const outChannels = last[0];
+  const ratio = first[1] / outChannels;
+  const scale = SCALE_BY_UNSHUFFLED_CHANNELS[ratio];
+  if (scale === undefined) {
+    throw new InvalidInputError(
+      `RRDBNet checkpoint: conv_first reads ${first[1]} channels and conv_last writes ${outChannels}; expected 1, 4 or 16 times as many (scale 4, 2 or 1)`,
+    );
+  }
+  const config: RRDBNetConfig = { inChannels: outChannels, outChannels, numFeat: first[0], numGrowCh: conv1[0], numBlock, scale };
+  let model: RRDBNet;
+  try {
+    model = new RRDBNet(config);
+  } catch (e) {
+    throw new InvalidInputError(`RRDBNet checkpoint: inconsistent configuration ${JSON.stringify(config)}: ${(e as Error).message}`);
+  }
+  for (const [name, p] of namedParameters(model)) {
+    const s = k.get(name)?.shape;
+    if (!s) throw new InvalidInputError(`RRDBNet checkpoint (${scheme} layout, ${JSON.stringify(config)}): '${name}' is missing`);
+    if (s.length !== p.shape.length || s.some((d, i) => d !== p.shape[i])) {
+      throw new InvalidInputError(
+        `RRDBNet checkpoint (${scheme} layout): '${name}' is [${s.join(', ')}], but [${p.shape.join(', ')}] follows from ${JSON.stringify(config)}`,
+      );
+    }
+  }
+  return { config, scheme };
+}
+
+/** Builds an RRDBNet from a state_dict in any key layout (config from `config`, or recognised from the keys). */
+export function rrdbNetFromStateDict(sd: StateDict, config?: RRDBNetConfig): RRDBNet {
+  const scheme = detectRRDBNetKeyScheme(sd);
+  if (!config) {
+    const found = recogniseRRDBNet(sd);
+    if (!found) throw new InvalidInputError('not an RRDBNet checkpoint: no conv_first/body, RRDB_trunk or model.1.sub keys');
+    config = found.config;
+  }
+  const network = new RRDBNet(config);
+  loadStateDict(network, scheme ? canonicaliseRRDBNetKeys(sd, scheme) : sd);
+  return network;
+}
