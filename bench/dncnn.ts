@@ -2,7 +2,7 @@
  * DnCNN-17 (built-in σ=25 weights) end-to-end timing: median of repeated runs after warm-up, GPU time from
  * timestamp queries where the adapter has them, plus wall time (upload + dispatches + readback).
  *
- *   npm run bench [-- --size 256 --runs 5 --warmup 1 --json out.json]
+ *   npm run bench [-- --size 256 --runs 5 --warmup 1 --json out.json]   (--size 1024x768 for width × height)
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,13 +21,13 @@ const { values } = parseArgs({
   },
 });
 if (values.variant) overrideConv2dVariant(parseConv2dVariant(values.variant));
-const size = Number(values.size);
+const [width, height] = values.size.includes('x') ? values.size.split('x').map(Number) : [Number(values.size), Number(values.size)];
 const runs = Number(values.runs);
 const ctx = await getDefaultContext();
 const model = await loadBuiltinModel('dncnn_25', { context: ctx });
-const image = { width: size, height: size, channels: 1, data: new Float32Array(size * size).map((_, i) => ((i * 7919) % 256) / 255) };
+const image = { width, height, channels: 1, data: new Float32Array(width * height).map((_, i) => ((i * 7919) % 256) / 255) };
 const tCompile = performance.now();
-await model.warmup(size, size);
+await model.warmup(height, width);
 const compileMs = performance.now() - tCompile;
 for (let i = 0; i < Number(values.warmup); i++) await model.runFloat(image);
 const wall: number[] = [];
@@ -42,9 +42,9 @@ for (let i = 0; i < runs; i++) {
   activationBytes = stats.activationBytes;
 }
 // 17 convolutions: 1→64, 15 × 64→64, 64→1, 3×3, 2 FLOP per MAC.
-const flops = 2 * size * size * 9 * (64 + 15 * 64 * 64 + 64);
+const flops = 2 * width * height * 9 * (64 + 15 * 64 * 64 + 64);
 const result = {
-  benchmark: `DnCNN-17 ${size}×${size} grayscale`,
+  benchmark: `DnCNN-17 ${width}×${height} grayscale`,
   adapter: ctx.describe(),
   runs,
   compileMs,

@@ -122,8 +122,18 @@ const OP = {
   BYTEARRAY8: 0x96, NEXT_BUFFER: 0x97, READONLY_BUFFER: 0x98,
 } as const;
 
-/** Python 2 module names that Python 3's unpickler renames (fix_imports), so allow-lists need only one spelling. */
-const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+/**
+ * Python 2 module names that Python 3's unpickler renames (fix_imports, from _compat_pickle.IMPORT_MAPPING),
+ * so allow-lists need only one spelling and errors name what Python would really import. Only renames of
+ * modules that matter here are listed; others stay as written (and are not on any allow-list).
+ */
+const PY2_MODULES: Record<string, string> = {
+  __builtin__: 'builtins',
+  copy_reg: 'copyreg',
+  commands: 'subprocess',
+  cPickle: 'pickle',
+  exceptions: 'builtins',
+};
 
 /** Unpickle the single pickle at the start of `bytes`. */
 export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
@@ -302,7 +312,7 @@ class Unpickler {
   // ---- value helpers ----------------------------------------------------------------------------------
 
   private resolveGlobal(module: string, name: string): PyGlobal {
-    const mod = PY2_MODULES[module] ?? module;
+    const mod = Object.hasOwn(PY2_MODULES, module) ? PY2_MODULES[module] : module;
     const qualified = `${mod}.${name}`;
     const factory = this.options.globals.get(qualified);
     if (!factory && this.options.unknownGlobals !== 'inert') throw this.unsafe(qualified, 'references');

@@ -1,8 +1,9 @@
 /**
  * Reading PyTorch checkpoints (.pth / .pt) without Python. The container format is sniffed first so a
  * wrong file (LFS pointer, HTML page, safetensors) gets a precise message; then the zip (torch >= 1.6) or
- * legacy reader unpickles the object with the torch allow-list, and the result is canonicalised into a
- * flat StateDict.
+ * legacy reader unpickles the object with the torch allow-list (classes of a whole pickled model become
+ * inert records; calling anything off the list is refused), and the result is canonicalised into a flat
+ * StateDict - for a whole model, the keys its state_dict() would have.
  */
 import { CheckpointError } from '../errors';
 import { readTorchLegacy } from './legacy';

@@ -1,11 +1,12 @@
 /**
  * Every fixture written by tools/torch/make_weight_fixtures.py, read with our reader and compared with the
- * values PyTorch itself loaded from the same file (expected.json).
+ * values PyTorch itself loaded from the same file (expected.json): state_dicts, whole pickled models (compared
+ * with model.state_dict()) and safetensors files from an independent writer.
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors';
-import { checkFinite, readPth, readTorchObject, sniffCheckpoint, type CpuTensor } from '../../src/weights';
+import { checkFinite, readCheckpoint, readPth, readTorchObject, sniffCheckpoint, type CpuTensor } from '../../src/weights';
 import { EXPECTED, expectCheckpointError, expectTensorMatches, fixture } from './helpers';
 
 const entries = Object.entries(EXPECTED.fixtures);
@@ -18,14 +19,24 @@ describe('fixtures match PyTorch', () => {
     expect(readable.map(([, f]) => f.format)).toContain('torch-legacy');
   });
 
+  it('has whole pickled models of both container formats, and safetensors', () => {
+    const modules = readable.filter(([, f]) => f.module_class !== undefined).map(([, f]) => f.format);
+    expect(modules).toContain('torch-zip');
+    expect(modules).toContain('torch-legacy');
+    expect(readable.map(([, f]) => f.format)).toContain('safetensors');
+  });
+
   for (const [name, expected] of readable) {
     it(`${name}: every tensor equals torch.load's`, () => {
       const bytes = fixture(name);
       expect(sniffCheckpoint(bytes).kind).toBe(expected.format);
-      const sd = readPth(bytes, { name });
       const want = expected.state_dict!;
-      expect([...sd.keys()]).toEqual(Object.keys(want));
-      for (const [key, t] of Object.entries(want)) expectTensorMatches(sd.get(key), t, key);
+      const readers = expected.format === 'safetensors' ? [readCheckpoint] : [readPth, readCheckpoint];
+      for (const read of readers) {
+        const sd = read(bytes, { name });
+        expect([...sd.keys()]).toEqual(Object.keys(want));
+        for (const [key, t] of Object.entries(want)) expectTensorMatches(sd.get(key), t, key);
+      }
     });
   }
 
@@ -128,15 +139,18 @@ describe('forbidden globals', () => {
       const markerBefore = expected.marker_file ? existsSync(expected.marker_file) : false;
       const err = expectCheckpointError(() => readPth(fixture(name), { name }), ['CHECKPOINT_UNSAFE']);
       expect(err).toBeInstanceOf(CheckpointError);
-      expect(err.message).toContain(`'${expected.unsafe_global}'`);
+      expect(err.message).toContain(`calls the global '${expected.unsafe_global}'`);
       expect(err.message).toContain(name);
+      expect(err.message).toContain('state_dict'); // the advice on how to get a safe file
+      expectCheckpointError(() => readCheckpoint(fixture(name), { name }), ['CHECKPOINT_UNSAFE']);
       // Nothing ran: the payload would have created this file.
       if (expected.marker_file && !markerBefore) expect(existsSync(expected.marker_file)).toBe(false);
     });
   }
 
-  it('suggests re-saving the state_dict for a pickled module', () => {
-    const err = expectCheckpointError(() => readPth(fixture('full_model.pth')), ['CHECKPOINT_UNSAFE']);
-    expect(err.message).toContain('state_dict');
+  it('covers os, posix, subprocess, eval and getattr, also hidden inside a whole pickled model', () => {
+    const names = unsafe.map(([, f]) => f.unsafe_global);
+    for (const g of ['os.system', 'posix.system', 'subprocess.Popen', 'builtins.eval', 'builtins.getattr']) expect(names).toContain(g);
+    expect(unsafe.some(([name, f]) => name.includes('module') && f.format === 'torch-legacy')).toBe(true);
   });
 });

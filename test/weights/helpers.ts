@@ -30,6 +30,12 @@ export interface ExpectedFixture {
   marker_file?: string;
   first_nonfinite?: string;
   loaded_by_torch?: boolean;
+  /** Whole pickled models: the class of the root module (null when the model sits inside a dict). */
+  module_class?: string | null;
+  /** safetensors: the __metadata__ written. */
+  metadata?: Record<string, string>;
+  /** safetensors written with our writer's conventions, so writing its tensors back gives the same bytes. */
+  byte_identical_rewrite?: boolean;
 }
 
 export const EXPECTED = JSON.parse(readFileSync(new URL('expected.json', FIXTURES), 'utf8')) as {

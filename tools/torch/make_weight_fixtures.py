@@ -83,7 +83,9 @@ def pickle_globals(pkl_bytes):
             strings.append(arg)
         elif op.name == 'STACK_GLOBAL':
             names.append('%s.%s' % (strings[-2], strings[-1]))
-    return names
+    # protocols < 3 write Python 2 module names, which Python 3 (and our reader) map back
+    py2 = {'__builtin__': 'builtins', 'copy_reg': 'copyreg', 'commands': 'subprocess'}
+    return ['.'.join([py2.get(n.split('.')[0], n.split('.')[0])] + n.split('.')[1:]) for n in names]
 
 
 # ---------------------------------------------------------------------------------------------------------
