@@ -4,11 +4,12 @@ import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
 
 /**
- * Pooling over NHWC vec4 channel groups, PyTorch semantics (floor mode, dilation 1):
+ * Pooling over NHWC vec4 channel groups, PyTorch semantics (dilation 1, floor or ceil mode):
  * - `maxPool2d`: padding counts as −inf (a large negative sentinel: PyTorch's constraint padding ≤ kernel/2 means
- *   every window holds at least one real pixel, so the sentinel never reaches the output).
- * - `avgPool2d`: count_include_pad=True (the default): the divisor is always kH·kW in floor mode, padded zeros
- *   included.
+ *   every window holds at least one real pixel, so the sentinel never reaches the output). NaN propagates as in
+ *   PyTorch's kernel (`val > max || isnan(val)`).
+ * - `avgPool2d`: count_include_pad=True (the default) divides by the window clipped to the padded input (kH·kW
+ *   except for ceil-mode windows hanging past it); count_include_pad=False by the real pixels in the window.
  * - `globalAvgPool2d`: AdaptiveAvgPool2d(1) → [n, 1, 1, c], one workgroup per (image, vec4 group) reducing the
  *   plane in f32 (64 strided partial sums, then a tree).
  * Padded channels stay 0: every output lane is a max/mean over the same lane of the input, which is 0 there.
@@ -20,6 +21,10 @@ export interface Pool2dOptions {
   stride?: number | readonly [number, number];
   /** Zero (avg) / −inf (max) padding on each side, square or [pH, pW]; default 0. */
   padding?: number | readonly [number, number];
+  /** PyTorch ceil_mode: a last, partial window is kept when it starts inside the input or the left padding. */
+  ceilMode?: boolean;
+  /** Average pooling only (PyTorch default true): whether padded zeros count in the divisor. */
+  countIncludePad?: boolean;
 }
 
 const WORKGROUP = 64;
@@ -54,9 +59,15 @@ function poolGeometry(opts: Pool2dOptions, label: string): PoolGeometry {
   return { kernel, stride, padding };
 }
 
-/** Output size of a floor-mode pool along one axis: ⌊(in + 2p − k) / s⌋ + 1. */
-export function poolOutputSize(inSize: number, kernel: number, stride: number, pad: number): number {
-  return Math.floor((inSize + 2 * pad - kernel) / stride) + 1;
+/**
+ * Output size along one axis as PyTorch's pooling_output_shape computes it: ⌊(in + 2p − k) / s⌋ + 1, or with
+ * ceil mode ⌈…⌉ + 1 minus one when the last window would start in the right padding.
+ */
+export function poolOutputSize(inSize: number, kernel: number, stride: number, pad: number, ceilMode = false): number {
+  const span = inSize + 2 * pad - kernel;
+  let out = (ceilMode ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
+  if (ceilMode && (out - 1) * stride >= inSize + pad) out--;
+  return out;
 }
 
 /** Output shape of maxPool2d/avgPool2d, as PyTorch computes it (floor mode); throws if geometry is invalid. */
@@ -68,8 +79,8 @@ export function pool2dOutputShape(input: Shape4, opts: Pool2dOptions, label = 'p
       `${label}: kernel ${g.kernel.join('x')} with padding ${g.padding.join('x')} does not fit a ${h}x${w} input`,
     );
   }
-  const ho = poolOutputSize(h, g.kernel[0], g.stride[0], g.padding[0]);
-  const wo = poolOutputSize(w, g.kernel[1], g.stride[1], g.padding[1]);
+  const ho = poolOutputSize(h, g.kernel[0], g.stride[0], g.padding[0], opts.ceilMode);
+  const wo = poolOutputSize(w, g.kernel[1], g.stride[1], g.padding[1], opts.ceilMode);
   return [n, ho, wo, c];
 }
 
@@ -77,13 +88,26 @@ export type PoolOp = 'max' | 'avg';
 
 export function pool2dWgsl(op: PoolOp): string {
   const init = op === 'max' ? 'vec4<f32>(-3.0e38)' : 'vec4<f32>(0.0)';
-  const acc = op === 'max' ? 'acc = max(acc, x[base + u32(ix) * p.c4]);' : 'acc += x[base + u32(ix) * p.c4];';
-  const result = op === 'max' ? 'acc' : 'acc / p.area';
+  // Max: PyTorch's update rule, so a NaN wins and then stays. WGSL lets compilers assume finite floats (v != v
+  // folds to false) and leaves max() with NaN undefined, so NaN is recognised from its bits.
+  const acc =
+    op === 'max'
+      ? 'let v = x[base + u32(ix) * p.c4];\n      acc = select(acc, v, (v > acc) | is_nan4(v));'
+      : 'acc += x[base + u32(ix) * p.c4];';
+  // Avg divisor: the window clipped to the padded input (count_include_pad) or to the input itself.
+  const result =
+    op === 'max'
+      ? 'acc'
+      : 'acc / f32(select((ky1 - ky0) * (kx1 - kx0), (min(y0 + p.kh, p.h + p.ph) - y0) * (min(x0 + p.kw, p.w + p.pw) - x0), p.include_pad != 0u))';
   return `struct Params { count: u32, c4: u32, h: i32, w: i32, ho: u32, wo: u32,
-  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, area: f32 }
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, include_pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+
+fn is_nan4(v: vec4<f32>) -> vec4<bool> {
+  return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
 
 ${linearEntry(WORKGROUP)}
   let c = i % p.c4;
@@ -141,7 +165,7 @@ function pool2d(
       sw: g.stride[1],
       ph: g.padding[0],
       pw: g.padding[1],
-      area: g.kernel[0] * g.kernel[1],
+      include_pad: op === 'avg' && opts.countIncludePad === false ? 0 : 1,
     },
     bindings: { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
@@ -149,7 +173,7 @@ function pool2d(
   return y;
 }
 
-/** nn.MaxPool2d(kernel, stride, padding) (floor mode, dilation 1); padding acts as −inf. */
+/** nn.MaxPool2d(kernel, stride, padding, ceil_mode) (dilation 1); padding acts as −inf. */
 export function maxPool2d(
   graph: Graph,
   x: TensorValue,
@@ -160,7 +184,7 @@ export function maxPool2d(
   return pool2d(graph, 'max', x, opts, label, maxWorkgroupsPerDimension);
 }
 
-/** nn.AvgPool2d(kernel, stride, padding) with count_include_pad=True and floor mode: divisor kH·kW. */
+/** nn.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad). */
 export function avgPool2d(
   graph: Graph,
   x: TensorValue,

@@ -15,7 +15,7 @@ abstract class SpatialModule extends Module {
 
 const maxWG = (ctx: GPUContext) => ctx.limits.maxComputeWorkgroupsPerDimension;
 
-/** nn.MaxPool2d(kernel, stride = kernel, padding = 0), floor mode. */
+/** nn.MaxPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false). */
 export class MaxPool2d extends SpatialModule {
   constructor(readonly options: Pool2dOptions) {
     super();
@@ -25,7 +25,7 @@ export class MaxPool2d extends SpatialModule {
   }
 }
 
-/** nn.AvgPool2d(kernel, stride = kernel, padding = 0), count_include_pad=True, floor mode. */
+/** nn.AvgPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false, count_include_pad = true). */
 export class AvgPool2d extends SpatialModule {
   constructor(readonly options: Pool2dOptions) {
     super();

@@ -25,36 +25,77 @@ export function poolOutSize(i: number, k: number, s: number, p: number): number 
   return Math.floor((i + 2 * p - k) / s) + 1;
 }
 
-/** nn.MaxPool2d(k, s, p): padding is −inf. */
-export function maxPool2dRef(x: ArrayLike<number>, shape: NCHW, k: [number, number], s: [number, number], p: [number, number]) {
+export interface PoolRefOptions {
+  ceilMode?: boolean;
+  countIncludePad?: boolean;
+}
+
+/** Output size per PyTorch's pooling_output_shape (floor, or ceil dropping a window that starts in the right pad). */
+function poolOutSizeMode(i: number, k: number, s: number, p: number, ceil: boolean): number {
+  let out = (ceil ? Math.ceil((i + 2 * p - k) / s) : Math.floor((i + 2 * p - k) / s)) + 1;
+  if (ceil && (out - 1) * s >= i + p) out--;
+  return out;
+}
+
+/** nn.MaxPool2d(k, s, p, ceil_mode): padding is −inf; a NaN in the window wins, as in PyTorch's kernel. */
+export function maxPool2dRef(
+  x: ArrayLike<number>,
+  shape: NCHW,
+  k: [number, number],
+  s: [number, number],
+  p: [number, number],
+  o: PoolRefOptions = {},
+) {
   const [n, c, h, w] = shape;
-  const outShape: NCHW = [n, c, poolOutSize(h, k[0], s[0], p[0]), poolOutSize(w, k[1], s[1], p[1])];
+  const ceil = o.ceilMode ?? false;
+  const outShape: NCHW = [n, c, poolOutSizeMode(h, k[0], s[0], p[0], ceil), poolOutSizeMode(w, k[1], s[1], p[1], ceil)];
   const y = build(outShape, (b, ch, oy, ox) => {
     let m = -Infinity;
     for (let ky = 0; ky < k[0]; ky++)
       for (let kx = 0; kx < k[1]; kx++) {
         const iy = oy * s[0] - p[0] + ky;
         const ix = ox * s[1] - p[1] + kx;
-        if (iy >= 0 && iy < h && ix >= 0 && ix < w) m = Math.max(m, at(x, shape, b, ch, iy, ix));
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+          const v = at(x, shape, b, ch, iy, ix);
+          if (v > m || Number.isNaN(v)) m = v;
+        }
       }
     return m;
   });
   return { y, shape: outShape };
 }
 
-/** nn.AvgPool2d(k, s, p) with count_include_pad=True: padded zeros count in the divisor. */
-export function avgPool2dRef(x: ArrayLike<number>, shape: NCHW, k: [number, number], s: [number, number], p: [number, number]) {
+/**
+ * nn.AvgPool2d(k, s, p, ceil_mode, count_include_pad): the divisor is the window clipped to the padded input
+ * (count_include_pad) or the number of real pixels in it.
+ */
+export function avgPool2dRef(
+  x: ArrayLike<number>,
+  shape: NCHW,
+  k: [number, number],
+  s: [number, number],
+  p: [number, number],
+  o: PoolRefOptions = {},
+) {
   const [n, c, h, w] = shape;
-  const outShape: NCHW = [n, c, poolOutSize(h, k[0], s[0], p[0]), poolOutSize(w, k[1], s[1], p[1])];
+  const ceil = o.ceilMode ?? false;
+  const outShape: NCHW = [n, c, poolOutSizeMode(h, k[0], s[0], p[0], ceil), poolOutSizeMode(w, k[1], s[1], p[1], ceil)];
   const y = build(outShape, (b, ch, oy, ox) => {
     let sum = 0;
+    let real = 0;
+    const y0 = oy * s[0] - p[0];
+    const x0 = ox * s[1] - p[1];
     for (let ky = 0; ky < k[0]; ky++)
       for (let kx = 0; kx < k[1]; kx++) {
-        const iy = oy * s[0] - p[0] + ky;
-        const ix = ox * s[1] - p[1] + kx;
-        if (iy >= 0 && iy < h && ix >= 0 && ix < w) sum += at(x, shape, b, ch, iy, ix);
+        const iy = y0 + ky;
+        const ix = x0 + kx;
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+          sum += at(x, shape, b, ch, iy, ix);
+          real++;
+        }
       }
-    return sum / (k[0] * k[1]);
+    const padded = (Math.min(y0 + k[0], h + p[0]) - y0) * (Math.min(x0 + k[1], w + p[1]) - x0);
+    return sum / ((o.countIncludePad ?? true) ? padded : real);
   });
   return { y, shape: outShape };
 }
@@ -212,7 +253,10 @@ export interface SpatialFixture {
 
 /** Fixtures written by tools/torch/spatial_fixtures.py (PyTorch outputs, NCHW). */
 export async function loadSpatialFixture(name: string): Promise<SpatialFixture> {
-  return { name, ...(await readFixtureJson<Omit<SpatialFixture, 'name'>>(`test/fixtures/spatial/${name}.json`)) };
+  const f = await readFixtureJson<Omit<SpatialFixture, 'name'>>(`test/fixtures/spatial/${name}.json`);
+  // JSON has no NaN; the fixture script writes null for it.
+  const nan = (a: (number | null)[]) => a.map((v) => (v === null ? Number.NaN : v));
+  return { name, ...f, input: nan(f.input), output: nan(f.output) };
 }
 
 /** max |y − ref| / max |ref|: the worst element, relative to the tensor's scale. */

@@ -29,6 +29,8 @@ const MAX_CASES: PoolCase[] = [
   { shape: [2, 3, 33, 47], opts: { kernel: 3, stride: 2, padding: 1 } },
   { shape: [1, 5, 9, 5], opts: { kernel: 3, stride: 1, padding: 0 } },
   { shape: [1, 6, 9, 5], opts: { kernel: [3, 2], stride: [1, 2], padding: [1, 0] } },
+  { shape: [1, 3, 7, 13], opts: { kernel: 2, stride: 2, ceilMode: true } },
+  { shape: [1, 5, 10, 9], opts: { kernel: 3, stride: 2, padding: 1, ceilMode: true } },
 ];
 
 const AVG_CASES: PoolCase[] = [
@@ -39,16 +41,22 @@ const AVG_CASES: PoolCase[] = [
   { shape: [1, 13, 7, 13], opts: { kernel: 3, stride: 1, padding: 1 } },
   { shape: [1, 3, 1, 1], opts: { kernel: 3, stride: 2, padding: 1 } },
   { shape: [1, 5, 9, 5], opts: { kernel: [2, 3], stride: [2, 1], padding: [1, 1] } },
+  { shape: [1, 6, 9, 5], opts: { kernel: 3, stride: 2, padding: 1, countIncludePad: false } },
+  { shape: [1, 3, 7, 13], opts: { kernel: 2, stride: 2, ceilMode: true } },
+  { shape: [1, 5, 10, 9], opts: { kernel: 3, stride: 2, padding: 1, ceilMode: true } },
+  { shape: [1, 5, 10, 9], opts: { kernel: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false } },
 ];
 
-const describeOpts = (o: Pool2dOptions) => `k${pair(o.kernel).join('x')} s${pair(o.stride ?? o.kernel).join('x')} p${pair(o.padding ?? 0).join('x')}`;
+const describeOpts = (o: Pool2dOptions) =>
+  `k${pair(o.kernel).join('x')} s${pair(o.stride ?? o.kernel).join('x')} p${pair(o.padding ?? 0).join('x')}` +
+  `${o.ceilMode ? ' ceil' : ''}${o.countIncludePad === false ? ' exclude-pad' : ''}`;
 
 describe('maxPool2d against a float64 reference', () => {
   for (const { shape, opts } of MAX_CASES) {
     it(`${describeOpts(opts)} on ${shape.join('x')}`, async () => {
       const x = randomArray(shape.reduce((a, b) => a * b), 101 + shape[1] + shape[2]);
       const k = pair(opts.kernel);
-      const ref = maxPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0));
+      const ref = maxPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0), opts);
       const out = await runSpatial(x, shape, (g, t) => maxPool2d(g, t, opts, 'maxpool'));
       expect(out.shape).toEqual(ref.shape);
       expect(relL2(out.y, ref.y)).toBeLessThanOrEqual(1e-5);
@@ -56,12 +64,12 @@ describe('maxPool2d against a float64 reference', () => {
   }
 });
 
-describe('avgPool2d (count_include_pad) against a float64 reference', () => {
+describe('avgPool2d against a float64 reference', () => {
   for (const { shape, opts } of AVG_CASES) {
     it(`${describeOpts(opts)} on ${shape.join('x')}`, async () => {
       const x = randomArray(shape.reduce((a, b) => a * b), 7 + shape[1] * shape[3]);
       const k = pair(opts.kernel);
-      const ref = avgPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0));
+      const ref = avgPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0), opts);
       const out = await runSpatial(x, shape, (g, t) => avgPool2d(g, t, opts, 'avgpool'));
       expect(out.shape).toEqual(ref.shape);
       expect(relL2(out.y, ref.y)).toBeLessThanOrEqual(1e-5);
@@ -98,7 +106,9 @@ describe('globalAvgPool2d against a float64 reference', () => {
 });
 
 describe('pooling against PyTorch fixtures', () => {
-  for (const name of ['maxpool_3x3_s2_p1_9x7', 'maxpool_2x2_s2_7x5', 'avgpool_3x3_s2_p1_7x9', 'global_avgpool_6x11']) {
+  const names = ['maxpool_3x3_s2_p1_9x7', 'maxpool_2x2_s2_7x5', 'avgpool_3x3_s2_p1_7x9', 'global_avgpool_6x11'];
+  names.push('maxpool_3x3_s2_p1_ceil_10x9', 'avgpool_3x3_s2_p1_ceil_nopad_10x9', 'avgpool_2x2_ceil_7x13', 'maxpool_nan_5x6');
+  for (const name of names) {
     it(name, async () => {
       const f = await loadSpatialFixture(name);
       const out = await runSpatial(f.input, f.inputShape, (g, t) => {
@@ -107,8 +117,8 @@ describe('pooling against PyTorch fixtures', () => {
         return globalAvgPool2d(g, t, name);
       });
       expect(out.shape).toEqual(f.outputShape);
-      if (f.op === 'maxPool2d') expect(Array.from(out.y)).toEqual(f.output);
-      expect(maxRelError(out.y, f.output)).toBeLessThanOrEqual(1e-6);
+      if (f.op === 'maxPool2d') expect(Array.from(out.y)).toEqual(f.output); // NaN positions included
+      else expect(maxRelError(out.y, f.output)).toBeLessThanOrEqual(1e-6);
     });
   }
 });
@@ -118,6 +128,15 @@ describe('pooling geometry', () => {
     expect(pool2dOutputShape([1, 9, 7, 3], { kernel: 3, stride: 2, padding: 1 })).toEqual([1, 5, 4, 3]);
     expect(pool2dOutputShape([1, 1, 1, 3], { kernel: 3, stride: 2, padding: 1 })).toEqual([1, 1, 1, 3]);
     expect(pool2dOutputShape([1, 7, 5, 3], { kernel: 2 })).toEqual([1, 3, 2, 3]);
+  });
+
+  it('computes PyTorch output sizes in ceil mode, dropping a window that would start in the right padding', () => {
+    // torch.nn.MaxPool2d(2, 2, ceil_mode=True)(torch.zeros(1, 3, 7, 5)).shape == (1, 3, 4, 3)
+    expect(pool2dOutputShape([1, 7, 5, 3], { kernel: 2, ceilMode: true })).toEqual([1, 4, 3, 3]);
+    // MaxPool2d(3, 2, 1, ceil_mode=True) on 10x9: ceil(9/2)+1 = 6 rows, but row 5 starts at 9 ≥ 10 + 1? no → 6; cols 5
+    expect(pool2dOutputShape([1, 10, 9, 3], { kernel: 3, stride: 2, padding: 1, ceilMode: true })).toEqual([1, 6, 5, 3]);
+    // MaxPool2d(2, 2, 1, ceil_mode=True) on 4x4: ceil(4/2)+1 = 4, but the 4th window starts at 5 ≥ 4 + 1 → 3
+    expect(pool2dOutputShape([1, 4, 4, 3], { kernel: 2, stride: 2, padding: 1, ceilMode: true })).toEqual([1, 3, 3, 3]);
   });
 
   it('rejects invalid geometry with InvalidInputError', () => {

@@ -21,9 +21,10 @@ def write(name, op, args, x, y):
         "op": op,
         "args": args,
         "inputShape": list(x.shape),
-        "input": [float(v) for v in x.flatten().tolist()],
+        # JSON has no NaN: null stands for it (the TypeScript loader maps it back).
+        "input": [None if v != v else float(v) for v in x.flatten().tolist()],
         "outputShape": list(y.shape),
-        "output": [float(v) for v in y.flatten().tolist()],
+        "output": [None if v != v else float(v) for v in y.flatten().tolist()],
         "torch": torch.__version__,
     }
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
@@ -88,6 +89,22 @@ def main():
           F.pad(x, (2, 9, 0, 3), mode="replicate"))
     write("pad_zeros_crop_5x7", "pad2d", {"mode": "zeros", "pads": {"left": -2, "right": 3, "top": 1, "bottom": -3}}, x,
           F.pad(x, (-2, 3, 1, -3)))
+
+    # Added later (at the end, so the random stream of the fixtures above is unchanged).
+    x = rand(1, 3, 10, 9)
+    write("maxpool_3x3_s2_p1_ceil_10x9", "maxPool2d", {"kernel": 3, "stride": 2, "padding": 1, "ceilMode": True}, x,
+          F.max_pool2d(x, 3, 2, 1, ceil_mode=True))
+    write("avgpool_3x3_s2_p1_ceil_nopad_10x9", "avgPool2d",
+          {"kernel": 3, "stride": 2, "padding": 1, "ceilMode": True, "countIncludePad": False}, x,
+          F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False))
+    x = rand(1, 2, 7, 13)
+    write("avgpool_2x2_ceil_7x13", "avgPool2d", {"kernel": 2, "stride": 2, "padding": 0, "ceilMode": True}, x,
+          F.avg_pool2d(x, 2, 2, ceil_mode=True))
+    x = rand(1, 2, 5, 6)
+    x[0, 0, 1, 1] = float('nan')
+    x[0, 1, 4, 5] = float('nan')
+    write("maxpool_nan_5x6", "maxPool2d", {"kernel": 2, "stride": 2, "padding": 0, "ceilMode": True}, x,
+          F.max_pool2d(x, 2, 2, ceil_mode=True))
 
 
 if __name__ == "__main__":
