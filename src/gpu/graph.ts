@@ -9,8 +9,19 @@ export interface TensorValue {
   readonly label: string;
 }
 
-/** What a dispatch binds by WGSL variable name: an activation of the graph, or a constant buffer (weights). */
-export type Binding = TensorValue | GPUBuffer;
+/**
+ * A byte range of an activation: kernels that split their work into row bands (when a tensor is larger than one
+ * storage binding may span) bind only the rows a band touches. `offset` must be a multiple of the device's
+ * minStorageBufferOffsetAlignment.
+ */
+export interface TensorSlice {
+  readonly tensor: TensorValue;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** What a dispatch binds by WGSL variable name: an activation (or a slice of one), or a constant buffer (weights). */
+export type Binding = TensorValue | TensorSlice | GPUBuffer;
 
 /** One compute dispatch: a shader variant, its uniforms (by member name), its bindings and its grid. */
 export interface GraphNode {
@@ -23,6 +34,15 @@ export interface GraphNode {
 
 export function isTensorValue(b: Binding): b is TensorValue {
   return typeof (b as TensorValue).id === 'number' && Array.isArray((b as TensorValue).shape);
+}
+
+export function isTensorSlice(b: Binding): b is TensorSlice {
+  return typeof (b as TensorSlice).offset === 'number' && isTensorValue((b as TensorSlice).tensor);
+}
+
+/** The activation a binding refers to, if any. */
+export function boundTensor(b: Binding): TensorValue | undefined {
+  return isTensorValue(b) ? b : isTensorSlice(b) ? b.tensor : undefined;
 }
 
 /**

@@ -14,6 +14,9 @@ export const LIMITS_WE_RAISE = [
   'maxComputeWorkgroupsPerDimension',
   'maxStorageBuffersPerShaderStage',
   'maxBindGroups',
+  // An alignment limit is "raised" by lowering it: the adapter's (16 on lavapipe, not the default 256) lets row
+  // bands of tensors larger than one binding start at finer row boundaries (kernels/conv2d-bands.ts).
+  'minStorageBufferOffsetAlignment',
 ] as const;
 
 export type RaisedLimit = (typeof LIMITS_WE_RAISE)[number];

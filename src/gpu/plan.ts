@@ -6,7 +6,7 @@ import { type ChunkSpec, chunkShaderBindings } from './chunked-bindings';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
 import { writeBuffer } from './context';
-import { type Graph, type GraphNode, isTensorValue, type TensorValue } from './graph';
+import { boundTensor, type Graph, type GraphNode, isTensorSlice, isTensorValue, type TensorValue } from './graph';
 import { assignBuffers, type LiveInterval } from './liveness';
 import type { CompiledKernel } from './pipelines';
 import { packUniforms, type ShaderSource } from './shader';
@@ -101,6 +101,14 @@ export class Plan {
           const name = origin?.name ?? b.name;
           const bound = node.bindings[name];
           if (!bound) throw new InvalidInputError(`${node.label}: shader binding '${name}' was not given`);
+          if (isTensorSlice(bound)) {
+            const buffer = bufferOf.get(bound.tensor.id)!;
+            if (bound.offset < 0 || bound.size <= 0 || bound.offset + bound.size > tensorBytes(bound.tensor.shape)) {
+              throw new InvalidInputError(`${node.label}: slice ${bound.offset}+${bound.size} outside '${bound.tensor.label}'`);
+            }
+            entries.push({ binding: b.binding, resource: { buffer, offset: bound.offset, size: bound.size } });
+            continue;
+          }
           const buffer = isTensorValue(bound) ? bufferOf.get(bound.id)! : bound;
           const total = isTensorValue(bound) ? tensorBytes(bound.shape) : buffer.size;
           if (origin) {
@@ -110,9 +118,9 @@ export class Plan {
             entries.push({ binding: b.binding, resource: { buffer, offset, size: Math.min(chunkBytes, total - offset) } });
             continue;
           }
-          if (total > ctx.storageBindingLimit) {
-            throw new LimitExceededError('maxStorageBufferBindingSize', total, ctx.storageBindingLimit, `${node.label} binding '${name}'`);
-          }
+          // Activations past the limit were split above; a constant buffer (weights) must fit as it is.
+          const max = ctx.limits.maxStorageBufferBindingSize;
+          if (total > max) throw new LimitExceededError('maxStorageBufferBindingSize', total, max, `${node.label} binding '${name}'`);
           entries.push({ binding: b.binding, resource: { buffer, offset: 0, size: total } });
         }
         const extra = Object.keys(node.bindings).filter(
@@ -286,8 +294,9 @@ function liveIntervals(graph: Graph, kernels: CompiledKernel[], prepared: Prepar
   }
   graph.nodes.forEach((node, i) => {
     for (const b of kernels[i].shader.bindings) {
-      const bound = node.bindings[prepared[i].origin.get(b.name)?.name ?? b.name];
-      if (!bound || !isTensorValue(bound)) continue;
+      const binding = node.bindings[prepared[i].origin.get(b.name)?.name ?? b.name];
+      const bound = binding && boundTensor(binding);
+      if (!bound) continue;
       byId.set(bound.id, bound);
       if (b.kind === 'storage') {
         if (!first.has(bound.id)) first.set(bound.id, i);

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { type BindingLimits, convRowBands } from './conv2d-bands';
 import type { AdapterDescription } from '../gpu/adapter-info';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
@@ -226,6 +227,8 @@ export function conv2d(
      * reads the prefix of the concatenation buffer that later layers keep writing into.
      */
     readInputPrefix?: boolean;
+    /** With these, a convolution over tensors larger than one binding runs in row bands (conv2d-bands.ts). */
+    bindingLimits?: BindingLimits;
   },
   epilogue: Conv2dEpilogue = {},
   output?: TensorValue,
@@ -335,19 +338,61 @@ export function conv2d(
       gblocks,
     };
   }
-  graph.add({
-    label: params.label,
-    kernel,
-    uniforms,
-    bindings: {
-      x: input,
-      weight: params.weight,
-      ...(params.bias ? { bias: params.bias } : {}),
-      y: out,
-      ...(epilogue.prelu ? { slope: epilogue.prelu } : {}),
-      ...(residual ? { res: residual.tensor } : {}),
-    },
-    workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
-  });
+  const constants = {
+    weight: params.weight,
+    ...(params.bias ? { bias: params.bias } : {}),
+    ...(epilogue.prelu ? { slope: epilogue.prelu } : {}),
+  };
+  const bands =
+    n === 1 && params.bindingLimits
+      ? convRowBands(
+          {
+            h,
+            ho,
+            kernelH: g.kernelSize[0],
+            stride: g.stride,
+            dilation: g.dilation,
+            padTop: g.padding[0],
+            inRowBytes: w * paddedChannels(cin) * 4,
+            outRowBytes: wo * paddedChannels(out.shape[3]) * 4,
+            ...(residual ? { resRowBytes: wo * paddedChannels(residual.tensor.shape[3]) * 4 } : {}),
+          },
+          params.bindingLimits,
+        )
+      : null;
+  if (!bands) {
+    graph.add({
+      label: params.label,
+      kernel,
+      uniforms,
+      bindings: { x: input, ...constants, y: out, ...(residual ? { res: residual.tensor } : {}) },
+      workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
+    });
+    return out;
+  }
+  const slice = (tensor: TensorValue, row0: number, rows: number) => {
+    const rowBytes = tensor.shape[2] * paddedChannels(tensor.shape[3]) * 4;
+    return { tensor, offset: row0 * rowBytes, size: rows * rowBytes };
+  };
+  for (const band of bands) {
+    const bandRows = band.oy1 - band.oy0;
+    const bandTiles = bandRows * tilesX;
+    const bandTotal = v.uniformWeights ? bandTiles : bandTiles * coBlocks;
+    const bandWorkgroups = v.uniformWeights
+      ? coBlocks * Math.ceil(bandTiles / v.workgroupSize)
+      : Math.ceil(bandTotal / v.workgroupSize);
+    graph.add({
+      label: `${params.label} rows ${band.oy0}-${band.oy1 - 1}`,
+      kernel,
+      uniforms: { ...uniforms, h: band.rows, ho: bandRows, pad_y: band.padY, total: bandTotal },
+      bindings: {
+        x: slice(input, band.r0, band.rows),
+        ...constants,
+        y: slice(out, band.oy0, bandRows),
+        ...(residual ? { res: slice(residual.tensor, band.oy0, bandRows) } : {}),
+      },
+      workgroups: workgroupGrid(bandWorkgroups, maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }

@@ -111,6 +111,7 @@ export class Conv2d extends Module {
         variant: selectConv2dVariant(ctx.adapter, this.geometry, conv2dOutputShape([n, h, w, this.inChannels], this.geometry)[2]),
         label,
         readInputPrefix,
+        bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
       },
       epilogue,
       output,

@@ -100,4 +100,20 @@ describe('tensors larger than one binding, on the GPU', () => {
       model.dispose();
     }
   });
+
+  it('DnCNN with a binding limit of a few rows runs its convolutions in row bands and still matches PyTorch', async () => {
+    const ctx = await getTestContext();
+    const f = loadDnCNNFixture('tiny_r_gray');
+    const model = new RestorationModel(ctx, networkFromCheckpoint(f.weights), 'tiny banded');
+    const [, c, h, w] = f.inputShape;
+    ctx.bindingLimitOverride = 2048; // 8-channel rows of 17 pixels are 544 bytes
+    try {
+      const { image, stats } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
+      expect(relL2(image.data, f.output)).toBeLessThanOrEqual(1e-4);
+      expect(stats.dispatches).toBeGreaterThan(5 * 3); // 5 convolutions, each in several bands
+    } finally {
+      ctx.bindingLimitOverride = undefined;
+      model.dispose();
+    }
+  });
 });
