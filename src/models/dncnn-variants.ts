@@ -8,6 +8,7 @@ import { Conv2d } from '../layers/conv2d';
 import { Module } from '../layers/module';
 import { releaseDescendants } from '../layers/release';
 import { Sequential } from '../layers/sequential';
+import { requireIntegers, requireOneOf } from './config-checks';
 import { expectAbsent, expectBatchNorm, expectShape, type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
@@ -53,11 +54,9 @@ export class DnCNNVariant extends Module implements Network {
   constructor(readonly config: DnCNNVariantConfig) {
     super();
     const { layout, imageChannels, features, depth, output } = config;
-    if (layout !== 'cszn' && layout !== 'saoyan') throw new InvalidInputError(`unknown DnCNN layout '${String(layout)}'`);
-    if (output !== 'clean' && output !== 'noise') throw new InvalidInputError(`DnCNN output must be 'clean' or 'noise', got '${String(output)}'`);
-    for (const [name, v, min] of [['imageChannels', imageChannels, 1], ['features', features, 1], ['depth', depth, 2]] as const) {
-      if (!Number.isInteger(v) || v < min) throw new InvalidInputError(`DnCNN ${name} must be an integer >= ${min}, got ${v}`);
-    }
+    requireOneOf('DnCNN', 'layout', layout, ['cszn', 'saoyan']);
+    requireOneOf('DnCNN', 'output', output, ['clean', 'noise']);
+    requireIntegers('DnCNN', { imageChannels: [imageChannels, 1], features: [features, 1], depth: [depth, 2] });
     this.architecture = ARCHITECTURE[layout];
     const conv = (cin: number, cout: number, bias: boolean) => new Conv2d(cin, cout, 3, { padding: 1, bias });
     const layers: Module[] = [conv(imageChannels, features, layout === 'cszn'), new ReLU()];

@@ -8,6 +8,7 @@ import { Module } from '../layers/module';
 import { releaseDescendants } from '../layers/release';
 import { Sequential } from '../layers/sequential';
 import { PixelShuffle, Upsample } from '../layers/spatial';
+import { requireIntegers, requireOneOf } from './config-checks';
 import { consecutiveIndices, expectShape, type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
@@ -75,12 +76,17 @@ export class MSRResNet extends Module implements Network {
   constructor(readonly config: MSRResNetConfig) {
     super();
     const { inChannels, outChannels, features, blocks, scale } = config;
-    for (const [name, v, min] of [['inChannels', inChannels, 1], ['outChannels', outChannels, 1], ['features', features, 1], ['blocks', blocks, 0]] as const) {
-      if (!Number.isInteger(v) || v < min) throw new InvalidInputError(`MSRResNet ${name} must be an integer >= ${min}, got ${v}`);
-    }
-    if (scale !== 2 && scale !== 3 && scale !== 4) throw new InvalidInputError(`MSRResNet supports scale 2, 3 or 4, got ${scale}`);
+    requireIntegers('MSRResNet', {
+      inChannels: [inChannels, 1],
+      outChannels: [outChannels, 1],
+      features: [features, 1],
+      blocks: [blocks, 0],
+    });
+    requireOneOf('MSRResNet', 'scale', scale, [2, 3, 4]);
     if (inChannels !== outChannels) {
-      throw new InvalidInputError(`MSRResNet adds the upsampled input to its output, so it needs inChannels == outChannels (got ${inChannels} and ${outChannels})`);
+      throw new InvalidInputError(
+        `MSRResNet adds the upsampled input to its output, so it needs inChannels == outChannels (got ${inChannels} and ${outChannels})`,
+      );
     }
     this.conv_first = conv3x3(inChannels, features);
     this.body = new Sequential(...Array.from({ length: blocks }, () => new ResidualBlockNoBN(features)));
@@ -112,7 +118,13 @@ export class MSRResNet extends Module implements Network {
   override children(): [string, Module][] {
     const up: [string, Module][] = [['upconv1', this.upconv1]];
     if (this.upconv2) up.push(['upconv2', this.upconv2]);
-    return [['conv_first', this.conv_first], ['body', this.body], ...up, ['conv_hr', this.conv_hr], ['conv_last', this.conv_last]];
+    return [
+      ['conv_first', this.conv_first],
+      ['body', this.body],
+      ...up,
+      ['conv_hr', this.conv_hr],
+      ['conv_last', this.conv_last],
+    ];
   }
 
   release(): void {

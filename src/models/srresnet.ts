@@ -9,6 +9,7 @@ import { PReLU } from '../layers/prelu';
 import { releaseDescendants } from '../layers/release';
 import { Sequential } from '../layers/sequential';
 import { PixelShuffle } from '../layers/spatial';
+import { requireIntegers, requireOneOf } from './config-checks';
 import { consecutiveIndices, expectBatchNorm, expectShape, type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
@@ -108,13 +109,15 @@ export class SRResNet extends Module implements Network {
   constructor(readonly config: SRResNetConfig) {
     super();
     const { inChannels, outChannels, features, blocks, scale, prelu } = config;
-    for (const [name, v, min] of [['inChannels', inChannels, 1], ['outChannels', outChannels, 1], ['features', features, 1], ['blocks', blocks, 0]] as const) {
-      if (!Number.isInteger(v) || v < min) throw new InvalidInputError(`SRResNet ${name} must be an integer >= ${min}, got ${v}`);
-    }
-    if (scale !== 2 && scale !== 4 && scale !== 8) {
-      throw new InvalidInputError(`SRResNet supports scale 2, 4 or 8 (PixelShuffle(2) blocks), got ${scale}`);
-    }
-    if (prelu !== 'shared' && prelu !== 'channel') throw new InvalidInputError(`SRResNet prelu must be 'shared' or 'channel', got '${String(prelu)}'`);
+    requireIntegers('SRResNet', {
+      inChannels: [inChannels, 1],
+      outChannels: [outChannels, 1],
+      features: [features, 1],
+      blocks: [blocks, 0],
+    });
+    // Upstream's upsample blocks are PixelShuffle(2) whatever the factor, so ×3 does not exist.
+    requireOneOf('SRResNet', 'scale', scale, [2, 4, 8]);
+    requireOneOf('SRResNet', 'prelu', prelu, ['shared', 'channel']);
     const slopes = prelu === 'shared' ? 1 : features;
     this.conv1 = new Sequential(new Conv2d(inChannels, features, 9, { padding: 4, bias: true }), new PReLU(slopes));
     this.trunk = new Sequential(...Array.from({ length: blocks }, () => new ResidualConvBlock(features, slopes)));
@@ -161,7 +164,8 @@ export class SRResNet extends Module implements Network {
       t = (block as ResidualConvBlock).forward(ctx, graph, t, `trunk.${i}`);
     });
     this.conv2.foldBatchNorms();
-    let out = (this.conv2.layers[0] as Conv2d).forward(ctx, graph, t, { residual: { tensor: out1, mode: 'afterActivation' } }, 'conv2 + conv1');
+    const long = { residual: { tensor: out1, mode: 'afterActivation' } } as const;
+    let out = (this.conv2.layers[0] as Conv2d).forward(ctx, graph, t, long, 'conv2 + conv1');
     this.upsampling.layers.forEach((block, i) => {
       out = (block as UpsampleBlock).forward(ctx, graph, out, `upsampling.${i}`);
     });
@@ -211,9 +215,9 @@ export function recogniseSRResNet(keys: KeyShapes): SRResNetConfig | null {
   const slopeCounts = new Set(preluKeys.map((k) => shapeOf(keys, k, NET, 1)[0]));
   const [count] = slopeCounts;
   if (slopeCounts.size !== 1 || (count !== 1 && count !== features)) {
-    throw new InvalidInputError(
-      `${NET} checkpoint: PReLU slopes must all be [1] (shared) or all [${features}] (per channel), found ${[...slopeCounts].map((c) => `[${c}]`).join(', ')}`,
-    );
+    const found = [...slopeCounts].map((c) => `[${c}]`).join(', ');
+    throw new InvalidInputError(`${NET} checkpoint: PReLU slopes must all be [1] (shared) or all [${features}] (per channel), found ${found}`);
   }
-  return { inChannels, outChannels, features, blocks, scale: (2 ** ups) as 2 | 4 | 8, prelu: count === 1 ? 'shared' : 'channel', clampOutput: true };
+  const scale = (2 ** ups) as 2 | 4 | 8;
+  return { inChannels, outChannels, features, blocks, scale, prelu: count === 1 ? 'shared' : 'channel', clampOutput: true };
 }

@@ -8,10 +8,12 @@ nets/srresnet.py.
 Writes test/fixtures/{dncnn-variants,msrresnet,srresnet}/<name>.json, <name>.input.f32 and <name>.output.f32
 (little-endian float32, NCHW, inputs uniform in [0, 1)). The JSON holds the architecture, our TypeScript
 config, the PyTorch constructor kwargs, the input/output shapes and either
-- `checkpoint`: a tiny real torch.save file next to it, in the authors' wrapper layout (plain state_dict;
-  SaoYan's DataParallel 'module.' prefix; BasicSR's {'params': sd} and {'params': sd_raw, 'params_ema': sd}),
+- `checkpoint`: a tiny real torch.save file next to it, in the authors' wrapper layouts (plain state_dict;
+  cszn's whole pickled module in the legacy format; SaoYan's DataParallel 'module.' prefix; BasicSR's
+  {'params': sd} and {'params': sd_raw, 'params_ema': sd}),
 - or `seed` + `manifest`: full-size configurations filled by seeded_weights.fill_module; the test regenerates the
   identical tensors (test/helpers/seeded-weights.ts), so no full-size weights are committed.
+SRResNet cases carry `forward`: {'clamp': ...}, the argument of our reference's forward (upstream always clamps).
 Every case also records the float32-vs-float64 PyTorch difference (the accuracy floor of any f32 port) and,
 where the output is "input + something" (DnCNN clean output, MSRResNet's bilinear base), how large that
 something is, so a test that only compares the sum is known to be meaningful.
@@ -20,7 +22,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -122,6 +123,16 @@ def seeded(model, seed):
 # DnCNN variants
 
 
+def main_module_class(name, base):
+    """A subclass of `base` that pickles as `__main__.<name>`, like a class defined in a training script."""
+    cls = type(name, (base,), {})
+    cls.__module__ = '__main__'
+    cls.__qualname__ = name
+    setattr(sys.modules['__main__'], name, cls)
+    return cls
+
+
+
 def dncnn_config(layout, channels, features, depth, output='clean'):
     """Our TypeScript DnCNNVariantConfig (src/models/dncnn-variants.ts)."""
     return {'layout': layout, 'imageChannels': channels, 'features': features, 'depth': depth, 'output': output}
@@ -173,6 +184,16 @@ def dncnn_fixtures(gen):
     model = SaoYanDnCNN(channels=3, num_of_layers=20)  # the blind DnCNN-B depth, colour
     case('saoyan_full20_color_noise', 'saoyan', model, {'channels': 3, 'num_of_layers': 20},
          torch.rand((1, 3, 19, 22), generator=gen), seeded(model, 20), output='noise')
+
+    # cszn's released models/DnCNN_sigma25/model.pth is a whole pickled module (torch.save(model)) of a class
+    # named DnCNN in its training script's __main__, in the legacy (pre-1.6) format. The same for a tiny net.
+    tiny = CsznDnCNN(depth=5, n_channels=8, image_channels=1)
+    randomize(tiny, gen, small_bn_var=True)
+    tiny.__class__ = main_module_class('DnCNN', CsznDnCNN)
+    w = {'checkpoint': 'cszn_tiny_gray_module.pth'}
+    torch.save(tiny, os.path.join(FIXTURES, folder, w['checkpoint']), _use_new_zipfile_serialization=False)
+    case('cszn_tiny_gray_module', 'cszn', tiny, {'depth': 5, 'n_channels': 8, 'image_channels': 1},
+         torch.rand((1, 1, 9, 12), generator=gen), w)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -283,6 +304,13 @@ def srresnet_fixtures(gen):
     w = seeded(model, 65)
     x = torch.rand((1, 3, 23, 19), generator=gen)
     case('full_x2_channel_noclamp', model, k, x, w, clamp=False)
+
+    # x8 (three upsample blocks), 3 -> 1 channels (no global skip ties them), tiny and real.
+    k = kw(3, 1, 4, 1, 8, True)
+    model = SRResNet(**k)
+    randomize(model, gen)
+    w = save_checkpoint(folder, 'tiny_x8_rgb_to_gray.pth', model.state_dict())
+    case('tiny_x8_rgb_to_gray_noclamp', model, k, torch.rand((1, 3, 3, 5), generator=gen), w, clamp=False)
 
 
 def main(argv):
