@@ -8,7 +8,7 @@ import { createNodeContext } from './gpu/node-gpu';
 
 export * from './exports';
 export { createNodeContext, nodeGPU, releaseNodeGPU } from './gpu/node-gpu';
-export { readImageFile, writeImageFile } from './node-files';
+export { readImageFile, readImageFilePages, writeImageFile } from './node-files';
 
 /** The package's assets folder (one level above this module, both in src/ and in dist/). */
 export function builtinWeightsPath(name: BuiltinModelName): URL {

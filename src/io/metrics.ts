@@ -3,6 +3,7 @@
  * array type, so results on float32 data are as accurate as NumPy's `float64` reductions.
  */
 import { InvalidInputError } from '../errors';
+import { type AnyRasterImage, type FloatImage, isAnyRaster, maxValue, validateAnyRaster, validateFloat } from './image';
 
 function checkPair(fn: string, a: ArrayLike<number>, b: ArrayLike<number>, an: string, bn: string): void {
   if (a == null || typeof a.length !== 'number' || b == null || typeof b.length !== 'number') {
@@ -25,23 +26,85 @@ export function mse(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return sum / a.length;
 }
 
+/** Images the metrics accept: interleaved rasters (integer or float32) or planar float images. */
+export type MetricImage = AnyRasterImage | FloatImage;
+
+export interface PsnrOptions {
+  /**
+   * The largest possible value minus the smallest (skimage's `data_range`). Default: 255 / 65535 for 8- and
+   * 16-bit images, 1 for float images and plain arrays.
+   */
+  dataRange?: number;
+}
+
+function isImage(x: unknown): x is MetricImage {
+  return x !== null && typeof x === 'object' && 'width' in x && 'height' in x && 'data' in x;
+}
+
 /**
- * Peak signal-to-noise ratio in dB: `10 * log10(peak^2 / mse(a, b))`.
- *
- * `peak` is the largest possible value: 1 for float images in [0, 1] (the default), 255 for 8-bit data.
- * Returns `Infinity` for identical arrays. NaN in the inputs gives NaN. No clipping or rounding is applied;
- * quantize first (e.g. with `floatToRaster`) to reproduce papers that measure PSNR on 8-bit outputs.
- *
- * @throws InvalidInputError on a length mismatch, empty arrays, or a non-positive / non-finite peak.
+ * Checks that two images can be compared (same size, channels and kind of samples) and returns the
+ * default data range for them.
  */
-export function psnr(a: ArrayLike<number>, b: ArrayLike<number>, peak = 1): number {
-  checkPair('psnr', a, b, 'a', 'b');
-  if (!(peak > 0) || !Number.isFinite(peak)) {
-    throw new InvalidInputError(`psnr: peak must be a positive finite number, got ${peak}`);
+export function checkImagePair(fn: string, a: MetricImage, b: MetricImage): number {
+  const kind = (x: MetricImage) => (isAnyRaster(x) ? `${x.bitDepth}-bit raster` : 'planar float image');
+  if (isAnyRaster(a)) validateAnyRaster(a, 'a');
+  else validateFloat(a, 'a');
+  if (isAnyRaster(b)) validateAnyRaster(b, 'b');
+  else validateFloat(b, 'b');
+  if (a.width !== b.width || a.height !== b.height || a.channels !== b.channels) {
+    throw new InvalidInputError(
+      `${fn}: image sizes differ, a is ${a.width}x${a.height}x${a.channels} and b is ${b.width}x${b.height}x${b.channels}`,
+    );
   }
-  const m = mse(a, b);
+  if (kind(a) !== kind(b)) {
+    throw new InvalidInputError(
+      `${fn}: a is a ${kind(a)} and b is a ${kind(b)}; ` +
+        'convert one (rasterToFloat / floatToRaster) so both have the same value scale',
+    );
+  }
+  return isAnyRaster(a) && a.bitDepth !== 32 ? maxValue(a.bitDepth) : 1;
+}
+
+/**
+ * Peak signal-to-noise ratio in dB: `10 * log10(dataRange^2 / mse(a, b))`, as skimage's
+ * `peak_signal_noise_ratio` and KAIR's `calculate_psnr` (which is this with dataRange 255).
+ *
+ * `a` and `b` are two images of the same kind (see {@link MetricImage}; alpha is ignored) or two arrays.
+ * The third argument is `{ dataRange }` or, as before, the peak value as a number; the default data range
+ * is 255 / 65535 for 8- / 16-bit images and 1 for float images and arrays. Returns `Infinity` for identical
+ * inputs; NaN in the inputs gives NaN. No clipping or rounding is applied; quantize first (e.g. with
+ * `floatToRaster`) to reproduce papers that measure PSNR on 8-bit outputs.
+ *
+ * @throws InvalidInputError on a size mismatch, empty arrays, images of different kinds, or a non-positive /
+ *   non-finite data range.
+ */
+export function psnr(a: MetricImage, b: MetricImage, options?: number | PsnrOptions): number;
+export function psnr(a: ArrayLike<number>, b: ArrayLike<number>, options?: number | PsnrOptions): number;
+export function psnr(
+  a: ArrayLike<number> | MetricImage,
+  b: ArrayLike<number> | MetricImage,
+  options?: number | PsnrOptions,
+): number {
+  let defaultRange = 1;
+  let xa: ArrayLike<number>;
+  let xb: ArrayLike<number>;
+  if (isImage(a) || isImage(b)) {
+    if (!isImage(a) || !isImage(b)) throw new InvalidInputError('psnr: compare two images or two arrays, not one of each');
+    defaultRange = checkImagePair('psnr', a, b);
+    xa = a.data;
+    xb = b.data;
+  } else {
+    xa = a;
+    xb = b;
+  }
+  checkPair('psnr', xa, xb, 'a', 'b');
+  const range = typeof options === 'number' ? options : (options?.dataRange ?? defaultRange);
+  if (!(range > 0) || !Number.isFinite(range)) {
+    throw new InvalidInputError(`psnr: the peak (data range) must be a positive finite number, got ${range}`);
+  }
+  const m = mse(xa, xb);
   if (m === 0) return Infinity;
-  return 10 * Math.log10((peak * peak) / m);
+  return 10 * Math.log10((range * range) / m);
 }
 
 /**

@@ -11,15 +11,18 @@
  * | ----------------------- | ------------ | ------------------------------------------------------------ |
  * | grayscale               | 1, 2, 4      | 1 channel, 8-bit, scaled to 0..255 (× 255, 85 or 17)         |
  * | grayscale               | 8, 16        | 1 channel, same bit depth                                    |
- * | gray + alpha            | 8, 16        | 1 channel, same bit depth, alpha dropped                     |
+ * | gray + alpha            | 8, 16        | 1 channel + `alpha` plane, same bit depth                    |
  * | RGB                     | 8, 16        | 3 channels, same bit depth                                   |
- * | RGBA                    | 8, 16        | 3 channels, same bit depth, alpha dropped                    |
+ * | RGBA                    | 8, 16        | 3 channels + `alpha` plane, same bit depth                   |
  * | palette (indexed)       | 1, 2, 4, 8   | 8-bit; 1 channel when every PLTE entry is gray (R = G = B),  |
- * |                         |              | otherwise 3 channels (RGB); palette alpha (tRNS) dropped     |
+ * |                         |              | otherwise 3 channels (RGB); palette alpha (tRNS) becomes an  |
+ * |                         |              | 8-bit `alpha` plane                                          |
  *
- * Alpha is dropped, not composited; `tRNS`, `gAMA`, `sBIT`, ICC profiles and other ancillary chunks are
- * ignored (sample values are returned as stored, like PIL does). For an animated PNG the default image is
- * returned. 16-bit data is kept as 16-bit (never silently reduced to 8 bits).
+ * Alpha is kept apart from the colour channels (the `alpha` plane of {@link RasterImage}), never composited,
+ * so that it passes through processing untouched and {@link encodePng} writes it back. A colour-key `tRNS`
+ * on gray/RGB images, `gAMA`, `sBIT`, ICC profiles and other ancillary chunks are ignored (sample values are
+ * returned as stored, like PIL does). For an animated PNG the default image is returned. 16-bit data is kept
+ * as 16-bit (never silently reduced to 8 bits).
  */
 import { encode as fastPngEncode } from 'fast-png';
 import { unzlibSync } from 'fflate';
@@ -185,6 +188,8 @@ interface PngChunks {
   header: PngHeader;
   /** RGB triplets, or undefined when there is no PLTE chunk. */
   palette?: Uint8Array;
+  /** The tRNS payload (per-entry alpha for palette images), or undefined. */
+  transparency?: Uint8Array;
   /** Concatenated IDAT payloads (the zlib stream). */
   idat: Uint8Array;
 }
@@ -199,6 +204,7 @@ function readChunks(bytes: Uint8Array, name: string): PngChunks {
   };
   let header: PngHeader | undefined;
   let palette: Uint8Array | undefined;
+  let transparency: Uint8Array | undefined;
   const idatParts: Uint8Array[] = [];
   let idatLength = 0;
   let pos = PNG_SIGNATURE.length;
@@ -271,6 +277,9 @@ function readChunks(bytes: Uint8Array, name: string): PngChunks {
         palette = bytes.subarray(dataStart, dataEnd);
         break;
       }
+      case 'tRNS':
+        transparency = bytes.subarray(dataStart, dataEnd);
+        break;
       case 'IDAT':
         idatParts.push(bytes.subarray(dataStart, dataEnd));
         idatLength += length;
@@ -300,7 +309,10 @@ function readChunks(bytes: Uint8Array, name: string): PngChunks {
       o += p.length;
     }
   }
-  return palette === undefined ? { header: hdr, idat } : { header: hdr, palette, idat };
+  const chunks: PngChunks = { header: hdr, idat };
+  if (palette !== undefined) chunks.palette = palette;
+  if (transparency !== undefined) chunks.transparency = transparency;
+  return chunks;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -413,7 +425,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
     throw new ImageFormatError(`${name}: ${msg}`);
   };
 
-  const { header, palette, idat } = readChunks(bytes, name);
+  const { header, palette, transparency, idat } = readChunks(bytes, name);
   const { width, height, bitDepth, colorType } = header;
   const samples = SAMPLES_PER_PIXEL[colorType];
   const bitsPerPixel = samples * bitDepth;
@@ -485,6 +497,15 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
   }
 
   const out = outDepth === 16 ? new Uint16Array(width * height * outChannels) : new Uint8Array(width * height * outChannels);
+  // Alpha: the last sample of gray+alpha / RGBA pixels, or the palette's tRNS entries (missing ones are opaque).
+  const alphaSample = colorType === COLOR_GRAY_ALPHA || colorType === COLOR_RGBA ? samples - 1 : -1;
+  let paletteAlpha: Uint8Array | undefined;
+  if (colorType === COLOR_PALETTE && transparency !== undefined && transparency.length > 0) {
+    paletteAlpha = new Uint8Array(256).fill(255);
+    paletteAlpha.set(transparency.subarray(0, Math.min(transparency.length, paletteSize)));
+  }
+  const hasAlpha = alphaSample >= 0 || paletteAlpha !== undefined;
+  const alpha = !hasAlpha ? undefined : outDepth === 16 ? new Uint16Array(width * height) : new Uint8Array(width * height);
   const mask = (1 << bitDepth) - 1;
 
   let rowStart = 0;
@@ -515,12 +536,17 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
               out[o + 1] = (lut as Uint8Array)[3 * idx + 1];
               out[o + 2] = (lut as Uint8Array)[3 * idx + 2];
             }
+            if (paletteAlpha) (alpha as Uint8Array)[y * width + x] = paletteAlpha[idx];
           } else {
             for (let c = 0; c < outChannels; c++) out[o + c] = raw[b + c];
+            if (alphaSample >= 0) (alpha as Uint8Array)[y * width + x] = raw[b + alphaSample];
           }
         } else if (bitDepth === 16) {
           const b = s + px * samples * 2;
           for (let c = 0; c < outChannels; c++) out[o + c] = (raw[b + 2 * c] << 8) | raw[b + 2 * c + 1];
+          if (alphaSample >= 0) {
+            (alpha as Uint16Array)[y * width + x] = (raw[b + 2 * alphaSample] << 8) | raw[b + 2 * alphaSample + 1];
+          }
         } else {
           // 1, 2 or 4 bits, one sample per pixel (gray or palette index), most significant bits first.
           const bit = px * bitDepth;
@@ -535,6 +561,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
               out[o + 1] = (lut as Uint8Array)[3 * v + 1];
               out[o + 2] = (lut as Uint8Array)[3 * v + 2];
             }
+            if (paletteAlpha) (alpha as Uint8Array)[y * width + x] = paletteAlpha[v];
           } else {
             out[o] = (lut as Uint8Array)[v];
           }
@@ -545,22 +572,35 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
     }
   }
 
-  return { width, height, channels: outChannels, bitDepth: outDepth, data: out };
+  const image: RasterImage = { width, height, channels: outChannels, bitDepth: outDepth, data: out };
+  if (alpha) image.alpha = alpha;
+  return image;
 }
 
 /**
- * Encodes a {@link RasterImage} as a non-interlaced PNG: grayscale or RGB, 8 or 16 bits per sample (the
- * image's own bit depth; 16-bit data is written as 16-bit).
+ * Encodes a {@link RasterImage} as a non-interlaced PNG at the image's own bit depth (8 or 16 bits per
+ * sample): grayscale or RGB, or gray+alpha / RGBA when the image has an `alpha` plane.
  *
  * @throws InvalidInputError when the image is malformed (see `validateRaster`).
+ * @throws ImageFormatError for float32 samples, which PNG cannot store (write a TIFF instead).
  */
 export function encodePng(img: RasterImage): Uint8Array {
+  if ((img as { bitDepth: number }).bitDepth === 32) {
+    throw new ImageFormatError('PNG cannot store 32-bit float samples: write a TIFF, or convert with floatToRaster(…, 16)');
+  }
   validateRaster(img);
-  return fastPngEncode({
-    width: img.width,
-    height: img.height,
-    channels: img.channels,
-    depth: img.bitDepth,
-    data: img.data,
-  });
+  const { width, height, channels, alpha } = img;
+  if (alpha === undefined) {
+    return fastPngEncode({ width, height, channels, depth: img.bitDepth, data: img.data });
+  }
+  // fast-png takes interleaved samples: append alpha as the last sample of each pixel.
+  const n = width * height;
+  const k = channels + 1;
+  const data = img.bitDepth === 16 ? new Uint16Array(n * k) : new Uint8Array(n * k);
+  const src = img.data;
+  for (let i = 0, j = 0, o = 0; i < n; i++, o += k) {
+    for (let c = 0; c < channels; c++) data[o + c] = src[j++];
+    data[o + channels] = alpha[i];
+  }
+  return fastPngEncode({ width, height, channels: k, depth: img.bitDepth, data });
 }

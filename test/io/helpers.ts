@@ -81,3 +81,38 @@ export function pseudoRandomBytes(n: number, seed: number): Uint8Array {
   }
   return out;
 }
+
+/** Decodes a base64 fixture array of little-endian uint8 / uint16 / float32 samples (bit depth 8, 16, 32). */
+export function fromBase64(b64: string, bitDepth: 8 | 16 | 32): Uint8Array | Uint16Array | Float32Array {
+  const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
+  if (bitDepth === 8) return bytes;
+  const copy = bytes.slice().buffer; // aligned
+  return bitDepth === 16 ? new Uint16Array(copy) : new Float32Array(copy);
+}
+
+/** An expected page in the fixture manifests written by tools/make_io_fixtures.py. */
+export interface ExpectedPage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  bitDepth: 8 | 16 | 32;
+  data: string;
+  alpha?: string;
+}
+
+/** Deterministic pseudo-random samples for a bit depth (floats spread over [-2, 2) with some exact values). */
+export function pseudoRandomSamples(n: number, bitDepth: 8 | 16 | 32, seed: number): Uint8Array | Uint16Array | Float32Array {
+  const bytes = pseudoRandomBytes(4 * n, seed);
+  if (bitDepth === 8) return bytes.slice(0, n);
+  if (bitDepth === 16) {
+    const out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) out[i] = (bytes[2 * i] << 8) | bytes[2 * i + 1];
+    return out;
+  }
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = ((bytes[4 * i] << 16) | (bytes[4 * i + 1] << 8) | bytes[4 * i + 2]) / 2 ** 24;
+    out[i] = i % 17 === 0 ? [0, -0, 1, -1, 1e-30, 3e38][i % 6] : u * 4 - 2;
+  }
+  return out;
+}

@@ -4,9 +4,15 @@ import { describe, expect, it } from 'vitest';
 
 import { InvalidInputError } from '../../src/errors';
 import {
+  type Float32RasterImage,
   type FloatImage,
   type RasterImage,
+  conformChannels,
+  convertAlpha,
+  copyAlpha,
   floatToRaster,
+  validateAnyRaster,
+  withoutAlpha,
   rasterToFloat,
   roundHalfEven,
   toGray,
@@ -113,7 +119,7 @@ describe('floatToRaster', () => {
   it('rejects other channel counts, bit depths and bad lengths', () => {
     const two: FloatImage = { width: 1, height: 1, channels: 2, data: new Float32Array(2) };
     expect(() => floatToRaster(two, 8)).toThrow(/1- or 3-channel/);
-    expect(() => floatToRaster(gray([0]), 12 as 8)).toThrow(/bitDepth must be 8 or 16/);
+    expect(() => floatToRaster(gray([0]), 12 as 8)).toThrow(/bitDepth must be 8, 16 or 32/);
     expect(() => floatToRaster({ width: 2, height: 2, channels: 1, data: new Float32Array(3) }, 8)).toThrow(
       /length 3.*= 4/,
     );
@@ -212,5 +218,91 @@ describe('toGray / toRgb', () => {
     const fg: FloatImage = { width: 2, height: 1, channels: 1, data: Float32Array.of(0.25, 0.75) };
     expect(Array.from(toRgb(fg).data)).toEqual([0.25, 0.75, 0.25, 0.75, 0.25, 0.75]);
     expect(toGray(toRgb(fg)).data[1]).toBeCloseTo(0.75, 6);
+  });
+});
+
+describe('float32 rasters, alpha planes and channel policies', () => {
+  it('rasterToFloat copies float32 samples unscaled; floatToRaster(…, 32) interleaves them back', () => {
+    const r: Float32RasterImage = {
+      width: 2,
+      height: 1,
+      channels: 3,
+      bitDepth: 32,
+      data: Float32Array.of(-1.5, 2, 1e6, 0.25, -0, 3),
+    };
+    const f = rasterToFloat(r);
+    expect(Array.from(f.data)).toEqual([-1.5, 0.25, 2, -0, 1e6, 3]);
+    const back = floatToRaster(f, 32);
+    expect(back.bitDepth).toBe(32);
+    expect(back.data).toEqual(r.data);
+    expect(Object.is(back.data[4], -0)).toBe(true);
+  });
+
+  it('validateAnyRaster checks the array type and the alpha plane', () => {
+    expect(() =>
+      validateAnyRaster({ width: 1, height: 1, channels: 1, bitDepth: 32, data: new Uint16Array(1) } as unknown as Float32RasterImage),
+    ).toThrow('image.data must be a Float32Array for bitDepth 32, got Uint16Array');
+    expect(() =>
+      validateAnyRaster({ width: 2, height: 1, channels: 1, bitDepth: 16, data: new Uint16Array(2), alpha: new Uint16Array(3) }),
+    ).toThrow(/alpha has length 3/);
+    expect(() => validateRaster({ width: 1, height: 1, channels: 1, bitDepth: 32 as 8, data: new Uint8Array(1) })).toThrow(
+      /bitDepth must be 8 or 16, got 32/,
+    );
+  });
+
+  it('toGray matches PIL convert("L") exactly on 8-bit RGB (fixed-point BT.601)', () => {
+    const fx = JSON.parse(readFileSync(new URL('pil-luma.json', FIXTURES), 'utf8')) as {
+      rgb: string;
+      gray: string;
+      width: number;
+      height: number;
+    };
+    const rgb: RasterImage = {
+      width: fx.width,
+      height: fx.height,
+      channels: 3,
+      bitDepth: 8,
+      data: new Uint8Array(Buffer.from(fx.rgb, 'base64')),
+    };
+    expect(Array.from(toGray(rgb).data)).toEqual(Array.from(new Uint8Array(Buffer.from(fx.gray, 'base64'))));
+  });
+
+  it('toGray / toRgb keep the alpha plane and work on float32 rasters', () => {
+    const alpha = Uint8Array.of(9, 8);
+    const g = toGray({ width: 2, height: 1, channels: 3, bitDepth: 8, data: Uint8Array.of(10, 10, 10, 0, 0, 255), alpha });
+    expect(Array.from(g.data)).toEqual([10, 29]);
+    expect(g.alpha).toBe(alpha);
+    const f: Float32RasterImage = { width: 1, height: 1, channels: 3, bitDepth: 32, data: Float32Array.of(1, 0, 0) };
+    expect(toGray(f).data[0]).toBeCloseTo(0.299, 6);
+    const rgb = toRgb({ width: 1, height: 1, channels: 1, bitDepth: 32, data: Float32Array.of(-2) } as Float32RasterImage);
+    expect(rgb.data).toBeInstanceOf(Float32Array);
+    expect(Array.from(rgb.data)).toEqual([-2, -2, -2]);
+  });
+
+  it('conformChannels: errors that say what to do, or converts on request', () => {
+    const rgb: RasterImage = { width: 1, height: 1, channels: 3, bitDepth: 8, data: Uint8Array.of(255, 0, 0) };
+    expect(() => conformChannels(rgb, 1, 'error', 'DnCNN')).toThrow(InvalidInputError);
+    expect(() => conformChannels(rgb, 1, 'error', 'DnCNN')).toThrow(
+      'DnCNN expects 1 channel (grayscale), but the image has 3 channels (RGB); convert it with toGray() (BT.601 luma) or pass the channel policy "convert"',
+    );
+    expect(Array.from(conformChannels(rgb, 1, 'convert').data)).toEqual([76]);
+    const gray: FloatImage = { width: 1, height: 1, channels: 1, data: Float32Array.of(0.5) };
+    expect(() => conformChannels(gray, 3)).toThrow(/expects 3 channels \(RGB\), but the image has 1 channel \(grayscale\); convert it with toRgb\(\)/);
+    expect(conformChannels(gray, 3, 'convert').channels).toBe(3);
+    expect(conformChannels(gray, 1)).toBe(gray);
+    expect(() => conformChannels(gray, 4, 'convert')).toThrow(/no automatic conversion/);
+  });
+
+  it('copyAlpha / convertAlpha / withoutAlpha', () => {
+    const src: RasterImage = { width: 2, height: 1, channels: 1, bitDepth: 8, data: new Uint8Array(2), alpha: Uint8Array.of(0, 255) };
+    const out16: RasterImage = { width: 2, height: 1, channels: 1, bitDepth: 16, data: new Uint16Array(2) };
+    expect(Array.from(copyAlpha(src, out16).alpha ?? [])).toEqual([0, 65535]);
+    expect(Array.from(convertAlpha(Uint16Array.of(0, 128, 65535), 16, 8))).toEqual([0, 0, 255]);
+    expect(Array.from(convertAlpha(Float32Array.of(-1, 0.5, 2), 32, 8))).toEqual([0, 128, 255]);
+    expect(Array.from(convertAlpha(Uint8Array.of(51), 8, 32))).toEqual([Math.fround(0.2)]);
+    expect(copyAlpha(out16, src)).toBe(src); // no alpha to copy
+    expect(() => copyAlpha(src, { ...out16, width: 1, data: new Uint16Array(1) })).toThrow(/alpha plane is 2x1 but the image is 1x1/);
+    expect(withoutAlpha(src).alpha).toBeUndefined();
+    expect(withoutAlpha(out16)).toBe(out16);
   });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ImageFormatError, InvalidInputError } from '../../src/errors';
 import type { RasterImage } from '../../src/io/image';
 import { decodePng, describeImageBytes, encodePng, isPng } from '../../src/io/png';
-import { SIGNATURE, buildPng, chunk, concat, ihdr, pseudoRandomBytes, zlib } from './helpers';
+import { type ExpectedPage, SIGNATURE, buildPng, chunk, concat, fromBase64, ihdr, pseudoRandomBytes, zlib } from './helpers';
 
 const SET12_DIR = new URL('../../../shared/data/set12/', import.meta.url);
 const FIXTURES = new URL('../fixtures/io/', import.meta.url);
@@ -171,7 +171,7 @@ describe('decodePng on PNGs written by fast-png', () => {
     expect(Array.from(img.data)).toEqual([255, 100, 0, 100]);
   });
 
-  it('palette with alpha (tRNS) drops the alpha', () => {
+  it('palette with alpha (tRNS) keeps the alpha as a separate plane', () => {
     const palette = [
       [10, 20, 30, 0],
       [40, 50, 60, 128],
@@ -180,18 +180,21 @@ describe('decodePng on PNGs written by fast-png', () => {
     const img = decodePng(fastPngEncode({ width: 2, height: 1, channels: 1, depth: 8, data: idx, palette }));
     expect(img.channels).toBe(3);
     expect(Array.from(img.data)).toEqual([40, 50, 60, 10, 20, 30]);
+    expect(Array.from(img.alpha ?? [])).toEqual([128, 0]);
   });
 
   for (const depth of [8, 16] as const) {
-    it(`${depth}-bit gray+alpha drops the alpha`, () => {
+    it(`${depth}-bit gray+alpha keeps the alpha as a separate plane`, () => {
       const data = depth === 16 ? Uint16Array.of(1000, 1, 65535, 2, 300, 3) : Uint8Array.of(10, 1, 255, 2, 30, 3);
       const img = decodePng(fastPngEncode({ width: 3, height: 1, channels: 2, depth, data }));
       expect(img.channels).toBe(1);
       expect(img.bitDepth).toBe(depth);
       expect(Array.from(img.data)).toEqual([data[0], data[2], data[4]]);
+      expect(img.alpha).toBeInstanceOf(depth === 16 ? Uint16Array : Uint8Array);
+      expect(Array.from(img.alpha ?? [])).toEqual([1, 2, 3]);
     });
 
-    it(`${depth}-bit RGBA drops the alpha`, () => {
+    it(`${depth}-bit RGBA keeps the alpha as a separate plane`, () => {
       const n = 2 * 3;
       const rgba = depth === 16 ? new Uint16Array(n * 4) : new Uint8Array(n * 4);
       const max = depth === 16 ? 65535 : 255;
@@ -202,6 +205,7 @@ describe('decodePng on PNGs written by fast-png', () => {
       const expected: number[] = [];
       for (let p = 0; p < n; p++) expected.push(rgba[4 * p], rgba[4 * p + 1], rgba[4 * p + 2]);
       expect(Array.from(img.data)).toEqual(expected);
+      expect(Array.from(img.alpha ?? [])).toEqual(Array.from({ length: n }, (_, p) => rgba[4 * p + 3]));
     });
   }
 
@@ -372,5 +376,59 @@ describe('decodePng errors', () => {
     // A zlib stream too short to hold any data is reported as truncated image data.
     const short = concat(SIGNATURE, ihdr(4, 3, 8, 0), chunk('IDAT', Uint8Array.of(0x78, 0x9c, 0xff)), chunk('IEND', new Uint8Array(0)));
     expectFormatError(() => decodePng(short), /image data is truncated: 0 bytes/);
+  });
+});
+
+describe('PNG alpha planes (fixtures from tools/make_io_fixtures.py)', () => {
+  const ALPHA = new URL('../fixtures/io/alpha/', import.meta.url);
+  const cases = JSON.parse(readFileSync(new URL('expected.json', ALPHA), 'utf8')) as Record<
+    string,
+    { pil: boolean; pages: ExpectedPage[] }
+  >;
+  for (const [file, c] of Object.entries(cases)) {
+    it(`${file}${c.pil ? ' (= PIL)' : ''}: colour and alpha, then written back and read again unchanged`, () => {
+      const exp = c.pages[0];
+      const img = decodePng(new Uint8Array(readFileSync(new URL(file, ALPHA))), file);
+      expect({ w: img.width, h: img.height, c: img.channels, d: img.bitDepth }).toEqual({
+        w: exp.width,
+        h: exp.height,
+        c: exp.channels,
+        d: exp.bitDepth,
+      });
+      expect(Array.from(img.data)).toEqual(Array.from(fromBase64(exp.data, exp.bitDepth)));
+      expect(Array.from(img.alpha ?? [])).toEqual(Array.from(fromBase64(exp.alpha as string, exp.bitDepth)));
+      const back = decodePng(encodePng(img));
+      expect(back).toEqual(img);
+    });
+  }
+
+  it('fixture PNGs with alpha from the older set keep the same colour values', () => {
+    const la = decodePng(readFixture('gray_alpha8.png'));
+    expect(la.alpha).toBeDefined();
+    expect(decodePng(readFixture('rgb8_filters.png')).alpha).toBeUndefined();
+  });
+
+  for (const depth of [8, 16] as const) {
+    for (const channels of [1, 3] as const) {
+      it(`encodePng writes ${depth}-bit ${channels === 1 ? 'gray+alpha' : 'RGBA'} and decodes it back exactly`, () => {
+        const img = makeRaster(9, 5, channels, depth, 77 + depth + channels);
+        const alpha = makeRaster(9, 5, 1, depth, 99 + depth).data;
+        const bytes = encodePng({ ...img, alpha });
+        expect(bytes[8 + 8 + 9]).toBe(channels === 1 ? 4 : 6); // IHDR colour type
+        expect(bytes[8 + 8 + 8]).toBe(depth);
+        const back = decodePng(bytes);
+        expect(Array.from(back.data)).toEqual(Array.from(img.data));
+        expect(Array.from(back.alpha ?? [])).toEqual(Array.from(alpha));
+      });
+    }
+  }
+
+  it('encodePng refuses float samples and a malformed alpha plane', () => {
+    const f = { width: 1, height: 1, channels: 1, bitDepth: 32, data: new Float32Array(1) };
+    expectFormatError(() => encodePng(f as unknown as RasterImage), /PNG cannot store 32-bit float/);
+    const bad: RasterImage = { width: 2, height: 1, channels: 1, bitDepth: 8, data: new Uint8Array(2), alpha: new Uint8Array(1) };
+    expect(() => encodePng(bad)).toThrow(/alpha has length 1, but width\*height = 2\*1 = 2/);
+    const wrongType: RasterImage = { width: 1, height: 1, channels: 1, bitDepth: 8, data: new Uint8Array(1), alpha: new Uint16Array(1) };
+    expect(() => encodePng(wrongType)).toThrow(/alpha must be a Uint8Array/);
   });
 });
