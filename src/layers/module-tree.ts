@@ -1,24 +1,6 @@
 import { InvalidInputError } from '../errors';
 import { type Module, namedParameters } from './module';
 
-/** Anything in a module tree that owns GPU buffers (Conv2d, ConvTranspose2d, SCSE, …). */
-interface Releasable {
-  release(): void;
-}
-
-const isReleasable = (m: Module): m is Module & Releasable => typeof (m as Partial<Releasable>).release === 'function';
-
-/**
- * Frees the GPU buffers of every descendant of `root` (not `root` itself, so a network's own `release` can call
- * this). Composite modules need no `release` of their own: the walk reaches their leaves.
- */
-export function releaseDescendants(root: Module): void {
-  for (const [, child] of root.children()) {
-    if (isReleasable(child)) child.release();
-    releaseDescendants(child);
-  }
-}
-
 /** Every key the tree may see in a state_dict without using it (`num_batches_tracked`, `mask_values`, …). */
 export function ignoredKeysOf(module: Module, prefix = ''): string[] {
   const out = module.ignoredKeys().map((k) => prefix + k);
@@ -31,7 +13,11 @@ export function ignoredKeysOf(module: Module, prefix = ''): string[] {
  * recognisers: a file that looks like `network` but does not fit its inferred configuration gets an
  * InvalidInputError naming the first few offending keys, before any weights are converted.
  */
-export function checkKeysMatch(module: Module, keys: Map<string, { shape: readonly number[] }>, network: string): void {
+export function checkKeysMatch(
+  module: Module,
+  keys: ReadonlyMap<string, { readonly shape: readonly number[] }>,
+  network: string,
+): void {
   const problems: string[] = [];
   const expected = namedParameters(module);
   const known = new Set([...expected.map(([k]) => k), ...ignoredKeysOf(module)]);

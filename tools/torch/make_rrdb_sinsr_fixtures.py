@@ -159,12 +159,12 @@ def main():
     rrdb_real('odd_gray_x4', dict(num_in_ch=1, num_out_ch=1, num_feat=6, num_block=1, num_grow_ch=3, scale=4),
               (1, 1, 7, 5), gen, ['basicsr'])
     rrdb_seeded('full_esrgan_x4', dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4),
-                (1, 3, 24, 20), 7, gen)
+                (1, 3, 12, 10), 7, gen)
 
     tiny_s = dict(in_ch=3, out_ch=3, first_feat=6, num_feat=8, growth=3, num_layers=2, num_rdbs=2, num_rrdbs=1,
-                  attention=None, reduction=4)
+                  attention=None, reduction=8)  # reduction only matters with CBAM; 8 is the TypeScript default
     sinsr_seeded('tiny', tiny_s, (1, 3, 6, 8), 11, gen)
-    sinsr_seeded('tiny_cbam', dict(tiny_s, attention='cbam'), (1, 3, 8, 6), 12, gen)
+    sinsr_seeded('tiny_cbam', dict(tiny_s, attention='cbam', reduction=4), (1, 3, 8, 6), 12, gen)
     full_s = dict(in_ch=3, out_ch=3, first_feat=128, num_feat=64, growth=4, num_layers=5, num_rdbs=5, num_rrdbs=2,
                   attention=None, reduction=8)
     n = sum(p.numel() for p in SINSRGenerator(**full_s).parameters())

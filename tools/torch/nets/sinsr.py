@@ -18,7 +18,7 @@ PixelShuffle = tf.nn.depth_to_space (DCR channel order, not torch's PixelShuffle
   LR height and width must be even (the 2x2 pools).
 
 Defaults follow networks.md: first_feat 128, F 64, growth 4, 5 dense layers per RDB, 5 RDBs per RRDB and 2 RRDBs
-per branch: 2,212,711 parameters. (An earlier commit of architecture_7.py has 4 and 4; both are options.)
+per branch: 2,212,711 parameters. (Commit 1e960fac of architecture_7.py has 4 and 4; both are options.)
 
 CBAM (architecture_2.py's cbam_block, applied after every RDB inside an RRDB when attention='cbam'):
   channel gate  g_c = sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))),  mlp = Linear(C, C/r) -> ReLU -> Linear(C/r, C)
