@@ -6,7 +6,8 @@ import { CHROMIUM_ARGS } from './test/browser/chromium-args';
  * - `node`: every test under test/ in Node, the GPU through Dawn (lavapipe). GPU tests run in child processes
  *   (dawn.node is a native addon; threads would share one instance badly) and one file at a time: lavapipe
  *   already uses every core, and parallel files only slow each other down.
- * - `chromium`: the kernel tests (test/kernels) again, unchanged, inside headless Chromium through vitest's
+ * - `chromium`: the kernel tests (test/kernels) and the network parity tests again, unchanged, inside headless
+ *   Chromium through vitest's
  *   browser mode, the GPU through navigator.gpu (WebGPU on SwiftShader). It runs after the node project, for the
  *   same reason. Its servers listen on 127.0.0.1 only.
  *
@@ -15,6 +16,18 @@ import { CHROMIUM_ARGS } from './test/browser/chromium-args';
 
 
 const HOST = '127.0.0.1';
+
+/** Network parity tests written to run unchanged in the browser (fixtures fetched, no node:* imports). */
+const BROWSER_MODEL_TESTS = [
+  'test/models/dncnn-variants.test.ts',
+  'test/models/msrresnet.test.ts',
+  'test/models/srresnet.test.ts',
+  'test/models/rrdbnet.test.ts',
+  'test/models/sinsr.test.ts',
+  'test/models/scunet.test.ts',
+  'test/models/unet.test.ts',
+  'test/models/resnet34-unet.test.ts',
+];
 
 const shared = {
   fileParallelism: false,
@@ -46,7 +59,7 @@ export default defineConfig({
         optimizeDeps: { include: ['wgsl_reflect/wgsl_reflect.module.js'] },
         test: {
           name: 'chromium',
-          include: ['test/kernels/**/*.test.ts'],
+          include: ['test/kernels/**/*.test.ts', ...BROWSER_MODEL_TESTS],
           ...shared,
           sequence: { groupOrder: 1 },
           browser: {

@@ -10,9 +10,9 @@
  *     [--attn-variant direct,rows2]
  *
  * Sizes are feature-map sizes WxH (image convention: width × height); for the stride-2 and transposed
- * convolutions they are the input's size. A case whose tensors exceed a device limit (on lavapipe
- * maxStorageBufferBindingSize = 128 MiB, i.e. 1024×768 with more than 42 f32 channels) is reported as skipped
- * with the limit, not run.
+ * convolutions they are the input's size. Tensors larger than one storage binding (on lavapipe 128 MiB, i.e.
+ * 1024×768 with more than 42 f32 channels) run as convolutions in row bands, or with the tensor split across
+ * bindings (other kernels); a case that still exceeds a device limit is reported as skipped with the limit.
  */
 import { parseArgs } from 'node:util';
 import { LimitExceededError } from '../src/errors';
@@ -126,7 +126,15 @@ function convCase(
       const output = conv2d(
         g,
         x,
-        { weight: buffers[0], bias: bias ? buffers[1] : undefined, geometry, variant, label },
+        {
+          weight: buffers[0],
+          bias: bias ? buffers[1] : undefined,
+          geometry,
+          variant,
+          label,
+          // As the Conv2d layer does: row bands when a tensor exceeds one binding (1024×768 × 64 ch on lavapipe).
+          bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
+        },
         {},
         undefined,
         ctx.limits.maxComputeWorkgroupsPerDimension,

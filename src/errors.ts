@@ -18,7 +18,8 @@ export type RestoreErrorCode =
   | 'MISSING_KEY'
   | 'UNEXPECTED_KEY'
   | 'SHAPE_MISMATCH'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  | 'ABORTED';
 
 export class RestoreError extends Error {
   readonly code: RestoreErrorCode;
@@ -116,5 +117,12 @@ export class StateDictError extends RestoreError {
 export class DisposedError extends RestoreError {
   constructor(what: string) {
     super('DISPOSED', `${what} has been disposed`);
+  }
+}
+
+/** Work stopped because the caller's AbortSignal fired; GPU buffers of the run have been released. */
+export class AbortedError extends RestoreError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('ABORTED', `${what} was aborted`, options);
   }
 }

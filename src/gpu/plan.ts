@@ -48,6 +48,15 @@ export class Plan {
     private readonly query: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined,
   ) {}
 
+  /**
+   * Activation bytes a plan of `graph` would hold (after liveness sharing), without compiling or allocating:
+   * callers use it to choose a tile size that fits a memory budget.
+   */
+  static activationBytes(graph: Graph): number {
+    const intervals = liveIntervals(graph, undefined, undefined);
+    return assignBuffers(intervals).slotBytes.reduce((a, b) => a + b, 0);
+  }
+
   static async compile(ctx: GPUContext, graph: Graph, options: PlanOptions = {}): Promise<Plan> {
     ctx.throwIfFailed();
     if (graph.outputs.length === 0) throw new InvalidInputError('graph has no outputs');
@@ -284,7 +293,12 @@ function prepareBindings(ctx: GPUContext, node: GraphNode): PreparedNode {
   return { source, origin, chunks };
 }
 
-function liveIntervals(graph: Graph, kernels: CompiledKernel[], prepared: PreparedNode[]): LiveInterval[] {
+/**
+ * First and last step each activation is used. With compiled kernels, only bindings the shader really has count
+ * (and their read/write kind decides what is a write); without (for estimates), every binding of the node counts,
+ * and a tensor's first use is taken as its write.
+ */
+function liveIntervals(graph: Graph, kernels: CompiledKernel[] | undefined, prepared: PreparedNode[] | undefined): LiveInterval[] {
   const first = new Map<number, number>();
   const last = new Map<number, number>();
   const byId = new Map<number, TensorValue>();
@@ -293,9 +307,11 @@ function liveIntervals(graph: Graph, kernels: CompiledKernel[], prepared: Prepar
     byId.set(t.id, t);
   }
   graph.nodes.forEach((node, i) => {
-    for (const b of kernels[i].shader.bindings) {
-      const binding = node.bindings[prepared[i].origin.get(b.name)?.name ?? b.name];
-      const bound = binding && boundTensor(binding);
+    const uses = kernels
+      ? kernels[i].shader.bindings.map((b) => ({ binding: node.bindings[prepared![i].origin.get(b.name)?.name ?? b.name], kind: b.kind }))
+      : Object.values(node.bindings).map((binding) => ({ binding, kind: 'storage' as const }));
+    for (const b of uses) {
+      const bound = b.binding && boundTensor(b.binding);
       if (!bound) continue;
       byId.set(bound.id, bound);
       if (b.kind === 'storage') {

@@ -9,6 +9,11 @@ export interface Network extends Module {
   readonly outChannels: number;
   /** Output size / input size (1 for denoisers). */
   readonly scale: number;
+  /**
+   * What image values mean to the network: 'unit' (default) [0, 1]; 'symmetric' [-1, 1] (tanh generators such as
+   * SINSR). `RestorationModel.run` maps integer images accordingly; `runFloat` passes values through.
+   */
+  readonly valueRange?: 'unit' | 'symmetric';
   forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue;
   /** Frees GPU weight buffers. */
   release(): void;

@@ -1,10 +1,11 @@
-import { DisposedError, InvalidInputError, LimitExceededError } from '../errors';
+import { AbortedError, DisposedError, InvalidInputError, LimitExceededError, RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { Graph } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
 import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
 import type { Network } from './network';
+import { planTiles, type Tile, tilingFor } from './tiling';
 
 export interface ModelInfo {
   name: string;
@@ -20,7 +21,59 @@ export interface RunStats {
   /** Wall time of the GPU part: upload, dispatches, readback. */
   wallMs: number;
   dispatches: number;
+  /** Peak activation memory of a plan (the largest, when tiled). */
   activationBytes: number;
+  /** Tiles the image ran as (1: whole). */
+  tiles: number;
+}
+
+export interface RunOptions {
+  /**
+   * Tile core side in input pixels: run as tiles of about this size (tiling.ts). 0 never tiles; undefined tiles
+   * only when the whole image would need more than `maxActivationBytes`, or the device refuses it.
+   */
+  tileSize?: number;
+  /** Activation memory one plan may use before the image is tiled (default 1 GiB). */
+  maxActivationBytes?: number;
+  /** Called after each tile (once for an untiled run). */
+  onProgress?: (progress: { done: number; total: number }) => void;
+  /** Stops the run between tiles with AbortedError; the run's GPU buffers are released. */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_ACTIVATION_BUDGET = 1 << 30;
+/** Auto tiling never goes below this core size. */
+const MIN_AUTO_TILE = 64;
+
+function checkAborted(signal: AbortSignal | undefined, name: string): void {
+  if (signal?.aborted) throw new AbortedError(`running model '${name}'`, { cause: signal.reason });
+}
+
+/** Rows [y0, y1) and columns [x0, x1) of a planar CHW image. */
+function cropChw(data: Float32Array, c: number, h: number, w: number, y0: number, y1: number, x0: number, x1: number): Float32Array {
+  const tw = x1 - x0;
+  const th = y1 - y0;
+  const out = new Float32Array(c * th * tw);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < th; y++) {
+      const src = (ch * h + y0 + y) * w + x0;
+      out.set(data.subarray(src, src + tw), (ch * th + y) * tw);
+    }
+  }
+  return out;
+}
+
+/** Copies a rows × cols block at (sy, sx) of a CHW tile into (dy, dx) of a CHW image. */
+function pasteChw(
+  dst: Float32Array, dh: number, dw: number, src: Float32Array, sh: number, sw: number, c: number,
+  sy: number, sx: number, dy: number, dx: number, rows: number, cols: number,
+): void {
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < rows; y++) {
+      const from = (ch * sh + sy + y) * sw + sx;
+      dst.set(src.subarray(from, from + cols), (ch * dh + dy + y) * dw + dx);
+    }
+  }
 }
 
 /** Plans kept per input shape; older ones are disposed (their buffers go back to the pool). */
@@ -46,15 +99,23 @@ export class RestorationModel {
   }
 
   /** Runs on an integer image and returns one of the same bit depth (clamped to [0,1], rounded half to even). */
-  async run(image: RasterImage): Promise<RasterImage> {
+  async run(image: RasterImage, options: RunOptions = {}): Promise<RasterImage> {
     validateRaster(image);
     this.checkChannels(image.channels, image.bitDepth === 16 ? '16-bit image' : 'image');
-    const out = await this.runFloat(rasterToFloat(image));
+    const symmetric = this.network.valueRange === 'symmetric';
+    const input = rasterToFloat(image);
+    if (symmetric) input.data = input.data.map((v) => 2 * v - 1);
+    const out = await this.runFloat(input, options);
+    if (symmetric) out.image.data = out.image.data.map((v) => (v + 1) / 2);
     return floatToRaster(out.image, image.bitDepth);
   }
 
-  /** Runs on a planar CHW float image (PyTorch layout, values nominally in [0,1]); no clamping of the output. */
-  async runFloat(image: FloatImage): Promise<{ image: FloatImage; stats: RunStats }> {
+  /**
+   * Runs on a planar CHW float image (PyTorch layout, values nominally in [0,1]); no clamping of the output.
+   * Images whose activations would exceed `maxActivationBytes` (or `tileSize`, when given) run as tiles
+   * (tiling.ts): exact for convolutional networks, approximate for SCUNet.
+   */
+  async runFloat(image: FloatImage, options: RunOptions = {}): Promise<{ image: FloatImage; stats: RunStats }> {
     if (this.disposed) throw new DisposedError(`model '${this.name}'`);
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
@@ -66,6 +127,25 @@ export class RestorationModel {
       const x = bad % image.width;
       throw new InvalidInputError(`input has a non-finite value (${image.data[bad]}) at channel ${c}, row ${y}, column ${x}`);
     }
+    checkAborted(options.signal, this.name);
+    if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(image, options.tileSize, options);
+    const budget = options.maxActivationBytes ?? DEFAULT_ACTIVATION_BUDGET;
+    if (options.tileSize === undefined && this.estimateBytes(image.height, image.width) > budget) {
+      return this.runTiled(image, this.autoTileSize(image, budget), options);
+    }
+    try {
+      const result = await this.runWhole(image);
+      options.onProgress?.({ done: 1, total: 1 });
+      return result;
+    } catch (e) {
+      // A device that cannot hold the whole image (a limit, or out of memory) gets tiles, unless told not to.
+      const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
+      if (!tooBig || options.tileSize === 0 || Math.max(image.width, image.height) <= MIN_AUTO_TILE) throw e;
+      return this.runTiled(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
+    }
+  }
+
+  private async runWhole(image: FloatImage): Promise<{ image: FloatImage; stats: RunStats }> {
     const plan = await this.planFor(image.height, image.width);
     const shape = plan.graph.inputs[0].shape;
     const t0 = performance.now();
@@ -74,8 +154,71 @@ export class RestorationModel {
     const outShape = plan.graph.outputs[0].shape;
     return {
       image: { width: outShape[2], height: outShape[1], channels: outShape[3], data: nhwcPaddedToNchw(outputs[0], outShape) },
-      stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes },
+      stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1 },
     };
+  }
+
+  /** Activation bytes of a whole-image plan at this size, without compiling it. */
+  private estimateBytes(height: number, width: number): number {
+    return Plan.activationBytes(this.buildGraph(height, width));
+  }
+
+  /** The largest power-of-two core (≤ 1024) whose tile window fits the budget. */
+  private autoTileSize(image: FloatImage, budget: number): number {
+    const spec = tilingFor(this.network);
+    for (let core = 1024; core >= MIN_AUTO_TILE; core /= 2) {
+      const side = (n: number) => Math.min(n, core + 2 * Math.ceil(spec.halo / spec.alignment) * spec.alignment);
+      if (this.estimateBytes(side(image.height), side(image.width)) <= budget) return core;
+    }
+    throw new LimitExceededError('activation memory', this.estimateBytes(MIN_AUTO_TILE, MIN_AUTO_TILE), budget, `model '${this.name}' on tiles of ${MIN_AUTO_TILE} px`);
+  }
+
+  /**
+   * Runs tile by tile (see tiling.ts), grouped by window size so that one plan at a time holds activation
+   * memory; each group's plan is disposed when its tiles are done, or when the run fails or is aborted.
+   */
+  private async runTiled(image: FloatImage, tileSize: number, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
+    const spec = tilingFor(this.network);
+    const tiles = planTiles(image.width, image.height, tileSize, spec);
+    const groups = new Map<string, Tile[]>();
+    for (const t of tiles) {
+      const key = `${t.wy1 - t.wy0}x${t.wx1 - t.wx0}`;
+      groups.set(key, [...(groups.get(key) ?? []), t]);
+    }
+    const s = this.network.scale;
+    const oc = this.network.outChannels;
+    const ow = image.width * s;
+    const oh = image.height * s;
+    const out = new Float32Array(oc * ow * oh);
+    const stats: RunStats = { wallMs: 0, dispatches: 0, activationBytes: 0, tiles: tiles.length };
+    let gpuMs: number | undefined = 0;
+    let done = 0;
+    for (const group of groups.values()) {
+      checkAborted(options.signal, this.name);
+      const { wy0, wy1, wx0, wx1 } = group[0];
+      const plan = await Plan.compile(this.ctx, this.buildGraph(wy1 - wy0, wx1 - wx0));
+      try {
+        stats.activationBytes = Math.max(stats.activationBytes, plan.activationBytes);
+        for (const t of group) {
+          checkAborted(options.signal, this.name);
+          const window = cropChw(image.data, image.channels, image.height, image.width, t.wy0, t.wy1, t.wx0, t.wx1);
+          const shape = plan.graph.inputs[0].shape;
+          const t0 = performance.now();
+          const { outputs, gpuMs: ms } = await plan.run([nchwToNhwcPadded(window, shape)], { timing: true });
+          stats.wallMs += performance.now() - t0;
+          stats.dispatches += plan.dispatchCount;
+          gpuMs = ms !== undefined && gpuMs !== undefined ? gpuMs + ms : undefined;
+          const outShape = plan.graph.outputs[0].shape;
+          const tileOut = nhwcPaddedToNchw(outputs[0], outShape);
+          pasteChw(out, oh, ow, tileOut, outShape[1], outShape[2], oc, (t.y0 - t.wy0) * s, (t.x0 - t.wx0) * s, t.y0 * s, t.x0 * s, (t.y1 - t.y0) * s, (t.x1 - t.x0) * s);
+          options.onProgress?.({ done: ++done, total: tiles.length });
+        }
+      } finally {
+        plan.dispose();
+      }
+    }
+    if (gpuMs !== undefined) stats.gpuMs = gpuMs;
+    return { image: { width: ow, height: oh, channels: oc, data: out }, stats };
   }
 
   /** Compiles (and caches) the plan for an input size ahead of the first run. */
@@ -113,10 +256,15 @@ export class RestorationModel {
     return plan;
   }
 
-  private async compile(height: number, width: number): Promise<Plan> {
+  private buildGraph(height: number, width: number): Graph {
     const graph = new Graph();
     const x = graph.input([1, height, width, this.network.inChannels], 'image');
     graph.output(this.network.forward(this.ctx, graph, x));
+    return graph;
+  }
+
+  private async compile(height: number, width: number): Promise<Plan> {
+    const graph = this.buildGraph(height, width);
     try {
       return await Plan.compile(this.ctx, graph);
     } catch (e) {

@@ -233,6 +233,8 @@ function checkConfig(c: SINSRConfig): void {
 export class SINSR extends Module implements Network {
   readonly architecture: string;
   readonly scale = 4;
+  /** Trained on images scaled to [-1, 1], with a tanh output. */
+  readonly valueRange = 'symmetric' as const;
   readonly convFirst: Conv2d;
   readonly branch1: ModuleList<RRDB>;
   readonly branch2: ModuleList<RRDB>;
