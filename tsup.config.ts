@@ -13,6 +13,7 @@ export default defineConfig([
       'bench/dncnn': 'bench/dncnn.ts',
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
       'bench/kernels': 'bench/kernels.ts',
+      'bench/models': 'bench/models.ts',
     },
     format: ['esm'],
     target: 'es2022',

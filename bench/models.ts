@@ -1,0 +1,290 @@
+/**
+ * Every network at its full-size configuration: first-run time, GPU time (median, p10–p90 of repeated runs after
+ * warm-up; timestamp queries where the adapter has them, wall time otherwise), dispatches and GPU memory
+ * (activations after liveness sharing, packed weights). DnCNN-17 runs the built-in σ=25 weights; the others run
+ * deterministic random weights (bench/random-weights.ts), which time the same. Markdown table + JSON.
+ *
+ *   node dist/bench/models.js [--networks dncnn,scunet] [--size 1024x768] [--runs 5] [--warmup 1] [--json out.json]
+ *
+ * --size is the input size W×H for every chosen network; without it denoisers run 256×256 and ×4 upscalers a
+ * 64×64 input. Each network gets a fresh device, so its first run pays for its own pipelines (Mesa's shader disk
+ * cache still helps a second invocation) and its buffers are gone before the next network starts.
+ */
+import { parseArgs } from 'node:util';
+import { LimitExceededError, RestoreError } from '../src/errors';
+import type { GPUContext } from '../src/gpu/context';
+import { BufferUsage } from '../src/gpu/flags';
+import { createNodeContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
+import type { FloatImage } from '../src/io/image';
+import type { Network } from '../src/models/network';
+import { architectureByName } from '../src/models/registry';
+import { RestorationModel } from '../src/models/restoration-model';
+import { MSRResNet } from '../src/models/msrresnet';
+import { ResNet34UNet, resnet34UNetConfig } from '../src/models/resnet34-unet';
+import { ESRGAN_X4, RRDBNet } from '../src/models/rrdbnet';
+import { SCUNET_GRAY, SCUNet } from '../src/models/scunet';
+import { SINSR, SINSR_ARCH7 } from '../src/models/sinsr';
+import { SRResNet } from '../src/models/srresnet';
+import { UNet } from '../src/models/unet';
+import { fillRandomWeights, parameterCount } from './random-weights';
+import { fmt, fmtRange, markdownTable, parseSize, writeJson } from './report';
+import { type Summary, summarize } from './stats';
+
+interface NetworkSpec {
+  /** Name on the command line. */
+  key: string;
+  /** Registry name (src/models/registry.ts): gives the task and the input value range. */
+  architecture: string;
+  description: string;
+  load(ctx: GPUContext): Promise<RestorationModel>;
+}
+
+const SEED = 1;
+
+function randomWeights(key: string, architecture: string, description: string, make: () => Network): NetworkSpec {
+  return { key, architecture, description, load: async (ctx) => new RestorationModel(ctx, fillRandomWeights(make(), SEED), key) };
+}
+
+// Upscalers are RGB as released (SINSR's default config is RGB too); the denoisers are the gray releases.
+const NETWORKS: NetworkSpec[] = [
+  {
+    key: 'dncnn',
+    architecture: 'DnCNN',
+    description: 'DnCNN-17 gray (built-in σ=25 weights)',
+    load: (ctx) => loadBuiltinModel('dncnn_25', { context: ctx }),
+  },
+  randomWeights('scunet', 'SCUNet', 'SCUNet gray, config [4]×7, dim 64', () => new SCUNet(SCUNET_GRAY)),
+  randomWeights(
+    'unet',
+    'UNet',
+    'U-Net (milesial) gray, 64 base, transposed conv',
+    () => new UNet({ inChannels: 1, outChannels: 1, bilinear: false, baseChannels: 64, sigmoid: false }),
+  ),
+  randomWeights('resnet34-unet', 'ResNet34UNet', 'ResNet34-SCSE U-Net (smp) gray', () => new ResNet34UNet(resnet34UNetConfig(1, 1))),
+  randomWeights(
+    'msrresnet',
+    'MSRResNet',
+    'MSRResNet ×4 RGB, 64 feat, 16 blocks',
+    () => new MSRResNet({ inChannels: 3, outChannels: 3, features: 64, blocks: 16, scale: 4 }),
+  ),
+  randomWeights('rrdbnet', 'RRDBNet', 'ESRGAN RRDBNet ×4 RGB, 64/32/23', () => new RRDBNet(ESRGAN_X4)),
+  randomWeights(
+    'srresnet',
+    'SRResNet',
+    'SRResNet ×4 RGB, 64 feat, 16 blocks',
+    () => new SRResNet({ inChannels: 3, outChannels: 3, features: 64, blocks: 16, scale: 4, prelu: 'shared', clampOutput: true }),
+  ),
+  randomWeights('sinsr', 'SINSR', 'SINSR generator (architecture 7) RGB ×4', () => new SINSR(SINSR_ARCH7)),
+];
+
+const { values } = parseArgs({
+  options: {
+    networks: { type: 'string', default: NETWORKS.map((n) => n.key).join(',') },
+    size: { type: 'string' },
+    runs: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
+    json: { type: 'string' },
+  },
+});
+function usage(message: string): never {
+  console.error(`bench/models: ${message}`);
+  process.exit(2);
+}
+const runs = Number(values.runs);
+const warmup = Number(values.warmup);
+if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0)) usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
+const chosen = values.networks.split(',').map((key) => {
+  const spec = NETWORKS.find((n) => n.key === key.trim());
+  return spec ?? usage(`unknown network '${key}' (known: ${NETWORKS.map((n) => n.key).join(', ')})`);
+});
+let fixedSize: { width: number; height: number } | undefined;
+try {
+  fixedSize = values.size ? parseSize(values.size) : undefined;
+} catch (e) {
+  usage((e as Error).message);
+}
+
+interface NetworkResult {
+  network: string;
+  description: string;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  input: { width: number; height: number; channels: number };
+  output?: { width: number; height: number; channels: number };
+  parameters?: number;
+  /** model.warmup: plan compilation (pipelines, buffers, bind groups) and the weight upload. */
+  compileMs?: number;
+  /** Wall time of the first run after compilation (lazy shader JIT on some drivers); the first warm-up run. */
+  firstRunMs?: number;
+  timing?: 'gpu-timestamps' | 'wall';
+  /** The statistics' source: GPU time where the device has timestamps, else wall time. */
+  ms?: Summary;
+  /** Wall time of each measured run: upload, dispatches, readback. */
+  wallMs?: Summary;
+  dispatches?: number;
+  activationBytes?: number;
+  /** Bytes of the storage buffers uploaded while building the network's plan: its packed weights. */
+  weightBytes?: number;
+  /** Output values that are not finite (should be 0; random weights are scaled to keep them tame). */
+  nonFiniteOutputs?: number;
+}
+
+/** A deterministic test pattern in the network's value range. */
+function pattern(width: number, height: number, channels: number, symmetric: boolean): FloatImage {
+  const data = new Float32Array(width * height * channels);
+  for (let i = 0; i < data.length; i++) {
+    const v = ((i * 7919) % 256) / 255;
+    data[i] = symmetric ? 2 * v - 1 : v;
+  }
+  return { width, height, channels, data };
+}
+
+/** Counts the bytes of STORAGE buffers created with data on `ctx` from now on (the layers' weight uploads). */
+function countWeightUploads(ctx: GPUContext): () => number {
+  let bytes = 0;
+  const create = ctx.createBufferWithData.bind(ctx);
+  ctx.createBufferWithData = (data, usage, what) => {
+    const buffer = create(data, usage, what);
+    if (usage & BufferUsage.STORAGE) bytes += buffer.size;
+    return buffer;
+  };
+  return () => bytes;
+}
+
+async function bench(spec: NetworkSpec): Promise<NetworkResult> {
+  const architecture = architectureByName(spec.architecture);
+  const ctx = await createNodeContext();
+  const weightBytes = countWeightUploads(ctx);
+  let model: RestorationModel | undefined;
+  const base = { network: spec.key, description: spec.description };
+  let input = { width: 0, height: 0, channels: 0 };
+  try {
+    model = await spec.load(ctx);
+    const { width, height } = fixedSize ?? (architecture.task === 'upscale' ? { width: 64, height: 64 } : { width: 256, height: 256 });
+    input = { width, height, channels: model.network.inChannels };
+    const image = pattern(width, height, input.channels, architecture.valueRange === 'symmetric');
+    const t0 = performance.now();
+    await model.warmup(height, width);
+    const compileMs = performance.now() - t0;
+    // Always the whole image in one plan (tileSize 0): an image too big for the device is reported as skipped
+    // with the limit it hit, not silently run as tiles (which would time something else).
+    const whole = { tileSize: 0 };
+    let firstRunMs: number | undefined;
+    for (let i = 0; i < warmup; i++) {
+      const { stats } = await model.runFloat(image, whole);
+      firstRunMs ??= stats.wallMs;
+    }
+    const wall: number[] = [];
+    const gpu: number[] = [];
+    let last: Awaited<ReturnType<RestorationModel['runFloat']>> | undefined;
+    for (let i = 0; i < runs; i++) {
+      last = await model.runFloat(image, whole);
+      wall.push(last.stats.wallMs);
+      if (last.stats.gpuMs !== undefined) gpu.push(last.stats.gpuMs);
+      firstRunMs ??= last.stats.wallMs;
+    }
+    const { image: out, stats } = last!;
+    const useGpu = gpu.length === runs;
+    return {
+      ...base,
+      status: 'ok',
+      input,
+      output: { width: out.width, height: out.height, channels: out.channels },
+      parameters: parameterCount(model.network),
+      compileMs,
+      firstRunMs,
+      timing: useGpu ? 'gpu-timestamps' : 'wall',
+      ms: summarize(useGpu ? gpu : wall),
+      wallMs: summarize(wall),
+      dispatches: stats.dispatches,
+      activationBytes: stats.activationBytes,
+      weightBytes: weightBytes(),
+      nonFiniteOutputs: out.data.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0),
+    };
+  } catch (e) {
+    if (e instanceof LimitExceededError) {
+      const reason = `${e.limit}: needs ${fmt(e.requested / 2 ** 20)} MiB, the device allows ${fmt(e.allowed / 2 ** 20)} MiB`;
+      return { ...base, status: 'skipped', reason, input };
+    }
+    if (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY') return { ...base, status: 'skipped', reason: e.message, input };
+    return { ...base, status: 'failed', reason: e instanceof Error ? `${e.name}: ${e.message}` : String(e), input };
+  } finally {
+    model?.dispose();
+    ctx.dispose();
+  }
+}
+
+const results: NetworkResult[] = [];
+let device: ReturnType<GPUContext['describe']>;
+let adapterName: string;
+{
+  // The adapter, once, from a context of its own (each network's context is disposed after its run).
+  const ctx = await createNodeContext();
+  device = ctx.describe();
+  adapterName = ctx.adapterName;
+  console.log(`adapter: ${adapterName}; timestamps: ${ctx.hasTimestamps ? 'yes' : 'no (wall time: upload + dispatches + readback)'}`);
+  ctx.dispose();
+}
+for (const spec of chosen) {
+  const r = await bench(spec);
+  results.push(r);
+  const what = `${spec.key} ${r.input.width}x${r.input.height}`;
+  if (r.status === 'ok') console.error(`${what}: ${fmt(r.ms!.median)} ms (${r.timing}), first run ${fmt(r.compileMs! + r.firstRunMs!)} ms`);
+  else console.error(`${what}: ${r.status}: ${r.reason}`);
+  if (r.nonFiniteOutputs) console.error(`${what}: warning: ${r.nonFiniteOutputs} non-finite output values`);
+}
+
+const size = (s: { width: number; height: number; channels: number } | undefined) => (s ? `${s.width}×${s.height}×${s.channels}` : '–');
+const mibOf = (bytes: number | undefined) => (bytes === undefined ? '–' : fmt(bytes / 2 ** 20));
+const rows = results.map((r) =>
+  r.status !== 'ok'
+    ? [r.description, size(r.input), '–', `${r.status}: ${r.reason}`]
+    : [
+        r.description,
+        size(r.input),
+        size(r.output),
+        fmt(r.ms!.median),
+        fmtRange(r.ms!.p10, r.ms!.p90),
+        r.timing!,
+        fmt(r.compileMs! + r.firstRunMs!),
+        String(r.dispatches),
+        mibOf(r.activationBytes),
+        mibOf(r.weightBytes),
+        mibOf(r.activationBytes! + r.weightBytes!),
+      ],
+);
+console.log();
+console.log(
+  markdownTable(
+    ['network', 'input W×H×C', 'output W×H×C', 'median ms', 'p10–p90 ms', 'timing', 'first run ms', 'dispatches', 'activations MiB', 'weights MiB', 'GPU MiB'],
+    rows,
+  ),
+);
+console.log();
+console.log(
+  `adapter: ${adapterName} · runs: ${runs} after ${warmup} warm-up · first run = plan compile ` +
+    `(pipelines, buffers, weight upload) + the first run's wall time · GPU MiB = activations (peak, after liveness sharing) + packed weights.`,
+);
+
+const report = {
+  schema: 1,
+  benchmark: 'models',
+  date: new Date().toISOString(),
+  adapterName,
+  device,
+  runs,
+  warmup,
+  seed: SEED,
+  notes: {
+    weights: 'DnCNN: built-in σ=25 weights; the others: seeded random weights (bench/random-weights.ts), fan-in scaled',
+    ms: 'GPU time of the dispatches from timestamp queries when timing is gpu-timestamps, else wall time',
+    wallMs: 'input upload + dispatches + output readback',
+    firstRun: 'compileMs (plan: pipelines, buffers, bind groups, weight upload) + firstRunMs (first run after it)',
+    memory: 'activationBytes: the plan’s activation buffers after liveness sharing; weightBytes: packed weight buffers',
+  },
+  results,
+};
+console.log(JSON.stringify(report));
+if (values.json) writeJson(values.json, report);
+releaseNodeGPU();
+process.exit(0);
