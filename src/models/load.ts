@@ -1,32 +1,35 @@
 import { InvalidInputError } from '../errors';
-import { loadStateDict } from '../layers/module';
-import { readPth } from '../weights/pth';
+import { readCheckpoint } from '../weights/checkpoint';
 import { checkFinite, type StateDict } from '../weights/state-dict';
-import { DnCNN, type DnCNNConfig, inferDnCNNConfig } from './dncnn';
 import type { Network } from './network';
-
-export type ArchitectureConfig = { architecture: 'DnCNN'; config: DnCNNConfig };
+import { architectureByName, describeKeys, recogniseStateDict } from './registry';
 
 /**
- * Builds the network a state_dict describes. With no explicit architecture the keys decide (only DnCNN is
- * recognised so far; the other networks join with their issues).
+ * An explicit architecture, when the keys alone should not decide: its registry name (`'DnCNN'`, `'SCUNet'`,
+ * `'RRDBNet'`, …) and, optionally, its config (otherwise inferred from the keys).
  */
-export function networkFromStateDict(sd: StateDict, arch?: ArchitectureConfig, name = 'checkpoint'): Network {
-  checkFinite(sd);
-  let network: Network;
-  if (arch?.architecture === 'DnCNN' || (!arch && sd.has('model.0.weight'))) {
-    const config = arch?.config ?? inferDnCNNConfig(sd);
-    network = new DnCNN(config);
-  } else {
-    const keys = [...sd.keys()].slice(0, 5).join(', ');
-    throw new InvalidInputError(`${name}: cannot tell which network these weights belong to (keys: ${keys}, …)`);
-  }
-  loadStateDict(network, sd);
-  return network;
+export interface ArchitectureConfig {
+  architecture: string;
+  config?: unknown;
 }
 
-/** Reads a .pth checkpoint and builds its network. */
+/** Builds the network a state_dict describes (recognised from its keys and shapes unless `arch` says). */
+export function networkFromStateDict(sd: StateDict, arch?: ArchitectureConfig, name = 'checkpoint'): Network {
+  checkFinite(sd);
+  if (arch) {
+    const architecture = architectureByName(arch.architecture);
+    const config = arch.config ?? architecture.recognise(sd);
+    if (config === null || config === undefined) {
+      throw new InvalidInputError(`${name}: the keys do not look like ${architecture.name}; it holds ${describeKeys(sd)}`);
+    }
+    return architecture.build(config, sd);
+  }
+  const { architecture, config } = recogniseStateDict(sd, name);
+  return architecture.build(config, sd);
+}
+
+/** Reads a checkpoint (.pth zip or legacy, or safetensors) and builds its network. */
 export function networkFromCheckpoint(bytes: Uint8Array | ArrayBuffer, options: { name?: string; architecture?: ArchitectureConfig } = {}): Network {
-  const sd = readPth(bytes, { name: options.name });
+  const sd = readCheckpoint(bytes, { name: options.name });
   return networkFromStateDict(sd, options.architecture, options.name);
 }

@@ -2,8 +2,10 @@ import { InvalidInputError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import type { Graph, TensorValue } from '../gpu/graph';
 import { Module } from '../layers/module';
-import { checkKeysMatch, releaseDescendants } from '../layers/module-tree';
+import { checkKeysMatch } from '../layers/module-tree';
+import { releaseDescendants } from '../layers/release';
 import { DoubleConv, Down, OutConv, Up } from '../layers/unet-parts';
+import type { KeyShapes } from './key-shapes';
 import type { Network } from './network';
 
 export interface UNetConfig {
@@ -104,8 +106,6 @@ export class UNet extends Module implements Network {
     return this.outc.forward(ctx, graph, y, this.config.sigmoid ? { kind: 'sigmoid' } : undefined, 'outc');
   }
 }
-
-type KeyShapes = Map<string, { shape: number[] }>;
 
 /**
  * Recognises milesial's U-Net from state_dict keys and shapes: `inc.double_conv.0.weight` [base, n_channels, 3, 3],

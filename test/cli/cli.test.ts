@@ -1,113 +1,34 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+/** The single-file `denoise` command and the CLI's error handling (usage errors exit 2, failures exit 1). */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RasterImage } from '../../src/io/image';
-import { decodePng, encodePng } from '../../src/io/png';
 import { networkFromCheckpoint } from '../../src/models/load';
 import { RestorationModel } from '../../src/models/restoration-model';
-import { REPO } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
-import { seededRandom } from '../helpers/random';
+import {
+  cli,
+  expectCleanFailure,
+  FIXTURE,
+  headerBitDepth,
+  mseAgainst,
+  noisyPair,
+  ownStderr,
+  readPng,
+  requireBuiltCli,
+  tempDir,
+  writePng as writePngAt,
+} from './helpers';
 
-const ROOT = fileURLToPath(REPO);
-const CLI = join(ROOT, 'dist', 'cli.js');
-const FIXTURE = (name: string) => join(ROOT, 'test', 'fixtures', name);
 let dir: string;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Dawn prints a couple of limit warnings on stderr; everything else there is ours. */
-function ownStderr(r: Result): string {
-  return r.stderr
-    .split('\n')
-    .filter((l) => !/^Warning: .*artificially reduced/.test(l))
-    .join('\n')
-    .trim();
-}
-
-function expectCleanFailure(r: Result, pattern: RegExp, code?: number): void {
-  const err = ownStderr(r);
-  expect(r.code, `exit code (stderr: ${err})`).not.toBe(0);
-  if (code !== undefined) expect(r.code).toBe(code);
-  expect(r.code).not.toBeNull(); // exited, not killed by the timeout or a signal
-  expect(err).toMatch(pattern);
-  expect(err, 'no stack trace').not.toMatch(/^\s+at .+[(:]\d+/m);
-}
-
-function gaussian(r: () => number): number {
-  const u = Math.max(r(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
-}
-
-/** A smooth clean image in [0.2, 0.8] and a copy with Gaussian noise σ = 25/255, quantised to `bitDepth`. */
-function noisyPair(w: number, h: number, channels: 1 | 3, bitDepth: 8 | 16, seed: number) {
-  const max = bitDepth === 16 ? 65535 : 255;
-  const r = seededRandom(seed);
-  const clean = new Float64Array(w * h * channels);
-  const data = bitDepth === 16 ? new Uint16Array(clean.length) : new Uint8Array(clean.length);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < channels; c++) {
-        const i = (y * w + x) * channels + c;
-        clean[i] = 0.5 + 0.3 * Math.sin((x + 2 * c) / 5) * Math.cos(y / 7);
-        data[i] = Math.round(Math.min(1, Math.max(0, clean[i] + (25 / 255) * gaussian(r))) * max);
-      }
-    }
-  }
-  const image: RasterImage = { width: w, height: h, channels, bitDepth, data };
-  return { clean, image };
-}
-
-function mseAgainst(image: RasterImage, clean: Float64Array): number {
-  const max = image.bitDepth === 16 ? 65535 : 255;
-  let s = 0;
-  for (let i = 0; i < clean.length; i++) s += (image.data[i] / max - clean[i]) ** 2;
-  return s / clean.length;
-}
-
-function writePng(name: string, image: RasterImage): string {
-  const path = join(dir, name);
-  writeFileSync(path, encodePng(image));
-  return path;
-}
-
-function readPng(path: string): RasterImage {
-  expect(existsSync(path), `${path} was written`).toBe(true);
-  const bytes = new Uint8Array(readFileSync(path));
-  return decodePng(bytes, path);
-}
-
-/** The bit depth stored in the PNG header (IHDR byte 24), independent of our decoder. */
-function headerBitDepth(path: string): number {
-  return readFileSync(path)[24];
-}
+let removeDir: () => void;
+const writePng = (name: string, image: Parameters<typeof writePngAt>[1]) => writePngAt(join(dir, name), image);
 
 beforeAll(() => {
-  if (!existsSync(CLI)) {
-    throw new Error(`${CLI} is missing: build first (npx tsup, or npm test which builds before testing)`);
-  }
-  dir = mkdtempSync(join(tmpdir(), 'webgpu-restore-cli-'));
+  requireBuiltCli();
+  ({ path: dir, remove: removeDir } = tempDir());
 });
 
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => removeDir?.());
 
 describe('webgpu-restore denoise', () => {
   it('denoises an 8-bit grayscale PNG with the built-in model', async () => {
@@ -224,7 +145,7 @@ describe('webgpu-restore errors', () => {
   it('a checkpoint of an unknown network', async () => {
     const input = writePng('for-zip.png', noisyPair(8, 6, 1, 8, 7).image);
     const r = await cli('denoise', input, '-o', join(dir, 'zip.out.png'), '-w', FIXTURE('weights/zip_basic.pth'));
-    expectCleanFailure(r, /cannot tell which network/);
+    expectCleanFailure(r, /not a network we know/);
     expect(ownStderr(r)).toMatch(/conv\.weight/); // the keys it saw
   });
 
@@ -251,10 +172,12 @@ describe('webgpu-restore errors', () => {
     expect(ownStderr(r)).toMatch(/usage:/);
   });
 
-  it('a missing -o prints the usage and exits 2', async () => {
-    const r = await cli('denoise', 'a.png');
-    expectCleanFailure(r, /-o/, 2);
+  it('-o with several inputs, or no input at all, prints the usage and exits 2', async () => {
+    const r = await cli('denoise', 'a.png', 'b.png', '-o', 'out.png');
+    expectCleanFailure(r, /-o names one output.*--out-dir/, 2);
     expect(ownStderr(r)).toMatch(/usage:/);
+    const none = await cli('denoise', '-o', 'out.png');
+    expectCleanFailure(none, /at least one input/, 2);
   });
 
   it('an unknown option prints the usage and exits 2, without a stack trace', async () => {
@@ -269,6 +192,20 @@ describe('webgpu-restore errors', () => {
     expect(none.stdout + none.stderr).toMatch(/usage:/);
     const help = await cli('--help');
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/usage:[\s\S]*--weights/);
+    expect(help.stdout).toMatch(/usage:[\s\S]*denoise[\s\S]*upscale[\s\S]*inspect[\s\S]*convert/);
+    const denoiseHelp = await cli('denoise', '--help');
+    expect(denoiseHelp.code).toBe(0);
+    expect(denoiseHelp.stdout).toMatch(/usage:[\s\S]*--out-dir[\s\S]*--weights[\s\S]*--tile/);
+  });
+
+  it('bad option values exit 2 naming the option', async () => {
+    expectCleanFailure(await cli('denoise', 'a.png', '--tile', 'big'), /--tile/, 2);
+    expectCleanFailure(await cli('denoise', 'a.png', '--tile', '3'), /--tile needs an integer from 16/, 2);
+    expectCleanFailure(await cli('denoise', 'a.png', '--model', 'dncnn_99'), /unknown built-in model 'dncnn_99'.*dncnn_25/, 2);
+    expectCleanFailure(await cli('denoise', 'a.png', '--model', 'dncnn_25', '-w', 'x.pth'), /either --model or --weights/, 2);
+    expectCleanFailure(await cli('compare', 'a.png', 'b.png', '--data-range', '-1'), /--data-range/, 2);
+    expectCleanFailure(await cli('convert', 'a.pth', '-o', 'b.safetensors', '--dtype', 'int8'), /--dtype must be one of/, 2);
+    expectCleanFailure(await cli('convert', 'a.pth', '-o', 'b.pth'), /\.safetensors/, 2);
+    expectCleanFailure(await cli('inspect'), /exactly one checkpoint/, 2);
   });
 });

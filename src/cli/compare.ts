@@ -1,0 +1,93 @@
+/**
+ * `webgpu-restore compare a b`: PSNR and SSIM between two images, as scikit-image and KAIR compute them
+ * (src/io metrics). Images of different integer bit depths are compared on the common [0, 1] scale.
+ */
+import { InvalidInputError, RestoreError } from '../errors';
+import { type AnyRasterImage, type FloatImage, rasterToFloat } from '../io/image';
+import { psnr } from '../io/metrics';
+import { ssim } from '../io/ssim';
+import { readImageFilePages } from '../node-files';
+import { parseCommandArgs, positiveNumber } from './args';
+import { UsageError } from './errors';
+import { usageFor } from './usage';
+
+const OPTIONS = {
+  'data-range': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function describe(path: string, img: AnyRasterImage, pages: number): string {
+  const kind = img.channels === 1 ? 'gray' : 'RGB';
+  const depth = img.bitDepth === 32 ? '32-bit float' : `${img.bitDepth}-bit`;
+  return `${path}: ${img.width}×${img.height} ${kind} ${depth}${img.alpha ? ' + alpha' : ''}${pages > 1 ? ` (page 1 of ${pages})` : ''}`;
+}
+
+async function firstPage(path: string): Promise<{ image: AnyRasterImage; pages: number }> {
+  const file = await readImageFilePages(path);
+  return { image: file.pages[0].image, pages: file.pages.length };
+}
+
+export async function compareCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('compare', argv, OPTIONS);
+  if (values.help) {
+    console.log(usageFor('compare'));
+    return 0;
+  }
+  if (positionals.length !== 2) throw new UsageError('compare needs two image files', 'compare');
+  const range = values['data-range'] === undefined ? undefined : positiveNumber('compare', '--data-range', values['data-range']);
+  const [pa, pb] = positionals;
+  const a = await firstPage(pa);
+  const b = await firstPage(pb);
+
+  let x: AnyRasterImage | FloatImage = a.image;
+  let y: AnyRasterImage | FloatImage = b.image;
+  let note: string | undefined;
+  const da = a.image.bitDepth;
+  const db = b.image.bitDepth;
+  if (da !== db) {
+    if (da === 32 || db === 32) {
+      throw new InvalidInputError(
+        `${pa} is ${da === 32 ? 'float' : `${da}-bit`} and ${pb} is ${db === 32 ? 'float' : `${db}-bit`}: ` +
+          'float samples have no fixed range to compare integer ones with; convert one of them first',
+      );
+    }
+    // 8-bit against 16-bit: both divided by their maximum, so the data range becomes 1.
+    x = rasterToFloat(a.image);
+    y = rasterToFloat(b.image);
+    note = `${da}-bit and ${db}-bit compared on the [0, 1] scale (data range 1)`;
+  }
+  const dataRange = range ?? (x === a.image && da !== 32 ? (da === 16 ? 65535 : 255) : 1);
+  const psnrDb = psnr(x, y, { dataRange });
+  let ssimValue: number | undefined;
+  let ssimProblem: string | undefined;
+  try {
+    ssimValue = ssim(x, y, { dataRange });
+  } catch (e) {
+    // Too small for the 11×11 window: PSNR is still meaningful, so report rather than fail.
+    if (!(e instanceof RestoreError)) throw e;
+    ssimProblem = e.message;
+  }
+
+  if (values.json) {
+    const result = {
+      a: { file: pa, width: a.image.width, height: a.image.height, channels: a.image.channels, bitDepth: da },
+      b: { file: pb, width: b.image.width, height: b.image.height, channels: b.image.channels, bitDepth: db },
+      dataRange,
+      // JSON has no Infinity: identical images give psnr null with identical true.
+      psnr: Number.isFinite(psnrDb) ? psnrDb : null,
+      identical: psnrDb === Infinity,
+      ssim: ssimValue ?? null,
+      ssimError: ssimProblem ?? null,
+    };
+    console.log(JSON.stringify(result, null, 2));
+    return 0;
+  }
+  const lines = [`a: ${describe(pa, a.image, a.pages)}`, `b: ${describe(pb, b.image, b.pages)}`];
+  if (note) lines.push(`note: ${note}`);
+  lines.push(`data range: ${dataRange}`);
+  lines.push(`PSNR: ${Number.isFinite(psnrDb) ? `${psnrDb.toFixed(4)} dB` : 'inf (identical)'}`);
+  lines.push(`SSIM: ${ssimValue !== undefined ? ssimValue.toFixed(6) : `not computed (${ssimProblem})`}`);
+  console.log(lines.join('\n'));
+  return 0;
+}

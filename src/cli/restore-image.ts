@@ -1,0 +1,108 @@
+/**
+ * One image file through a model: every page, at the file's bit depth, alpha passed through (resized by
+ * nearest neighbour when the model enlarges), TIFF metadata kept (resolution scaled with the pixels).
+ *
+ * Value ranges: `RestorationModel.run` maps 8/16-bit samples to [0, 1] and back. Networks trained on
+ * [-1, 1] (tanh generators, registry `valueRange: 'symmetric'`) and float TIFF samples go through
+ * `runFloat` here instead, with the affine map 2x − 1 on the way in and (y + 1) / 2 on the way out.
+ */
+import type { DecodedImageFile, ImagePage } from '../io/formats';
+import {
+  type AnyRasterImage,
+  copyAlpha,
+  type FloatImage,
+  floatToRaster,
+  type RasterImage,
+  rasterToFloat,
+  toGray,
+  toRgb,
+} from '../io/image';
+import type { ValueRange } from '../models/registry';
+import type { RestorationModel } from '../models/restoration-model';
+
+/**
+ * Options handed to every model run. `tileSize` is for the tiling API: it is passed as given, and a build
+ * whose `run` takes no options simply ignores the extra argument.
+ */
+export interface RunOptions {
+  tileSize?: number;
+}
+
+export interface ImageJobOptions {
+  /** RGB → gray (BT.601) before the run. */
+  gray?: boolean;
+  /** Gray → RGB before the run. */
+  rgb?: boolean;
+  run: RunOptions;
+}
+
+// The run methods typed with the options argument; `bind` keeps `this` (a method taking fewer parameters is
+// assignable to these types, so this compiles whether or not RestorationModel accepts options yet).
+type RasterRun = (image: RasterImage, options?: RunOptions) => Promise<RasterImage>;
+type FloatRun = (image: FloatImage, options?: RunOptions) => Promise<{ image: FloatImage }>;
+
+function mapInPlace(data: Float32Array, f: (v: number) => number): void {
+  for (let i = 0; i < data.length; i++) data[i] = f(data[i]);
+}
+
+/** Nearest-neighbour resize of an alpha plane (for outputs the model enlarged). */
+function resizeAlpha<A extends Uint8Array | Uint16Array | Float32Array>(alpha: A, w: number, h: number, ow: number, oh: number): A {
+  const out = new (alpha.constructor as new (n: number) => A)(ow * oh);
+  for (let y = 0; y < oh; y++) {
+    const sy = Math.min(h - 1, Math.floor((y * h) / oh));
+    for (let x = 0; x < ow; x++) out[y * ow + x] = alpha[sy * w + Math.min(w - 1, Math.floor((x * w) / ow))];
+  }
+  return out;
+}
+
+/** Runs one image (without regard to pages) and returns an image of the same bit depth, alpha reattached. */
+export async function restoreImage(
+  model: RestorationModel,
+  valueRange: ValueRange,
+  input: AnyRasterImage,
+  options: ImageJobOptions,
+): Promise<AnyRasterImage> {
+  let img = input;
+  if (options.gray && img.channels === 3) img = toGray(img);
+  if (options.rgb && img.channels === 1) img = toRgb(img);
+
+  let out: AnyRasterImage;
+  if (img.bitDepth !== 32 && valueRange === 'unit') {
+    const run: RasterRun = model.run.bind(model);
+    out = await run(img, options.run); // the alpha plane is not a channel the network sees
+  } else {
+    const x = rasterToFloat(img);
+    if (valueRange === 'symmetric') mapInPlace(x.data, (v) => 2 * v - 1);
+    const runFloat: FloatRun = model.runFloat.bind(model);
+    const y = (await runFloat(x, options.run)).image;
+    if (valueRange === 'symmetric') mapInPlace(y.data, (v) => (v + 1) / 2);
+    out = floatToRaster(y, img.bitDepth);
+  }
+
+  if (img.alpha === undefined) return out;
+  if (out.width === img.width && out.height === img.height) return copyAlpha(img, out);
+  return { ...out, alpha: resizeAlpha(img.alpha, img.width, img.height, out.width, out.height) } as AnyRasterImage;
+}
+
+/** Every page of a decoded file through the model; TIFF metadata kept, its resolution scaled with the size. */
+export async function restorePages(
+  model: RestorationModel,
+  valueRange: ValueRange,
+  file: DecodedImageFile,
+  options: ImageJobOptions,
+): Promise<ImagePage[]> {
+  const pages: ImagePage[] = [];
+  for (const page of file.pages) {
+    const image = await restoreImage(model, valueRange, page.image, options);
+    let metadata = page.metadata;
+    const sx = image.width / page.image.width;
+    const sy = image.height / page.image.height;
+    if (metadata?.resolution && (sx !== 1 || sy !== 1)) {
+      // More pixels over the same physical extent: pixels per unit grow with the scale.
+      const r = metadata.resolution;
+      metadata = { ...metadata, resolution: { ...r, x: r.x * sx, y: r.y * sy } };
+    }
+    pages.push(metadata ? { image, metadata } : { image });
+  }
+  return pages;
+}

@@ -1,0 +1,160 @@
+/**
+ * `webgpu-restore denoise|upscale <inputs…>`: a batch of image files through one model. Files, folders and
+ * patterns are expanded first; the model is read and checked before a device is requested; then each file is
+ * decoded, run and written on its own, so one bad file is reported and skipped while the others go on (exit
+ * code 1 at the end when any failed). Inputs are never replaced unless --force, and two inputs never write
+ * the same output.
+ */
+import { mkdirSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { RestoreError } from '../errors';
+import type { GPUContext } from '../gpu/context';
+import { formatFromFileName, type ImageFormat, writeImage } from '../io/formats';
+import type { AnyRasterImage } from '../io/image';
+import { RestorationModel } from '../models/restoration-model';
+import { getDefaultContext } from '../node';
+import { readImageFilePages } from '../node-files';
+import { integerInRange, parseCommandArgs } from './args';
+import { CliError, UsageError } from './errors';
+import { canonicalPath, writeFileAtomic } from './files';
+import { collectInputs, IMAGE_NAME } from './inputs';
+import { chooseNetwork, type Task } from './model-choice';
+import { type ImageJobOptions, restorePages } from './restore-image';
+import { usageFor } from './usage';
+
+const OPTIONS = {
+  output: { type: 'string', short: 'o' },
+  'out-dir': { type: 'string' },
+  model: { type: 'string', short: 'm' },
+  weights: { type: 'string', short: 'w' },
+  tile: { type: 'string' },
+  gray: { type: 'boolean' },
+  rgb: { type: 'boolean' },
+  force: { type: 'boolean' },
+  kernels: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Accepted --tile sizes: below 16 pixels the halos would dominate; above 16384 no device binds a tile. */
+const TILE_MIN = 16;
+const TILE_MAX = 16384;
+
+const EXTENSION: Record<ImageFormat, string> = { png: '.png', tiff: '.tif' };
+
+function describeImage(img: AnyRasterImage): string {
+  const kind = img.channels === 1 ? 'gray' : 'RGB';
+  const depth = img.bitDepth === 32 ? '32-bit float' : `${img.bitDepth}-bit`;
+  return `${img.width}×${img.height} ${kind}${img.alpha ? '+alpha' : ''} ${depth}`;
+}
+
+/** `error [CODE]: message`, naming the file when the message does not already. */
+function failureText(path: string, e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const named = message.includes(path) ? message : `${path}: ${message}`;
+  return e instanceof RestoreError ? `error [${e.code}]: ${named}` : `error: ${named}`;
+}
+
+export async function restoreCommand(task: Task, argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(task, argv, OPTIONS);
+  if (values.help) {
+    console.log(usageFor(task));
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError(`${task} needs at least one input image`, task);
+  const output = values.output;
+  const outDir = values['out-dir'];
+  if (output !== undefined && outDir !== undefined) throw new UsageError('give either -o or --out-dir, not both', task);
+  if (output !== undefined && formatFromFileName(output) === undefined) {
+    throw new UsageError(`-o ${output}: the output must be a PNG or TIFF file (.png, .tif, .tiff)`, task);
+  }
+  if (values.gray && values.rgb) throw new UsageError('give either --gray or --rgb, not both', task);
+  const job: ImageJobOptions = { gray: values.gray, rgb: values.rgb, run: {} };
+  if (values.tile !== undefined) job.run.tileSize = integerInRange(task, '--tile', values.tile, TILE_MIN, TILE_MAX);
+  const log = values.quiet ? () => undefined : (s: string) => console.log(s);
+
+  // The model first: a wrong checkpoint or task fails before any device or file work.
+  const chosen = await chooseNetwork(task, { model: values.model, weights: values.weights });
+  const { network } = chosen;
+  const suffix = task === 'denoise' ? '.denoised' : `.x${network.scale}`;
+  const earlierOutput = task === 'denoise' ? /\.denoised\.(png|tiff?)$/i : /\.x\d+\.(png|tiff?)$/i;
+
+  const { files, problems, skipped } = collectInputs(positionals, (name) => earlierOutput.test(name));
+  if (output !== undefined && files.length + problems.length > 1) {
+    network.release();
+    throw new UsageError(`-o names one output, but there are ${files.length + problems.length} inputs; use --out-dir`, task);
+  }
+  for (const p of problems) console.error(`error: ${p.input}: ${p.message}`);
+  if (skipped.length > 0) log(`skipped ${skipped.length} earlier output(s) (*${suffix}.*) found in folders or patterns`);
+  if (files.length === 0) {
+    network.release();
+    return 1;
+  }
+  if (outDir !== undefined) {
+    try {
+      mkdirSync(outDir, { recursive: true });
+    } catch (e) {
+      network.release();
+      throw new CliError(`cannot create --out-dir ${outDir}: ${(e as Error).message}`);
+    }
+  }
+
+  let ctx: GPUContext = await getDefaultContext();
+  let model = new RestorationModel(ctx, network, chosen.name);
+  log(`adapter: ${ctx.adapterName}`);
+  const info = model.info;
+  log(
+    `model: ${info.name} (${info.architecture}, ${info.inChannels}→${info.outChannels} channels` +
+      `${info.scale !== 1 ? `, ×${info.scale}` : ''})${job.run.tileSize ? `, tile ${job.run.tileSize}` : ''}`,
+  );
+
+  const inputs = new Set(files.map(canonicalPath));
+  const written = new Map<string, string>(); // canonical output → the input it came from
+  const failed: string[] = problems.map((p) => p.input);
+  let done = 0;
+  for (const [i, path] of files.entries()) {
+    const progress = `[${i + 1}/${files.length}]`;
+    try {
+      const t0 = performance.now();
+      const file = await readImageFilePages(path);
+      const first = file.pages[0].image;
+      const pages = file.pages.length > 1 ? `, ${file.pages.length} pages` : '';
+      log(`${progress} input: ${path} ${describeImage(first)}${pages}`);
+
+      const ext = IMAGE_NAME.test(path) ? extname(path) : EXTENSION[file.format];
+      const target = output ?? join(outDir ?? dirname(path), `${basename(path, extname(path))}${suffix}${ext}`);
+      const key = canonicalPath(target);
+      if (inputs.has(key) && !values.force) {
+        throw new CliError(`${target} is an input file; choose another output (or --force to replace it)`);
+      }
+      const earlier = written.get(key);
+      if (earlier !== undefined) throw new CliError(`${path}: ${target} was already written for ${earlier} in this run`);
+
+      const restored = await restorePages(model, chosen.architecture.valueRange, file, job);
+      const format = formatFromFileName(target) ?? file.format;
+      const compressed = file.pages.some((p) => p.metadata && p.metadata.compression !== 1);
+      const bytes = writeImage(restored, { format, compression: compressed ? 'deflate' : 'none' });
+      await writeFileAtomic(target, bytes);
+      written.set(key, path);
+      done++;
+      log(`${progress} wrote ${target} ${describeImage(restored[0].image)} in ${(performance.now() - t0).toFixed(0)} ms`);
+    } catch (e) {
+      failed.push(path);
+      console.error(failureText(path, e));
+      if (ctx.isLost) {
+        // The next file gets a fresh device; the network re-uploads its weights there on first use.
+        model.dispose();
+        ctx = await getDefaultContext();
+        model = new RestorationModel(ctx, network, chosen.name);
+      }
+    }
+  }
+
+  if (values.kernels) for (const label of ctx.pipelines.labels()) console.log(`kernel: ${label}`);
+  const total = files.length + problems.length;
+  if (failed.length > 0) console.error(`${done} of ${total} input(s) done; failed: ${failed.join(', ')}`);
+  else if (total > 1) log(`${done} of ${total} files done`);
+  model.dispose();
+  ctx.dispose();
+  return failed.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,93 @@
+/** Usage texts: the overview (`webgpu-restore --help`) and one per command (`webgpu-restore <command> --help`). */
+
+const RESTORE_OPTIONS = `  -o, --output <file>    output file for a single input (.png, .tif or .tiff)
+      --out-dir <dir>    write every output into <dir> (created if missing); default: next to each input
+  -m, --model <name>     a built-in model (dncnn_25)
+  -w, --weights <file>   a checkpoint: PyTorch .pth/.pt (zip or legacy) or .safetensors; the network is
+                         recognised from its keys
+      --tile <n>         tile size in pixels, for images larger than the device allows at once
+      --gray             convert RGB inputs to grayscale (BT.601) first, for a grayscale model
+      --rgb              convert grayscale inputs to RGB first, for a colour model
+      --force            allow an output to replace one of the input files
+      --kernels          list the kernel variants chosen on this adapter (shader labels)
+  -q, --quiet            print nothing but errors
+  -h, --help             this text
+
+Inputs are files, folders (every PNG/TIFF inside) and patterns with * and ? (quote them). Outputs keep the
+input's format, bit depth and pages. A file that fails is reported and skipped; the exit code is then 1.`;
+
+export const COMMAND_USAGE: Record<string, string> = {
+  denoise: `usage: webgpu-restore denoise <inputs…> [-o <output> | --out-dir <dir>] [options]
+
+Denoises images with the built-in DnCNN σ=25 (grayscale) or the model given. Outputs are named
+<name>.denoised.<ext> unless -o is given.
+
+options:
+${RESTORE_OPTIONS}`,
+
+  upscale: `usage: webgpu-restore upscale <inputs…> --weights <file> [-o <output> | --out-dir <dir>] [options]
+
+Super-resolves images with a ×2/×3/×4 model (MSRResNet, SRResNet, RRDBNet/ESRGAN, SINSR). Outputs are
+named <name>.x<scale>.<ext> unless -o is given.
+
+options:
+${RESTORE_OPTIONS}`,
+
+  inspect: `usage: webgpu-restore inspect <checkpoint> [--all] [--json]
+
+Prints a checkpoint's format, the network it holds (architecture and configuration), its tensor count,
+parameter count, dtypes, and its keys with shapes.
+
+options:
+      --all              list every key (default: the first 20)
+      --json             machine-readable output
+  -h, --help             this text`,
+
+  convert: `usage: webgpu-restore convert <checkpoint> -o <output.safetensors> [--dtype f32|f16|bf16] [--force]
+
+Reads a checkpoint (.pth zip or legacy, or safetensors), recognises its network, and writes its state_dict
+as safetensors with the architecture and configuration in __metadata__, plus a JSON manifest beside it
+(<output>.json: architecture, configuration, channels, scale, value range, task, sha256 of both files).
+
+options:
+  -o, --output <file>    the .safetensors file to write
+      --dtype <type>     floating-point type to store: f32 (default), f16 or bf16
+      --force            replace an existing output (the input is never replaced)
+  -q, --quiet            print nothing but errors
+  -h, --help             this text`,
+
+  info: `usage: webgpu-restore info [--json]
+
+Prints the WebGPU adapter the library runs on, its features and its limits.
+
+options:
+      --json             machine-readable output
+  -h, --help             this text`,
+
+  compare: `usage: webgpu-restore compare <a> <b> [--data-range <n>] [--json]
+
+Prints PSNR and SSIM (Gaussian 11×11 window, σ 1.5) between two images of the same size and channels.
+
+options:
+      --data-range <n>   the value range (default: 255 for 8-bit, 65535 for 16-bit, 1 for float images)
+      --json             machine-readable output
+  -h, --help             this text`,
+};
+
+export const OVERVIEW = `usage: webgpu-restore <command> [options]
+
+commands:
+  denoise <inputs…>       denoise images (built-in DnCNN σ=25, or --weights / --model)
+  upscale <inputs…>       super-resolve images with a ×2/×3/×4 model (--weights)
+  inspect <checkpoint>    show what a checkpoint holds and which network it is
+  convert <checkpoint>    write a checkpoint as safetensors with a JSON manifest
+  compare <a> <b>         PSNR and SSIM between two images
+  info                    the WebGPU adapter, its features and limits
+
+Run 'webgpu-restore <command> --help' for a command's options (e.g. --weights, --out-dir, --tile).
+  -h, --help              this text
+  -v, --version           the version`;
+
+export function usageFor(command?: string): string {
+  return (command && COMMAND_USAGE[command]) || OVERVIEW;
+}

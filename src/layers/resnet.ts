@@ -1,0 +1,122 @@
+import type { GPUContext } from '../gpu/context';
+import type { Graph, TensorValue } from '../gpu/graph';
+import { RELU } from '../kernels/activation';
+import { foldBatchNorm } from '../weights/fold-batchnorm';
+import { BatchNorm2d } from './batchnorm';
+import { Conv2d } from './conv2d';
+import { Module } from './module';
+import { Sequential } from './sequential';
+import { MaxPool2d } from './spatial';
+
+/**
+ * torchvision's ResNet BasicBlock, with its attribute names (conv1, bn1, conv2, bn2, downsample.0/1):
+ *   out = ReLU(BN2(conv3×3(ReLU(BN1(conv3×3 stride s (x))))) + identity),
+ *   identity = x, or BN(conv1×1 stride s (x)) when the block changes resolution or width.
+ * Every conv is bias-free; the BatchNorms fold into them at the first forward, and the second conv fuses the
+ * residual add and the ReLU into its epilogue: three dispatches at most per block.
+ */
+export class BasicBlock extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly downsample: Sequential | undefined;
+  private folded = false;
+
+  constructor(inChannels: number, outChannels: number, stride = 1) {
+    super();
+    this.conv1 = new Conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false });
+    this.bn1 = new BatchNorm2d(outChannels);
+    this.conv2 = new Conv2d(outChannels, outChannels, 3, { padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(outChannels);
+    if (stride !== 1 || inChannels !== outChannels) {
+      this.downsample = new Sequential(new Conv2d(inChannels, outChannels, 1, { stride, bias: false }), new BatchNorm2d(outChannels));
+    }
+  }
+
+  override children(): [string, Module][] {
+    const c: [string, Module][] = [
+      ['conv1', this.conv1],
+      ['bn1', this.bn1],
+      ['conv2', this.conv2],
+      ['bn2', this.bn2],
+    ];
+    if (this.downsample) c.push(['downsample', this.downsample]);
+    return c;
+  }
+
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label: string): TensorValue {
+    if (!this.folded) {
+      foldBatchNorm(this.conv1, this.bn1);
+      foldBatchNorm(this.conv2, this.bn2);
+      this.folded = true;
+    }
+    const identity = this.downsample ? this.downsample.forward(ctx, graph, x, `${label}.downsample`) : x;
+    const h = this.conv1.forward(ctx, graph, x, { activation: RELU }, `${label}.conv1`);
+    return this.conv2.forward(ctx, graph, h, { activation: RELU, residual: { tensor: identity, mode: 'beforeActivation' } }, `${label}.conv2`);
+  }
+}
+
+/** ResNet-34's blocks per stage. */
+export const RESNET34_LAYERS = [3, 4, 6, 3] as const;
+const WIDTHS = [64, 128, 256, 512];
+
+/**
+ * smp's ResNetEncoder for resnet34: torchvision's ResNet without avgpool and fc. Returns the five feature maps the
+ * U-Net decoder uses, f1 (stem, ½) … f5 (layer4, 1/32); the sixth, the input itself, is never used.
+ *   f1 = ReLU(BN(conv7×7 s2 p3 (x)));  f2 = layer1(MaxPool3×3 s2 p1 (f1));  f3..f5 = layer2..4
+ */
+export class ResNetEncoder extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly maxpool = new MaxPool2d({ kernel: 3, stride: 2, padding: 1 });
+  /** layer1..layer4 (nn.Sequential, for the key names) and the same blocks, typed, for the forward pass. */
+  readonly layers: Sequential[];
+  private readonly stages: BasicBlock[][];
+  private folded = false;
+
+  constructor(inChannels: number, blocksPerLayer: readonly number[] = RESNET34_LAYERS) {
+    super();
+    this.conv1 = new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(64);
+    let cin = 64;
+    this.stages = blocksPerLayer.map((n, i) => {
+      const width = WIDTHS[i];
+      const blocks = [new BasicBlock(cin, width, i === 0 ? 1 : 2)];
+      for (let b = 1; b < n; b++) blocks.push(new BasicBlock(width, width));
+      cin = width;
+      return blocks;
+    });
+    this.layers = this.stages.map((blocks) => new Sequential(...blocks));
+  }
+
+  /** Channels of f1..f5. */
+  get outChannels(): number[] {
+    return [64, ...WIDTHS.slice(0, this.layers.length)];
+  }
+
+  override children(): [string, Module][] {
+    return [
+      ['conv1', this.conv1],
+      ['bn1', this.bn1],
+      ...this.layers.map((l, i): [string, Module] => [`layer${i + 1}`, l]),
+    ];
+  }
+
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'encoder'): TensorValue[] {
+    if (!this.folded) {
+      foldBatchNorm(this.conv1, this.bn1);
+      this.folded = true;
+    }
+    const f1 = this.conv1.forward(ctx, graph, x, { activation: RELU }, `${label}.conv1`);
+    const features = [f1];
+    let t = this.maxpool.forward(ctx, graph, f1, `${label}.maxpool`);
+    this.stages.forEach((blocks, i) => {
+      blocks.forEach((block, b) => {
+        t = block.forward(ctx, graph, t, `${label}.layer${i + 1}.${b}`);
+      });
+      features.push(t);
+    });
+    return features;
+  }
+}

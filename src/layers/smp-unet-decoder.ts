@@ -1,0 +1,101 @@
+import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
+import type { Graph, TensorValue } from '../gpu/graph';
+import { concatChannels } from '../kernels/concat';
+import { ReLU } from './activations';
+import { BatchNorm2d } from './batchnorm';
+import { Conv2d } from './conv2d';
+import { Module } from './module';
+import { ModuleList } from './module-list';
+import { Attention, type AttentionType } from './scse';
+import { Sequential } from './sequential';
+import { Upsample } from './spatial';
+
+/** smp's Conv2dReLU: Sequential(conv3×3 (no bias), BatchNorm, ReLU), keys `.0` and `.1`; one fused dispatch. */
+function conv2dReLU(inChannels: number, outChannels: number): Sequential {
+  return new Sequential(new Conv2d(inChannels, outChannels, 3, { padding: 1, bias: false }), new BatchNorm2d(outChannels), new ReLU());
+}
+
+/**
+ * smp's Unet DecoderBlock (decoders/unet/decoder.py):
+ *   x = interpolate(x, scale_factor=2, mode='nearest')
+ *   if skip: x = attention1(cat([x, skip]))          ← upsampled first; one fused dispatch (concatChannels)
+ *   x = attention2(conv2(conv1(x)))
+ * A block without a skip (the last one) still owns `attention1`'s weights, which are loaded and never used.
+ */
+export class DecoderBlock extends Module {
+  readonly conv1: Sequential;
+  readonly attention1: Attention;
+  readonly conv2: Sequential;
+  readonly attention2: Attention;
+  private readonly upsample = new Upsample({ mode: 'nearest', scaleFactor: 2 });
+
+  constructor(inChannels: number, skipChannels: number, outChannels: number, attention: AttentionType) {
+    super();
+    this.conv1 = conv2dReLU(inChannels + skipChannels, outChannels);
+    this.attention1 = new Attention(attention, inChannels + skipChannels);
+    this.conv2 = conv2dReLU(outChannels, outChannels);
+    this.attention2 = new Attention(attention, outChannels);
+  }
+
+  override children(): [string, Module][] {
+    return [
+      ['conv1', this.conv1],
+      ['attention1', this.attention1],
+      ['conv2', this.conv2],
+      ['attention2', this.attention2],
+    ];
+  }
+
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue, skip: TensorValue | undefined, label: string): TensorValue {
+    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+    if (skip) {
+      const [, h, w] = skip.shape;
+      if (h !== 2 * x.shape[1] || w !== 2 * x.shape[2]) {
+        // Cannot happen for sizes that are multiples of 32, which the model guarantees.
+        throw new InvalidInputError(`${label}: a ${x.shape[1]}x${x.shape[2]} map upsampled ×2 does not match its ${h}x${w} skip`);
+      }
+      x = concatChannels(graph, x, skip, { first: { scale: 2 } }, `${label}.cat`, maxWG);
+      x = this.attention1.forward(ctx, graph, x, `${label}.attention1`);
+    } else {
+      x = this.upsample.forward(ctx, graph, x, `${label}.upsample`);
+    }
+    x = this.conv1.forward(ctx, graph, x, `${label}.conv1`);
+    x = this.conv2.forward(ctx, graph, x, `${label}.conv2`);
+    return this.attention2.forward(ctx, graph, x, `${label}.attention2`);
+  }
+}
+
+/**
+ * smp's UnetDecoder for a 5-stage encoder: `center` is Identity (no keys) for ResNets, and block i takes the
+ * encoder features from deep to shallow: (f5, skip f4), (·, f3), (·, f2), (·, f1), (·, no skip).
+ */
+export class UnetDecoder extends Module {
+  readonly blocks: ModuleList<DecoderBlock>;
+
+  /** `encoderChannels`: channels of f1..f5; `decoderChannels`: one output width per block. */
+  constructor(encoderChannels: readonly number[], decoderChannels: readonly number[], attention: AttentionType) {
+    super();
+    if (decoderChannels.length !== encoderChannels.length) {
+      throw new InvalidInputError(`the U-Net decoder needs ${encoderChannels.length} decoder channel counts, got ${decoderChannels.length}`);
+    }
+    const deepFirst = [...encoderChannels].reverse();
+    const ins = [deepFirst[0], ...decoderChannels.slice(0, -1)];
+    const skips = [...deepFirst.slice(1), 0];
+    this.blocks = new ModuleList(decoderChannels.map((out, i) => new DecoderBlock(ins[i], skips[i], out, attention)));
+  }
+
+  override children(): [string, Module][] {
+    return [['blocks', this.blocks]];
+  }
+
+  /** `features`: f1..f5 as the encoder returns them. */
+  forward(ctx: GPUContext, graph: Graph, features: TensorValue[], label = 'decoder'): TensorValue {
+    const deepFirst = [...features].reverse();
+    let x = deepFirst[0];
+    this.blocks.items.forEach((block, i) => {
+      x = block.forward(ctx, graph, x, deepFirst[i + 1], `${label}.blocks.${i}`);
+    });
+    return x;
+  }
+}
