@@ -1,14 +1,20 @@
 import { InvalidInputError } from './errors';
 import { GPUContext } from './gpu/context';
 import type { FloatImage, RasterImage } from './io/image';
-import { type ArchitectureConfig, networkFromCheckpoint } from './models/load';
-import { RestorationModel } from './models/restoration-model';
+import { type ArchitectureConfig, networkFromCheckpoint, networkFromStateDict } from './models/load';
+import { RestorationModel, type RunOptions } from './models/restoration-model';
+import { readCheckpoint } from './weights/checkpoint';
 
 /** What differs between Node and the browser: where a default device and the built-in weights come from. */
 export interface Environment {
   createContext(): Promise<GPUContext>;
   readBuiltinWeights(name: BuiltinModelName): Promise<Uint8Array>;
+  /** Checkpoint bytes named by a string: a file path in Node, a URL in the browser. */
+  readWeightsFrom?(location: string): Promise<Uint8Array>;
 }
+
+/** A checkpoint (.pth or .safetensors): its bytes, a Blob/File, or a path (Node) / URL (browser). */
+export type WeightsSource = Uint8Array | ArrayBuffer | Blob | string;
 
 /** Models shipped inside the package. */
 export const BUILTIN_MODELS = {
@@ -30,12 +36,20 @@ export interface LoadModelOptions extends ContextChoice {
   architecture?: ArchitectureConfig;
 }
 
-export interface DenoiseOptions extends ContextChoice {
+export interface DenoiseOptions extends ContextChoice, RunOptions {
   /** A loaded model; otherwise `weights`, otherwise the built-in model. */
   model?: RestorationModel;
-  /** Checkpoint bytes (.pth) to load for this call. */
-  weights?: Uint8Array | ArrayBuffer;
+  /** A checkpoint to load for this call. */
+  weights?: WeightsSource;
   builtin?: BuiltinModelName;
+}
+
+export interface UpscaleOptions extends ContextChoice, RunOptions {
+  /** A loaded super-resolution model, or the checkpoint of one (there is no built-in upscaler). */
+  model?: RestorationModel;
+  weights?: WeightsSource;
+  /** When given, the model's scale must equal it. */
+  scale?: number;
 }
 
 function isRaster(image: RasterImage | FloatImage): image is RasterImage {
@@ -71,10 +85,19 @@ export function createApi(env: Environment) {
     return getDefaultContext();
   }
 
-  async function loadModel(weights: Uint8Array | ArrayBuffer, options: LoadModelOptions = {}): Promise<RestorationModel> {
+  /** Loads any supported checkpoint; the network is recognised from its keys unless `architecture` says. */
+  async function loadModel(weights: WeightsSource, options: LoadModelOptions = {}): Promise<RestorationModel> {
     const ctx = await resolveContext(options);
-    const name = options.name ?? 'checkpoint';
-    const network = networkFromCheckpoint(weights, { name, architecture: options.architecture });
+    const name = options.name ?? (typeof weights === 'string' ? weights : (weights as Partial<File>).name ?? 'checkpoint');
+    let network;
+    if (typeof weights === 'string') {
+      if (!env.readWeightsFrom) throw new InvalidInputError(`weights '${weights}': this environment cannot read checkpoints by name; pass the bytes`);
+      network = networkFromCheckpoint(await env.readWeightsFrom(weights), { name, architecture: options.architecture });
+    } else if (weights instanceof Uint8Array || weights instanceof ArrayBuffer) {
+      network = networkFromCheckpoint(weights, { name, architecture: options.architecture });
+    } else {
+      network = networkFromStateDict(await readCheckpoint(weights, { name }), options.architecture, name);
+    }
     return new RestorationModel(ctx, network, name);
   }
 
@@ -112,12 +135,36 @@ export function createApi(env: Environment) {
     }
     model ??= await loadBuiltinModel(options.builtin ?? DEFAULT_MODEL, options);
     try {
-      if (isRaster(image)) return await model.run(image);
-      return (await model.runFloat(image)).image;
+      if (isRaster(image)) return await model.run(image, options);
+      return (await model.runFloat(image, options)).image;
     } finally {
       if (owned) model.dispose();
     }
   }
 
-  return { getDefaultContext, loadModel, loadBuiltinModel, denoise };
+  /** Super-resolves an image with an SR model (MSRResNet, SRResNet, RRDBNet, SINSR …); same conventions as `denoise`. */
+  async function upscale(image: RasterImage, options: UpscaleOptions): Promise<RasterImage>;
+  async function upscale(image: FloatImage, options: UpscaleOptions): Promise<FloatImage>;
+  async function upscale(image: RasterImage | FloatImage, options: UpscaleOptions): Promise<RasterImage | FloatImage> {
+    let model = options.model;
+    let owned = false;
+    if (!model) {
+      if (!options.weights) throw new InvalidInputError('upscale needs `model` or `weights` (a super-resolution checkpoint)');
+      model = await loadModel(options.weights, options);
+      owned = true;
+    }
+    try {
+      const scale = model.info.scale;
+      if (scale <= 1) throw new InvalidInputError(`model '${model.name}' (${model.info.architecture}) does not upscale (scale ${scale}); use denoise`);
+      if (options.scale !== undefined && options.scale !== scale) {
+        throw new InvalidInputError(`model '${model.name}' upscales ×${scale}, not ×${options.scale}`);
+      }
+      if (isRaster(image)) return await model.run(image, options);
+      return (await model.runFloat(image, options)).image;
+    } finally {
+      if (owned) model.dispose();
+    }
+  }
+
+  return { getDefaultContext, loadModel, loadBuiltinModel, denoise, upscale };
 }

@@ -16,6 +16,11 @@ const api = createApi({
     if (!res.ok) throw new CheckpointError('CHECKPOINT_FORMAT', `could not fetch built-in weights ${url}: HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   },
+  async readWeightsFrom(url) {
+    const res = await fetch(url);
+    if (!res.ok) throw new CheckpointError('CHECKPOINT_FORMAT', `could not fetch weights ${url}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  },
 });
 
-export const { getDefaultContext, loadModel, loadBuiltinModel, denoise } = api;
+export const { getDefaultContext, loadModel, loadBuiltinModel, denoise, upscale } = api;

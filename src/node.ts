@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { type BuiltinModelName, BUILTIN_MODELS, createApi } from './api';
+import { CheckpointError } from './errors';
 import { createNodeContext } from './gpu/node-gpu';
 
 export * from './exports';
@@ -18,6 +19,13 @@ export function builtinWeightsPath(name: BuiltinModelName): URL {
 const api = createApi({
   createContext: () => createNodeContext(),
   readBuiltinWeights: async (name) => new Uint8Array(await readFile(builtinWeightsPath(name))),
+  async readWeightsFrom(path) {
+    try {
+      return new Uint8Array(await readFile(path));
+    } catch (cause) {
+      throw new CheckpointError('CHECKPOINT_FORMAT', `cannot read ${path}: ${(cause as Error).message}`, { cause });
+    }
+  },
 });
 
-export const { getDefaultContext, loadModel, loadBuiltinModel, denoise } = api;
+export const { getDefaultContext, loadModel, loadBuiltinModel, denoise, upscale } = api;
