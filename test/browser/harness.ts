@@ -61,6 +61,11 @@ export interface Harness {
     defaultIsHarnessContext: boolean;
   }>;
   catchError(fn: () => unknown): Promise<PageError>;
+  runNetwork(
+    folder: string,
+    name: string,
+    weightsUrl?: string,
+  ): Promise<{ info: { name: string; architecture: string; inChannels: number; outChannels: number; scale: number }; output: PlainImage; ms: number }>;
 }
 
 /** `window` inside the page, as the page.evaluate callbacks see it. */
