@@ -20,12 +20,10 @@ import {
 import type { ValueRange } from '../models/registry';
 import type { RestorationModel } from '../models/restoration-model';
 
-/**
- * Options handed to every model run. `tileSize` is for the tiling API: it is passed as given, and a build
- * whose `run` takes no options simply ignores the extra argument.
- */
+/** Options handed to every model run (see RestorationModel's RunOptions). */
 export interface RunOptions {
   tileSize?: number;
+  onProgress?: (progress: { done: number; total: number }) => void;
 }
 
 export interface ImageJobOptions {
@@ -36,8 +34,7 @@ export interface ImageJobOptions {
   run: RunOptions;
 }
 
-// The run methods typed with the options argument; `bind` keeps `this` (a method taking fewer parameters is
-// assignable to these types, so this compiles whether or not RestorationModel accepts options yet).
+// The run methods typed with the options argument; `bind` keeps `this`.
 type RasterRun = (image: RasterImage, options?: RunOptions) => Promise<RasterImage>;
 type FloatRun = (image: FloatImage, options?: RunOptions) => Promise<{ image: FloatImage }>;
 

@@ -72,6 +72,7 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   const job: ImageJobOptions = { gray: values.gray, rgb: values.rgb, run: {} };
   if (values.tile !== undefined) job.run.tileSize = integerInRange(task, '--tile', values.tile, TILE_MIN, TILE_MAX);
   const log = values.quiet ? () => undefined : (s: string) => console.log(s);
+  if (!values.quiet) job.run.onProgress = tileProgress();
 
   // The model first: a wrong checkpoint or task fails before any device or file work.
   const chosen = await chooseNetwork(task, { model: values.model, weights: values.weights });
@@ -157,4 +158,28 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   model.dispose();
   ctx.dispose();
   return failed.length > 0 ? 1 : 0;
+}
+
+/**
+ * Progress of a tiled run on stderr: a bar redrawn in place on a terminal, a line per quarter otherwise (logs).
+ * Untiled runs (one step) print nothing.
+ */
+function tileProgress(): (p: { done: number; total: number }) => void {
+  const tty = process.stderr.isTTY === true;
+  let lastQuarter = 0;
+  return ({ done, total }) => {
+    if (total <= 1) return;
+    if (tty) {
+      const width = 30;
+      const filled = Math.round((width * done) / total);
+      process.stderr.write(`\r  tiles [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
+      return;
+    }
+    const quarter = Math.floor((4 * done) / total);
+    if (quarter > lastQuarter || done === total) {
+      lastQuarter = quarter;
+      process.stderr.write(`  tiles ${done}/${total}\n`);
+    }
+    if (done === total) lastQuarter = 0;
+  };
 }

@@ -204,3 +204,21 @@ describe('webgpu-restore upscale', () => {
     expect(relL2(got, y)).toBeLessThan(5e-4); // measured 8.8e-5; without the map: 9.1
   });
 });
+
+describe('tiles from the command line', () => {
+  it('--tile splits the run, reports tile progress, and gives the untiled result', async () => {
+    const { image: noisy } = noisyPair(40, 30, 1, 16, 77);
+    const input = writePng(join(folder('tiles'), 'scan.png'), noisy);
+    const whole = await cli('denoise', input, '-o', join(dir, 'tiles', 'whole.png'), '-w', GRAY_DNCNN);
+    expectSuccess(whole);
+    const tiled = await cli('denoise', input, '-o', join(dir, 'tiles', 'tiled.png'), '-w', GRAY_DNCNN, '--tile', '16');
+    expectSuccess(tiled);
+    expect(tiled.stderr).toMatch(/tiles 6\/6/);
+    const a = readPng(join(dir, 'tiles', 'whole.png'));
+    const b = readPng(join(dir, 'tiles', 'tiled.png'));
+    // Exact tiling: identical up to float rounding, so at most one 16-bit level apart.
+    let worst = 0;
+    for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i] - b.data[i]));
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+});
