@@ -14,6 +14,7 @@ export default defineConfig([
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
       'bench/kernels': 'bench/kernels.ts',
       'bench/models': 'bench/models.ts',
+      'bench/large-image': 'bench/large-image.ts',
     },
     format: ['esm'],
     target: 'es2022',
