@@ -131,7 +131,7 @@ export class RestorationModel {
     if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(image, options.tileSize, options);
     const budget = options.maxActivationBytes ?? DEFAULT_ACTIVATION_BUDGET;
     if (options.tileSize === undefined && this.estimateBytes(image.height, image.width) > budget) {
-      return this.runTiled(image, this.autoTileSize(image, budget), options);
+      return this.runTiledShrinking(image, this.autoTileSize(image, budget), options);
     }
     try {
       const result = await this.runWhole(image);
@@ -141,7 +141,19 @@ export class RestorationModel {
       // A device that cannot hold the whole image (a limit, or out of memory) gets tiles, unless told not to.
       const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
       if (!tooBig || options.tileSize === 0 || Math.max(image.width, image.height) <= MIN_AUTO_TILE) throw e;
-      return this.runTiled(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
+      return this.runTiledShrinking(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
+    }
+  }
+
+  /** Automatic tiles: when the device refuses a tile size (a limit, or out of memory), halve it and start over. */
+  private async runTiledShrinking(image: FloatImage, tileSize: number, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
+    for (let size = tileSize; ; size = Math.floor(size / 2)) {
+      try {
+        return await this.runTiled(image, size, options);
+      } catch (e) {
+        const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
+        if (!tooBig || size / 2 < MIN_AUTO_TILE) throw e;
+      }
     }
   }
 
