@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 import { CHROMIUM_ARGS } from './test/browser/chromium-args';
 
 /**
@@ -46,6 +46,8 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/**/*.test.ts'],
+          // DOM-only tests (canvas, ImageBitmap, File decoding) run in the chromium project alone.
+          exclude: [...configDefaults.exclude, 'test/**/*.dom.test.ts'],
           pool: 'forks',
           sequence: { groupOrder: 0 },
           ...shared,
@@ -54,12 +56,12 @@ export default defineConfig({
       {
         extends: true,
         server: { host: HOST },
-        // Pre-bundle the kernels' only runtime dependency up front, so that the page is not reloaded mid-run
-        // when Vite discovers it.
-        optimizeDeps: { include: ['wgsl_reflect/wgsl_reflect.module.js'] },
+        // Pre-bundle the runtime dependencies up front (the kernels' wgsl_reflect; the image codecs' fast-png and
+        // fflate for the .dom tests), so that the page is not reloaded mid-run when Vite discovers them.
+        optimizeDeps: { include: ['wgsl_reflect/wgsl_reflect.module.js', 'fast-png', 'fflate'] },
         test: {
           name: 'chromium',
-          include: ['test/kernels/**/*.test.ts', ...BROWSER_MODEL_TESTS],
+          include: ['test/kernels/**/*.test.ts', ...BROWSER_MODEL_TESTS, 'test/**/*.dom.test.ts'],
           ...shared,
           sequence: { groupOrder: 1 },
           browser: {

@@ -133,56 +133,14 @@ async function initGpu() {
 
 // --- images ------------------------------------------------------------------------------------------------
 
-/** An 8-bit RasterImage from anything the browser can decode (JPEG, WebP, GIF, BMP …), alpha only when used. */
-function rasterFromBitmap(bitmap) {
-  const { width, height } = bitmap;
-  const canvas = typeof OffscreenCanvas === 'function' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
-  const g = canvas.getContext('2d', { willReadFrequently: true });
-  g.drawImage(bitmap, 0, 0);
-  const rgba = g.getImageData(0, 0, width, height).data;
-  const n = width * height;
-  let gray = true;
-  let opaque = true;
-  for (let i = 0; i < n * 4; i += 4) {
-    if (rgba[i] !== rgba[i + 1] || rgba[i + 1] !== rgba[i + 2]) gray = false;
-    if (rgba[i + 3] !== 255) opaque = false;
-  }
-  const channels = gray ? 1 : 3;
-  const data = new Uint8Array(n * channels);
-  const alpha = opaque ? undefined : new Uint8Array(n);
-  for (let i = 0, j = 0; i < n; i++, j += channels) {
-    data[j] = rgba[4 * i];
-    if (!gray) {
-      data[j + 1] = rgba[4 * i + 1];
-      data[j + 2] = rgba[4 * i + 2];
-    }
-    if (alpha) alpha[i] = rgba[4 * i + 3];
-  }
-  return { width, height, channels, bitDepth: 8, data, ...(alpha ? { alpha } : {}) };
-}
-
 /**
  * PNG and TIFF go through the library's decoders (every bit depth, palette SEM TIFFs, pages, metadata); other
- * formats through the browser's (8-bit). A file neither can read gets the library's error, which names the format.
+ * formats through the browser's (8-bit), which imagesFromFile does for us. A file neither can read gets the
+ * library's ImageFormatError, which names the format.
  */
 async function decodeFile(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  if (restore.sniffFormat(bytes)) {
-    const decoded = restore.readImage(bytes, { name: file.name });
-    return { name: file.name, format: decoded.format, pages: decoded.pages };
-  }
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  } catch {
-    restore.readImage(bytes, { name: file.name }); // throws ImageFormatError saying what the bytes look like
-    throw new Error(`${file.name}: not an image this browser can decode`);
-  }
-  try {
-    return { name: file.name, format: 'browser', pages: [{ image: rasterFromBitmap(bitmap) }] };
-  } finally {
-    bitmap.close();
-  }
+  const decoded = await restore.imagesFromFile(file);
+  return { name: file.name, format: decoded.format, pages: decoded.pages };
 }
 
 const currentPage = () => state.file?.pages[state.page];
@@ -245,23 +203,11 @@ function displayRange(img) {
   return Number.isFinite(lo) && hi > lo ? [lo, hi] : [0, 1];
 }
 
-function drawRaster(canvas, img, [lo, hi]) {
-  const { width, height, channels, data, alpha } = img;
-  canvas.width = width;
-  canvas.height = height;
-  const g = canvas.getContext('2d');
-  const out = g.createImageData(width, height);
-  const px = out.data; // Uint8ClampedArray: clamps and rounds
-  const k = 255 / (hi - lo);
-  const alphaScale = img.bitDepth === 8 ? 1 : img.bitDepth === 16 ? 1 / 257 : 255;
-  for (let i = 0, j = 0; i < width * height; i++, j += channels) {
-    const r = (data[j] - lo) * k;
-    px[4 * i] = r;
-    px[4 * i + 1] = channels === 3 ? (data[j + 1] - lo) * k : r;
-    px[4 * i + 2] = channels === 3 ? (data[j + 2] - lo) * k : r;
-    px[4 * i + 3] = alpha ? alpha[i] * alphaScale : 255;
-  }
-  g.putImageData(out, 0, 0);
+/** The library maps 16-bit to 8-bit, replicates gray and applies alpha; float images use [lo, hi]. */
+function drawRaster(canvas, img, range) {
+  canvas.width = img.width;
+  canvas.height = img.height;
+  canvas.getContext('2d').putImageData(restore.imageToImageData(img, { range }), 0, 0);
 }
 
 /** Shown size: the output's, magnified by a whole factor up to ~512 px so small crops stay inspectable. */

@@ -60,3 +60,18 @@ export {
 export { maxAbsDiff, mse, psnr, relativeL2, type MetricImage, type PsnrOptions } from './metrics';
 export { gaussianWeights, ssim, type SsimOptions } from './ssim';
 export { addGaussianNoise, createRng, type Rng } from './noise';
+export {
+  imageFromBitmap,
+  imageFromCanvas,
+  imageFromFile,
+  imageFromImageData,
+  imagesFromFile,
+  imageToBlob,
+  imageToImageData,
+  type BrowserDecodedImageFile,
+  type BrowserImageOptions,
+  type ImageDataLike,
+  type ImageFromFileOptions,
+  type ImageToBlobOptions,
+  type ImageToImageDataOptions,
+} from './browser-image';
