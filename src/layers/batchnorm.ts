@@ -1,8 +1,16 @@
-import { Module, parameter } from './module';
+import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
+import { BufferUsage } from '../gpu/flags';
+import type { Graph, TensorValue } from '../gpu/graph';
+import type { Activation } from '../kernels/activation';
+import { batchNorm, foldBatchNormToAffine, packAffineChannels } from '../kernels/batchnorm';
+import { Module, parameter, requireData } from './module';
 
 /**
- * nn.BatchNorm2d in eval mode. It is never dispatched on its own here: it is folded into the convolution before
- * it at load time (src/weights/fold-batchnorm.ts). `eps` must match the training code (KAIR: 1e-4).
+ * nn.BatchNorm2d in eval mode. After a convolution it is folded into it at load time
+ * (src/weights/fold-batchnorm.ts); where nothing precedes it that could absorb it, `forward` dispatches the
+ * standalone kernel (x·scale + shift per channel, scale and shift folded in float64, optional fused activation).
+ * `eps` must match the training code (KAIR: 1e-4).
  */
 export class BatchNorm2d extends Module {
   readonly weight;
@@ -27,5 +35,30 @@ export class BatchNorm2d extends Module {
 
   override ignoredKeys(): string[] {
     return ['num_batches_tracked'];
+  }
+
+  private gpu: { ctx: GPUContext; affine: GPUBuffer } | undefined;
+
+  forward(ctx: GPUContext, graph: Graph, x: TensorValue, activation?: Activation, label = 'batchnorm'): TensorValue {
+    if (x.shape[3] !== this.numFeatures) {
+      throw new InvalidInputError(`${label} expects ${this.numFeatures} channels, got ${x.shape[3]}`);
+    }
+    if (this.gpu?.ctx !== ctx) {
+      this.release();
+      const affine = foldBatchNormToAffine(
+        requireData(this.weight, 'BatchNorm2d weight'),
+        requireData(this.bias, 'BatchNorm2d bias'),
+        requireData(this.running_mean, 'BatchNorm2d running_mean'),
+        requireData(this.running_var, 'BatchNorm2d running_var'),
+        this.eps,
+      );
+      this.gpu = { ctx, affine: ctx.createBufferWithData(packAffineChannels(affine), BufferUsage.STORAGE, `${label} affine`) };
+    }
+    return batchNorm(graph, x, { affine: this.gpu.affine, activation, label }, ctx.limits.maxComputeWorkgroupsPerDimension);
+  }
+
+  release(): void {
+    this.gpu?.affine.destroy();
+    this.gpu = undefined;
   }
 }

@@ -9,6 +9,7 @@ import { randomArray, relL2 } from '../helpers/random';
 import { layerNormRef } from '../helpers/reference-norm';
 import { bilinearRef, maxPool2dRef, nearestRef, pixelShuffleRef, pixelUnshuffleRef, globalAvgPoolRef, runSpatial } from '../helpers/reference-spatial';
 import { AdaptiveAvgPool2d, MaxPool2d, PixelShuffle, PixelUnshuffle, Upsample } from '../../src/layers/spatial';
+import { BatchNorm2d } from '../../src/layers/batchnorm';
 
 /** A state_dict as PyTorch would name it, so the test also checks the layers' parameter names and shapes. */
 function stateDict(entries: Record<string, [number[], Float64Array]>): StateDict {
@@ -18,6 +19,25 @@ function stateDict(entries: Record<string, [number[], Float64Array]>): StateDict
 }
 
 describe('layers with PyTorch parameter names', () => {
+  it('standalone BatchNorm2d(6, eps=1e-4) with a fused ReLU equals relu((x−μ)/√(σ²+ε)·γ+β)', async () => {
+    const ctx = await getTestContext();
+    const [n, c, h, w] = [1, 6, 5, 7];
+    const gamma = randomArray(c, 11);
+    const beta = randomArray(c, 12);
+    const mean = randomArray(c, 13, 0.3);
+    const variance = Float64Array.from(randomArray(c, 14), (v) => 0.6 + 0.5 * v);
+    const bn = new BatchNorm2d(c, 1e-4);
+    loadStateDict(bn, stateDict({ weight: [[c], gamma], bias: [[c], beta], running_mean: [[c], mean], running_var: [[c], variance] }));
+    const x = randomArray(n * c * h * w, 15);
+    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => bn.forward(ctx, g, t, { kind: 'relu' }));
+    const ref = x.map((v, i) => {
+      const ch = Math.floor(i / (h * w)) % c;
+      return Math.max(0, ((v - mean[ch]) / Math.sqrt(variance[ch] + 1e-4)) * gamma[ch] + beta[ch]);
+    });
+    bn.release();
+    expect(relL2(y, ref)).toBeLessThanOrEqual(1e-5);
+  });
+
   it('Linear(13, 7) on every pixel equals x·Wᵀ + b', async () => {
     const ctx = await getTestContext();
     const [n, h, w, cin, cout] = [2, 3, 5, 13, 7];
