@@ -5,6 +5,7 @@ import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
 import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
 import type { Network } from './network';
+import { FeatherBlender } from './tile-blend';
 import { planTiles, type Tile, tilingFor } from './tiling';
 
 export interface ModelInfo {
@@ -202,6 +203,8 @@ export class RestorationModel {
     const ow = image.width * s;
     const oh = image.height * s;
     const out = new Float32Array(oc * ow * oh);
+    // Exact tilings paste cores; approximate ones blend whole windows with ramps over the halo (tile-blend.ts).
+    const blender = spec.exact ? undefined : new FeatherBlender(out, oc, oh, ow, image, s, Math.max(1, spec.halo * s));
     const stats: RunStats = { wallMs: 0, dispatches: 0, activationBytes: 0, tiles: tiles.length };
     let gpuMs: number | undefined = 0;
     let done = 0;
@@ -222,13 +225,15 @@ export class RestorationModel {
           gpuMs = ms !== undefined && gpuMs !== undefined ? gpuMs + ms : undefined;
           const outShape = plan.graph.outputs[0].shape;
           const tileOut = nhwcPaddedToNchw(outputs[0], outShape);
-          pasteChw(out, oh, ow, tileOut, outShape[1], outShape[2], oc, (t.y0 - t.wy0) * s, (t.x0 - t.wx0) * s, t.y0 * s, t.x0 * s, (t.y1 - t.y0) * s, (t.x1 - t.x0) * s);
+          if (blender) blender.add(t, tileOut, outShape[1], outShape[2]);
+          else pasteChw(out, oh, ow, tileOut, outShape[1], outShape[2], oc, (t.y0 - t.wy0) * s, (t.x0 - t.wx0) * s, t.y0 * s, t.x0 * s, (t.y1 - t.y0) * s, (t.x1 - t.x0) * s);
           options.onProgress?.({ done: ++done, total: tiles.length });
         }
       } finally {
         plan.dispose();
       }
     }
+    blender?.finish();
     if (gpuMs !== undefined) stats.gpuMs = gpuMs;
     return { image: { width: ow, height: oh, channels: oc, data: out }, stats };
   }

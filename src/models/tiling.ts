@@ -10,7 +10,8 @@
  *
  * For purely convolutional networks (DnCNN, the U-Nets, the SR generators) a halo ≥ the receptive-field radius
  * makes tiling exact. SCUNet's shifted windows and its padding to multiples of 64 make it depend on the tile
- * grid, so its tiles are only approximately equal to the whole image (large overlap; documented as approximate).
+ * grid, so its tiles are only approximately equal to the whole image: they overlap by the halo and are blended
+ * with feathered weights (tile-blend.ts) instead of pasted.
  */
 import { InvalidInputError } from '../errors';
 import type { Network } from './network';
