@@ -17,6 +17,7 @@ import {
   toGray,
   toRgb,
 } from '../io/image';
+import { pasteInfoBar, splitInfoBar } from '../io/info-bar';
 import type { ValueRange } from '../models/registry';
 import type { RestorationModel } from '../models/restoration-model';
 
@@ -31,6 +32,8 @@ export interface ImageJobOptions {
   gray?: boolean;
   /** Gray → RGB before the run. */
   rgb?: boolean;
+  /** An SEM info bar to keep out of the run and paste back unchanged: detected ('auto') or the bottom n rows. */
+  infoBar?: 'auto' | number;
   run: RunOptions;
 }
 
@@ -62,6 +65,20 @@ export async function restoreImage(
   let img = input;
   if (options.gray && img.channels === 3) img = toGray(img);
   if (options.rgb && img.channels === 1) img = toRgb(img);
+  let bar: AnyRasterImage | undefined;
+  if (options.infoBar !== undefined) ({ content: img, bar } = splitInfoBar(img, options.infoBar));
+  const restored = await runImage(model, valueRange, img, options);
+  if (!bar) return restored;
+  if (bar.channels !== restored.channels) bar = restored.channels === 3 ? toRgb(bar) : toGray(bar);
+  return pasteInfoBar(restored, bar);
+}
+
+async function runImage(
+  model: RestorationModel,
+  valueRange: ValueRange,
+  img: AnyRasterImage,
+  options: ImageJobOptions,
+): Promise<AnyRasterImage> {
 
   let out: AnyRasterImage;
   if (img.bitDepth !== 32 && valueRange === 'unit') {

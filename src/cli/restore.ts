@@ -30,6 +30,7 @@ const OPTIONS = {
   tile: { type: 'string' },
   gray: { type: 'boolean' },
   rgb: { type: 'boolean' },
+  'info-bar': { type: 'string' },
   force: { type: 'boolean' },
   kernels: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -70,6 +71,11 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   }
   if (values.gray && values.rgb) throw new UsageError('give either --gray or --rgb, not both', task);
   const job: ImageJobOptions = { gray: values.gray, rgb: values.rgb, run: {} };
+  const infoBar = values['info-bar'];
+  if (infoBar !== undefined) {
+    if (task !== 'denoise') throw new CliError('--info-bar works with denoise only (an upscaled image has no bar of the same size)');
+    job.infoBar = infoBar === 'auto' ? 'auto' : integerInRange(task, '--info-bar', infoBar, 1, 65535);
+  }
   if (values.tile !== undefined) job.run.tileSize = integerInRange(task, '--tile', values.tile, TILE_MIN, TILE_MAX);
   const log = values.quiet ? () => undefined : (s: string) => console.log(s);
   if (!values.quiet) job.run.onProgress = tileProgress();

@@ -8,6 +8,8 @@ const RESTORE_OPTIONS = `  -o, --output <file>    output file for a single input
       --tile <n>         tile size in pixels, for images larger than the device allows at once
       --gray             convert RGB inputs to grayscale (BT.601) first, for a grayscale model
       --rgb              convert grayscale inputs to RGB first, for a colour model
+      --info-bar <auto|n>  keep an SEM info bar (detected, or the bottom n rows) out of the run and paste it
+                         back unchanged (denoise only)
       --force            allow an output to replace one of the input files
       --kernels          list the kernel variants chosen on this adapter (shader labels)
   -q, --quiet            print nothing but errors

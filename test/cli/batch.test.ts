@@ -222,3 +222,22 @@ describe('tiles from the command line', () => {
     expect(worst).toBeLessThanOrEqual(1);
   });
 });
+
+describe('SEM info bar from the command line', () => {
+  it('--info-bar auto keeps the Zeiss data bar out of the run and writes it back byte for byte', async () => {
+    const { readImageFilePages } = await import('../../src/node-files');
+    const source = new URL('../shared/data/sem/zeiss-with-databar/130nm_05.tif', new URL('../../', import.meta.url)).pathname;
+    const out = join(folder('infobar'), 'scan.denoised.tif');
+    const r = await cli('denoise', source, '-o', out, '-w', GRAY_DNCNN, '--info-bar', 'auto');
+    expectSuccess(r);
+    const a = (await readImageFilePages(source)).pages[0].image;
+    const b = (await readImageFilePages(out)).pages[0].image;
+    expect([b.width, b.height, b.bitDepth]).toEqual([a.width, a.height, a.bitDepth]);
+    const barStart = 690 * a.width; // the Zeiss bar found by detectInfoBar on these files (test/io/info-bar.test.ts)
+    expect(Buffer.from(b.data.subarray(barStart)).equals(Buffer.from(a.data.subarray(barStart)))).toBe(true);
+    let changed = 0;
+    for (let i = 0; i < barStart; i++) if (a.data[i] !== b.data[i]) changed++;
+    expect(changed).toBeGreaterThan(barStart / 2); // the micrograph above it was processed
+    expect((await cli('upscale', source, '-o', join(dir, 'infobar', 'x.tif'), '-w', X2, '--info-bar', 'auto')).code).not.toBe(0);
+  });
+});
