@@ -1,6 +1,7 @@
 import { InvalidInputError } from './errors';
 import { GPUContext } from './gpu/context';
 import type { FloatImage, RasterImage } from './io/image';
+import { checkPercentileRange } from './io/normalize';
 import { type ArchitectureConfig, networkFromCheckpoint, networkFromStateDict } from './models/load';
 import { RestorationModel, type RunOptions } from './models/restoration-model';
 import { readCheckpoint } from './weights/checkpoint';
@@ -127,6 +128,8 @@ export function createApi(env: Environment) {
   async function denoise(image: RasterImage, options?: DenoiseOptions): Promise<RasterImage>;
   async function denoise(image: FloatImage, options?: DenoiseOptions): Promise<FloatImage>;
   async function denoise(image: RasterImage | FloatImage, options: DenoiseOptions = {}): Promise<RasterImage | FloatImage> {
+    // Bad options fail before a checkpoint is read or a device requested.
+    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
     let model = options.model;
     let owned = false;
     if (!model && options.weights) {
@@ -146,6 +149,7 @@ export function createApi(env: Environment) {
   async function upscale(image: RasterImage, options: UpscaleOptions): Promise<RasterImage>;
   async function upscale(image: FloatImage, options: UpscaleOptions): Promise<FloatImage>;
   async function upscale(image: RasterImage | FloatImage, options: UpscaleOptions): Promise<RasterImage | FloatImage> {
+    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
     let model = options.model;
     let owned = false;
     if (!model) {

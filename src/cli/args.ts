@@ -3,6 +3,8 @@
  * trace), plus validators for option values that say which option was wrong.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidInputError } from '../errors';
+import { checkPercentileRange, type PercentileRange } from '../io/normalize';
 import { UsageError } from './errors';
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -38,6 +40,18 @@ export function integerInRange(command: string, option: string, value: string, m
     throw new UsageError(`${option} needs an integer from ${min} to ${max}, got '${value}'`, command);
   }
   return n;
+}
+
+/** Two percentiles `low,high` with 0 <= low < high <= 100 (`--normalize 1,99.8`). */
+export function percentileRange(command: string, option: string, value: string): PercentileRange {
+  const bad = () => new UsageError(`${option} needs two percentiles low,high with 0 <= low < high <= 100 (e.g. 1,99.8), got '${value}'`, command);
+  const [low, high, ...rest] = value.split(',').map((p) => (p.trim() === '' ? Number.NaN : Number(p)));
+  if (high === undefined || rest.length > 0) throw bad();
+  try {
+    return checkPercentileRange({ low, high }, option);
+  } catch (e) {
+    throw e instanceof InvalidInputError ? bad() : e;
+  }
 }
 
 /** One of a fixed set of words (`--dtype f16`). */

@@ -18,6 +18,7 @@ import {
   toRgb,
 } from '../io/image';
 import { pasteInfoBar, splitInfoBar } from '../io/info-bar';
+import type { PercentileRange } from '../io/normalize';
 import type { ValueRange } from '../models/registry';
 import type { RestorationModel } from '../models/restoration-model';
 
@@ -25,6 +26,8 @@ import type { RestorationModel } from '../models/restoration-model';
 export interface RunOptions {
   tileSize?: number;
   onProgress?: (progress: { done: number; total: number }) => void;
+  /** Percentile normalisation, its statistics over the processed rows only (the info bar is split off first). */
+  normalize?: PercentileRange;
 }
 
 export interface ImageJobOptions {

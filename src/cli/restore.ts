@@ -14,7 +14,7 @@ import type { AnyRasterImage } from '../io/image';
 import { RestorationModel } from '../models/restoration-model';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
-import { integerInRange, parseCommandArgs } from './args';
+import { integerInRange, parseCommandArgs, percentileRange } from './args';
 import { CliError, UsageError } from './errors';
 import { canonicalPath, writeFileAtomic } from './files';
 import { collectInputs, IMAGE_NAME } from './inputs';
@@ -31,6 +31,7 @@ const OPTIONS = {
   gray: { type: 'boolean' },
   rgb: { type: 'boolean' },
   'info-bar': { type: 'string' },
+  normalize: { type: 'string' },
   force: { type: 'boolean' },
   kernels: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -77,6 +78,7 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
     job.infoBar = infoBar === 'auto' ? 'auto' : integerInRange(task, '--info-bar', infoBar, 1, 65535);
   }
   if (values.tile !== undefined) job.run.tileSize = integerInRange(task, '--tile', values.tile, TILE_MIN, TILE_MAX);
+  if (values.normalize !== undefined) job.run.normalize = percentileRange(task, '--normalize', values.normalize);
   const log = values.quiet ? () => undefined : (s: string) => console.log(s);
   if (!values.quiet) job.run.onProgress = tileProgress();
 
@@ -112,7 +114,8 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   const info = model.info;
   log(
     `model: ${info.name} (${info.architecture}, ${info.inChannels}→${info.outChannels} channels` +
-      `${info.scale !== 1 ? `, ×${info.scale}` : ''})${job.run.tileSize ? `, tile ${job.run.tileSize}` : ''}`,
+      `${info.scale !== 1 ? `, ×${info.scale}` : ''})${job.run.tileSize ? `, tile ${job.run.tileSize}` : ''}` +
+      `${job.run.normalize ? `, normalised to percentiles ${job.run.normalize.low}–${job.run.normalize.high}` : ''}`,
   );
 
   const inputs = new Set(files.map(canonicalPath));

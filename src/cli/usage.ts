@@ -10,6 +10,8 @@ const RESTORE_OPTIONS = `  -o, --output <file>    output file for a single input
       --rgb              convert grayscale inputs to RGB first, for a colour model
       --info-bar <auto|n>  keep an SEM info bar (detected, or the bottom n rows) out of the run and paste it
                          back unchanged (denoise only)
+      --normalize <lo,hi>  map the image's lo-th and hi-th percentiles (e.g. 1,99.8; per channel, info bar
+                         excluded) to 0 and 1 before the model, and the output back to the image's range
       --force            allow an output to replace one of the input files
       --kernels          list the kernel variants chosen on this adapter (shader labels)
   -q, --quiet            print nothing but errors

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import type { DispatchCost } from './cost';
 import type { ShaderSource } from './shader';
 import { checkShape4, type Shape4 } from './tensor';
 
@@ -30,6 +31,8 @@ export interface GraphNode {
   uniforms: Record<string, number>;
   bindings: Record<string, Binding>;
   workgroups: readonly [number, number, number];
+  /** Counted FLOPs and minimum bytes moved (cost.ts); every kernel in src/kernels sets it, for reports. */
+  cost?: DispatchCost;
 }
 
 export function isTensorValue(b: Binding): b is TensorValue {

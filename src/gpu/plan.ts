@@ -1,14 +1,16 @@
 import { BufferUsage } from './flags';
 import { GPUTensor } from './gpu-tensor';
-import { readMapped, submitDispatches } from './recorder';
-import { InvalidInputError, LimitExceededError } from '../errors';
+import { type Dispatch, readMapped, submitDispatches } from './recorder';
+import { GPUUnavailableError, InvalidInputError, LimitExceededError } from '../errors';
 import { type ChunkSpec, chunkShaderBindings } from './chunked-bindings';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
 import { writeBuffer } from './context';
+import { type GraphCost, graphCost } from './cost';
 import { boundTensor, type Graph, type GraphNode, isTensorSlice, isTensorValue, type TensorValue } from './graph';
 import { assignBuffers, type LiveInterval } from './liveness';
 import type { CompiledKernel } from './pipelines';
+import { type DispatchProfile, timeEachDispatch } from './profile';
 import { packUniforms, type ShaderSource } from './shader';
 import { formatShape, tensorBytes, tensorElements } from './tensor';
 
@@ -166,6 +168,11 @@ export class Plan {
     return this.steps.length;
   }
 
+  /** Counted FLOPs and minimum bytes of one run, summed over the dispatches (gpu/cost.ts). */
+  get cost(): GraphCost {
+    return graphCost(this.graph);
+  }
+
   /**
    * Runs the graph on its inputs, in order: NHWC-padded arrays, or tensors already on this device. Runs on one
    * plan are serialised (they share its buffers).
@@ -177,6 +184,78 @@ export class Plan {
   }
 
   private async runNow(inputs: (Float32Array | GPUTensor)[], timing: boolean): Promise<RunResult> {
+    const ctx = this.ctx;
+    const g = this.graph;
+    const gpuInputs = this.stageInputs(inputs);
+    const useTimestamps = timing && this.query !== undefined;
+    const submit = () =>
+      submitDispatches(ctx.device, this.dispatches(), {
+        perSubmit: this.dispatchesPerSubmit,
+        timestamps: useTimestamps ? this.query!.set : undefined,
+        before: (encoder) => this.copyGpuInputs(encoder, gpuInputs),
+        after: (encoder) => {
+          g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, tensorBytes(t.shape)));
+          if (useTimestamps) {
+            encoder.resolveQuerySet(this.query!.set, 0, 2, this.query!.resolve, 0);
+            encoder.copyBufferToBuffer(this.query!.resolve, 0, this.query!.read, 0, 16);
+          }
+        },
+      });
+    if (ctx.debug) await ctx.withErrorScopes(`running plan (${this.steps.length} dispatches)`, submit);
+    else submit();
+
+    const outputs: Float32Array[] = [];
+    for (let i = 0; i < g.outputs.length; i++) {
+      outputs.push(new Float32Array(await readMapped(ctx, this.staging[i], tensorBytes(g.outputs[i].shape))));
+    }
+    let gpuMs: number | undefined;
+    if (useTimestamps) {
+      const t = new BigUint64Array(await readMapped(ctx, this.query!.read, 16));
+      gpuMs = Number(t[1] - t[0]) / 1e6;
+    }
+    ctx.throwIfFailed();
+    return { outputs, gpuMs };
+  }
+
+  /**
+   * Runs the graph once with a timestamp pair around every dispatch (each in a compute pass of its own) and
+   * returns, per dispatch in order, its label, shader variant, GPU time and counted cost. Needs a device with
+   * 'timestamp-query'. Pass boundaries add a little time of their own; outputs are left in the plan's buffers.
+   */
+  profile(inputs: (Float32Array | GPUTensor)[]): Promise<DispatchProfile[]> {
+    const next = this.queue.then(() => this.profileNow(inputs));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async profileNow(inputs: (Float32Array | GPUTensor)[]): Promise<DispatchProfile[]> {
+    if (!this.ctx.hasTimestamps) {
+      throw new GPUUnavailableError(`per-dispatch profiling needs 'timestamp-query', which ${this.ctx.adapterName} was not given`);
+    }
+    const gpuInputs = this.stageInputs(inputs);
+    const time = () =>
+      timeEachDispatch(this.ctx, this.dispatches(), {
+        perSubmit: this.dispatchesPerSubmit,
+        before: (encoder) => this.copyGpuInputs(encoder, gpuInputs),
+      });
+    const ms = this.ctx.debug ? await this.ctx.withErrorScopes(`profiling plan (${this.steps.length} dispatches)`, time) : await time();
+    return this.steps.map(({ node }, i) => ({
+      label: node.label,
+      kernel: node.kernel.label,
+      ms: ms[i],
+      ...(node.cost ? { flops: node.cost.flops, bytes: node.cost.bytes } : {}),
+    }));
+  }
+
+  private dispatches(): Dispatch[] {
+    return this.steps.map((s) => ({ pipeline: s.kernel.pipeline, bindGroup: s.bindGroup, workgroups: s.node.workgroups }));
+  }
+
+  /**
+   * Checks the inputs against the graph's, uploads the arrays into their activation buffers, and returns the
+   * inputs already on the GPU (copied by `copyGpuInputs` at the start of the run's first command buffer).
+   */
+  private stageInputs(inputs: (Float32Array | GPUTensor)[]): [TensorValue, GPUTensor][] {
     if (this.disposed) throw new InvalidInputError('plan has been disposed');
     const ctx = this.ctx;
     ctx.throwIfFailed();
@@ -203,38 +282,11 @@ export class Plan {
       }
       writeBuffer(ctx.device, this.bufferOf.get(t.id)!, 0, input);
     });
+    return gpuInputs;
+  }
 
-    const useTimestamps = timing && this.query !== undefined;
-    const dispatches = this.steps.map((s) => ({ pipeline: s.kernel.pipeline, bindGroup: s.bindGroup, workgroups: s.node.workgroups }));
-    const submit = () =>
-      submitDispatches(ctx.device, dispatches, {
-        perSubmit: this.dispatchesPerSubmit,
-        timestamps: useTimestamps ? this.query!.set : undefined,
-        before: (encoder) => {
-          for (const [t, tensor] of gpuInputs) encoder.copyBufferToBuffer(tensor.buffer, 0, this.bufferOf.get(t.id)!, 0, tensorBytes(t.shape));
-        },
-        after: (encoder) => {
-          g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, tensorBytes(t.shape)));
-          if (useTimestamps) {
-            encoder.resolveQuerySet(this.query!.set, 0, 2, this.query!.resolve, 0);
-            encoder.copyBufferToBuffer(this.query!.resolve, 0, this.query!.read, 0, 16);
-          }
-        },
-      });
-    if (ctx.debug) await ctx.withErrorScopes(`running plan (${this.steps.length} dispatches)`, submit);
-    else submit();
-
-    const outputs: Float32Array[] = [];
-    for (let i = 0; i < g.outputs.length; i++) {
-      outputs.push(new Float32Array(await readMapped(ctx, this.staging[i], tensorBytes(g.outputs[i].shape))));
-    }
-    let gpuMs: number | undefined;
-    if (useTimestamps) {
-      const t = new BigUint64Array(await readMapped(ctx, this.query!.read, 16));
-      gpuMs = Number(t[1] - t[0]) / 1e6;
-    }
-    ctx.throwIfFailed();
-    return { outputs, gpuMs };
+  private copyGpuInputs(encoder: GPUCommandEncoder, gpuInputs: [TensorValue, GPUTensor][]): void {
+    for (const [t, tensor] of gpuInputs) encoder.copyBufferToBuffer(tensor.buffer, 0, this.bufferOf.get(t.id)!, 0, tensorBytes(t.shape));
   }
 
   /**

@@ -13,6 +13,12 @@ export interface SubmitOptions {
   perSubmit: number;
   /** Write timestamps 0 (start of the first pass) and 1 (end of the last pass) into this query set. */
   timestamps?: GPUQuerySet;
+  /**
+   * Profiling instead: every dispatch in a compute pass of its own, whose start and end write timestamps 2i and
+   * 2i + 1 of this query set (2 · dispatches queries) for dispatch i. Pass boundaries cost a little, so this
+   * attributes time rather than measuring the plain run.
+   */
+  timestampEachDispatch?: GPUQuerySet;
   /** Copies to record before the first pass (e.g. inputs already on the GPU). */
   before?: (encoder: GPUCommandEncoder) => void;
   /** Copies to record after the last pass (outputs to readback buffers, query resolution). */
@@ -24,30 +30,46 @@ export interface SubmitOptions {
  * order. Few command buffers keep CPU overhead low; the bound keeps each one short.
  */
 export function submitDispatches(device: GPUDevice, dispatches: readonly Dispatch[], options: SubmitOptions): void {
-  const chunks = Math.max(1, Math.ceil(dispatches.length / options.perSubmit));
+  const per = options.perSubmit;
+  const chunks = Math.max(1, Math.ceil(dispatches.length / per));
   for (let c = 0; c < chunks; c++) {
     const first = c === 0;
     const last = c === chunks - 1;
+    const batch = dispatches.slice(c * per, (c + 1) * per);
     const encoder = device.createCommandEncoder({ label: `dispatches ${c + 1}/${chunks}` });
     if (first) options.before?.(encoder);
-    const descriptor: GPUComputePassDescriptor = {};
-    if (options.timestamps && (first || last)) {
-      descriptor.timestampWrites = {
-        querySet: options.timestamps,
-        ...(first ? { beginningOfPassWriteIndex: 0 } : {}),
-        ...(last ? { endOfPassWriteIndex: 1 } : {}),
-      };
+    const each = options.timestampEachDispatch;
+    if (each) {
+      batch.forEach((d, k) => {
+        const i = c * per + k;
+        const pass = encoder.beginComputePass({
+          timestampWrites: { querySet: each, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+        });
+        record(pass, d);
+        pass.end();
+      });
+    } else {
+      const descriptor: GPUComputePassDescriptor = {};
+      if (options.timestamps && (first || last)) {
+        descriptor.timestampWrites = {
+          querySet: options.timestamps,
+          ...(first ? { beginningOfPassWriteIndex: 0 } : {}),
+          ...(last ? { endOfPassWriteIndex: 1 } : {}),
+        };
+      }
+      const pass = encoder.beginComputePass(descriptor);
+      for (const d of batch) record(pass, d);
+      pass.end();
     }
-    const pass = encoder.beginComputePass(descriptor);
-    for (const d of dispatches.slice(c * options.perSubmit, (c + 1) * options.perSubmit)) {
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(...d.workgroups);
-    }
-    pass.end();
     if (last) options.after?.(encoder);
     device.queue.submit([encoder.finish()]);
   }
+}
+
+function record(pass: GPUComputePassEncoder, d: Dispatch): void {
+  pass.setPipeline(d.pipeline);
+  pass.setBindGroup(0, d.bindGroup);
+  pass.dispatchWorkgroups(...d.workgroups);
 }
 
 /**

@@ -152,3 +152,63 @@ export function percentileDenormalize(image: FloatImage, range: NormalizationRan
   }
   return { width, height, channels, data: out };
 }
+
+/** The percentiles of a run's normalisation (`RunOptions.normalize`): `low` maps to 0, `high` to 1. */
+export interface PercentileRange {
+  low: number;
+  high: number;
+}
+
+/**
+ * Checks a `{ low, high }` percentile option: numbers with 0 <= low < high <= 100.
+ *
+ * @throws InvalidInputError naming `option` otherwise (NaN, out of range, low >= high, not an object).
+ */
+export function checkPercentileRange(value: unknown, option = 'normalize'): PercentileRange {
+  const v = value as Partial<PercentileRange> | null;
+  const low = typeof v === 'object' && v !== null ? v.low : undefined;
+  const high = typeof v === 'object' && v !== null ? v.high : undefined;
+  if (typeof low !== 'number' || typeof high !== 'number' || !(low >= 0 && low < high && high <= 100)) {
+    const got = typeof v === 'object' && v !== null ? `low=${String(low)}, high=${String(high)}` : String(value);
+    throw new InvalidInputError(`${option}: needs percentiles { low, high } with 0 <= low < high <= 100, got ${got}`);
+  }
+  return { low, high };
+}
+
+/**
+ * The normalisation of a model run (`RunOptions.normalize`): the input's own percentiles map to [0, 1]
+ * (or [-1, 1] for networks trained on that range) before the network, and `invert` maps the network's output
+ * back to the input's intensities. Statistics cover the whole image given, which is the region the model
+ * processes (an SEM info bar is split off before, so it never enters them). Per channel when the network keeps
+ * the channel count, as CSBDeep does; otherwise one range over all channels serves every output channel.
+ *
+ * @throws InvalidInputError when a channel's two percentiles are equal (a flat image: the map would blow the
+ *   remaining values up by 1/eps).
+ */
+export function normalizeForRun(
+  image: FloatImage,
+  option: PercentileRange,
+  network: { outChannels: number; symmetric: boolean },
+): { image: FloatImage; invert: (output: FloatImage) => FloatImage } {
+  const { low, high } = checkPercentileRange(option);
+  const perChannel = network.outChannels === image.channels;
+  const { image: normalized, range } = percentileNormalize(image, { pLow: low, pHigh: high, perChannel });
+  range.low.forEach((lo, c) => {
+    if (!(range.high[c] > lo)) {
+      throw new InvalidInputError(
+        `normalize: the ${low} and ${high} percentiles of ${perChannel ? `channel ${c}` : 'the image'} are both ${lo}; ` +
+          'choose percentiles further apart (or leave normalisation off)',
+      );
+    }
+  });
+  const data = normalized.data;
+  if (network.symmetric) for (let i = 0; i < data.length; i++) data[i] = 2 * data[i] - 1;
+  const outRange: NormalizationRange = perChannel
+    ? range
+    : { low: new Array(network.outChannels).fill(range.low[0]), high: new Array(network.outChannels).fill(range.high[0]), eps: range.eps };
+  const invert = (output: FloatImage): FloatImage => {
+    if (!network.symmetric) return percentileDenormalize(output, outRange);
+    return percentileDenormalize({ ...output, data: output.data.map((v) => (v + 1) / 2) }, outRange);
+  };
+  return { image: normalized, invert };
+}

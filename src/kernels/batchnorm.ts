@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, tensorElements } from '../gpu/tensor';
 import { type Activation, activationAlpha, activationTag, activationWgsl, NO_ACTIVATION } from './activation';
@@ -113,6 +114,11 @@ export function batchNorm(
     uniforms: { count, c4: cp / 4, c, alpha: activationAlpha(activation) },
     bindings: { x: input, affine: params.affine, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // x·scale + shift (2) and the activation (1) per element; x, scale and shift read, y written once.
+    cost: {
+      flops: logicalElements(input.shape) * (activation.kind === 'none' ? 2 : 3),
+      bytes: 2 * logicalBytes(input.shape) + 2 * c * 4,
+    },
   });
   return y;
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -121,6 +122,8 @@ export function globalAvgMaxPool(graph: Graph, x: TensorValue, label: string, ma
     uniforms: { groups, c4, plane: h * w, inv_plane: 1 / (h * w) },
     bindings: { x, y },
     workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    // An add and a max per input element, the mean's ÷ per channel.
+    cost: { flops: 2 * logicalElements(x.shape) + n * c, bytes: logicalBytes(x.shape) + logicalBytes(y.shape) },
   });
   return y;
 }
@@ -202,6 +205,12 @@ export function cbamChannelGate(
     uniforms: { n, c4, c, hidden },
     bindings: { pooled, weights: params.weights, gate },
     workgroups: workgroupGrid(n, maxWorkgroupsPerDimension),
+    // Per image, the MLP on both pooled vectors: 2 × (W1 (2·C·hidden) + b1 + ReLU + W2 (2·hidden·C) + b2), then
+    // their sum and the sigmoid per channel. Pooled vectors, W1, b1, W2, b2 read once, the gate written.
+    cost: {
+      flops: n * (8 * c * hidden + 4 * hidden + 4 * c),
+      bytes: logicalBytes(pooled.shape) + (2 * hidden * c + hidden + c) * 4 + logicalBytes(gate.shape),
+    },
   });
   return gate;
 }
@@ -268,6 +277,12 @@ export function applyCbam(
     uniforms: { count, c4, pixels_per_item: h * w, y_c4: paddedChannels(y.shape[3]) / 4, y_off4: offset / 4 },
     bindings: res ? { x, cgate: channelGate, sgate: spatialGate, res, y } : { x, cgate: channelGate, sgate: spatialGate, y },
     workgroups: workgroupGrid(Math.ceil(count / APPLY_WORKGROUP), maxWorkgroupsPerDimension),
+    // Two multiplies (and the residual's add) per element; x, both gates and the residual read, C channels written.
+    cost: {
+      flops: logicalElements(x.shape) * (res ? 3 : 2),
+      bytes:
+        (res ? 3 : 2) * logicalBytes(x.shape) + logicalBytes(channelGate.shape) + logicalBytes(spatialGate.shape),
+    },
   });
   return y;
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -55,6 +56,11 @@ export function channelMeanMax(
     uniforms: { count, pixels_per_item: h * w, c4: paddedChannels(c) / 4, c, inv_c: 1 / c },
     bindings: gate ? { x, gate, y } : { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // Per input element an add and a max (and the gate's multiply); per pixel the mean's ÷C.
+    cost: {
+      flops: logicalElements(x.shape) * (gate ? 3 : 2) + count,
+      bytes: logicalBytes(x.shape) + (gate ? logicalBytes(gate.shape) : 0) + logicalBytes(y.shape),
+    },
   });
   return y;
 }

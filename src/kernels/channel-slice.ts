@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -77,6 +78,8 @@ function slice(
     },
     bindings: b ? { a, b, y } : { a, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // `channels` channels of a (and of b) read, as many written; a + alpha·b is 2 FLOPs per element.
+    cost: { flops: b ? 2 * n * h * w * channels : 0, bytes: (b ? 3 : 2) * logicalBytes(a.shape, channels) },
   });
   return y;
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, placedExtent } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
@@ -140,6 +141,14 @@ export function concatChannels(
     },
     bindings: { xa: first, xb: second, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // A copy: the source pixels that land inside the output read once (upsampled ones too), the output written.
+    cost: {
+      flops: 0,
+      bytes:
+        n * placedExtent(ha, ho, pa.top, pa.scale) * placedExtent(wa, wo, pa.left, pa.scale) * ca * 4 +
+        n * placedExtent(hb, ho, pb.top, pb.scale) * placedExtent(wb, wo, pb.left, pb.scale) * cb * 4 +
+        logicalBytes(y.shape),
+    },
   });
   return y;
 }

@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors';
 import type { AdapterDescription } from '../gpu/adapter-info';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
@@ -198,6 +199,11 @@ export function convTranspose2d(
     activation,
     maskChannels: g.outChannels % 4 !== 0,
   };
+  // Cost: every input pixel meets every tap, 2·Cin·Cout·kH·kW FLOPs per input pixel (taps that padding crops
+  // off the output included; bias and activation not counted); input, weights, bias and Cout output channels once.
+  const outBytes = logicalBytes(outShape);
+  const constants = cin * g.outChannels * taps + (params.bias ? g.outChannels : 0);
+  const cost = { flops: 2 * n * h * w * cin * g.outChannels * taps, bytes: logicalBytes(input.shape) + constants * 4 + outBytes };
   graph.add({
     label: params.label,
     kernel: { label: convTranspose2dLabel(key, v), code: convTranspose2dWgsl(key, v) },
@@ -222,6 +228,7 @@ export function convTranspose2d(
     },
     bindings: { x: input, weight: params.weight, ...(params.bias ? { bias: params.bias } : {}), y: out },
     workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
+    cost,
   });
   return out;
 }

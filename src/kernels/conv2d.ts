@@ -1,9 +1,11 @@
 import { InvalidInputError } from '../errors';
 import { type BindingLimits, convRowBands } from './conv2d-bands';
 import type { AdapterDescription } from '../gpu/adapter-info';
+import { shareOf } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
+import { conv2dCost } from './conv2d-cost';
 import {
   type Conv2dEpilogueKey,
   type Conv2dVariant,
@@ -360,6 +362,7 @@ export function conv2d(
           params.bindingLimits,
         )
       : null;
+  const cost = conv2dCost(input.shape, outShape, g, { bias: !!params.bias, prelu: !!epilogue.prelu, residual: !!residual });
   if (!bands) {
     graph.add({
       label: params.label,
@@ -367,6 +370,7 @@ export function conv2d(
       uniforms,
       bindings: { x: input, ...constants, y: out, ...(residual ? { res: residual.tensor } : {}) },
       workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
+      cost,
     });
     return out;
   }
@@ -392,6 +396,8 @@ export function conv2d(
         ...(residual ? { res: slice(residual.tensor, band.oy0, bandRows) } : {}),
       },
       workgroups: workgroupGrid(bandWorkgroups, maxWorkgroupsPerDimension),
+      // Each band its share by output rows, so the bands sum to the whole convolution.
+      cost: { flops: shareOf(cost.flops, band.oy0, band.oy1, ho), bytes: shareOf(cost.bytes, band.oy0, band.oy1, ho) },
     });
   }
   return out;

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, tensorElements } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -41,6 +42,7 @@ export function binary(
     uniforms: { count },
     bindings: { a, b, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    cost: { flops: logicalElements(a.shape), bytes: 3 * logicalBytes(a.shape) },
   });
   return y;
 }

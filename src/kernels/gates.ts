@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -192,6 +193,12 @@ export function channelGate(
     uniforms: { n, pixels, c4, c, hidden, slices, inv_pixels: 1 / pixels },
     bindings: { x: input, weights: params.weights, gate },
     workgroups: workgroupGrid(n, maxWorkgroupsPerDimension),
+    // Per image: the pool (an add per element, a ÷ per channel), W1 (2·C·hidden) + b1 + ReLU, W2 (2·hidden·C) + b2
+    // + sigmoid; x, W1, b1, W2, b2 read once, the gate written.
+    cost: {
+      flops: n * (pixels * c + 4 * c * hidden + 2 * hidden + 3 * c),
+      bytes: logicalBytes(input.shape) + (2 * hidden * c + hidden + c) * 4 + logicalBytes(gate.shape),
+    },
   });
   return gate;
 }
@@ -259,6 +266,12 @@ export function applyGates(
     uniforms: { pixels_per_item: pixels, total, c4 },
     bindings: spatial ? { x: input, gate, sse: params.spatialGate as GPUBuffer, y } : { x: input, gate, y },
     workgroups: workgroupGrid(Math.ceil(total / APPLY_WORKGROUP), maxWorkgroupsPerDimension),
+    // SE: x·gate per element. SCSE: per pixel the sSE dot product (2·C) + bias + sigmoid, then x·cSE + x·sSE (3)
+    // per element. x, the gate (and the sSE weights and bias) read once, y written once.
+    cost: {
+      flops: spatial ? n * pixels * (2 * c + 2 + 3 * c) : n * pixels * c,
+      bytes: 2 * logicalBytes(input.shape) + logicalBytes(gate.shape) + (spatial ? (c + 1) * 4 : 0),
+    },
   });
   return y;
 }

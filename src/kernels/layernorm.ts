@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -94,6 +95,9 @@ export function layerNorm(
     uniforms: { pixels, c4: cp / 4, c, eps, inv_c: 1 / c },
     bindings: { x: input, params: options.params, y },
     workgroups: workgroupGrid(Math.ceil(pixels / WORKGROUP), maxWorkgroupsPerDimension),
+    // 8 per element: the mean's add; the variance's subtract, square, add; the output's subtract, ·rsqrt, ·weight,
+    // + bias (the per-pixel shift that keeps it precise, and the per-pixel rsqrt, are not counted).
+    cost: { flops: 8 * logicalElements(input.shape), bytes: 2 * logicalBytes(input.shape) + 2 * c * 4 },
   });
   return y;
 }

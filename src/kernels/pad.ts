@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, placedExtent } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -100,6 +101,11 @@ export function pad2d(
     uniforms: { count, c4, h, w, ho, wo, top: pads.top, left: pads.left, mode: MODE_ID[mode] },
     bindings: { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // A copy: the input pixels that reach the output (all of them unless it crops) read, the output written.
+    cost: {
+      flops: 0,
+      bytes: n * placedExtent(h, ho, pads.top) * placedExtent(w, wo, pads.left) * ch * 4 + logicalBytes(outShape),
+    },
   });
   return y;
 }

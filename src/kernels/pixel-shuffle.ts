@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
@@ -118,6 +119,7 @@ function rearrange(
     },
     bindings: { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    cost: { flops: 0, bytes: logicalBytes(x.shape) + logicalBytes(outShape) },
   });
   return y;
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, tensorElements } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -69,6 +70,8 @@ function addNode(
     },
     bindings: r ? { x, r, y } : { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // Two operations per element for each op (clamp: max and min; affine: ·a + b; scaledAdd: ·alpha + x).
+    cost: { flops: 2 * logicalElements(x.shape), bytes: (r ? 3 : 2) * logicalBytes(x.shape) },
   });
   return y;
 }

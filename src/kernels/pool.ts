@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
 import { linearEntry } from './wgsl-common';
@@ -169,6 +170,12 @@ function pool2d(
     },
     bindings: { x, y },
     workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    // kH·kW compares (max) or adds (avg, + the ÷) per output element, whole windows counted even where they
+    // overhang the padding; the input read once.
+    cost: {
+      flops: logicalElements(outShape) * (g.kernel[0] * g.kernel[1] + (op === 'avg' ? 1 : 0)),
+      bytes: logicalBytes(x.shape) + logicalBytes(outShape),
+    },
   });
   return y;
 }
@@ -240,6 +247,8 @@ export function globalAvgPool2d(graph: Graph, x: TensorValue, label: string, max
     uniforms: { groups, c4, plane: h * w, fplane: h * w },
     bindings: { x, y },
     workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    // One add per input element, one ÷ per output element.
+    cost: { flops: logicalElements(x.shape) + n * c, bytes: logicalBytes(x.shape) + logicalBytes(y.shape) },
   });
   return y;
 }

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
@@ -117,6 +118,9 @@ export function resample(
   const c4 = paddedChannels(ch) / 4;
   const count = n * ho * wo * c4;
   const workgroups = workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension);
+  // Nearest copies; bilinear does three linear interpolations (2 multiplies + 1 add each) per output element.
+  // The input is counted whole (a downsampling nearest reads less of it).
+  const bytes = logicalBytes(x.shape) + logicalBytes(outShape);
   if (opts.mode === 'nearest') {
     graph.add({
       label,
@@ -124,6 +128,7 @@ export function resample(
       uniforms: { count, c4, h, w, ho, wo },
       bindings: { x, y },
       workgroups,
+      cost: { flops: 0, bytes },
     });
   } else {
     const align = opts.alignCorners ?? false;
@@ -134,6 +139,7 @@ export function resample(
       uniforms: { count, c4, h, w, ho, wo, scale_y: ratio(h, ho), scale_x: ratio(w, wo), offset: align ? 0 : 0.5 },
       bindings: { x, y },
       workgroups,
+      cost: { flops: 9 * logicalElements(outShape), bytes },
     });
   }
   return y;

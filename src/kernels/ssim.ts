@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
 
@@ -148,6 +149,12 @@ export function ssimPartials(
     uniforms: { h, w, c4, oh, ow, gx, channels: ch, c1, c2 },
     bindings: { a, b, partials },
     workgroups: [gx, gy, c4],
+    // Per output pixel and channel, as the shader computes it: the two means (4 per tap, 4 per window row), the
+    // centred moments (11 per tap, 6 per row), the SSIM formula and the sum (15). Both images read once.
+    cost: {
+      flops: oh * ow * ch * (15 * k * k + 10 * k + 15),
+      bytes: 2 * logicalBytes(a.shape) + logicalBytes(partials.shape),
+    },
   });
   return partials;
 }
@@ -209,6 +216,8 @@ export function squaredErrorPartials(
     uniforms: { count, groups },
     bindings: { a, b, partials },
     workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    // Subtract, square, add per element; both images read once, the partial sums written.
+    cost: { flops: 3 * n * h * w * ch, bytes: 2 * logicalBytes(a.shape) + logicalBytes(partials.shape) },
   });
   return partials;
 }

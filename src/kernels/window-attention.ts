@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors';
 import type { AdapterDescription } from '../gpu/adapter-info';
+import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
 import {
@@ -125,6 +126,13 @@ export function windowAttention(
     },
     bindings: { qkv, rel_bias: params.bias, y: out },
     workgroups: workgroupGrid(total, maxWorkgroupsPerDimension),
+    // Per (window, head), T = 64 tokens of d = 32: QKᵀ and AV 2·T²·d each; per score the bias add and the
+    // softmax's max, subtract, exp and sum (5·T²); the query scale and the output normalisation (T·d each).
+    // The online softmax's rescaling (direct variant) is not counted. qkv and the bias table read once.
+    cost: {
+      flops: total * (4 * TOKENS * TOKENS * HEAD_DIM + 5 * TOKENS * TOKENS + 2 * TOKENS * HEAD_DIM),
+      bytes: logicalBytes(qkv.shape) + heads * REL * REL * 4 + logicalBytes(out.shape),
+    },
   });
   return out;
 }

@@ -4,6 +4,7 @@ import { Graph } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
 import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
+import { checkPercentileRange, normalizeForRun, type PercentileRange } from '../io/normalize';
 import type { Network } from './network';
 import { FeatherBlender } from './tile-blend';
 import { planTiles, type Tile, tilingFor } from './tiling';
@@ -26,6 +27,9 @@ export interface RunStats {
   activationBytes: number;
   /** Tiles the image ran as (1: whole). */
   tiles: number;
+  /** Counted FLOPs and minimum bytes moved by the dispatches run, over all tiles (gpu/cost.ts). */
+  flops: number;
+  bytes: number;
 }
 
 export interface RunOptions {
@@ -40,6 +44,13 @@ export interface RunOptions {
   onProgress?: (progress: { done: number; total: number }) => void;
   /** Stops the run between tiles with AbortedError; the run's GPU buffers are released. */
   signal?: AbortSignal;
+  /**
+   * Percentile normalisation (CSBDeep style), off by default: the input's `low` and `high` percentiles (0..100,
+   * e.g. 1 and 99.8; per channel, over the whole image given) map to 0 and 1 (−1 and 1 for networks trained on
+   * [−1, 1]) before the network, and the output is mapped back with the inverse (then clamped and rounded by
+   * `run` as usual). Invalid percentiles fail with InvalidInputError before any GPU work. See io/normalize.ts.
+   */
+  normalize?: PercentileRange;
 }
 
 const DEFAULT_ACTIVATION_BUDGET = 1 << 30;
@@ -75,6 +86,11 @@ function pasteChw(
       dst.set(src.subarray(from, from + cols), (ch * dh + dy + y) * dw + dx);
     }
   }
+}
+
+function costOf(plan: Plan): { flops: number; bytes: number } {
+  const { flops, bytes } = plan.cost;
+  return { flops, bytes };
 }
 
 /** Plans kept per input shape; older ones are disposed (their buffers go back to the pool). */
@@ -120,6 +136,7 @@ export class RestorationModel {
     if (this.disposed) throw new DisposedError(`model '${this.name}'`);
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
+    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
     const bad = image.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {
       const plane = image.width * image.height;
@@ -129,6 +146,16 @@ export class RestorationModel {
       throw new InvalidInputError(`input has a non-finite value (${image.data[bad]}) at channel ${c}, row ${y}, column ${x}`);
     }
     checkAborted(options.signal, this.name);
+    if (options.normalize === undefined) return this.runNetwork(image, options);
+    // Statistics over the whole image, before any tiling, so that every tile sees the same map.
+    const symmetric = this.network.valueRange === 'symmetric';
+    const normalized = normalizeForRun(image, options.normalize, { outChannels: this.network.outChannels, symmetric });
+    const out = await this.runNetwork(normalized.image, options);
+    return { image: normalized.invert(out.image), stats: out.stats };
+  }
+
+  /** The network on a checked image: whole, or in tiles when it is too large (or `tileSize` says so). */
+  private async runNetwork(image: FloatImage, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
     if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(image, options.tileSize, options);
     const budget = options.maxActivationBytes ?? DEFAULT_ACTIVATION_BUDGET;
     if (options.tileSize === undefined && this.estimateBytes(image.height, image.width) > budget) {
@@ -142,6 +169,8 @@ export class RestorationModel {
       // A device that cannot hold the whole image (a limit, or out of memory) gets tiles, unless told not to.
       const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
       if (!tooBig || options.tileSize === 0 || Math.max(image.width, image.height) <= MIN_AUTO_TILE) throw e;
+      // A plan that compiled but could not run must not keep its activation buffers while the tiles run.
+      await this.dropPlan(image.height, image.width);
       return this.runTiledShrinking(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
     }
   }
@@ -167,7 +196,7 @@ export class RestorationModel {
     const outShape = plan.graph.outputs[0].shape;
     return {
       image: { width: outShape[2], height: outShape[1], channels: outShape[3], data: nhwcPaddedToNchw(outputs[0], outShape) },
-      stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1 },
+      stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1, ...costOf(plan) },
     };
   }
 
@@ -205,13 +234,16 @@ export class RestorationModel {
     const out = new Float32Array(oc * ow * oh);
     // Exact tilings paste cores; approximate ones blend whole windows with ramps over the halo (tile-blend.ts).
     const blender = spec.exact ? undefined : new FeatherBlender(out, oc, oh, ow, image, s, Math.max(1, spec.halo * s));
-    const stats: RunStats = { wallMs: 0, dispatches: 0, activationBytes: 0, tiles: tiles.length };
+    const stats: RunStats = { wallMs: 0, dispatches: 0, activationBytes: 0, tiles: tiles.length, flops: 0, bytes: 0 };
     let gpuMs: number | undefined = 0;
     let done = 0;
-    for (const group of groups.values()) {
+    // Largest windows first: a device that refuses this tile size does so before any progress is reported.
+    const area = (t: Tile) => (t.wy1 - t.wy0) * (t.wx1 - t.wx0);
+    const ordered = [...groups.values()].sort((a, b) => area(b[0]) - area(a[0]));
+    for (const group of ordered) {
       checkAborted(options.signal, this.name);
       const { wy0, wy1, wx0, wx1 } = group[0];
-      const plan = await Plan.compile(this.ctx, this.buildGraph(wy1 - wy0, wx1 - wx0));
+      const plan = await this.compile(wy1 - wy0, wx1 - wx0);
       try {
         stats.activationBytes = Math.max(stats.activationBytes, plan.activationBytes);
         for (const t of group) {
@@ -222,6 +254,8 @@ export class RestorationModel {
           const { outputs, gpuMs: ms } = await plan.run([nchwToNhwcPadded(window, shape)], { timing: true });
           stats.wallMs += performance.now() - t0;
           stats.dispatches += plan.dispatchCount;
+          stats.flops += costOf(plan).flops;
+          stats.bytes += costOf(plan).bytes;
           gpuMs = ms !== undefined && gpuMs !== undefined ? gpuMs + ms : undefined;
           const outShape = plan.graph.outputs[0].shape;
           const tileOut = nhwcPaddedToNchw(outputs[0], outShape);
@@ -271,6 +305,15 @@ export class RestorationModel {
       void old.then((p) => p.dispose(), () => undefined);
     }
     return plan;
+  }
+
+  /** Removes a cached plan and returns its buffers to the pool. */
+  private async dropPlan(height: number, width: number): Promise<void> {
+    const key = `${height}x${width}`;
+    const plan = this.plans.get(key);
+    if (!plan) return;
+    this.plans.delete(key);
+    await plan.then((p) => p.dispose(), () => undefined);
   }
 
   private buildGraph(height: number, width: number): Graph {

@@ -53,13 +53,17 @@ async function check(c: Conv2dCase, variant: Conv2dVariant, seed: number, bindin
   return relL2(nhwcPaddedToNchw(out, y.shape), ref.y);
 }
 
+// Cold, lavapipe compiles a wide register-tiled shader of a large kernel (7×7 with px8..px32 rr) for one to
+// two minutes; warm (Mesa's shader cache) it takes a second.
+const COLD_COMPILE_MS = 400_000;
+
 describe('conv2d against a float64 reference', () => {
   CONV2D_CASES.forEach(([name, c], i) => {
     for (const variant of conv2dVariantsFor(c)) {
       it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}${variant.rowReuse ? ' rr' : ''}]`, async () => {
         const err = await check(c, variant, 100 + i);
         expect(err).toBeLessThanOrEqual(1e-5);
-      });
+      }, COLD_COMPILE_MS);
     }
   });
 });
