@@ -6,6 +6,8 @@ import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
 import { conv2dCost } from './conv2d-cost';
+import { evenTile, fillingWorkgroup } from './tile-shape';
+import { conv2dLanesLabel, conv2dLanesWgsl } from './conv2d-lanes.wgsl';
 import {
   type Conv2dEpilogueKey,
   type Conv2dVariant,
@@ -142,11 +144,14 @@ export function packBias(bias: ArrayLike<number>, channels: number): Float32Arra
 }
 
 /**
- * The variant table. CPU adapters (lavapipe, SwiftShader) run invocations 8-wide on SIMD lanes with no real
- * workgroup memory, and gain most from large register tiles; GPUs want more, smaller invocations for occupancy.
- * The numbers come from bench/conv-variants (see README).
+ * The variant table. CPU adapters (lavapipe, SwiftShader) run a workgroup's invocations 8 at a time on SIMD
+ * lanes, with no real workgroup memory; a load whose address is the same in every lane is one scalar load, a
+ * per-lane address a gather. They gain most from large register tiles whose loads are mostly uniform, and lose
+ * whatever lanes a tile grid leaves idle, so the tile follows the output's shape. GPUs want more, smaller
+ * invocations for occupancy (untuned so far: a moderate tile). `outWidth`, `outHeight` and `batch` describe the
+ * output (or the row band) the convolution writes.
  */
-export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry, outWidth = 256): Conv2dVariant {
+export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry, outWidth = 256, outHeight = 256, batch = 1): Conv2dVariant {
   checkConv2dGroups(g);
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
@@ -158,21 +163,28 @@ export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeomet
   }
   // Grouped: a channel block never straddles two groups, so keep it within one group's channel vec4s.
   const coutg4 = cout4 / (g.groups ?? 1);
-  // lavapipe, 2 cores, 3×3 64→64, GPU timestamps (npm run bench:conv2d-variants; the VM varies ±20 %):
-  // at 128²: px1 cb1 1.5 GFLOP/s, px4 cb4 3.3, px8 cb4 3.6, px16 cb4 4.3, with workgroup-uniform weights
-  // px16 cb4 4.5–5.8, and with shared input columns (rr) px16 cb4 6.2, px32 cb2 6.3–6.9, px32 cb4 6.4, px64 cb2
-  // 4.1; at 256²: px16 cb4 uw 4.5, +rr 4.8, px32 cb2 rr 7.0, px32 cb4 rr 5.4. Wide tiles waste work on narrow
-  // images, so the tile follows the output width. Hardware GPUs are untuned so far: a moderate tile.
+  if (!adapter.isSoftware) return { px: 4, cb: Math.min(2, coutg4), workgroupSize: 64 };
+  // lavapipe, 2 cores, GPU timestamps (npm run bench:conv2d-variants; this VM varies ±30 % between runs).
+  // Tiny maps with many channels (fewer than 8 output rows: a U-Net bottleneck, ResNet's last stages): one
+  // workgroup per tile of the whole map, lanes over output channels. 3×3 512→1024 on 5×4: 7.1 GFLOP/s with
+  // cl,rows4,px5 against 5.2 for the best pixel tile (px5 cb4 wg8) and 3.2 for px8 cb4 wg64.
+  if ((g.groups ?? 1) === 1 && batch * outHeight < 8 && cout4 >= 16) {
+    const px = Math.min(outWidth, 8);
+    const rows = Math.min(outHeight, Math.max(1, Math.floor(24 / px)));
+    return { channelLanes: true, rows, px, cb: 1, workgroupSize: Math.min(64, Math.ceil(cout4 / 8) * 8) };
+  }
+  // Pixel tiles: weights uniform per workgroup (uw). Measured on 3×3 64→64: at 128² px1 cb1 1.5 GFLOP/s, px16
+  // cb4 4.3, +uw 4.5–5.8, +rr (input columns shared across taps) 6.2, px32 cb2 rr 6.3–6.9 (16.7 on a faster
+  // host), px64 cb2 4.1. The tile divides the row evenly (50 wide: px25, 9.8–13 GFLOP/s against 6.9–9.7 for
+  // px32) and the workgroup is no larger than the tiles fill (10×8 256→512: px10 cb4 wg8 8.9 against 4.7 for
+  // px8 cb4 wg64; 20×16 128→256: px20 cb2 wg16 11.7 against 6.6).
   // Kernels whose pixels share no input columns (1×1, or stride ≥ kernel width like 2×2 s2) gain nothing from
   // rr and prefer more channels per invocation: 1×1 64→64 3.8 GFLOP/s with px16 cb4 against 3.3 with px32 cb2 rr.
-  if (adapter.isSoftware && (g.kernelSize[1] === 1 || g.stride >= g.kernelSize[1])) {
-    return { px: outWidth >= 24 ? 16 : 8, cb: Math.min(4, coutg4), workgroupSize: 64, uniformWeights: true };
-  }
-  if (adapter.isSoftware) {
-    const [px, cb] = outWidth >= 96 ? [32, 2] : outWidth >= 24 ? [16, 4] : [8, 4];
-    return { px, cb: Math.min(cb, coutg4), workgroupSize: 64, uniformWeights: true, rowReuse: true };
-  }
-  return { px: 4, cb: Math.min(2, coutg4), workgroupSize: 64 };
+  const sharesColumns = g.kernelSize[1] > 1 && g.stride < g.kernelSize[1];
+  const px = evenTile(outWidth, sharesColumns ? 32 : 16);
+  const cb = Math.min(sharesColumns && px >= 20 ? 2 : 4, coutg4);
+  const workgroupSize = fillingWorkgroup(batch * outHeight * Math.ceil(outWidth / px));
+  return { px, cb, workgroupSize, uniformWeights: true, ...(sharesColumns ? { rowReuse: true } : {}) };
 }
 
 let variantOverride: Conv2dVariant | undefined;
@@ -186,14 +198,16 @@ export function overrideConv2dVariant(v: Conv2dVariant | undefined): void {
 export function parseConv2dVariant(text: string): Conv2dVariant {
   const v: Conv2dVariant = { px: 0, cb: 0, workgroupSize: 64 };
   for (const part of text.split(',')) {
-    const m = /^(px|cb|wg)(\d+)$/.exec(part.trim());
+    const m = /^(px|cb|wg|rows)(\d+)$/.exec(part.trim());
     if (m) {
       const n = Number(m[2]);
       if (m[1] === 'px') v.px = n;
+      else if (m[1] === 'rows') v.rows = n;
       else if (m[1] === 'cb') v.cb = n;
       else v.workgroupSize = n;
     } else if (part.trim() === 'uw') v.uniformWeights = true;
     else if (part.trim() === 'rr') v.rowReuse = true;
+    else if (part.trim() === 'cl') v.channelLanes = true;
     else throw new InvalidInputError(`bad conv2d variant tag '${part}' in '${text}' (expected e.g. px16,cb4,wg64,uw)`);
   }
   if (v.px < 1 || v.cb < 1 || v.workgroupSize < 1) throw new InvalidInputError(`conv2d variant '${text}' needs px and cb`);
@@ -287,7 +301,6 @@ export function conv2d(
   // pixel tiles when the channel block comes from the workgroup index.
   const tiles = n * ho * tilesX;
   const total = v.uniformWeights ? tiles : tiles * coBlocks;
-  const workgroups = v.uniformWeights ? coBlocks * Math.ceil(tiles / v.workgroupSize) : Math.ceil(total / v.workgroupSize);
   const epilogueKey: Conv2dEpilogueKey = {
     hasBias: params.bias !== undefined,
     activation,
@@ -316,7 +329,32 @@ export function conv2d(
   };
   let kernel: { label: string; code: string };
   let uniforms: Record<string, number>;
-  if (depthwise) {
+  // Workgroups and the uniforms that follow the number of output rows (row bands run fewer).
+  let grid = (rows: number): { workgroups: number; uniforms: Record<string, number> } => {
+    const t = n * rows * tilesX;
+    const tot = v.uniformWeights ? t : t * coBlocks;
+    return { workgroups: v.uniformWeights ? coBlocks * Math.ceil(t / v.workgroupSize) : Math.ceil(tot / v.workgroupSize), uniforms: { total: tot } };
+  };
+  if (v.channelLanes && !depthwise) {
+    if (groups !== 1) throw new InvalidInputError(`${params.label}: channel-lanes convolution needs groups = 1, got ${groups}`);
+    const key = {
+      ...epilogueKey,
+      kernelH: g.kernelSize[0],
+      kernelW: g.kernelSize[1],
+      maskChannels: g.outChannels % 4 !== 0,
+      stride: g.stride,
+      dilation: g.dilation,
+    };
+    kernel = { label: conv2dLanesLabel(key, v), code: conv2dLanesWgsl(key, v) };
+    const rowsPerTile = v.rows ?? 1;
+    const chanWgs = Math.ceil(cout4 / (v.workgroupSize * v.cb));
+    const { co_blocks: _c, total: _t, ...rest } = common;
+    grid = (rows) => {
+      const tilesY = Math.ceil(rows / rowsPerTile);
+      return { workgroups: n * tilesY * tilesX * chanWgs, uniforms: { tiles_y: tilesY } };
+    };
+    uniforms = { ...rest, cin4: paddedChannels(cin) / 4, cing4: paddedChannels(g.inChannels) / 4, chan_wgs: chanWgs, ...grid(ho).uniforms };
+  } else if (depthwise) {
     const key = { ...epilogueKey, kernelH: g.kernelSize[0], kernelW: g.kernelSize[1], stride: g.stride, dilation: g.dilation };
     kernel = { label: depthwiseConv2dLabel(key, v), code: depthwiseConv2dWgsl(key, v) };
     uniforms = { ...common, c4: cout4 };
@@ -369,7 +407,7 @@ export function conv2d(
       kernel,
       uniforms,
       bindings: { x: input, ...constants, y: out, ...(residual ? { res: residual.tensor } : {}) },
-      workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
+      workgroups: workgroupGrid(grid(ho).workgroups, maxWorkgroupsPerDimension),
       cost,
     });
     return out;
@@ -380,22 +418,18 @@ export function conv2d(
   };
   for (const band of bands) {
     const bandRows = band.oy1 - band.oy0;
-    const bandTiles = bandRows * tilesX;
-    const bandTotal = v.uniformWeights ? bandTiles : bandTiles * coBlocks;
-    const bandWorkgroups = v.uniformWeights
-      ? coBlocks * Math.ceil(bandTiles / v.workgroupSize)
-      : Math.ceil(bandTotal / v.workgroupSize);
+    const bandGrid = grid(bandRows);
     graph.add({
       label: `${params.label} rows ${band.oy0}-${band.oy1 - 1}`,
       kernel,
-      uniforms: { ...uniforms, h: band.rows, ho: bandRows, pad_y: band.padY, total: bandTotal },
+      uniforms: { ...uniforms, h: band.rows, ho: bandRows, pad_y: band.padY, ...bandGrid.uniforms },
       bindings: {
         x: slice(input, band.r0, band.rows),
         ...constants,
         y: slice(out, band.oy0, bandRows),
         ...(residual ? { res: slice(residual.tensor, band.oy0, bandRows) } : {}),
       },
-      workgroups: workgroupGrid(bandWorkgroups, maxWorkgroupsPerDimension),
+      workgroups: workgroupGrid(bandGrid.workgroups, maxWorkgroupsPerDimension),
       // Each band its share by output rows, so the bands sum to the whole convolution.
       cost: { flops: shareOf(cost.flops, band.oy0, band.oy1, ho), bytes: shareOf(cost.bytes, band.oy0, band.oy1, ho) },
     });

@@ -22,6 +22,15 @@ export interface Conv2dVariant {
    * baked into the shader.
    */
   rowReuse?: boolean;
+  /**
+   * Channel lanes (conv2d-lanes.wgsl.ts): a workgroup computes one tile of `rows` × `px` output pixels, its
+   * invocations spread over output channels (`cb` channel vec4s each, `workgroupSize` apart). Every input load
+   * then has the same address in the whole workgroup; weights differ per lane. For small feature maps with many
+   * channels, where pixel tiles leave most lanes of a workgroup idle. groups = 1 only.
+   */
+  channelLanes?: boolean;
+  /** Output rows of a channel-lanes tile (default 1). */
+  rows?: number;
 }
 
 /** Where a fused residual is added: act(conv + b + r)·scale, or act(conv + b)·scale + r. */
@@ -56,13 +65,14 @@ export interface DepthwiseConv2dShaderKey extends Conv2dEpilogueKey {
   dilation: number;
 }
 
-function epilogueTags(key: Conv2dEpilogueKey): string {
+export function epilogueTags(key: Conv2dEpilogueKey): string {
   return `${key.prelu ? 'prelu' : activationTag(key.activation)}${key.hasBias ? ',bias' : ''}${
     key.residual ? (key.residual === 'beforeActivation' ? ',resB' : ',resA') : ''
   }`;
 }
 
-function variantTags(v: Conv2dVariant): string {
+export function variantTags(v: Conv2dVariant): string {
+  if (v.channelLanes) return `cl,rows${v.rows ?? 1},px${v.px},cb${v.cb},wg${v.workgroupSize}`;
   return `px${v.px},cb${v.cb},wg${v.workgroupSize}${v.uniformWeights ? ',uw' : ''}${v.rowReuse ? ',rr' : ''}`;
 }
 
@@ -76,7 +86,7 @@ export function depthwiseConv2dLabel(key: DepthwiseConv2dShaderKey, v: Conv2dVar
 }
 
 /** Bindings shared by both kernels: binding 0 is the uniform block `p`. */
-function bindingsWgsl(key: Conv2dEpilogueKey): string {
+export function bindingsWgsl(key: Conv2dEpilogueKey): string {
   return `@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 ${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
@@ -106,7 +116,7 @@ function invocationIndexWgsl(v: Conv2dVariant): string {
  * channels) at output pixel `pix` (n·ho·wo linear): conv → + bias → (+ residual) → activation → × scale →
  * (+ residual) → zero padded lanes → store at the channel offset of a maybe wider tensor.
  */
-function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: string, indent: string): string {
+export function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: string, indent: string): string {
   const s: string[] = [];
   s.push(`var v = ${acc}${key.hasBias ? ' + b' : ''};`);
   if (key.residual === 'beforeActivation') s.push(`v = v + res[(${pix}) * p.res_c4_total + co];`);
@@ -119,7 +129,7 @@ function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: stri
 }
 
 /** Per-channel-vec4 values the epilogue needs: bias, slope, lane mask. */
-function channelPrologueWgsl(key: Conv2dEpilogueKey, mask: boolean, indent: string): string {
+export function channelPrologueWgsl(key: Conv2dEpilogueKey, mask: boolean, indent: string): string {
   const s: string[] = [];
   if (key.hasBias) s.push('let b = bias[co];');
   if (key.prelu) s.push('let sl = slope[co];');

@@ -1,5 +1,6 @@
 import type { Activation } from '../../src/kernels/activation';
 import { CONV2D_TEST_VARIANTS, type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d';
+import { variantTags } from '../../src/kernels/conv2d.wgsl';
 
 /** The conv2d kernel cases, shared by the Node test (test/kernels) and the Chromium run (test/browser). */
 export interface Conv2dCase {
@@ -37,6 +38,25 @@ export const CONV2D_CASES: [string, Conv2dCase][] = [
 const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
 const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
+/** Output shapes (width, height) at which the software table's picks are collected: tiny maps to wide rows. */
+const SELECTOR_SHAPES: [number, number][] = [
+  [5, 4],
+  [8, 32],
+  [32, 32],
+  [50, 70],
+  [80, 64],
+  [128, 128],
+];
+
+/**
+ * Channel-lanes tiles that leave partial tiles and idle lanes (groups = 1 only): 2 rows × 3 pixels, 2 channel
+ * vec4s per lane 8 apart.
+ */
+const CHANNEL_LANES_TEST_VARIANTS: Conv2dVariant[] = [
+  { channelLanes: true, rows: 2, px: 3, cb: 2, workgroupSize: 8 },
+  { channelLanes: true, rows: 1, px: 5, cb: 1, workgroupSize: 16 },
+];
+
 /** The fixed test variants plus what the selector picks on a software and a hardware adapter, deduplicated. */
 export function conv2dVariantsFor(c: Conv2dCase): Conv2dVariant[] {
   const geometry = {
@@ -48,12 +68,18 @@ export function conv2dVariantsFor(c: Conv2dCase): Conv2dVariant[] {
     dilation: c.dilation ?? 1,
     groups: c.groups ?? 1,
   };
-  // Every tile the software table can pick (it depends on the output width), and the hardware pick.
-  const software = [8, 32, 128].map((outWidth) => selectConv2dVariant(SOFTWARE, geometry, outWidth));
-  const all = [...CONV2D_TEST_VARIANTS, ...software, selectConv2dVariant(HARDWARE, geometry)];
+  // Every tile the software table can pick (it depends on the output's shape), and the hardware pick.
+  const software = SELECTOR_SHAPES.map(([w, h]) => selectConv2dVariant(SOFTWARE, geometry, w, h));
+  const lanes = (c.groups ?? 1) === 1 ? CHANNEL_LANES_TEST_VARIANTS : [];
+  const all = [...CONV2D_TEST_VARIANTS, ...lanes, ...software, selectConv2dVariant(HARDWARE, geometry)];
   const seen = new Set<string>();
   return all.filter((v) => {
-    const k = `${v.px}/${v.cb}/${v.workgroupSize}/${v.uniformWeights ?? false}/${v.rowReuse ?? false}`;
+    const k = variantKey(v);
     return !seen.has(k) && seen.add(k) !== undefined;
   });
+}
+
+/** A variant's tags as in shader labels (`px16,cb4,wg64,uw,rr`, `cl,rows2,px3,cb2,wg8`). */
+export function variantKey(v: Conv2dVariant): string {
+  return variantTags(v);
 }

@@ -16,7 +16,7 @@ import {
   selectConv2dVariant,
 } from '../../src/kernels/conv2d';
 import { Conv2d } from '../../src/layers/conv2d';
-import { type Conv2dCase, conv2dVariantsFor } from '../helpers/conv2d-cases';
+import { type Conv2dCase, conv2dVariantsFor, variantKey } from '../helpers/conv2d-cases';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
@@ -153,7 +153,7 @@ const CASES: [string, ExtCase][] = [
 describe('grouped and depthwise conv2d, PReLU, scale and residual epilogues against a float64 reference', () => {
   CASES.forEach(([name, c], i) => {
     for (const variant of variantsOf(c)) {
-      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}]`, async () => {
+      it(`${name} [${variantKey(variant)}]`, async () => {
         const err = await check(c, variant, 300 + 10 * i);
         expect(err).toBeLessThanOrEqual(1e-5);
       });

@@ -5,7 +5,7 @@ import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
 import { type Conv2dGeometry, type Conv2dVariant, conv2d, packBias, packConv2dWeight, selectConv2dVariant } from '../../src/kernels/conv2d';
 import { type BindingLimits, convRowBands } from '../../src/kernels/conv2d-bands';
-import { CONV2D_CASES, type Conv2dCase, conv2dVariantsFor } from '../helpers/conv2d-cases';
+import { CONV2D_CASES, type Conv2dCase, conv2dVariantsFor, variantKey } from '../helpers/conv2d-cases';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
@@ -60,7 +60,7 @@ const COLD_COMPILE_MS = 400_000;
 describe('conv2d against a float64 reference', () => {
   CONV2D_CASES.forEach(([name, c], i) => {
     for (const variant of conv2dVariantsFor(c)) {
-      it(`${name} [px${variant.px} cb${variant.cb} wg${variant.workgroupSize}${variant.uniformWeights ? ' uw' : ''}${variant.rowReuse ? ' rr' : ''}]`, async () => {
+      it(`${name} [${variantKey(variant)}]`, async () => {
         const err = await check(c, variant, 100 + i);
         expect(err).toBeLessThanOrEqual(1e-5);
       }, COLD_COMPILE_MS);
@@ -99,13 +99,16 @@ describe('conv2d in row bands (tensors larger than one binding) against a float6
         continue; // too few rows to split at this alignment
       }
       const geometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: c.stride ?? 1, padding: [0, 0] as [number, number], dilation: c.dilation ?? 1 };
-      const variant = selectConv2dVariant(SOFTWARE, geometry, 128);
-      it(`${name}, offsets aligned to ${align} [px${variant.px} cb${variant.cb}${variant.rowReuse ? ' rr' : ''}]`, async () => {
-        const ctx = await getTestContext();
-        if (ctx.limits.minStorageBufferOffsetAlignment > align) return; // the device cannot bind at this alignment
-        const err = await check(c, variant, 300 + i, limits);
-        expect(err).toBeLessThanOrEqual(1e-5);
-      });
+      // The pixel-tile pick, and a channel-lanes tile of 2 rows (bands cut through its tile grid).
+      const lanes: Conv2dVariant = { channelLanes: true, rows: 2, px: 3, cb: 1, workgroupSize: 8 };
+      for (const variant of [selectConv2dVariant(SOFTWARE, geometry, 128), lanes]) {
+        it(`${name}, offsets aligned to ${align} [${variantKey(variant)}]`, async () => {
+          const ctx = await getTestContext();
+          if (ctx.limits.minStorageBufferOffsetAlignment > align) return; // the device cannot bind at this alignment
+          const err = await check(c, variant, 300 + i, limits);
+          expect(err).toBeLessThanOrEqual(1e-5);
+        }, COLD_COMPILE_MS);
+      }
     }
   });
 
