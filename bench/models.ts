@@ -1,7 +1,8 @@
 /**
  * Every network at its full-size configuration: first-run time, GPU time (median, p10–p90 of repeated runs after
- * warm-up; timestamp queries where the adapter has them, wall time otherwise), dispatches and GPU memory
- * (activations after liveness sharing, packed weights). DnCNN-17 runs the built-in σ=25 weights; the others run
+ * warm-up; timestamp queries where the adapter has them, wall time otherwise), dispatches, counted GFLOP with the
+ * achieved GFLOP/s and GB/s (src/gpu/cost.ts), and GPU memory (activations after liveness sharing, packed weights).
+ * The networks are bench/networks.ts's. DnCNN-17 runs the built-in σ=25 weights; the others run
  * deterministic random weights (bench/random-weights.ts), which time the same. Markdown table + JSON.
  *
  *   node dist/bench/models.js [--networks dncnn,scunet] [--size 1024x768] [--runs 5] [--warmup 1] [--json out.json]
@@ -14,68 +15,13 @@ import { parseArgs } from 'node:util';
 import { LimitExceededError, RestoreError } from '../src/errors';
 import type { GPUContext } from '../src/gpu/context';
 import { BufferUsage } from '../src/gpu/flags';
-import { createNodeContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
-import type { FloatImage } from '../src/io/image';
-import type { Network } from '../src/models/network';
+import { createNodeContext, releaseNodeGPU } from '../src/node';
 import { architectureByName } from '../src/models/registry';
-import { RestorationModel } from '../src/models/restoration-model';
-import { MSRResNet } from '../src/models/msrresnet';
-import { ResNet34UNet, resnet34UNetConfig } from '../src/models/resnet34-unet';
-import { ESRGAN_X4, RRDBNet } from '../src/models/rrdbnet';
-import { SCUNET_GRAY, SCUNet } from '../src/models/scunet';
-import { SINSR, SINSR_ARCH7 } from '../src/models/sinsr';
-import { SRResNet } from '../src/models/srresnet';
-import { UNet } from '../src/models/unet';
-import { fillRandomWeights, parameterCount } from './random-weights';
+import type { RestorationModel } from '../src/models/restoration-model';
+import { defaultInputSize, NETWORKS, networkByKey, pattern, SEED, type NetworkSpec } from './networks';
+import { parameterCount } from './random-weights';
 import { fmt, fmtRange, markdownTable, parseSize, writeJson } from './report';
 import { type Summary, summarize } from './stats';
-
-interface NetworkSpec {
-  /** Name on the command line. */
-  key: string;
-  /** Registry name (src/models/registry.ts): gives the task and the input value range. */
-  architecture: string;
-  description: string;
-  load(ctx: GPUContext): Promise<RestorationModel>;
-}
-
-const SEED = 1;
-
-function randomWeights(key: string, architecture: string, description: string, make: () => Network): NetworkSpec {
-  return { key, architecture, description, load: async (ctx) => new RestorationModel(ctx, fillRandomWeights(make(), SEED), key) };
-}
-
-// Upscalers are RGB as released (SINSR's default config is RGB too); the denoisers are the gray releases.
-const NETWORKS: NetworkSpec[] = [
-  {
-    key: 'dncnn',
-    architecture: 'DnCNN',
-    description: 'DnCNN-17 gray (built-in σ=25 weights)',
-    load: (ctx) => loadBuiltinModel('dncnn_25', { context: ctx }),
-  },
-  randomWeights('scunet', 'SCUNet', 'SCUNet gray, config [4]×7, dim 64', () => new SCUNet(SCUNET_GRAY)),
-  randomWeights(
-    'unet',
-    'UNet',
-    'U-Net (milesial) gray, 64 base, transposed conv',
-    () => new UNet({ inChannels: 1, outChannels: 1, bilinear: false, baseChannels: 64, sigmoid: false }),
-  ),
-  randomWeights('resnet34-unet', 'ResNet34UNet', 'ResNet34-SCSE U-Net (smp) gray', () => new ResNet34UNet(resnet34UNetConfig(1, 1))),
-  randomWeights(
-    'msrresnet',
-    'MSRResNet',
-    'MSRResNet ×4 RGB, 64 feat, 16 blocks',
-    () => new MSRResNet({ inChannels: 3, outChannels: 3, features: 64, blocks: 16, scale: 4 }),
-  ),
-  randomWeights('rrdbnet', 'RRDBNet', 'ESRGAN RRDBNet ×4 RGB, 64/32/23', () => new RRDBNet(ESRGAN_X4)),
-  randomWeights(
-    'srresnet',
-    'SRResNet',
-    'SRResNet ×4 RGB, 64 feat, 16 blocks',
-    () => new SRResNet({ inChannels: 3, outChannels: 3, features: 64, blocks: 16, scale: 4, prelu: 'shared', clampOutput: true }),
-  ),
-  randomWeights('sinsr', 'SINSR', 'SINSR generator (architecture 7) RGB ×4', () => new SINSR(SINSR_ARCH7)),
-];
 
 const { values } = parseArgs({
   options: {
@@ -94,7 +40,7 @@ const runs = Number(values.runs);
 const warmup = Number(values.warmup);
 if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0)) usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
 const chosen = values.networks.split(',').map((key) => {
-  const spec = NETWORKS.find((n) => n.key === key.trim());
+  const spec = networkByKey(key);
   return spec ?? usage(`unknown network '${key}' (known: ${NETWORKS.map((n) => n.key).join(', ')})`);
 });
 let fixedSize: { width: number; height: number } | undefined;
@@ -103,6 +49,10 @@ try {
 } catch (e) {
   usage((e as Error).message);
 }
+
+const FLOPS_NOTE =
+  'GFLOP/s and GB/s: counted FLOPs (2 per multiply-add; conv epilogues not counted) and minimum bytes (inputs, ' +
+  'weights read once, outputs written once, logical channels) of every dispatch (src/gpu/cost.ts) over the median time.';
 
 interface NetworkResult {
   network: string;
@@ -122,21 +72,16 @@ interface NetworkResult {
   /** Wall time of each measured run: upload, dispatches, readback. */
   wallMs?: Summary;
   dispatches?: number;
+  /** Counted FLOPs and minimum bytes of one run (src/gpu/cost.ts), and their rates at the median time. */
+  flops?: number;
+  bytes?: number;
+  gflopPerSecond?: number;
+  gbPerSecond?: number;
   activationBytes?: number;
   /** Bytes of the storage buffers uploaded while building the network's plan: its packed weights. */
   weightBytes?: number;
   /** Output values that are not finite (should be 0; random weights are scaled to keep them tame). */
   nonFiniteOutputs?: number;
-}
-
-/** A deterministic test pattern in the network's value range. */
-function pattern(width: number, height: number, channels: number, symmetric: boolean): FloatImage {
-  const data = new Float32Array(width * height * channels);
-  for (let i = 0; i < data.length; i++) {
-    const v = ((i * 7919) % 256) / 255;
-    data[i] = symmetric ? 2 * v - 1 : v;
-  }
-  return { width, height, channels, data };
 }
 
 /** Counts the bytes of STORAGE buffers created with data on `ctx` from now on (the layers' weight uploads). */
@@ -160,7 +105,7 @@ async function bench(spec: NetworkSpec): Promise<NetworkResult> {
   let input = { width: 0, height: 0, channels: 0 };
   try {
     model = await spec.load(ctx);
-    const { width, height } = fixedSize ?? (architecture.task === 'upscale' ? { width: 64, height: 64 } : { width: 256, height: 256 });
+    const { width, height } = fixedSize ?? defaultInputSize(spec);
     input = { width, height, channels: model.network.inChannels };
     const image = pattern(width, height, input.channels, architecture.valueRange === 'symmetric');
     const t0 = performance.now();
@@ -185,6 +130,7 @@ async function bench(spec: NetworkSpec): Promise<NetworkResult> {
     }
     const { image: out, stats } = last!;
     const useGpu = gpu.length === runs;
+    const ms = summarize(useGpu ? gpu : wall);
     return {
       ...base,
       status: 'ok',
@@ -194,9 +140,13 @@ async function bench(spec: NetworkSpec): Promise<NetworkResult> {
       compileMs,
       firstRunMs,
       timing: useGpu ? 'gpu-timestamps' : 'wall',
-      ms: summarize(useGpu ? gpu : wall),
+      ms,
       wallMs: summarize(wall),
       dispatches: stats.dispatches,
+      flops: stats.flops,
+      bytes: stats.bytes,
+      gflopPerSecond: stats.flops / ms.median / 1e6,
+      gbPerSecond: stats.bytes / ms.median / 1e6,
       activationBytes: stats.activationBytes,
       weightBytes: weightBytes(),
       nonFiniteOutputs: out.data.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0),
@@ -248,6 +198,9 @@ const rows = results.map((r) =>
         r.timing!,
         fmt(r.compileMs! + r.firstRunMs!),
         String(r.dispatches),
+        fmt(r.flops! / 1e9),
+        fmt(r.gflopPerSecond),
+        fmt(r.gbPerSecond),
         mibOf(r.activationBytes),
         mibOf(r.weightBytes),
         mibOf(r.activationBytes! + r.weightBytes!),
@@ -256,14 +209,15 @@ const rows = results.map((r) =>
 console.log();
 console.log(
   markdownTable(
-    ['network', 'input W×H×C', 'output W×H×C', 'median ms', 'p10–p90 ms', 'timing', 'first run ms', 'dispatches', 'activations MiB', 'weights MiB', 'GPU MiB'],
+    ['network', 'input W×H×C', 'output W×H×C', 'median ms', 'p10–p90 ms', 'timing', 'first run ms', 'dispatches', 'GFLOP', 'GFLOP/s', 'GB/s', 'activations MiB', 'weights MiB', 'GPU MiB'],
     rows,
   ),
 );
 console.log();
 console.log(
   `adapter: ${adapterName} · runs: ${runs} after ${warmup} warm-up · first run = plan compile ` +
-    `(pipelines, buffers, weight upload) + the first run's wall time · GPU MiB = activations (peak, after liveness sharing) + packed weights.`,
+    `(pipelines, buffers, weight upload) + the first run's wall time · GPU MiB = activations (peak, after liveness sharing) + packed weights. ` +
+    `${FLOPS_NOTE}`,
 );
 
 const report = {
@@ -280,6 +234,7 @@ const report = {
     ms: 'GPU time of the dispatches from timestamp queries when timing is gpu-timestamps, else wall time',
     wallMs: 'input upload + dispatches + output readback',
     firstRun: 'compileMs (plan: pipelines, buffers, bind groups, weight upload) + firstRunMs (first run after it)',
+    flops: FLOPS_NOTE,
     memory: 'activationBytes: the plan’s activation buffers after liveness sharing; weightBytes: packed weight buffers',
   },
   results,
