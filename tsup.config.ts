@@ -18,6 +18,7 @@ export default defineConfig([
       'bench/peers': 'bench/peers.ts',
       'bench/profile': 'bench/profile.ts',
       'bench/roofline': 'bench/roofline.ts',
+      'bench/browser': 'bench/browser.ts',
     },
     format: ['esm'],
     target: 'es2022',
@@ -26,12 +27,24 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     dts: { entry: { index: 'src/index.ts', node: 'src/node.ts' } },
-    external: ['webgpu'],
+    // playwright-core is a dev dependency of the benchmark runners only (tsup would bundle dev dependencies).
+    external: ['webgpu', 'playwright-core'],
   },
   // A self-contained ES module for pages without a bundler (and for the Chromium tests): every dependency
   // inlined. It sits next to index.js so the built-in weights resolve to ../assets as they do there.
   {
     entry: { 'webgpu-restore.browser': 'src/index.ts' },
+    format: ['esm'],
+    target: 'es2022',
+    platform: 'browser',
+    splitting: false,
+    sourcemap: true,
+    clean: false,
+    noExternal: [/.*/],
+  },
+  // The model benchmark suite for a browser page (bench/browser/index.html), self-contained like the bundle above.
+  {
+    entry: { 'bench/browser-suite': 'bench/browser/suite.ts' },
     format: ['esm'],
     target: 'es2022',
     platform: 'browser',

@@ -48,7 +48,8 @@ import {
   type WindowAttentionVariant,
   windowAttention,
 } from '../src/kernels/window-attention';
-import { fmt, fmtRange, markdownTable, parseSize, writeJson } from './report';
+import { fmt, fmtRange, markdownTable, parseSize } from './report';
+import { writeJson } from './write-json';
 import { type Summary, summarize } from './stats';
 
 const BYTES_NOTE =

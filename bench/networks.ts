@@ -1,11 +1,10 @@
 /**
- * The networks the benchmarks run (bench/models.ts, bench/profile.ts), each at its full-size configuration:
- * DnCNN-17 with the built-in σ=25 weights, the others with deterministic random weights (random-weights.ts),
- * which time the same as trained ones.
+ * The networks the benchmarks run (bench/models.ts, bench/profile.ts, the browser suite), each at its full-size
+ * configuration: DnCNN-17 with the built-in σ=25 weights, the others with deterministic random weights
+ * (random-weights.ts), which time the same as trained ones. No Node modules: the browser suite bundles this.
  */
 import type { GPUContext } from '../src/gpu/context';
 import type { FloatImage } from '../src/io/image';
-import { loadBuiltinModel } from '../src/node';
 import type { Network } from '../src/models/network';
 import { architectureByName } from '../src/models/registry';
 import { RestorationModel } from '../src/models/restoration-model';
@@ -24,7 +23,12 @@ export interface NetworkSpec {
   /** Registry name (src/models/registry.ts): gives the task and the input value range. */
   architecture: string;
   description: string;
-  load(ctx: GPUContext): Promise<RestorationModel>;
+  load(ctx: GPUContext, env: BenchEnvironment): Promise<RestorationModel>;
+}
+
+/** What differs between Node and the browser: how the built-in weights are read. */
+export interface BenchEnvironment {
+  loadBuiltin(name: 'dncnn_25', ctx: GPUContext): Promise<RestorationModel>;
 }
 
 /** Seed of the random weights. */
@@ -40,7 +44,7 @@ export const NETWORKS: NetworkSpec[] = [
     key: 'dncnn',
     architecture: 'DnCNN',
     description: 'DnCNN-17 gray (built-in σ=25 weights)',
-    load: (ctx) => loadBuiltinModel('dncnn_25', { context: ctx }),
+    load: (ctx, env) => env.loadBuiltin('dncnn_25', ctx),
   },
   randomWeights('scunet', 'SCUNet', 'SCUNet gray, config [4]×7, dim 64', () => new SCUNet(SCUNET_GRAY)),
   randomWeights(

@@ -23,7 +23,8 @@ import { createOrtNodeSession, loadOrtNode } from './peers/ort-node';
 import { copySharedMemoryWrites, createOrtWebSession, loadOrtWeb } from './peers/ort-web';
 import { type OursResult, runOurs } from './peers/ours';
 import { relL2, type Timed, timeRuns } from './peers/timing';
-import { fmt, fmtRange, markdownTable, parseSize, writeJson } from './report';
+import { fmt, fmtRange, markdownTable, parseSize } from './report';
+import { writeJson } from './write-json';
 import type { Summary } from './stats';
 
 /** Networks and their default W×H (the same defaults as tools/torch/export_onnx.py). */

@@ -16,10 +16,11 @@ import { Plan } from '../src/gpu/plan';
 import type { DispatchProfile, KernelSummary } from '../src/gpu/profile';
 import { summarizeByKernel } from '../src/gpu/profile';
 import { nchwToNhwcPadded } from '../src/gpu/tensor';
-import { createNodeContext, releaseNodeGPU } from '../src/node';
+import { createNodeContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
 import { architectureByName } from '../src/models/registry';
 import { defaultInputSize, NETWORKS, networkByKey, pattern } from './networks';
-import { fmt, markdownTable, parseSize, writeJson } from './report';
+import { fmt, markdownTable, parseSize } from './report';
+import { writeJson } from './write-json';
 import { median } from './stats';
 
 const { values } = parseArgs({
@@ -50,7 +51,7 @@ const log = values.json === '-' ? console.error : console.log;
 
 const ctx = await createNodeContext({ dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
 if (!ctx.hasTimestamps) usage(`${ctx.adapterName} has no 'timestamp-query': per-dispatch times need it`);
-const model = await spec.load(ctx);
+const model = await spec.load(ctx, { loadBuiltin: (name, c) => loadBuiltinModel(name, { context: c }) });
 const graph = new Graph();
 const x = graph.input([1, size.height, size.width, model.network.inChannels], 'image');
 graph.output(model.network.forward(ctx, graph, x));

@@ -1,8 +1,7 @@
 /**
- * Shared output helpers for the benchmarks: Markdown tables, number formatting, and the JSON file. Everything
- * here is plain formatting; no GPU code.
+ * Shared output helpers for the benchmarks: Markdown tables and number formatting. Plain formatting, no GPU code
+ * and no Node modules (the browser suite uses it too); the JSON file is written by write-json.ts.
  */
-import { writeFileSync } from 'node:fs';
 
 /** A Markdown table; cells are escaped for `|`, rows shorter than the header are padded with empty cells. */
 export function markdownTable(headers: string[], rows: string[][]): string {
@@ -32,10 +31,6 @@ export function mib(bytes: number): string {
   return `${fmt(bytes / 2 ** 20)} MiB`;
 }
 
-/** Writes `value` as indented JSON (non-finite numbers become null, as JSON.stringify does). */
-export function writeJson(path: string, value: unknown): void {
-  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
-}
 
 /** Parses `WxH` (image convention: width × height), e.g. `1024x768`, into { width, height }. */
 export function parseSize(text: string): { width: number; height: number } {

@@ -23,6 +23,8 @@ import {
   matmulWorkgroupBytes,
   selectMatmulVariant,
 } from '../src/kernels/matmul';
+import { type Conv2dGeometry, conv2d, packConv2dWeight, selectConv2dVariant } from '../src/kernels/conv2d';
+import { variantTags } from '../src/kernels/conv2d.wgsl';
 import { type Summary, summarize } from './stats';
 
 export interface GemmSize {
@@ -43,6 +45,8 @@ export interface RooflineOptions {
   warmup?: number;
   /** Bytes per copy; default 256 MiB (quick 64 MiB), lowered to what the device allows. */
   copyBytes?: number;
+  /** Sides of the square maps for the 3×3 convolutions timed as implicit GEMMs; default 256 (quick 128). */
+  convSides?: number[];
   /** Skip the GEMM or the copies. */
   skipGemm?: boolean;
   skipCopy?: boolean;
@@ -51,6 +55,8 @@ export interface RooflineOptions {
 }
 
 export interface GemmResult {
+  /** A plain GEMM (src/kernels/matmul.ts), or a 3×3 convolution counted as the implicit GEMM it is. */
+  kernel: 'matmul' | 'conv2d';
   variant: string;
   size: GemmSize;
   status: 'ok' | 'skipped' | 'failed';
@@ -81,7 +87,7 @@ export interface CopyResult {
 }
 
 export interface RooflineResult {
-  schema: 1;
+  schema: 2;
   adapterName: string;
   timestamps: boolean;
   /** Best GEMM GFLOP/s over the variants and sizes, its variant tags and size. */
@@ -105,8 +111,8 @@ export function quickVariants(isSoftware: boolean): MatmulVariant[] {
   const pick = selectMatmulVariant({ vendor: '', architecture: '', device: '', description: '', isSoftware });
   const others: MatmulVariant[] = isSoftware
     ? [
-        { rows: 8, cols: 2, wgX: 1, wgY: 64 },
-        { rows: 4, cols: 4, wgX: 64, wgY: 1 },
+        { rows: 16, cols: 4, wgX: 1, wgY: 32 },
+        { rows: 4, cols: 2, wgX: 1, wgY: 64 },
       ]
     : [
         { rows: 4, cols: 1, wgX: 16, wgY: 16, sharedK: 16 },
@@ -128,6 +134,10 @@ export async function measureRoofline(ctx: GPUContext, options: RooflineOptions 
   const gemm: GemmResult[] = [];
   if (!options.skipGemm) {
     for (const size of sizes) gemm.push(...(await measureGemms(ctx, variants, size, runs, warmup, log)));
+    for (const side of options.convSides ?? [quick ? 128 : 256]) {
+      const convs = [64, 128].map((c) => () => prepareConvGemm(ctx, side, c, warmup));
+      gemm.push(...(await timeInRounds(ctx, 'implicit GEMM', convs, runs, log)));
+    }
   }
   const copy: CopyResult[] = [];
   if (!options.skipCopy) {
@@ -145,7 +155,7 @@ export async function measureRoofline(ctx: GPUContext, options: RooflineOptions 
   const bestGemm = best(gemm, (r) => r.gflops);
   const bestCopy = best(copy, (r) => r.gbps);
   return {
-    schema: 1,
+    schema: 2,
     adapterName: ctx.adapterName,
     timestamps: ctx.hasTimestamps,
     gflops: bestGemm?.gflops ?? null,
@@ -186,6 +196,9 @@ function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
 interface PreparedGemm {
   result: GemmResult;
   plan?: Plan;
+  inputs: Float32Array[];
+  /** Frees what the plan uses but does not own (the convolution's weights). */
+  release?: () => void;
   gpu: number[];
   wall: number[];
 }
@@ -204,12 +217,26 @@ async function measureGemms(
   log: (line: string) => void,
 ): Promise<GemmResult[]> {
   const { m, n, k } = size;
-  const what = `matmul ${m}x${n}x${k}`;
   const inputs = [randomMatrix(m, k, 1), randomMatrix(k, n, 2)];
+  return timeInRounds(ctx, `matmul ${m}x${n}x${k}`, variants.map((v) => () => prepareGemm(ctx, v, size, inputs, warmup)), runs, log);
+}
+
+/**
+ * Compiles and warms up every candidate, then times them in rounds (each round runs every candidate once), so
+ * a change in the machine's load — the VMs we run on are shared — spreads over all of them instead of favouring
+ * whichever happened to run in a quiet minute.
+ */
+async function timeInRounds(
+  ctx: GPUContext,
+  what: string,
+  candidates: (() => Promise<PreparedGemm>)[],
+  runs: number,
+  log: (line: string) => void,
+): Promise<GemmResult[]> {
   const prepared: PreparedGemm[] = [];
   try {
-    for (const v of variants) {
-      const p = await prepareGemm(ctx, v, size, inputs, warmup);
+    for (const prepare of candidates) {
+      const p = await prepare();
       prepared.push(p);
       const r = p.result;
       if (r.status !== 'ok') log(`${what} ${r.variant}: ${r.status}: ${r.reason}`);
@@ -220,7 +247,7 @@ async function measureGemms(
         if (!p.plan) continue;
         try {
           const t = performance.now();
-          const r = await p.plan.run(inputs, { timing: true });
+          const r = await p.plan.run(p.inputs, { timing: true });
           p.wall.push(performance.now() - t);
           if (r.gpuMs !== undefined) p.gpu.push(r.gpuMs);
         } catch (e) {
@@ -232,7 +259,10 @@ async function measureGemms(
       }
     }
   } finally {
-    for (const p of prepared) p.plan?.dispose();
+    for (const p of prepared) {
+      p.plan?.dispose();
+      p.release?.();
+    }
     ctx.buffers.trim();
   }
   return prepared.map((p) => {
@@ -249,6 +279,88 @@ async function measureGemms(
     log(`${what} ${r.variant}: ${ms.median.toFixed(1)} ms, ${r.gflops!.toFixed(2)} GFLOP/s`);
     return r;
   });
+}
+
+/**
+ * A 3×3 convolution (stride 1, pad 1) as an implicit GEMM — M = H·W pixels, N = Cout, K = 9·Cin — with the
+ * variant the conv2d table picks for it: the GEMM our networks actually run, and on CPU adapters our fastest one
+ * (each gathered input feeds three taps), so it belongs in the adapter's compute roof.
+ */
+async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, warmup: number): Promise<PreparedGemm> {
+  const geometry: Conv2dGeometry = { inChannels: channels, outChannels: channels, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
+  const variant = selectConv2dVariant(ctx.adapter, geometry, side, side);
+  const size = { m: side * side, n: channels, k: 9 * channels };
+  const base: GemmResult = {
+    kernel: 'conv2d',
+    variant: `conv3x3 ${channels}→${channels} ${side}² ${variantTags(variant)}`,
+    size,
+    status: 'ok',
+    flops: 2 * size.m * size.n * size.k,
+  };
+  const x = randomMatrix(side * side, channels, 3);
+  const w = randomMatrix(channels * channels * 9, 1, 4).filter((_, i) => i % 4 === 0);
+  const owned: GPUBuffer[] = [];
+  let plan: Plan | undefined;
+  try {
+    const weight = ctx.createBufferWithData(packConv2dWeight(w, geometry), BufferUsage.STORAGE, 'roofline conv weight');
+    owned.push(weight);
+    const g = new Graph();
+    const input = g.input([1, side, side, channels], 'x');
+    g.output(conv2d(g, input, { weight, geometry, variant, label: 'conv' }, {}, undefined, ctx.limits.maxComputeWorkgroupsPerDimension));
+    const t0 = performance.now();
+    plan = await Plan.compile(ctx, g);
+    const compileMs = performance.now() - t0;
+    const warmupMs: number[] = [];
+    let sampledRelError = Number.NaN;
+    for (let i = 0; i < Math.max(1, warmup); i++) {
+      const t = performance.now();
+      const { outputs } = await plan.run([x]);
+      warmupMs.push(performance.now() - t);
+      if (i === 0) sampledRelError = sampleConvError(x, w, outputs[0], side, channels);
+    }
+    const result = { ...base, compileMs, warmupMs, sampledRelError };
+    if (!(sampledRelError <= 1e-4)) {
+      plan.dispose();
+      weight.destroy();
+      return { result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` }, inputs: [x], gpu: [], wall: [] };
+    }
+    return { result, plan, inputs: [x], release: () => weight.destroy(), gpu: [], wall: [] };
+  } catch (e) {
+    plan?.dispose();
+    for (const b of owned) b.destroy();
+    if (ctx.isLost) throw e;
+    return { result: { ...base, status: 'failed', reason: errorText(e) }, inputs: [x], gpu: [], wall: [] };
+  }
+}
+
+/** As sampleError, for the 3×3 zero-padded convolution (NHWC input, weight [Cout][Cin][3][3]). */
+function sampleConvError(x: Float32Array, w: Float32Array, y: Float32Array, side: number, c: number): number {
+  let worst = 0;
+  for (let s = 0; s < 64; s++) {
+    const pix = (s * 7919) % (side * side);
+    const oy = Math.floor(pix / side);
+    const ox = pix % side;
+    const co = (s * 104729 + 13) % c;
+    let ref = 0;
+    let nx = 0;
+    let nw = 0;
+    for (let ky = 0; ky < 3; ky++) {
+      for (let kx = 0; kx < 3; kx++) {
+        const iy = oy + ky - 1;
+        const ix = ox + kx - 1;
+        for (let ci = 0; ci < c; ci++) {
+          const wv = w[((co * c + ci) * 3 + ky) * 3 + kx];
+          const xv = iy >= 0 && iy < side && ix >= 0 && ix < side ? x[(iy * side + ix) * c + ci] : 0;
+          ref += xv * wv;
+          nx += xv * xv;
+          nw += wv * wv;
+        }
+      }
+    }
+    const err = Math.abs(y[pix * c + co] - ref) / Math.sqrt(nx * nw || 1);
+    if (!(err <= worst)) worst = err;
+  }
+  return worst;
 }
 
 function fmtSeconds(ms: number | undefined): string {
@@ -268,9 +380,9 @@ async function prepareGemm(
   warmup: number,
 ): Promise<PreparedGemm> {
   const { m, n, k } = size;
-  const base: GemmResult = { variant: matmulVariantTags(v), size, status: 'ok', flops: 2 * m * n * k };
+  const base: GemmResult = { kernel: 'matmul', variant: matmulVariantTags(v), size, status: 'ok', flops: 2 * m * n * k };
   const limits = ctx.limits;
-  const skipped = (reason: string): PreparedGemm => ({ result: { ...base, status: 'skipped', reason }, gpu: [], wall: [] });
+  const skipped = (reason: string): PreparedGemm => ({ result: { ...base, status: 'skipped', reason }, inputs, gpu: [], wall: [] });
   if (matmulWorkgroupBytes(v) > limits.maxComputeWorkgroupStorageSize) {
     return skipped(`needs ${matmulWorkgroupBytes(v)} B of workgroup memory, device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
@@ -298,13 +410,13 @@ async function prepareGemm(
     const result = { ...base, compileMs, warmupMs, sampledRelError };
     if (!(sampledRelError <= 1e-4)) {
       plan.dispose();
-      return { result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` }, gpu: [], wall: [] };
+      return { result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` }, inputs, gpu: [], wall: [] };
     }
-    return { result, plan, gpu: [], wall: [] };
+    return { result, plan, inputs, gpu: [], wall: [] };
   } catch (e) {
     plan?.dispose();
     if (ctx.isLost) throw e;
-    return { result: { ...base, status: 'failed', reason: errorText(e) }, gpu: [], wall: [] };
+    return { result: { ...base, status: 'failed', reason: errorText(e) }, inputs, gpu: [], wall: [] };
   }
 }
 

@@ -12,7 +12,8 @@
 import { parseArgs } from 'node:util';
 import { createNodeContext, releaseNodeGPU } from '../src/gpu/node-gpu';
 import { parseMatmulVariant } from '../src/kernels/matmul';
-import { fmt, fmtRange, markdownTable, writeJson } from './report';
+import { fmt, fmtRange, markdownTable } from './report';
+import { writeJson } from './write-json';
 import { type GemmSize, measureRoofline } from './roofline-lib';
 
 const { values } = parseArgs({

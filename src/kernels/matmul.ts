@@ -109,6 +109,9 @@ export const MATMUL_BENCH_VARIANTS: readonly MatmulVariant[] = [
   { rows: 8, cols: 4, wgX: 1, wgY: 64 },
   { rows: 1, cols: 8, wgX: 1, wgY: 64 },
   { rows: 4, cols: 4, wgX: 1, wgY: 16 },
+  { rows: 8, cols: 8, wgX: 1, wgY: 32 },
+  { rows: 16, cols: 4, wgX: 1, wgY: 32 },
+  { rows: 8, cols: 8, wgX: 1, wgY: 16 },
   // Registers only, A workgroup-uniform (wgY = 1).
   { rows: 4, cols: 4, wgX: 64, wgY: 1 },
   { rows: 8, cols: 1, wgX: 64, wgY: 1 },
@@ -131,10 +134,12 @@ export const MATMUL_TEST_VARIANTS: readonly MatmulVariant[] = [
 
 /**
  * The variant for an adapter. Software adapters: the best of MATMUL_BENCH_VARIANTS on lavapipe (npm run
- * bench:roofline; see the numbers there). Hardware GPUs: the classic staged 8×8 workgroup with 8×8 outputs per
- * invocation, untuned so far (no GPU measured yet).
+ * bench:roofline, 2-core VM, rounds interleaved): at 1024³ r8,c1,wg64x1 (A workgroup-uniform, lanes over
+ * columns) 10.6–11.5 GFLOP/s, r16,c4,wg1x32 10.6–11.0, r4,c2,wg1x64 9.2, r4,c4,wg1x64 6.0–6.4, staged 16×16
+ * tiles 4–6.5. Hardware GPUs: the classic staged 8×8 workgroup with 8×8 outputs per invocation, untuned so far
+ * (no GPU measured yet).
  */
 export function selectMatmulVariant(adapter: AdapterDescription): MatmulVariant {
-  if (adapter.isSoftware) return { rows: 4, cols: 4, wgX: 1, wgY: 64 };
+  if (adapter.isSoftware) return { rows: 8, cols: 1, wgX: 64, wgY: 1 };
   return { rows: 8, cols: 2, wgX: 8, wgY: 8, sharedK: 16 };
 }
