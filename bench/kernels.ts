@@ -25,6 +25,7 @@ import { type Shape4, tensorBytes, tensorElements } from '../src/gpu/tensor';
 import {
   type Conv2dGeometry,
   conv2d,
+  conv2dOutputShape,
   overrideConv2dVariant,
   packBias,
   packConv2dWeight,
@@ -123,7 +124,8 @@ function convCase(
         buffers.push(storage(ctx, b, `${label} bias`));
         constBytes += b.byteLength;
       }
-      const variant = selectConv2dVariant(ctx.adapter, geometry);
+      const [n, ho, wo] = conv2dOutputShape(x.shape, geometry);
+      const variant = selectConv2dVariant(ctx.adapter, geometry, wo, ho, n);
       const output = conv2d(
         g,
         x,
@@ -162,7 +164,7 @@ function convTransposeCase(name: string, description: string, cin: number, cout:
     build(ctx, g, x, label) {
       const weight = packConvTranspose2dWeight(pattern(cin * cout * 4, 2 / Math.sqrt(cin)), geometry);
       const buffers = [storage(ctx, weight, `${label} weight`)];
-      const variant = selectConvTranspose2dVariant(ctx.adapter, geometry);
+      const variant = selectConvTranspose2dVariant(ctx.adapter, geometry, x.shape[2], x.shape[1], x.shape[0]);
       const output = convTranspose2d(
         g,
         x,

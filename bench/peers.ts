@@ -4,8 +4,9 @@
  * the outputs checked against each other and against PyTorch.
  *
  *   /usr/bin/python3 tools/torch/export_onnx.py [--networks dncnn,unet] [--sizes 50x70]   # once: bench/.onnx/
- *   npx tsx bench/peers.ts [--networks dncnn,unet] [--size WxH] [--runs 3] [--warmup 1] [--json out.json]
- *                          [--runtimes ours,ort-web,ort-node] [--ort-layout NHWC|NCHW] [--onnx-dir bench/.onnx]
+ *   node dist/bench/peers.js [--networks dncnn,unet [--size WxH] | --cases dncnn@256x256,unet@80x64] [--runs 3]
+ *                            [--warmup 1] [--json out.json] [--runtimes ours,ort-web,ort-node] [--ort-layout NHWC|NCHW]
+ *                            [--onnx-dir bench/.onnx]
  *
  * Weights: the seeded weights of tools/torch/seeded_weights.py; the ONNX files carry them, and we regenerate the
  * identical tensors from the export's seed and manifest. Input: bench/models.ts's deterministic pattern.
@@ -42,6 +43,7 @@ type Runtime = (typeof RUNTIMES)[number];
 const { values } = parseArgs({
   options: {
     networks: { type: 'string', default: 'dncnn' },
+    cases: { type: 'string' },
     size: { type: 'string' },
     runs: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
@@ -58,8 +60,16 @@ function usage(message: string): never {
 const runs = Number(values.runs);
 const warmup = Number(values.warmup);
 if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0)) usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
-const networks = values.networks.split(',').map((k) => k.trim());
-for (const k of networks) if (!(k in NETWORKS)) usage(`unknown network '${k}' (known: ${Object.keys(NETWORKS).join(', ')})`);
+// Each case: a network and, when given (`key@WxH`), its size.
+const cases = (values.cases ?? values.networks).split(',').map((t) => {
+  const [key, size] = t.trim().split('@');
+  if (!(key in NETWORKS)) usage(`unknown network '${key}' (known: ${Object.keys(NETWORKS).join(', ')})`);
+  try {
+    return { network: key, size: size ? parseSize(size) : undefined };
+  } catch (e) {
+    usage((e as Error).message);
+  }
+});
 const runtimes = values.runtimes.split(',').map((r) => r.trim()) as Runtime[];
 for (const r of runtimes) if (!RUNTIMES.includes(r)) usage(`unknown runtime '${r}' (known: ${RUNTIMES.join(', ')})`);
 const layout = values['ort-layout'];
@@ -174,8 +184,8 @@ async function benchOrtNode(model: Uint8Array, image: FloatImage, dims: number[]
   }
 }
 
-async function bench(network: string): Promise<NetworkResult> {
-  const { width, height } = fixedSize ?? NETWORKS[network];
+async function bench(network: string, caseSize?: { width: number; height: number }): Promise<NetworkResult> {
+  const { width, height } = caseSize ?? fixedSize ?? NETWORKS[network];
   const size = `${width}x${height}`;
   const found = findExport(onnxDir, network, size);
   if (!found.ok) return { network, status: 'missing-export', reason: found.reason, input: { width, height, channels: 0 }, runtimes: {}, agreement: {} };
@@ -233,7 +243,7 @@ let device: ReturnType<GPUContext['describe']>;
 }
 
 const results: NetworkResult[] = [];
-for (const network of networks) results.push(await bench(network));
+for (const c of cases) results.push(await bench(c.network, c.size));
 
 const sci = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toExponential(1));
 const cell = (r: RuntimeResult | undefined, pick: (r: RuntimeResult) => string) =>
