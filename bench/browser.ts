@@ -7,23 +7,26 @@
  *   npm run build && node dist/bench/browser.js [--suite quick|full] [--cases dncnn@64x64] [--runs 3]
  *     [--warmup 1] [--roofline quick|full|none] [--json out.json]
  */
+import { parseBenchArgs } from './args';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { openPage } from '../test/browser/chromium';
 import { serveStatic } from '../test/browser/server';
 import type { BrowserSuiteOptions } from './browser/suite';
 import { writeJson } from './write-json';
 
-const { values } = parseArgs({
-  options: {
-    suite: { type: 'string', default: 'quick' },
-    cases: { type: 'string' },
-    runs: { type: 'string' },
-    warmup: { type: 'string' },
-    roofline: { type: 'string' },
-    json: { type: 'string' },
-  },
+const USAGE = `
+  npm run build && node dist/bench/browser.js [--suite quick|full] [--cases dncnn@64x64] [--runs 3]
+    [--warmup 1] [--roofline quick|full|none] [--json out.json]
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  suite: { type: 'string', default: 'quick' },
+  cases: { type: 'string' },
+  runs: { type: 'string' },
+  warmup: { type: 'string' },
+  roofline: { type: 'string' },
+  json: { type: 'string' },
 });
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

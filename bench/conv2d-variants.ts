@@ -8,7 +8,7 @@
  * Without --variants: the selector's pick for this shape and a grid around it. Median GPU time (timestamp
  * queries; wall time without them) of --runs runs after one warm-up run.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './args';
 import { BufferUsage } from '../src/gpu/flags';
 import { Graph } from '../src/gpu/graph';
 import { createNodeContext } from '../src/gpu/node-gpu';
@@ -27,15 +27,18 @@ import { variantTags } from '../src/kernels/conv2d.wgsl';
 import { parseSize } from './report';
 import { median } from './stats';
 
-const { values } = parseArgs({
-  options: {
-    size: { type: 'string', default: '128x128' },
-    channels: { type: 'string', default: '64x64' },
-    kernel: { type: 'string', default: '3' },
-    stride: { type: 'string', default: '1' },
-    runs: { type: 'string', default: '3' },
-    variants: { type: 'string' },
-  },
+const USAGE = `
+  node dist/bench/conv2d-variants.js [--size 128x128] [--channels 64x64] [--kernel 3] [--stride 1] [--runs 3]
+    [--variants 'px32,cb2,wg64,uw,rr;px16,cb4,wg64,uw,rr']
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  size: { type: 'string', default: '128x128' },
+  channels: { type: 'string', default: '64x64' },
+  kernel: { type: 'string', default: '3' },
+  stride: { type: 'string', default: '1' },
+  runs: { type: 'string', default: '3' },
+  variants: { type: 'string' },
 });
 const { width, height } = parseSize(values.size);
 const [cin, cout] = values.channels.split('x').map(Number);
@@ -50,7 +53,7 @@ const wo = conv2dOutputSize(width, k, stride, pad, 1);
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterName}`);
 console.log(`conv ${k}×${k} s${stride} ${cin}→${cout} on ${width}×${height} (output ${wo}×${ho})`);
-const picked = selectConv2dVariant(ctx.adapter, geometry, wo);
+const picked = selectConv2dVariant(ctx.adapter, geometry, wo, ho);
 const variants: Conv2dVariant[] = values.variants
   ? values.variants.split(';').map(parseConv2dVariant)
   : [

@@ -2,23 +2,25 @@
  * DnCNN-17 (built-in σ=25 weights) end-to-end timing: median of repeated runs after warm-up, GPU time from
  * timestamp queries where the adapter has them, plus wall time (upload + dispatches + readback).
  *
- *   npm run bench [-- --size 256 --runs 5 --warmup 1 --json out.json]   (--size 1024x768 for width × height)
+ *   npm run bench:dncnn -- [--size 256 --runs 5 --warmup 1 --json out.json]   (--size 1024x768 for width × height)
  */
+import { parseBenchArgs } from './args';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { getDefaultContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
 import { overrideConv2dVariant, parseConv2dVariant } from '../src/kernels/conv2d';
 import { median, percentile } from './stats';
 
-const { values } = parseArgs({
-  options: {
-    size: { type: 'string', default: '256' },
-    runs: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    json: { type: 'string' },
-    // Force one convolution variant, e.g. --variant px8,cb4,wg64 (see the shader labels / selectConv2dVariant).
-    variant: { type: 'string' },
-  },
+const USAGE = `
+  npm run bench:dncnn -- [--size 256 --runs 5 --warmup 1 --json out.json --variant px32,cb2,wg64,uw,rr]   (--size 1024x768 for width × height)
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  size: { type: 'string', default: '256' },
+  runs: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1' },
+  json: { type: 'string' },
+  // Force one convolution variant, e.g. --variant px8,cb4,wg64 (see the shader labels / selectConv2dVariant).
+  variant: { type: 'string' },
 });
 if (values.variant) overrideConv2dVariant(parseConv2dVariant(values.variant));
 const [width, height] = values.size.includes('x') ? values.size.split('x').map(Number) : [Number(values.size), Number(values.size)];

@@ -14,7 +14,7 @@
  * 1024×768 with more than 42 f32 channels) run as convolutions in row bands, or with the tensor split across
  * bindings (other kernels); a case that still exceeds a device limit is reported as skipped with the limit.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './args';
 import { LimitExceededError } from '../src/errors';
 import type { GPUContext } from '../src/gpu/context';
 import { BufferUsage } from '../src/gpu/flags';
@@ -52,6 +52,12 @@ import {
 import { fmt, fmtRange, markdownTable, parseSize } from './report';
 import { writeJson } from './write-json';
 import { type Summary, summarize } from './stats';
+
+const USAGE = `
+  node dist/bench/kernels.js [--cases conv3x3_64,wmsa_c64] [--sizes 256x256,1024x768] [--runs 5] [--warmup 1]
+    [--json out.json] [--conv-variant px16,cb4,wg64,uw] [--convt-variant subpixel,px16,cb4,wg64,uw]
+    [--attn-variant direct,rows2]
+`;
 
 const BYTES_NOTE =
   'GB/s is an estimate: bytes = input read once + weights (and bias) read once + output written once, f32 with ' +
@@ -247,18 +253,16 @@ function parseAttentionVariant(text: string): WindowAttentionVariant {
   throw new Error(`bad attention variant '${text}' (expected wg, or direct,rowsN)`);
 }
 
-const { values } = parseArgs({
-  options: {
-    cases: { type: 'string' },
-    sizes: { type: 'string', default: '256x256,1024x768' },
-    runs: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    json: { type: 'string' },
-    'conv-variant': { type: 'string' },
-    'convt-variant': { type: 'string' },
-    'attn-variant': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const { values } = parseBenchArgs(USAGE, {
+  cases: { type: 'string' },
+  sizes: { type: 'string', default: '256x256,1024x768' },
+  runs: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1' },
+  json: { type: 'string' },
+  'conv-variant': { type: 'string' },
+  'convt-variant': { type: 'string' },
+  'attn-variant': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
 });
 if (values.help) {
   console.log(

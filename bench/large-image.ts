@@ -5,17 +5,19 @@
  *
  *   npm run bench:large -- [--size 4096x3072] [--budget-mib 1024] [--tile 0 (auto)] [--json out.json]
  */
+import { parseBenchArgs } from './args';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { getDefaultContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
 
-const { values } = parseArgs({
-  options: {
-    size: { type: 'string', default: '4096x3072' },
-    'budget-mib': { type: 'string', default: '1024' },
-    tile: { type: 'string', default: '0' },
-    json: { type: 'string' },
-  },
+const USAGE = `
+  npm run bench:large -- [--size 4096x3072] [--budget-mib 1024] [--tile 0 (auto)] [--json out.json]
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  size: { type: 'string', default: '4096x3072' },
+  'budget-mib': { type: 'string', default: '1024' },
+  tile: { type: 'string', default: '0' },
+  json: { type: 'string' },
 });
 const [width, height] = values.size.split('x').map(Number);
 const budget = Number(values['budget-mib']) * 2 ** 20;

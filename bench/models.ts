@@ -12,7 +12,7 @@
  * roofline; `quick` (`npm run bench:quick`) four smaller cases with the quick roofline, a few minutes on a
  * 2-core software adapter. Explicit options override a suite's.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './args';
 import type { GPUContext } from '../src/gpu/context';
 import { createNodeContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
 import type { BenchEnvironment } from './networks';
@@ -33,17 +33,21 @@ import {
 } from './suite-core';
 import { writeJson } from './write-json';
 
-const { values } = parseArgs({
-  options: {
-    suite: { type: 'string' },
-    cases: { type: 'string' },
-    networks: { type: 'string', default: NETWORKS.map((n) => n.key).join(',') },
-    size: { type: 'string' },
-    runs: { type: 'string' },
-    warmup: { type: 'string', default: '1' },
-    roofline: { type: 'string' },
-    json: { type: 'string' },
-  },
+const USAGE = `
+  node dist/bench/models.js [--suite full|quick | --cases dncnn@256x256,unet@128x128 | --networks dncnn,scunet
+    [--size 1024x768]] [--runs N] [--warmup 1] [--roofline quick|full|none] [--json out.json]
+  networks: ${NETWORKS.map((n) => n.key).join(', ')}; suites: ${Object.keys(SUITES).join(', ')}
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  suite: { type: 'string' },
+  cases: { type: 'string' },
+  networks: { type: 'string', default: NETWORKS.map((n) => n.key).join(',') },
+  size: { type: 'string' },
+  runs: { type: 'string' },
+  warmup: { type: 'string', default: '1' },
+  roofline: { type: 'string' },
+  json: { type: 'string' },
 });
 function usage(message: string): never {
   console.error(`bench/models: ${message}`);

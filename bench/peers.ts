@@ -14,8 +14,8 @@
  * median of --runs after --warmup; ours also reports GPU time from timestamp queries. A network without an
  * export gets a row that says which command writes it.
  */
+import { parseBenchArgs } from './args';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { GPUContext } from '../src/gpu/context';
 import type { FloatImage } from '../src/io/image';
 import { createNodeContext, nodeGPU, releaseNodeGPU } from '../src/node';
@@ -27,6 +27,13 @@ import { relL2, type Timed, timeRuns } from './peers/timing';
 import { fmt, fmtRange, markdownTable, parseSize } from './report';
 import { writeJson } from './write-json';
 import type { Summary } from './stats';
+
+const USAGE = `
+  /usr/bin/python3 tools/torch/export_onnx.py [--networks dncnn,unet] [--sizes 50x70]   # once: bench/.onnx/
+  node dist/bench/peers.js [--networks dncnn,unet [--size WxH] | --cases dncnn@256x256,unet@80x64] [--runs 3]
+                           [--warmup 1] [--json out.json] [--runtimes ours,ort-web,ort-node] [--ort-layout NHWC|NCHW]
+                           [--onnx-dir bench/.onnx]
+`;
 
 /** Networks and their default W×H (the same defaults as tools/torch/export_onnx.py). */
 const NETWORKS: Record<string, { width: number; height: number }> = {
@@ -40,18 +47,16 @@ const NETWORKS: Record<string, { width: number; height: number }> = {
 const RUNTIMES = ['ours', 'ort-web', 'ort-node'] as const;
 type Runtime = (typeof RUNTIMES)[number];
 
-const { values } = parseArgs({
-  options: {
-    networks: { type: 'string', default: 'dncnn' },
-    cases: { type: 'string' },
-    size: { type: 'string' },
-    runs: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '1' },
-    json: { type: 'string' },
-    runtimes: { type: 'string', default: RUNTIMES.join(',') },
-    'ort-layout': { type: 'string' },
-    'onnx-dir': { type: 'string', default: DEFAULT_ONNX_DIR },
-  },
+const { values } = parseBenchArgs(USAGE, {
+  networks: { type: 'string', default: 'dncnn' },
+  cases: { type: 'string' },
+  size: { type: 'string' },
+  runs: { type: 'string', default: '3' },
+  warmup: { type: 'string', default: '1' },
+  json: { type: 'string' },
+  runtimes: { type: 'string', default: RUNTIMES.join(',') },
+  'ort-layout': { type: 'string' },
+  'onnx-dir': { type: 'string', default: DEFAULT_ONNX_DIR },
 });
 function usage(message: string): never {
   console.error(`bench/peers: ${message}`);

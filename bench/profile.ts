@@ -10,7 +10,7 @@
  * buffer) with the profiled sum: the difference is what the extra pass boundaries cost. Timestamps are asked for
  * without Dawn's quantization, which would otherwise round every interval to tens of microseconds.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './args';
 import { Graph } from '../src/gpu/graph';
 import { Plan } from '../src/gpu/plan';
 import type { DispatchProfile, KernelSummary } from '../src/gpu/profile';
@@ -23,14 +23,17 @@ import { fmt, markdownTable, parseSize } from './report';
 import { writeJson } from './write-json';
 import { median } from './stats';
 
-const { values } = parseArgs({
-  options: {
-    network: { type: 'string', default: 'dncnn' },
-    size: { type: 'string' },
-    runs: { type: 'string', default: '3' },
-    top: { type: 'string', default: '15' },
-    json: { type: 'string' },
-  },
+const USAGE = `
+  node dist/bench/profile.js --network dncnn [--size 256x256] [--runs 3] [--top 15] [--json out.json | --json -]
+  networks: ${NETWORKS.map((n) => n.key).join(', ')}
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  network: { type: 'string', default: 'dncnn' },
+  size: { type: 'string' },
+  runs: { type: 'string', default: '3' },
+  top: { type: 'string', default: '15' },
+  json: { type: 'string' },
 });
 function usage(message: string): never {
   console.error(`bench/profile: ${message}`);

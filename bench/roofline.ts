@@ -9,27 +9,30 @@
  * Sizes are cube edges (1024 = 1024³) or MxNxK. `--large` adds 2048³. `--quick`: the adapter's pick and two
  * runners-up at 512³, 2 runs, 64 MiB copies.
  */
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './args';
 import { createNodeContext, releaseNodeGPU } from '../src/gpu/node-gpu';
 import { parseMatmulVariant } from '../src/kernels/matmul';
 import { fmt, fmtRange, markdownTable } from './report';
 import { writeJson } from './write-json';
 import { type GemmSize, measureRoofline } from './roofline-lib';
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    large: { type: 'boolean', default: false },
-    sizes: { type: 'string' },
-    variants: { type: 'string' },
-    runs: { type: 'string' },
-    warmup: { type: 'string' },
-    'copy-mib': { type: 'string' },
-    'no-gemm': { type: 'boolean', default: false },
-    'no-copy': { type: 'boolean', default: false },
-    json: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const USAGE = `
+  node dist/bench/roofline.js [--quick] [--large] [--sizes 1024,512x256x768] [--variants 'r4,c4,wg1x64;r8,c2,wg8x8,sk16']
+    [--runs 3] [--warmup 1] [--copy-mib 256] [--no-gemm] [--no-copy] [--json out.json]
+`;
+
+const { values } = parseBenchArgs(USAGE, {
+  quick: { type: 'boolean', default: false },
+  large: { type: 'boolean', default: false },
+  sizes: { type: 'string' },
+  variants: { type: 'string' },
+  runs: { type: 'string' },
+  warmup: { type: 'string' },
+  'copy-mib': { type: 'string' },
+  'no-gemm': { type: 'boolean', default: false },
+  'no-copy': { type: 'boolean', default: false },
+  json: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
 });
 if (values.help) {
   console.log(

@@ -180,20 +180,24 @@ describe('window attention kernel against the float64 and PyTorch references', (
     }
   }
 
-  // Batch 2 and four heads (level-3 SCUNet width), TS reference only.
-  const extra: [string, Omit<Inputs, 'qkv' | 'bias'>][] = [
+  // Batch 2 and four heads (level-3 SCUNet width), TS reference only. The last two have scores spread over
+  // ±100 (|q|, |k| up to 10, bias up to 30), so the running max of the online softmax is raised, and the
+  // accumulators rescaled, many times inside one row, not only at its first key.
+  const extra: [string, Omit<Inputs, 'qkv' | 'bias'>, number?, number?][] = [
     ['batch 2, 16x24, 1 head, SW', { n: 2, h: 16, w: 24, heads: 1, shifted: true }],
     ['batch 2, 16x24, 1 head, W', { n: 2, h: 16, w: 24, heads: 1, shifted: false }],
     ['8x16, 4 heads, SW', { n: 1, h: 8, w: 16, heads: 4, shifted: true }],
+    ['sharp scores, 16x24, 2 heads, SW', { n: 1, h: 16, w: 24, heads: 2, shifted: true }, 10, 30],
+    ['sharp scores, 8x8, 1 head, W', { n: 1, h: 8, w: 8, heads: 1, shifted: false }, 10, 30],
   ];
   for (const variant of [selectWindowAttentionVariant(SOFTWARE), selectWindowAttentionVariant(HARDWARE)]) {
-    extra.forEach(([name, s], i) => {
+    extra.forEach(([name, s, qkvScale = 2, biasScale = 2], i) => {
       it(`${name} [${tag(variant)}]`, async () => {
         const C = s.heads * 32;
         const x: Inputs = {
           ...s,
-          qkv: Float32Array.from(randomArray(s.n * s.h * s.w * 3 * C, 300 + i, 2)),
-          bias: Float32Array.from(randomArray(s.heads * 225, 400 + i, 2)),
+          qkv: Float32Array.from(randomArray(s.n * s.h * s.w * 3 * C, 300 + i, qkvScale)),
+          bias: Float32Array.from(randomArray(s.heads * 225, 400 + i, biasScale)),
         };
         const { y } = await runKernel(x, variant);
         const err = relL2(y, reference(name, x));
