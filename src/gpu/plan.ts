@@ -1,7 +1,7 @@
 import { BufferUsage } from './flags';
 import { GPUTensor } from './gpu-tensor';
 import { type Dispatch, readMapped, submitDispatches } from './recorder';
-import { GPUUnavailableError, InvalidInputError, LimitExceededError } from '../errors';
+import { DisposedError, GPUUnavailableError, InvalidInputError, LimitExceededError } from '../errors';
 import { type ChunkSpec, chunkShaderBindings } from './chunked-bindings';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
@@ -35,7 +35,10 @@ const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.C
  */
 export class Plan {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Runs (or profiles) started and not settled: their buffers must outlive them. */
+  private busy = 0;
   private disposed = false;
+  private released = false;
 
   private constructor(
     private readonly ctx: GPUContext,
@@ -178,7 +181,20 @@ export class Plan {
    * plan are serialised (they share its buffers).
    */
   run(inputs: (Float32Array | GPUTensor)[], options: { timing?: boolean } = {}): Promise<RunResult> {
-    const next = this.queue.then(() => this.runNow(inputs, options.timing ?? false));
+    return this.enqueue(() => this.runNow(inputs, options.timing ?? false));
+  }
+
+  /** Runs `work` after every run queued before it; a disposal meanwhile waits for it to finish. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      this.busy++;
+      try {
+        return await work();
+      } finally {
+        this.busy--;
+        if (this.disposed && this.busy === 0) this.release();
+      }
+    });
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -223,9 +239,7 @@ export class Plan {
    * 'timestamp-query'. Pass boundaries add a little time of their own; outputs are left in the plan's buffers.
    */
   profile(inputs: (Float32Array | GPUTensor)[]): Promise<DispatchProfile[]> {
-    const next = this.queue.then(() => this.profileNow(inputs));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.enqueue(() => this.profileNow(inputs));
   }
 
   private async profileNow(inputs: (Float32Array | GPUTensor)[]): Promise<DispatchProfile[]> {
@@ -256,7 +270,7 @@ export class Plan {
    * inputs already on the GPU (copied by `copyGpuInputs` at the start of the run's first command buffer).
    */
   private stageInputs(inputs: (Float32Array | GPUTensor)[]): [TensorValue, GPUTensor][] {
-    if (this.disposed) throw new InvalidInputError('plan has been disposed');
+    if (this.disposed) throw new DisposedError('plan');
     const ctx = this.ctx;
     ctx.throwIfFailed();
     const g = this.graph;
@@ -297,10 +311,20 @@ export class Plan {
     for (const b of this.slots) writeBuffer(this.ctx.device, b, 0, new Float32Array(b.size / 4).fill(value));
   }
 
-  /** Returns activation buffers to the pool and frees the plan's own buffers. */
+  /**
+   * Returns activation buffers to the pool and frees the plan's own buffers. Runs queued after this fail with
+   * DisposedError; a run already under way finishes first, and the buffers are released when it has settled —
+   * never while the GPU may still be using them.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.busy === 0) this.release();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
     for (const b of this.slots) this.pool.release(b);
     for (const b of [...this.uniformBuffers, ...this.staging]) b.destroy();
     if (this.query) {

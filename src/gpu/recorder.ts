@@ -1,3 +1,4 @@
+import { GPUOperationError, RestoreError } from '../errors';
 import type { GPUContext } from './context';
 import { MapMode } from './flags';
 
@@ -75,10 +76,17 @@ function record(pass: GPUComputePassEncoder, d: Dispatch): void {
 /**
  * Maps a MAP_READ buffer and copies `byteLength` bytes out. The copy is made from a view of the mapped range
  * before unmap (dawn.node pitfall 2: slicing the range and then unmapping crashed), and the wait fails with
- * DeviceLostError instead of hanging if the device goes away.
+ * DeviceLostError instead of hanging if the device goes away. A map that WebGPU aborts (the buffer destroyed or
+ * unmapped meanwhile: a raw DOMException 'AbortError', often with an empty message) becomes a typed error.
  */
 export async function readMapped(ctx: GPUContext, buffer: GPUBuffer, byteLength: number): Promise<ArrayBuffer> {
-  await ctx.raceLost(buffer.mapAsync(MapMode.READ, 0, byteLength));
+  try {
+    await ctx.raceLost(buffer.mapAsync(MapMode.READ, 0, byteLength));
+  } catch (e) {
+    if (e instanceof RestoreError) throw e;
+    const detail = e instanceof Error ? `${e.name}${e.message ? `: ${e.message}` : ''}` : String(e);
+    throw new GPUOperationError('GPU_VALIDATION', `reading back '${buffer.label}'`, `the map was refused or aborted (${detail})`);
+  }
   const out = new Uint8Array(byteLength);
   out.set(new Uint8Array(buffer.getMappedRange(0, byteLength)));
   buffer.unmap();

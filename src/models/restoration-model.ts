@@ -6,6 +6,7 @@ import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
 import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
 import { checkPercentileRange, normalizeForRun, type PercentileRange } from '../io/normalize';
 import type { Network } from './network';
+import { PlanCache } from './plan-cache';
 import { FeatherBlender } from './tile-blend';
 import { planTiles, type Tile, tilingFor } from './tiling';
 
@@ -93,7 +94,7 @@ function costOf(plan: Plan): { flops: number; bytes: number } {
   return { flops, bytes };
 }
 
-/** Plans kept per input shape; older ones are disposed (their buffers go back to the pool). */
+/** Idle plans kept per input shape; older ones are disposed (their buffers go back to the pool). */
 const MAX_CACHED_PLANS = 4;
 
 /**
@@ -101,8 +102,11 @@ const MAX_CACHED_PLANS = 4;
  * bind groups), then each run only uploads, dispatches and reads back. Inputs are checked before any GPU work.
  */
 export class RestorationModel {
-  private readonly plans = new Map<string, Promise<Plan>>();
+  private readonly plans = new PlanCache(MAX_CACHED_PLANS, (height, width) => this.compile(height, width));
+  /** Calls that have started and not settled: dispose() releases the weights only after them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private disposed = false;
+  private closed: Promise<void> | undefined;
 
   constructor(
     readonly ctx: GPUContext,
@@ -132,8 +136,12 @@ export class RestorationModel {
    * Images whose activations would exceed `maxActivationBytes` (or `tileSize`, when given) run as tiles
    * (tiling.ts): exact for convolutional networks, approximate for SCUNet.
    */
-  async runFloat(image: FloatImage, options: RunOptions = {}): Promise<{ image: FloatImage; stats: RunStats }> {
-    if (this.disposed) throw new DisposedError(`model '${this.name}'`);
+  runFloat(image: FloatImage, options: RunOptions = {}): Promise<{ image: FloatImage; stats: RunStats }> {
+    return this.track(() => this.runFloatNow(image, options));
+  }
+
+  private async runFloatNow(image: FloatImage, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
+    this.throwIfDisposed();
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
     if (options.normalize !== undefined) checkPercentileRange(options.normalize);
@@ -170,7 +178,7 @@ export class RestorationModel {
       const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
       if (!tooBig || options.tileSize === 0 || Math.max(image.width, image.height) <= MIN_AUTO_TILE) throw e;
       // A plan that compiled but could not run must not keep its activation buffers while the tiles run.
-      await this.dropPlan(image.height, image.width);
+      this.plans.drop(image.height, image.width);
       return this.runTiledShrinking(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
     }
   }
@@ -187,17 +195,19 @@ export class RestorationModel {
     }
   }
 
-  private async runWhole(image: FloatImage): Promise<{ image: FloatImage; stats: RunStats }> {
-    const plan = await this.planFor(image.height, image.width);
-    const shape = plan.graph.inputs[0].shape;
-    const t0 = performance.now();
-    const { outputs, gpuMs } = await plan.run([nchwToNhwcPadded(image.data, shape)], { timing: true });
-    const wallMs = performance.now() - t0;
-    const outShape = plan.graph.outputs[0].shape;
-    return {
-      image: { width: outShape[2], height: outShape[1], channels: outShape[3], data: nhwcPaddedToNchw(outputs[0], outShape) },
-      stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1, ...costOf(plan) },
-    };
+  private runWhole(image: FloatImage): Promise<{ image: FloatImage; stats: RunStats }> {
+    return this.plans.use(image.height, image.width, async (plan) => {
+      this.throwIfDisposed();
+      const shape = plan.graph.inputs[0].shape;
+      const t0 = performance.now();
+      const { outputs, gpuMs } = await plan.run([nchwToNhwcPadded(image.data, shape)], { timing: true });
+      const wallMs = performance.now() - t0;
+      const outShape = plan.graph.outputs[0].shape;
+      return {
+        image: { width: outShape[2], height: outShape[1], channels: outShape[3], data: nhwcPaddedToNchw(outputs[0], outShape) },
+        stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1, ...costOf(plan) },
+      };
+    });
   }
 
   /** Activation bytes of a whole-image plan at this size, without compiling it. */
@@ -242,12 +252,14 @@ export class RestorationModel {
     const ordered = [...groups.values()].sort((a, b) => area(b[0]) - area(a[0]));
     for (const group of ordered) {
       checkAborted(options.signal, this.name);
+      this.throwIfDisposed();
       const { wy0, wy1, wx0, wx1 } = group[0];
       const plan = await this.compile(wy1 - wy0, wx1 - wx0);
       try {
         stats.activationBytes = Math.max(stats.activationBytes, plan.activationBytes);
         for (const t of group) {
           checkAborted(options.signal, this.name);
+          this.throwIfDisposed();
           const window = cropChw(image.data, image.channels, image.height, image.width, t.wy0, t.wy1, t.wx0, t.wx1);
           const shape = plan.graph.inputs[0].shape;
           const t0 = performance.now();
@@ -274,7 +286,10 @@ export class RestorationModel {
 
   /** Compiles (and caches) the plan for an input size ahead of the first run. */
   warmup(height: number, width: number): Promise<void> {
-    return this.planFor(height, width).then(() => undefined);
+    return this.track(async () => {
+      this.throwIfDisposed();
+      await this.plans.use(height, width, async () => undefined);
+    });
   }
 
   private checkChannels(channels: number, what: string): void {
@@ -285,35 +300,6 @@ export class RestorationModel {
       `model '${this.name}' expects a ${kind(want)} ${what} (${want} channel${want > 1 ? 's' : ''}), ` +
         `but got ${kind(channels)} (${channels} channel${channels > 1 ? 's' : ''}); convert it first`,
     );
-  }
-
-  private planFor(height: number, width: number): Promise<Plan> {
-    const key = `${height}x${width}`;
-    let plan = this.plans.get(key);
-    if (plan) {
-      // Move to the back: most recently used.
-      this.plans.delete(key);
-      this.plans.set(key, plan);
-      return plan;
-    }
-    plan = this.compile(height, width);
-    this.plans.set(key, plan);
-    plan.catch(() => this.plans.delete(key));
-    while (this.plans.size > MAX_CACHED_PLANS) {
-      const [oldKey, old] = this.plans.entries().next().value!;
-      this.plans.delete(oldKey);
-      void old.then((p) => p.dispose(), () => undefined);
-    }
-    return plan;
-  }
-
-  /** Removes a cached plan and returns its buffers to the pool. */
-  private async dropPlan(height: number, width: number): Promise<void> {
-    const key = `${height}x${width}`;
-    const plan = this.plans.get(key);
-    if (!plan) return;
-    this.plans.delete(key);
-    await plan.then((p) => p.dispose(), () => undefined);
   }
 
   private buildGraph(height: number, width: number): Graph {
@@ -340,11 +326,32 @@ export class RestorationModel {
     }
   }
 
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const p of this.plans.values()) void p.then((plan) => plan.dispose(), () => undefined);
-    this.plans.clear();
-    this.network.release();
+  /**
+   * Frees the model's GPU memory (plans and weights). New calls fail with DisposedError at once; calls in flight
+   * stop at their next tile with DisposedError, or finish their single run, and the memory is released after
+   * the last of them has settled (the returned promise resolves then).
+   */
+  dispose(): Promise<void> {
+    if (!this.closed) {
+      this.disposed = true;
+      this.closed = Promise.allSettled([...this.inFlight]).then(async () => {
+        await this.plans.clear();
+        this.network.release();
+      });
+    }
+    return this.closed;
+  }
+
+  private throwIfDisposed(): void {
+    if (this.disposed) throw new DisposedError(`model '${this.name}'`);
+  }
+
+  /** Runs a call, counted in flight until it settles. */
+  private track<T>(call: () => Promise<T>): Promise<T> {
+    const p = call();
+    this.inFlight.add(p);
+    const untrack = () => this.inFlight.delete(p);
+    p.then(untrack, untrack);
+    return p;
   }
 }
