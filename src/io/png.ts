@@ -5,6 +5,12 @@
  * sub-byte samples) so that every PNG colour type and bit depth is handled and corrupt or truncated
  * files are reported precisely. Encoding uses `fast-png`.
  *
+ * Memory is bounded by the header: an image over 2^28 pixels is refused from IHDR, image data too
+ * short to expand to the declared rows is refused before anything is allocated, and the IDAT stream is
+ * inflated into exactly height × (1 + row bytes) bytes (summed over the Adam7 passes when interlaced),
+ * stopping at the first byte beyond (an IMAGE_FORMAT error), so a small file cannot expand into gigabytes.
+ * Compressed text and ICC chunks (zTXt, iTXt, iCCP) are skipped without being inflated.
+ *
  * What {@link decodePng} returns for each PNG colour type:
  *
  * | PNG colour type         | bit depths   | result                                                       |
@@ -25,9 +31,9 @@
  * as 16-bit (never silently reduced to 8 bits).
  */
 import { encode as fastPngEncode } from 'fast-png';
-import { unzlibSync } from 'fflate';
 
 import { ImageFormatError, InvalidInputError } from '../errors';
+import { MAX_DEFLATE_RATIO, unzlibInto } from './bounded-inflate';
 import { type RasterImage, validateRaster } from './image';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const;
@@ -438,18 +444,34 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
     if (pw > 0 && ph > 0) expectedRaw += ph * (1 + Math.ceil((pw * bitsPerPixel) / 8));
   }
 
-  let raw: Uint8Array;
+  // Decompression is bounded by what the header implies (see bounded-inflate.ts): first refuse image data
+  // too short to expand to the rows at all, before allocating them, then inflate into exactly that many bytes.
+  const maxInflated = idat.length * MAX_DEFLATE_RATIO;
+  if (maxInflated < expectedRaw) {
+    fail(
+      `PNG image data is truncated: ${idat.length} compressed bytes can expand to at most ${maxInflated}, ` +
+        `${width}x${height} needs ${expectedRaw}`,
+    );
+  }
+  const raw = new Uint8Array(expectedRaw);
+  let inflated: { produced: number; overrun: boolean };
   try {
-    raw = unzlibSync(idat);
+    inflated = unzlibInto(idat, raw);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new ImageFormatError(`${name}: PNG image data is corrupt or truncated (inflate failed: ${why})`, {
       cause: err,
     });
   }
-  if (raw.length < expectedRaw) {
+  if (inflated.overrun) {
     fail(
-      `PNG image data is truncated: ${raw.length} bytes after decompression, ` +
+      `PNG image data is corrupt: it decompresses to more than the ${expectedRaw} bytes that ` +
+        `${width}x${height} needs (trailing data after the last row; decoding stopped there)`,
+    );
+  }
+  if (inflated.produced < expectedRaw) {
+    fail(
+      `PNG image data is truncated: ${inflated.produced} bytes after decompression, ` +
         `${width}x${height} needs ${expectedRaw}`,
     );
   }

@@ -21,12 +21,31 @@
  *
  * Anything else (JPEG or fax compression, signed or 64-bit samples, CMYK/YCbCr/Lab, BigTIFF, ...) is an
  * {@link ImageFormatError} naming the tag and its value.
+ *
+ * Memory is bounded by the header (tiff-layout.ts): a page over 2^30 samples or with oversized tiles is
+ * refused from its IFD, a page whose strips or tiles are too short to decode to its pixels is refused before
+ * anything is allocated, and each strip or tile is decoded into a buffer of its own size (rows × row bytes)
+ * by codecs that stop at the first byte beyond it (an IMAGE_FORMAT error).
  */
-import { inflateSync, unzlibSync } from 'fflate';
-
 import { ImageFormatError, InvalidInputError } from '../errors';
 import type { AnyRasterImage } from './image';
-import { HOST_LITTLE_ENDIAN, lzwDecode, undoFloatPredictor, undoHorizontalPredictor, unpackBits } from './tiff-codecs';
+import {
+  HOST_LITTLE_ENDIAN,
+  inflateChunk,
+  lzwDecode,
+  undoFloatPredictor,
+  undoHorizontalPredictor,
+  unpackBits,
+} from './tiff-codecs';
+import {
+  type Layout,
+  MAX_SAMPLES,
+  checkChunksFit,
+  chunkLabel,
+  chunkRowBytes,
+  chunkRows,
+  tileSizeProblem,
+} from './tiff-layout';
 import {
   COMPRESSION,
   COMPRESSION_NAMES,
@@ -107,9 +126,6 @@ export function isTiff(bytes: Uint8Array): boolean {
       (bytes[0] === 0x4d && bytes[1] === 0x4d && bytes[2] === 0 && bytes[3] === 42))
   );
 }
-
-/** Refuse images whose decoded size would not fit comfortably in typed arrays. */
-const MAX_SAMPLES = 2 ** 30;
 
 /**
  * Zeiss SmartSEM (and similar) store 8-bit gray micrographs as palette TIFFs whose ColorMap is the identity
@@ -255,26 +271,6 @@ function numbers(entries: Map<number, TiffTag>, tag: number): number[] | undefin
   return undefined;
 }
 
-interface Layout {
-  width: number;
-  height: number;
-  /** Samples per pixel in the file, extra samples included. */
-  spp: number;
-  bits: number;
-  float: boolean;
-  planar: boolean;
-  compression: number;
-  predictor: number;
-  /** Chunk geometry: strips are tiles as wide as the image. */
-  chunkWidth: number;
-  chunkHeight: number;
-  chunksAcross: number;
-  chunksDown: number;
-  offsets: number[];
-  byteCounts: number[] | undefined;
-  tiled: boolean;
-}
-
 /** Samples of the whole page, interleaved with all `spp` samples per pixel (chunky), in native order. */
 type SampleArray = Uint8Array | Uint16Array | Float32Array;
 
@@ -371,6 +367,8 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
     const tw = one(TAG.TileWidth);
     const th = one(TAG.TileLength);
     if (tw <= 0 || th <= 0) pageFail(`invalid tile size ${tw}x${th}`);
+    const tooLarge = tileSizeProblem(tw, th, width, height, planarConfiguration === 2 ? 1 : spp);
+    if (tooLarge !== undefined) pageFail(tooLarge);
     layout = {
       width, height, spp, bits, float, compression, predictor, tiled,
       planar: planarConfiguration === 2 && spp > 1,
@@ -411,6 +409,8 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
     );
   }
 
+  // Before anything is allocated: every strip/tile must be in the file and able to hold its data.
+  checkChunksFit(r.bytes, layout, chunkCount, pageFail);
   const samples = readSamples(r, layout, pageFail, `${options.name ?? 'input'}: page ${pageIndex}: `);
 
   // Metadata.
@@ -509,12 +509,12 @@ function readSamples(r: Reader, L: Layout, fail: (msg: string) => never, prefix:
   const total = width * height * spp;
   const out: SampleArray = float ? new Float32Array(total) : bits === 16 ? new Uint16Array(total) : new Uint8Array(total);
   const sppInChunk = planar ? 1 : spp;
-  const rowBytes = Math.ceil((chunkWidth * sppInChunk * bits) / 8);
-  const chunkBytes = rowBytes * chunkHeight;
+  const rowBytes = chunkRowBytes(L);
   const rowSamples = chunkWidth * sppInChunk;
   const planes = planar ? spp : 1;
-  const label = L.tiled ? 'tile' : 'strip';
-  const chunkRaw = new Uint8Array(chunkBytes);
+  const label = chunkLabel(L);
+  // A whole strip or tile: the codecs refuse data that decodes to more than this.
+  const chunkRaw = new Uint8Array(rowBytes * chunkHeight);
   // Per-row sample buffer in native order (integers) before predictor undo and scatter.
   const rowInts = float ? new Uint32Array(rowSamples) : bits === 16 ? new Uint16Array(rowSamples) : new Uint8Array(rowSamples);
   const rowFloats = float ? new Float32Array(rowSamples) : undefined;
@@ -530,7 +530,7 @@ function readSamples(r: Reader, L: Layout, fail: (msg: string) => never, prefix:
         const y0 = cy * chunkHeight;
         const x0 = cx * chunkWidth;
         // Strips: the last one may hold fewer rows. Tiles always hold whole tiles (padding at the edges).
-        const rows = L.tiled ? chunkHeight : Math.min(chunkHeight, height - y0);
+        const rows = chunkRows(L, index);
         const needed = rows * rowBytes;
         const where = `${label} ${index}`;
         const raw = fetchChunk(r, L, index, needed, chunkRaw, where, fail, prefix);
@@ -589,7 +589,11 @@ function readSamples(r: Reader, L: Layout, fail: (msg: string) => never, prefix:
   return out;
 }
 
-/** The decompressed bytes of one strip/tile (at least `needed` bytes), or an error naming it. */
+/**
+ * The decompressed bytes of one strip/tile (`needed` bytes), or an error naming it. `scratch` has the size
+ * of a whole strip or tile: a short last strip may decode to that much (some writers pad it), never more.
+ * The chunk has been checked to lie in the file (`checkChunksFit`).
+ */
 function fetchChunk(
   r: Reader,
   L: Layout,
@@ -602,45 +606,25 @@ function fetchChunk(
 ): Uint8Array {
   const { bytes } = r;
   const offset = L.offsets[index];
-  let count = L.byteCounts ? L.byteCounts[index] : needed;
-  if (offset > bytes.length) {
-    fail(`TIFF file is truncated: ${where} starts at byte ${offset}, beyond the end of the file (${bytes.length} bytes)`);
-  }
   if (L.compression === COMPRESSION.NONE) {
-    // Some writers store a byte count larger or smaller than needed; what matters is the data being there.
-    if (offset + needed > bytes.length) {
-      fail(`TIFF file is truncated: ${where} needs ${needed} bytes at byte ${offset}, the file ends at byte ${bytes.length}`);
-    }
     // Copy: the predictor is undone in place.
     const out = scratch.subarray(0, needed);
     out.set(bytes.subarray(offset, offset + needed));
     return out;
   }
-  if (offset + count > bytes.length) {
-    fail(`TIFF file is truncated: ${where} has ${count} compressed bytes at byte ${offset}, the file ends at byte ${bytes.length}`);
-  }
-  count = Math.max(0, count);
+  const count = Math.max(0, L.byteCounts ? L.byteCounts[index] : needed);
   const src = bytes.subarray(offset, offset + count);
   let produced: number;
-  let out: Uint8Array;
   try {
     switch (L.compression) {
       case COMPRESSION.PACKBITS:
-        out = scratch.subarray(0, needed);
-        produced = unpackBits(src, out);
+        produced = unpackBits(src, scratch);
         break;
       case COMPRESSION.LZW:
-        out = scratch.subarray(0, needed);
-        produced = lzwDecode(src, out);
+        produced = lzwDecode(src, scratch);
         break;
-      default: {
-        // Deflate (8 and 32946): a zlib stream (a few writers store raw deflate data).
-        const zlibHeader = src.length >= 2 && (src[0] & 0x0f) === 8 && ((src[0] << 8) | src[1]) % 31 === 0;
-        const inflated = zlibHeader ? unzlibSync(src) : inflateSync(src);
-        produced = Math.min(inflated.length, needed);
-        out = scratch.subarray(0, needed);
-        out.set(inflated.subarray(0, produced));
-      }
+      default:
+        produced = inflateChunk(src, scratch);
     }
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
@@ -652,7 +636,7 @@ function fetchChunk(
   if (produced < needed) {
     fail(`${where} is truncated or corrupt: ${COMPRESSION_NAMES[L.compression]} data gave ${produced} bytes, ${needed} needed`);
   }
-  return out;
+  return scratch.subarray(0, needed);
 }
 
 /**
