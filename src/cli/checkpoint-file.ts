@@ -65,6 +65,20 @@ export function valueInterval(architecture: Architecture<unknown>): [number, num
   return architecture.valueRange === 'symmetric' ? [-1, 1] : [0, 1];
 }
 
+/**
+ * Whether a format lets the reader notice corrupted bytes: zip entries carry a CRC-32 (verified when read;
+ * torch writes 0, meaning "not recorded", only when CRC computation was switched off), the legacy format and
+ * safetensors carry none, which is why the legacy reader refuses values no trained network holds.
+ */
+export const CHECKSUMS: Record<CheckpointFormat, { kind: 'crc32-per-entry' | 'none'; text: string }> = {
+  'torch-zip': { kind: 'crc32-per-entry', text: 'CRC-32 per zip entry (verified on reading)' },
+  'torch-legacy': {
+    kind: 'none',
+    text: 'none in the legacy format (values no trained network holds - NaN, ±Infinity, |w| ≥ 1e31 - are refused)',
+  },
+  safetensors: { kind: 'none', text: 'none in safetensors' },
+};
+
 /** What each checkpoint format is, for people. */
 export const FORMAT_LABELS: Record<CheckpointFormat, string> = {
   'torch-zip': 'PyTorch zip (torch.save, torch ≥ 1.6)',

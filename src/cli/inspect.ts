@@ -7,7 +7,7 @@ import { RestoreError } from '../errors';
 import type { Network } from '../models/network';
 import { type Recognised, recogniseStateDict } from '../models/registry';
 import { parseCommandArgs } from './args';
-import { buildNetwork, FORMAT_LABELS, readCheckpointFile, readContents, valueInterval } from './checkpoint-file';
+import { buildNetwork, CHECKSUMS, FORMAT_LABELS, readCheckpointFile, readContents, valueInterval } from './checkpoint-file';
 import { UsageError } from './errors';
 import { bytesText, configText, count, dtypesText, shapeText, summarise } from './summary';
 import { usageFor } from './usage';
@@ -54,6 +54,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       file: file.path,
       bytes: file.bytes.length,
       format: contents.format,
+      checksum: CHECKSUMS[contents.format].kind,
       architecture: arch?.name ?? null,
       config: recognised?.config ?? null,
       task: arch?.task ?? null,
@@ -72,7 +73,11 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     };
     console.log(JSON.stringify(report, null, 2));
   } else {
-    const lines = [`file: ${file.path} (${bytesText(file.bytes.length)})`, `format: ${FORMAT_LABELS[contents.format]}`];
+    const lines = [
+      `file: ${file.path} (${bytesText(file.bytes.length)})`,
+      `format: ${FORMAT_LABELS[contents.format]}`,
+      `checksum: ${CHECKSUMS[contents.format].text}`,
+    ];
     if (recognised) {
       const { architecture: a, config } = recognised;
       const [lo, hi] = valueInterval(a);

@@ -15,6 +15,11 @@ export type CheckpointFormat = 'torch-zip' | 'torch-legacy' | 'safetensors';
 export interface ReadCheckpointOptions {
   /** Name of the file, used in error messages (a File's own name is used when omitted). */
   name?: string;
+  /**
+   * Called with the size of every buffer allocated to inflate a compressed zip entry into (PyTorch writes
+   * entries uncompressed; those are read in place and not reported). For measuring decompression work.
+   */
+  onInflate?: (bytes: number) => void;
 }
 
 export interface CheckpointContents {
@@ -48,7 +53,7 @@ export function readCheckpointContents(input: Uint8Array | ArrayBuffer, options:
     case 'torch-zip':
     case 'torch-legacy':
     case 'pickle': {
-      const stateDict = canonicalizeStateDict(readTorchObject(bytes, { name: label }), { name: label });
+      const stateDict = canonicalizeStateDict(readTorchObject(bytes, { name: label, onInflate: options.onInflate }), { name: label });
       return { format: sniffed.kind === 'torch-zip' ? 'torch-zip' : 'torch-legacy', stateDict, metadata: new Map() };
     }
     case 'empty':

@@ -12,6 +12,8 @@ export {
   type ReadCheckpointOptions,
 } from './checkpoint';
 export { readPth, readTorchObject, type ReadPthOptions } from './pth';
+export { MAX_PICKLE_BYTES, maxInflatedStorageBytes } from './torch-zip';
+export { MAX_PLAUSIBLE_MAGNITUDE, findImplausibleValue, type ImplausibleValue } from './plausible-values';
 export {
   readSafetensors,
   readSafetensorsHeader,
@@ -62,6 +64,8 @@ export {
 export { ZipArchive, openZip, crc32, type ZipEntry, type ZipReadOptions } from './zip';
 export {
   materializeView,
+  lazyStorage,
+  viewByteExtent,
   decodeElements,
   float16BitsToNumber,
   MAX_TENSOR_ELEMENTS,

@@ -8,11 +8,15 @@
  * learn the storages (and where the pickle ends), then again with the storage bytes in hand.
  * Whole pickled models (torch.save(model)) also name each nn.Module class through a persistent id
  * ('module', cls, source_file, source); the class becomes an inert reference and its source is ignored.
+ * Unlike the zip format there is no checksum, so floating-point values no trained network holds (NaN,
+ * infinities, magnitudes of 1e31 and more: what flipped bits produce) are refused instead of loaded.
  */
 import { CheckpointError } from '../errors';
 import { describePyValue, unpickleAt, type UnpickleResult } from './pickle';
+import { describeValue, findImplausibleValue, MAX_PLAUSIBLE_MAGNITUDE } from './plausible-values';
 import { TORCH_LEGACY_MAGIC_NUMBER } from './sniff';
-import type { StorageBytes } from './storage';
+import { canonicalizeStateDict } from './state-dict';
+import { materializeView, type StorageBytes } from './storage';
 import {
   maxTensorBytesFor,
   moduleClassFromPid,
@@ -20,8 +24,9 @@ import {
   torchGlobals,
   TORCH_UNSAFE_HINT,
   type StoragePid,
+  type TensorMaterializer,
 } from './torch-pickle';
-import { dtypeByteSize } from './tensor';
+import { dtypeByteSize, formatShape, type CpuTensor } from './tensor';
 
 const LEGACY_PROTOCOL_VERSION = 1001;
 
@@ -79,8 +84,14 @@ export function readTorchLegacy(bytes: Uint8Array, label: string): unknown {
 
   // Pass 2: the same object pickle, now with real storages.
   const views = new Map<string, StorageBytes>();
-  return unpickleAt(bytes, objectStart, {
-    globals: torchGlobals(label, { maxTensorBytes: maxTensorBytesFor(bytes.length) }),
+  const built: { tensor: CpuTensor; what: string }[] = [];
+  const materialize: TensorMaterializer = (storage, view, what, budget) => {
+    const tensor = materializeView(storage, view, what, budget);
+    built.push({ tensor, what });
+    return tensor;
+  };
+  const root = unpickleAt(bytes, objectStart, {
+    globals: torchGlobals(label, { maxTensorBytes: maxTensorBytesFor(bytes.length), materialize }),
     unknownGlobals: 'inert',
     name: label,
     unsafeHint: TORCH_UNSAFE_HINT,
@@ -112,6 +123,37 @@ export function readTorchLegacy(bytes: Uint8Array, label: string): unknown {
       return view;
     },
   }).value;
+  refuseImplausibleValues(root, built, label);
+  return root;
+}
+
+/**
+ * The legacy format has no checksum, so corruption shows only in the values: refuse the first value no
+ * trained network holds (see plausible-values.ts), naming the tensor by its state_dict key when it has one.
+ */
+function refuseImplausibleValues(root: unknown, built: readonly { tensor: CpuTensor; what: string }[], label: string): void {
+  for (const { tensor, what } of built) {
+    const bad = findImplausibleValue(tensor);
+    if (!bad) continue;
+    const key = stateDictKeyOf(root, tensor, label);
+    const name = key === undefined ? what : `${label}: tensor '${key}'`;
+    throw new CheckpointError(
+      'CHECKPOINT_FORMAT',
+      `${name} (${tensor.dtype} ${formatShape(tensor.shape)}) holds ${describeValue(bad.value)} at flat index ${bad.index}, ` +
+        `which no trained network holds (|value| >= ${MAX_PLAUSIBLE_MAGNITUDE} or not finite). The legacy (pre-1.6) ` +
+        `format has no checksum, so the file is most likely corrupted: download or copy it again.`,
+    );
+  }
+}
+
+/** The key `tensor` would have in the canonical state dict, if the object canonicalises at all. */
+function stateDictKeyOf(root: unknown, tensor: CpuTensor, label: string): string | undefined {
+  try {
+    for (const [key, t] of canonicalizeStateDict(root, { name: label })) if (t === tensor) return key;
+  } catch (err) {
+    if (!(err instanceof CheckpointError)) throw err;
+  }
+  return undefined;
 }
 
 /** Read `int64 numel` + raw elements for each storage key, checking every length against the file. */

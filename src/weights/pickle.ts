@@ -380,7 +380,7 @@ class Unpickler {
     if (what === 'INT' && text === '00') return false;
     const digits = what === 'LONG' && text.endsWith('L') ? text.slice(0, -1) : text;
     if (!/^[+-]?\d+$/.test(digits) || digits.length > MAX_INT_DIGITS) {
-      throw this.formatError(`invalid ${what} literal '${digits.slice(0, 40)}'`);
+      throw this.formatError(`invalid ${what} literal (${digits.length} characters)`);
     }
     return normalizeInt(BigInt(digits));
   }
@@ -469,7 +469,7 @@ class Unpickler {
         case OP.FLOAT: {
           const text = this.line('FLOAT').trim();
           const v = parsePythonFloat(text);
-          if (v === undefined) throw this.formatError(`invalid FLOAT literal '${text.slice(0, 40)}'`);
+          if (v === undefined) throw this.formatError(`invalid FLOAT literal (${text.length} characters)`);
           this.push(v);
           break;
         }
@@ -597,7 +597,7 @@ class Unpickler {
         // -- memo --
         case OP.PUT: {
           const text = this.line('PUT');
-          if (!/^\d{1,10}$/.test(text)) throw this.formatError(`invalid PUT index '${text.slice(0, 20)}'`);
+          if (!/^\d{1,10}$/.test(text)) throw this.formatError(`invalid PUT index (${text.length} characters)`);
           this.memoPut(Number(text), this.top());
           break;
         }
@@ -612,7 +612,7 @@ class Unpickler {
           break;
         case OP.GET: {
           const text = this.line('GET');
-          if (!/^\d{1,10}$/.test(text)) throw this.formatError(`invalid GET index '${text.slice(0, 20)}'`);
+          if (!/^\d{1,10}$/.test(text)) throw this.formatError(`invalid GET index (${text.length} characters)`);
           this.push(this.memoGet(Number(text)));
           break;
         }

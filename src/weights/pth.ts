@@ -7,17 +7,18 @@
  */
 import { CheckpointError } from '../errors';
 import { readTorchLegacy } from './legacy';
-import { unpickle } from './pickle';
 import { sniffCheckpoint } from './sniff';
 import { canonicalizeStateDict, type StateDict } from './state-dict';
-import type { StorageBytes } from './storage';
-import { maxTensorBytesFor, parseStoragePid, torchGlobals, TORCH_UNSAFE_HINT } from './torch-pickle';
-import { dtypeByteSize } from './tensor';
-import { ZipArchive, type ZipEntry } from './zip';
+import { readTorchZip } from './torch-zip';
 
 export interface ReadPthOptions {
   /** Name of the file, used in error messages. */
   name?: string;
+  /**
+   * Called with the size of every buffer the zip reader allocates to inflate a compressed entry into
+   * (uncompressed entries, which is how PyTorch writes them, are read in place and not reported).
+   */
+  onInflate?: (bytes: number) => void;
 }
 
 /** A plain Uint8Array view of the input: a Node Buffer's `slice` and `subarray` semantics differ, so we drop it. */
@@ -43,7 +44,7 @@ export function readTorchObject(bytes: Uint8Array | ArrayBuffer, options: ReadPt
   const sniffed = sniffCheckpoint(data);
   switch (sniffed.kind) {
     case 'torch-zip':
-      return readTorchZip(data, label);
+      return readTorchZip(data, label, { onInflate: options.onInflate });
     case 'torch-legacy':
     case 'pickle':
       // A pickle that does not start with the torch magic number is reported by the legacy reader.
@@ -59,68 +60,4 @@ export function readTorchObject(bytes: Uint8Array | ArrayBuffer, options: ReadPt
     default:
       throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: not a PyTorch checkpoint: this is ${sniffed.description}`);
   }
-}
-
-/** Pick the archive's data.pkl: '<prefix>/data.pkl' where prefix is the first entry's top folder (any name). */
-function findDataPkl(archive: ZipArchive, label: string): { prefix: string; entry: ZipEntry } {
-  const first = archive.entries[0];
-  if (!first) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: the zip archive is empty`);
-  const slash = first.name.indexOf('/');
-  const prefix = slash >= 0 ? first.name.slice(0, slash) : '';
-  const direct = archive.get(`${prefix}/data.pkl`);
-  if (direct) return { prefix, entry: direct };
-  // Tolerate re-packed archives whose first entry is something else.
-  const other = archive.entries.find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-  if (other) return { prefix: other.name.slice(0, other.name.indexOf('/')), entry: other };
-  const names = archive.entries.slice(0, 5).map((e) => `'${e.name}'`).join(', ');
-  throw new CheckpointError(
-    'CHECKPOINT_FORMAT',
-    `${label}: zip archive without '<folder>/data.pkl', so not a PyTorch checkpoint (entries: ${names}` +
-      `${archive.entries.length > 5 ? ', ...' : ''})`,
-  );
-}
-
-function readTorchZip(bytes: Uint8Array, label: string): unknown {
-  const archive = new ZipArchive(bytes, { name: label });
-  const { prefix, entry } = findDataPkl(archive, label);
-
-  // torch >= 2.1 records the byte order of the storages; older files are always little-endian.
-  const byteorder = archive.get(`${prefix}/byteorder`);
-  if (byteorder && new TextDecoder().decode(archive.read(byteorder)).trim() === 'big') {
-    throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: big-endian checkpoints are not supported`);
-  }
-
-  const storages = new Map<string, StorageBytes>();
-  const persistentLoad = (pid: unknown): StorageBytes => {
-    const p = parseStoragePid(pid, label);
-    const cached = storages.get(p.key);
-    if (cached) {
-      if (cached.dtype !== p.dtype) {
-        throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: storage '${p.key}' is used as both ${cached.dtype} and ${p.dtype}`);
-      }
-      return cached;
-    }
-    const name = `${prefix}/data/${p.key}`;
-    const e = archive.get(name);
-    if (!e) throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: storage entry '${name}' is missing from the archive`);
-    const data = archive.read(e);
-    const needed = p.numel * dtypeByteSize(p.dtype);
-    if (data.length < needed) {
-      throw new CheckpointError(
-        'CHECKPOINT_FORMAT',
-        `${label}: storage '${name}' has ${data.length} bytes but ${p.numel} ${p.dtype} elements need ${needed}`,
-      );
-    }
-    const storage: StorageBytes = { key: name, dtype: p.dtype, numel: p.numel, bytes: data };
-    storages.set(p.key, storage);
-    return storage;
-  };
-
-  return unpickle(archive.read(entry), {
-    globals: torchGlobals(label, { maxTensorBytes: maxTensorBytesFor(bytes.length) }),
-    unknownGlobals: 'inert',
-    persistentLoad,
-    name: `${label} (${entry.name})`,
-    unsafeHint: TORCH_UNSAFE_HINT,
-  });
 }

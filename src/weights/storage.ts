@@ -110,14 +110,48 @@ function decodeWithDataView(raw: Uint8Array, count: number, dtype: DType): Tenso
   }
 }
 
-/** Raw bytes of one storage (all its elements), as found in the container. */
+/** Raw bytes of one storage, as found in the container. */
 export interface StorageBytes {
   /** Key inside the checkpoint (zip entry name / legacy storage key), for error messages. */
   key: string;
   dtype: DType;
   /** Number of elements the pickle says the storage has. */
   numel: number;
-  bytes: Uint8Array;
+  /**
+   * The storage's bytes: all of them, or (for a compressed zip entry) as far as the tensors that use the
+   * storage reach. May be a getter that produces them on first use (see lazyStorage).
+   */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A storage whose bytes are produced by `load` on first use and kept. Zip readers use it so a compressed
+ * storage is inflated only when a tensor is built from it: one that no tensor uses costs nothing.
+ */
+export function lazyStorage(key: string, dtype: DType, numel: number, load: () => Uint8Array): StorageBytes {
+  let bytes: Uint8Array | undefined;
+  return {
+    key,
+    dtype,
+    numel,
+    get bytes(): Uint8Array {
+      bytes ??= load();
+      return bytes;
+    },
+  };
+}
+
+/**
+ * How many bytes from the start of its storage a view reads: (offset + highest element index + 1) times the
+ * element size. 0 for an empty view, and for a malformed one (materializeView reports those).
+ */
+export function viewByteExtent(view: TensorView, dtype: DType): number {
+  const { storageOffset, size, stride } = view;
+  if (!isNonNegativeInt(storageOffset) || size.length !== stride.length) return 0;
+  if (!size.every(isNonNegativeInt) || !stride.every(isNonNegativeInt) || numel(size) === 0) return 0;
+  let last = storageOffset;
+  for (let k = 0; k < size.length; k++) last += (size[k] - 1) * stride[k];
+  return (last + 1) * dtypeByteSize(dtype);
 }
 
 /** Bytes that materialised tensors may still occupy; shared by all tensors of one file. */
@@ -180,7 +214,8 @@ export function materializeView(storage: StorageBytes, view: TensorView, what: s
     }
     budget.remaining -= outBytes;
   }
-  if (count === 0) return { dtype: storage.dtype, shape, data: decodeElements(storage.bytes, 0, 0, storage.dtype) };
+  // An empty tensor reads nothing, so it must not make a lazy storage produce its bytes.
+  if (count === 0) return { dtype: storage.dtype, shape, data: decodeElements(new Uint8Array(0), 0, 0, storage.dtype) };
 
   // Highest element index the view touches; strides are non-negative so this is the maximum.
   let last = storageOffset;

@@ -2,10 +2,12 @@
  * A minimal, defensive ZIP reader: just enough for PyTorch checkpoints (which are uncompressed zips with
  * Zip64 records) and for tools that re-pack them with deflate. It reads the central directory, never trusts
  * an offset or length without checking it against the buffer, and reports a cut-off download as
- * CHECKPOINT_TRUNCATED instead of letting a RangeError escape.
+ * CHECKPOINT_TRUNCATED instead of letting a RangeError escape. A deflated entry is inflated into a buffer of
+ * its declared size and refused at the first byte beyond it, so what a file may inflate to is known, from
+ * its central directory, before anything is inflated.
  */
-import { inflateSync } from 'fflate';
 import { CheckpointError } from '../errors';
+import { inflateRaw, InflateError, MAX_DEFLATE_RATIO, type InflateMode } from './inflate';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -38,10 +40,19 @@ export interface ZipEntry {
 export interface ZipReadOptions {
   /** Used as the prefix of error messages (typically the file name). */
   name?: string;
-  /** Check each entry's CRC-32 when it is read (default true). A stored CRC of 0 is treated as "not recorded". */
+  /**
+   * Check each entry's CRC-32 when it is read in full (default true). A stored CRC of 0 means "not recorded":
+   * torch.save writes 0 when CRC computation is switched off (torch.serialization.set_crc32_options), so it
+   * cannot be refused; the size checks still apply to such entries.
+   */
   verifyCrc?: boolean;
   /** Refuse to inflate entries that declare more than this many bytes (default 2 GiB) - a zip-bomb guard. */
   maxEntrySize?: number;
+  /**
+   * Called with the size of every buffer allocated to inflate into, before inflating (stored entries are
+   * returned in place and never reported). For measuring, or capping, what a file makes the reader allocate.
+   */
+  onInflate?: (bytes: number, entry: ZipEntry) => void;
 }
 
 const DEFAULT_MAX_ENTRY = 2 ** 31;
@@ -53,12 +64,14 @@ export class ZipArchive {
   private readonly label: string;
   private readonly verifyCrc: boolean;
   private readonly maxEntrySize: number;
+  private readonly onInflate: ((bytes: number, entry: ZipEntry) => void) | undefined;
 
   constructor(bytes: Uint8Array, options: ZipReadOptions = {}) {
     this.bytes = bytes;
     this.label = options.name ?? 'zip archive';
     this.verifyCrc = options.verifyCrc ?? true;
     this.maxEntrySize = options.maxEntrySize ?? DEFAULT_MAX_ENTRY;
+    this.onInflate = options.onInflate;
     this.entries = readCentralDirectory(new Reader(bytes, this.label));
     this.byName = new Map();
     for (const e of this.entries) {
@@ -74,46 +87,26 @@ export class ZipArchive {
   }
 
   /**
-   * The uncompressed bytes of an entry. Stored entries are returned as a view into the archive bytes (no
-   * copy), so callers must copy before mutating; deflated entries are inflated into a new buffer.
+   * The uncompressed bytes of an entry, checked against its declared size and (when recorded) its CRC-32.
+   * Stored entries are returned as a view into the archive bytes (no copy), so callers must copy before
+   * mutating; deflated entries are inflated into a new buffer of exactly the declared size, and inflation
+   * stops at the first byte beyond it (CHECKPOINT_FORMAT).
    */
   read(entryOrName: ZipEntry | string): Uint8Array {
-    const entry = typeof entryOrName === 'string' ? this.byName.get(entryOrName) : entryOrName;
-    if (!entry) {
-      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: zip archive has no entry '${String(entryOrName)}'`);
-    }
-    const r = new Reader(this.bytes, this.label);
+    const entry = this.entry(entryOrName);
     const what = `zip entry '${entry.name}'`;
-    if (entry.flags & 1) {
-      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: ${what} is encrypted, which is not supported`);
-    }
-    const at = entry.localHeaderOffset;
-    r.need(at, LOCAL_SIZE, `local header of ${what}`);
-    if (r.u32(at) !== SIG_LOCAL) {
-      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: ${what} has no valid local header at offset ${at}`);
-    }
-    // The local header's name and extra field may differ in length from the central directory's copy
-    // (PyTorch pads the local extra field to align data to 64 bytes), so the data offset comes from here.
-    const dataStart = at + LOCAL_SIZE + r.u16(at + 26) + r.u16(at + 28);
-    r.need(dataStart, entry.compressedSize, `data of ${what}`);
-    const raw = this.bytes.subarray(dataStart, dataStart + entry.compressedSize);
-
+    const raw = this.compressedData(entry, what);
     let out: Uint8Array;
     if (entry.method === METHOD_STORED) {
-      if (entry.compressedSize !== entry.uncompressedSize) {
+      out = raw;
+    } else {
+      if (entry.uncompressedSize > this.maxEntrySize) {
         throw new CheckpointError(
           'CHECKPOINT_FORMAT',
-          `${this.label}: stored ${what} has compressed size ${entry.compressedSize} != size ${entry.uncompressedSize}`,
+          `${this.label}: ${what} declares ${entry.uncompressedSize} bytes, more than the allowed ${this.maxEntrySize}`,
         );
       }
-      out = raw;
-    } else if (entry.method === METHOD_DEFLATE) {
-      out = this.inflate(raw, entry, what);
-    } else {
-      throw new CheckpointError(
-        'CHECKPOINT_FORMAT',
-        `${this.label}: ${what} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported`,
-      );
+      out = this.inflate(raw, entry, entry.uncompressedSize, 'exact', what);
     }
     if (this.verifyCrc && entry.crc32 !== 0) {
       const actual = crc32(out);
@@ -127,41 +120,100 @@ export class ZipArchive {
     return out;
   }
 
-  private inflate(raw: Uint8Array, entry: ZipEntry, what: string): Uint8Array {
-    if (entry.uncompressedSize > this.maxEntrySize) {
+  /**
+   * The first `length` bytes of an entry, inflating no further than that: for a large entry of which only a
+   * part is needed (a storage whose tensors use its start), so a small file cannot make the reader produce
+   * gigabytes it will never use. Stored entries are read (and CRC-checked) whole, which costs no memory.
+   * A deflated entry read in part cannot have its CRC checked, since that covers the whole entry.
+   */
+  readPrefix(entryOrName: ZipEntry | string, length: number): Uint8Array {
+    const entry = this.entry(entryOrName);
+    const what = `zip entry '${entry.name}'`;
+    if (!(Number.isSafeInteger(length) && length >= 0 && length <= entry.uncompressedSize)) {
       throw new CheckpointError(
         'CHECKPOINT_FORMAT',
-        `${this.label}: ${what} declares ${entry.uncompressedSize} bytes, more than the allowed ${this.maxEntrySize}`,
+        `${this.label}: ${length} bytes are needed from ${what}, which declares only ${entry.uncompressedSize}`,
       );
     }
+    if (entry.method === METHOD_STORED || length === entry.uncompressedSize) return this.read(entry).subarray(0, length);
+    return this.inflate(this.compressedData(entry, what), entry, length, 'prefix', what);
+  }
+
+  private entry(entryOrName: ZipEntry | string): ZipEntry {
+    const entry = typeof entryOrName === 'string' ? this.byName.get(entryOrName) : entryOrName;
+    if (!entry) {
+      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: zip archive has no entry '${String(entryOrName)}'`);
+    }
+    return entry;
+  }
+
+  /** The entry's bytes as stored in the archive, after checking its local header and method. */
+  private compressedData(entry: ZipEntry, what: string): Uint8Array {
+    const r = new Reader(this.bytes, this.label);
+    if (entry.flags & 1) {
+      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: ${what} is encrypted, which is not supported`);
+    }
+    if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATE) {
+      throw new CheckpointError(
+        'CHECKPOINT_FORMAT',
+        `${this.label}: ${what} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported`,
+      );
+    }
+    const at = entry.localHeaderOffset;
+    r.need(at, LOCAL_SIZE, `local header of ${what}`);
+    if (r.u32(at) !== SIG_LOCAL) {
+      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: ${what} has no valid local header at offset ${at}`);
+    }
+    // The local header's name and extra field may differ in length from the central directory's copy
+    // (PyTorch pads the local extra field to align data to 64 bytes), so the data offset comes from here.
+    const dataStart = at + LOCAL_SIZE + r.u16(at + 26) + r.u16(at + 28);
+    r.need(dataStart, entry.compressedSize, `data of ${what}`);
+    if (entry.method === METHOD_STORED && entry.compressedSize !== entry.uncompressedSize) {
+      throw new CheckpointError(
+        'CHECKPOINT_FORMAT',
+        `${this.label}: stored ${what} has compressed size ${entry.compressedSize} != size ${entry.uncompressedSize}`,
+      );
+    }
+    return this.bytes.subarray(dataStart, dataStart + entry.compressedSize);
+  }
+
+  /** Inflate into a buffer of `length` bytes: all of the entry ('exact') or its start ('prefix'). */
+  private inflate(raw: Uint8Array, entry: ZipEntry, length: number, mode: InflateMode, what: string): Uint8Array {
     // Deflate cannot expand data more than ~1032:1, so a larger declared size is a lie (or a zip bomb).
-    if (entry.uncompressedSize > entry.compressedSize * 1032 + 1024) {
+    if (entry.uncompressedSize > entry.compressedSize * MAX_DEFLATE_RATIO + 1024) {
       throw new CheckpointError(
         'CHECKPOINT_FORMAT',
         `${this.label}: ${what} declares ${entry.uncompressedSize} bytes from ${entry.compressedSize} compressed bytes, which deflate cannot produce`,
       );
     }
-    // Inflating into a buffer of the declared size caps memory use: fflate truncates instead of growing.
-    const target = new Uint8Array(entry.uncompressedSize);
-    let out: Uint8Array;
+    this.onInflate?.(length, entry);
+    const out = new Uint8Array(length);
     try {
-      out = entry.uncompressedSize === 0 ? target : inflateSync(raw, { out: target });
+      inflateRaw(raw, out, mode);
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      const truncated = /unexpected EOF/i.test(msg);
-      throw new CheckpointError(
-        truncated ? 'CHECKPOINT_TRUNCATED' : 'CHECKPOINT_FORMAT',
-        `${this.label}: cannot inflate ${what}: ${msg}${truncated ? ' (the data is truncated or incomplete)' : ''}`,
-        { cause: err },
-      );
-    }
-    if (out.length !== entry.uncompressedSize) {
-      throw new CheckpointError(
-        'CHECKPOINT_TRUNCATED',
-        `${this.label}: ${what} inflated to ${out.length} bytes, expected ${entry.uncompressedSize}; it is truncated or incomplete`,
-      );
+      if (!(err instanceof InflateError)) throw err;
+      throw inflateFailure(err, this.label, what, entry.uncompressedSize);
     }
     return out;
+  }
+}
+
+function inflateFailure(err: InflateError, label: string, what: string, declared: number): CheckpointError {
+  switch (err.failure) {
+    case 'overrun':
+      return new CheckpointError(
+        'CHECKPOINT_FORMAT',
+        `${label}: ${what} inflates to more than its declared ${declared} bytes; refused (a zip bomb, or a corrupted size)`,
+        { cause: err },
+      );
+    case 'truncated':
+      return new CheckpointError(
+        'CHECKPOINT_TRUNCATED',
+        `${label}: cannot inflate ${what}: ${err.message}; the data is truncated or incomplete`,
+        { cause: err },
+      );
+    case 'corrupt':
+      return new CheckpointError('CHECKPOINT_FORMAT', `${label}: cannot inflate ${what}: ${err.message}`, { cause: err });
   }
 }
 
@@ -343,8 +395,11 @@ function applyZip64Extra(r: Reader, entry: ZipEntry, start: number, length: numb
 
 let crcTable: Uint32Array | undefined;
 
-/** CRC-32 (IEEE 802.3, as used by zip), table-driven. */
-export function crc32(data: Uint8Array): number {
+/**
+ * CRC-32 (IEEE 802.3, as used by zip), table-driven. Pass the CRC of the preceding bytes as `previous` to
+ * continue it over data that comes in pieces.
+ */
+export function crc32(data: Uint8Array, previous = 0): number {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -354,7 +409,7 @@ export function crc32(data: Uint8Array): number {
     }
   }
   const table = crcTable;
-  let c = 0xffffffff;
+  let c = (previous ^ 0xffffffff) >>> 0;
   for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

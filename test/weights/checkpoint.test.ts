@@ -72,7 +72,7 @@ describe('readCheckpoint', () => {
   it('says what a wrong file is', () => {
     const cases: [Uint8Array, RegExp][] = [
       [ascii('version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 2224903\n'), /Git LFS pointer.*git lfs pull/],
-      [ascii('<!DOCTYPE html><html><head><title>404 Not Found</title></head></html>'), /HTML page \("404 Not Found"\).*download/],
+      [ascii('<!DOCTYPE html><html><head><title>404 Not Found</title></head></html>'), /HTML page \(69 bytes\).*download/],
       [new Uint8Array(0), /empty/],
       [Uint8Array.from([0x1f, 0x8b, 8, 0]), /gzip/],
       [ascii('just some notes\n'), /text file/],

@@ -9,10 +9,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RestoreError } from '../../src/errors';
-import { crc32, numel, readCheckpoint, unpickleAt, ZipArchive } from '../../src/weights';
+import { crc32, maxTensorBytesFor, numel, readCheckpoint, unpickleAt, ZipArchive } from '../../src/weights';
 import { moduleClassFromPid, parseStoragePid, torchGlobals } from '../../src/weights/torch-pickle';
 import { dtypeByteSize } from '../../src/weights/tensor';
 import { fixture, rng } from './helpers';
+import { bombEntry, buildZip, deflated, torchPickle, type TensorSpec } from './torch-zip-builder';
 
 type Rand = () => number;
 /** A little-endian integer field of `width` bytes at `at`. */
@@ -239,14 +240,34 @@ interface Stats {
   slowestMs: number;
 }
 
+/** Sum of elements x stored element size over the tensors of a state dict. */
+function tensorBytes(sd: Map<string, { shape: number[]; dtype: Parameters<typeof dtypeByteSize>[0] }>): number {
+  let n = 0;
+  for (const t of sd.values()) n += numel(t.shape) * dtypeByteSize(t.dtype);
+  return n;
+}
+
+/** What a zip checkpoint that loaded may have inflated: its pickle, twice its tensor bytes, and 1 MiB. */
+function inflateBound(bytes: Uint8Array, tensors: number): number {
+  let pickle = 0;
+  try {
+    pickle = new ZipArchive(bytes).entries.find((e) => e.name.endsWith('/data.pkl'))?.uncompressedSize ?? 0;
+  } catch {
+    // not a zip: nothing may be inflated at all
+  }
+  return pickle + 2 * tensors + 2 ** 20;
+}
+
 function runCase(m: Mutation, what: string, stats: Stats): void {
   const t0 = performance.now();
+  let inflated = 0;
   try {
-    const sd = readCheckpoint(m.bytes, { name: 'fuzz' });
+    const sd = readCheckpoint(m.bytes, { name: 'fuzz', onInflate: (n) => (inflated += n) });
     if (m.mustFail) throw new Error(`${what}: a ${m.kind} mutation loaded without error`);
     for (const [key, t] of sd) {
       if (!ArrayBuffer.isView(t.data) || t.data.length !== numel(t.shape)) throw new Error(`${what}: inconsistent tensor '${key}'`);
     }
+    if (inflated > inflateBound(m.bytes, tensorBytes(sd))) throw new Error(`${what}: inflated ${inflated} bytes, beyond the bound`);
     stats.loaded++;
   } catch (err) {
     if (!(err instanceof RestoreError)) {
@@ -334,5 +355,101 @@ describe('seeded fuzz: every mutation ends in a RestoreError or a consistent loa
     expect(total.errors.CHECKPOINT_FORMAT).toBeGreaterThan(0);
     expect(total.errors.CHECKPOINT_TRUNCATED).toBeGreaterThan(0);
     console.log(`fuzz: ${total.cases} cases, ${total.loaded} loaded, errors ${JSON.stringify(total.errors)}, slowest ${total.slowestMs.toFixed(1)} ms`);
+  });
+});
+
+// ---- decompression bombs and overruns ------------------------------------------------------------------------
+
+/** Offsets of the central and local header of every entry, for rewriting declared sizes and CRCs. */
+function headerOffsets(bytes: Uint8Array): { central: number; local: number }[] {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const centrals: number[] = [];
+  for (let p = 0; p + 46 <= bytes.length; p++) if (dv.getUint32(p, true) === 0x02014b50) centrals.push(p);
+  return new ZipArchive(bytes).entries.map((e, i) => ({ central: centrals[i], local: e.localHeaderOffset }));
+}
+
+describe('seeded fuzz: decompression bombs and overruns', () => {
+  it('every deflated entry declared smaller than it inflates is refused, with or without a CRC', () => {
+    const original = fixture('zip_deflate_renamed.pth');
+    const archive = new ZipArchive(original);
+    const headers = headerOffsets(original);
+    const bound = inflateBound(original, tensorBytes(readCheckpoint(original)));
+    const r = rng(0xb0b);
+    let refused = 0;
+    archive.entries.forEach((entry, i) => {
+      if (entry.uncompressedSize === 0) return;
+      for (let k = 0; k < 20; k++) {
+        const bytes = original.slice();
+        const dv = new DataView(bytes.buffer);
+        const declared = Math.floor(r() * entry.uncompressedSize);
+        for (const at of [headers[i].central + 24, headers[i].local + 22]) dv.setUint32(at, declared, true);
+        if (r() < 0.5) for (const at of [headers[i].central + 16, headers[i].local + 14]) dv.setUint32(at, 0, true);
+        let inflated = 0;
+        try {
+          readCheckpoint(bytes, { name: 'fuzz', onInflate: (n) => (inflated += n) });
+          // Only an entry nothing reads (version, byteorder...) may still load.
+          expect(entry.name).not.toMatch(/data\.pkl$|\/data\/\d+$/);
+        } catch (err) {
+          if (!(err instanceof RestoreError)) throw err;
+          expect(err.code, `${entry.name} declared ${declared}`).toBe('CHECKPOINT_FORMAT');
+          refused++;
+        }
+        expect(inflated).toBeLessThanOrEqual(bound);
+      }
+    });
+    expect(refused).toBeGreaterThan(100);
+  });
+
+  it('generated bombs end quickly, in an error or a load within the inflate bound', () => {
+    const r = rng(0xb0b0);
+    const MiB = 2 ** 20;
+    const errors: Record<string, number> = {};
+    let loaded = 0;
+    let slowest = 0;
+    for (let k = 0; k < 120; k++) {
+      // One or two storages; honest, lying-small or lying-large declared sizes; tensors anywhere in them.
+      const storages = 1 + int(r, 2);
+      const tensors: TensorSpec[] = [];
+      const entries = [];
+      for (let s = 0; s < storages; s++) {
+        const numelDeclared = 1 + int(r, pick(r, [64, 4096, MiB, 16 * MiB]));
+        const declaredBytes = numelDeclared * 4;
+        const actual = pick(r, [declaredBytes, declaredBytes, Math.floor(declaredBytes / 2), declaredBytes * 2 + 1000, 64 * MiB]);
+        entries.push(bombEntry(`archive/data/${s}`, actual, declaredBytes));
+        for (let t = 0; t < 1 + int(r, 3); t++) {
+          const count = 1 + int(r, Math.min(numelDeclared, pick(r, [4, 1024, numelDeclared])));
+          const offset = int(r, numelDeclared - count + 1);
+          tensors.push({ name: `t${s}.${t}`, storage: String(s), storageNumel: numelDeclared, offset, size: [count] });
+        }
+      }
+      const pickle = torchPickle(tensors);
+      // Sometimes the pickle itself overruns its declared size.
+      const pickleEntry =
+        r() < 0.2
+          ? bombEntry('archive/data.pkl', pick(r, [pickle.length + 1, 2 * MiB, 80 * MiB]), pickle.length)
+          : deflated('archive/data.pkl', pickle);
+      const bytes = buildZip([pickleEntry, ...entries]);
+      const declaredTensorBytes = tensors.reduce((n, t) => n + numel(t.size) * 4, 0);
+      let inflated = 0;
+      const t0 = performance.now();
+      try {
+        const sd = readCheckpoint(bytes, { name: 'bomb', onInflate: (n) => (inflated += n) });
+        expect(tensorBytes(sd)).toBe(declaredTensorBytes);
+        expect(inflated, 'the storages were inflated, and counted').toBeGreaterThan(0);
+        loaded++;
+      } catch (err) {
+        if (!(err instanceof RestoreError)) throw new Error(`bomb case ${k}: ${String(err)}`, { cause: err });
+        errors[err.code] = (errors[err.code] ?? 0) + 1;
+      }
+      slowest = Math.max(slowest, performance.now() - t0);
+      // Loaded or not, never more than the pickle + 2 x the declared tensor bytes + 1 MiB, nor more than the
+      // file may expand to.
+      expect(inflated, `bomb case ${k}`).toBeLessThanOrEqual(pickle.length + 2 * declaredTensorBytes + MiB);
+      expect(inflated).toBeLessThanOrEqual(maxTensorBytesFor(bytes.length) * 2 + MiB);
+    }
+    expect(loaded).toBeGreaterThan(0);
+    expect(errors.CHECKPOINT_FORMAT).toBeGreaterThan(0);
+    expect(errors.CHECKPOINT_TRUNCATED).toBeGreaterThan(0);
+    expect(slowest).toBeLessThan(1000);
   });
 });
