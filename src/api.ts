@@ -1,7 +1,14 @@
+import {
+  checkImageArgument,
+  checkRunCallOptions,
+  CONTEXT_CHOICE_FIELDS,
+  LOAD_MODEL_FIELDS,
+  WEIGHTS_SOURCE,
+} from './api-checks';
+import { checkOptionFields, oneOf, POSITIVE_INTEGER } from './check-args';
 import { InvalidInputError } from './errors';
 import { GPUContext } from './gpu/context';
 import type { FloatImage, RasterImage } from './io/image';
-import { checkPercentileRange } from './io/normalize';
 import { type ArchitectureConfig, networkFromCheckpoint, networkFromStateDict } from './models/load';
 import { RestorationModel, type RunOptions } from './models/restoration-model';
 import { readCheckpoint } from './weights/checkpoint';
@@ -23,6 +30,7 @@ export const BUILTIN_MODELS = {
 } as const;
 export type BuiltinModelName = keyof typeof BUILTIN_MODELS;
 export const DEFAULT_MODEL: BuiltinModelName = 'dncnn_25';
+const BUILTIN_NAME = oneOf(Object.keys(BUILTIN_MODELS));
 
 export interface ContextChoice {
   /** Run on this context (shares its pipelines and buffers). */
@@ -88,7 +96,9 @@ export function createApi(env: Environment) {
 
   /** Loads any supported checkpoint; the network is recognised from its keys unless `architecture` says. */
   async function loadModel(weights: WeightsSource, options: LoadModelOptions = {}): Promise<RestorationModel> {
-    const ctx = await resolveContext(options);
+    WEIGHTS_SOURCE.check(weights, 'loadModel', 'weights');
+    checkOptionFields('loadModel', options, LOAD_MODEL_FIELDS);
+    // The checkpoint before the device: a missing or wrong file fails without starting a GPU.
     const name = options.name ?? (typeof weights === 'string' ? weights : (weights as Partial<File>).name ?? 'checkpoint');
     let network;
     if (typeof weights === 'string') {
@@ -99,14 +109,22 @@ export function createApi(env: Environment) {
     } else {
       network = networkFromStateDict(await readCheckpoint(weights, { name }), options.architecture, name);
     }
+    let ctx: GPUContext;
+    try {
+      ctx = await resolveContext(options);
+    } catch (e) {
+      network.release();
+      throw e;
+    }
     return new RestorationModel(ctx, network, name);
   }
 
   /** A built-in model on a context; loaded once per context and shared. */
   async function loadBuiltinModel(name: BuiltinModelName = DEFAULT_MODEL, choice: ContextChoice = {}): Promise<RestorationModel> {
-    if (!(name in BUILTIN_MODELS)) {
-      throw new InvalidInputError(`unknown built-in model '${name}'; available: ${Object.keys(BUILTIN_MODELS).join(', ')}`);
+    if (typeof name !== 'string' || !Object.hasOwn(BUILTIN_MODELS, name)) {
+      throw new InvalidInputError(`unknown built-in model '${String(name)}'; available: ${Object.keys(BUILTIN_MODELS).join(', ')}`);
     }
+    checkOptionFields('loadBuiltinModel', choice, CONTEXT_CHOICE_FIELDS, 'choice');
     const ctx = await resolveContext(choice);
     let perCtx = builtinByContext.get(ctx);
     if (!perCtx) builtinByContext.set(ctx, (perCtx = new Map()));
@@ -128,8 +146,9 @@ export function createApi(env: Environment) {
   async function denoise(image: RasterImage, options?: DenoiseOptions): Promise<RasterImage>;
   async function denoise(image: FloatImage, options?: DenoiseOptions): Promise<FloatImage>;
   async function denoise(image: RasterImage | FloatImage, options: DenoiseOptions = {}): Promise<RasterImage | FloatImage> {
-    // Bad options fail before a checkpoint is read or a device requested.
-    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
+    // Bad arguments fail before a checkpoint is read or a device requested.
+    checkImageArgument('denoise', image);
+    checkRunCallOptions('denoise', options, { builtin: BUILTIN_NAME });
     let model = options.model;
     let owned = false;
     if (!model && options.weights) {
@@ -149,11 +168,13 @@ export function createApi(env: Environment) {
   async function upscale(image: RasterImage, options: UpscaleOptions): Promise<RasterImage>;
   async function upscale(image: FloatImage, options: UpscaleOptions): Promise<FloatImage>;
   async function upscale(image: RasterImage | FloatImage, options: UpscaleOptions): Promise<RasterImage | FloatImage> {
-    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
-    let model = options.model;
+    checkImageArgument('upscale', image);
+    checkRunCallOptions('upscale', options, { scale: POSITIVE_INTEGER });
+    let model = options?.model;
     let owned = false;
     if (!model) {
-      if (!options.weights) throw new InvalidInputError('upscale needs `model` or `weights` (a super-resolution checkpoint)');
+      // Not a type error: no options at all is the common mistake here, and this says what is missing.
+      if (!options?.weights) throw new InvalidInputError('upscale needs `model` or `weights` (a super-resolution checkpoint)');
       model = await loadModel(options.weights, options);
       owned = true;
     }

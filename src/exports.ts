@@ -3,17 +3,61 @@ export * from './errors';
 export { GPUContext, requestContext, type ContextOptions, type RequestContextOptions } from './gpu/context';
 export type { AdapterDescription } from './gpu/adapter-info';
 export { RestorationModel, type ModelInfo, type RunOptions, type RunStats } from './models/restoration-model';
-export { ARCHITECTURES, architectureByName, recogniseStateDict, type Architecture, type Recognised } from './models/registry';
-export { planTiles, tilingFor, type Tile, type TilingSpec } from './models/tiling';
+export { ARCHITECTURES, type Architecture, type Recognised } from './models/registry';
+export type { Tile, TilingSpec } from './models/tiling';
 export { DnCNN, DNCNN_25, type DnCNNConfig } from './models/dncnn';
 export type { Network } from './models/network';
-export { networkFromCheckpoint, networkFromStateDict, type ArchitectureConfig } from './models/load';
-export { readPth } from './weights/pth';
+export type { ArchitectureConfig } from './models/load';
 export { readCheckpoint, readCheckpointContents } from './weights/checkpoint';
-export { readSafetensors, writeSafetensors } from './weights/safetensors';
+export { readSafetensors } from './weights/safetensors';
 export type { StateDict } from './weights/state-dict';
 export type { CpuTensor } from './weights/tensor';
 export * from './io/index';
+// In place of the same names from the modules above: these check their arguments' types (see the file).
+export {
+  architectureByName,
+  conformChannels,
+  convertAlpha,
+  copyAlpha,
+  cropRows,
+  decodeImage,
+  decodeTiff,
+  describeImageBytes,
+  encodePng,
+  encodeTiff,
+  formatFromFileName,
+  gaussianWeights,
+  imageFromFile,
+  infoBarFromRows,
+  isAnyRaster,
+  isPng,
+  isTiff,
+  maxAbsDiff,
+  maxValue,
+  mse,
+  networkFromCheckpoint,
+  networkFromStateDict,
+  paletteIsGrayRamp,
+  percentile,
+  percentiles,
+  planTiles,
+  psnr,
+  psnrGpu,
+  readImage,
+  readPth,
+  recogniseStateDict,
+  relativeL2,
+  roundHalfEven,
+  sniffFormat,
+  ssim,
+  ssimGpu,
+  tilingFor,
+  toGray,
+  toRgb,
+  withoutAlpha,
+  writeImage,
+  writeSafetensors,
+} from './checked-exports';
 export {
   BUILTIN_MODELS,
   DEFAULT_MODEL,

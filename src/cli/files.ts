@@ -21,6 +21,11 @@ export function samePath(a: string, b: string): boolean {
 /** Throws unless `path` may be written: it is not `input`, and it does not exist unless `force`. */
 export function checkWritable(path: string, input: string, force: boolean): void {
   if (samePath(path, input)) throw new CliError(`${path} is the input file; choose another output name`);
+  refuseExisting(path, force);
+}
+
+/** An existing file is replaced only when asked (--force): an output name can be mistyped as another file's. */
+export function refuseExisting(path: string, force: boolean): void {
   if (!force && existsSync(path)) throw new CliError(`${path} exists; use --force to replace it`);
 }
 

@@ -2,23 +2,24 @@
  * `webgpu-restore denoise|upscale <inputs…>`: a batch of image files through one model. Files, folders and
  * patterns are expanded first; the model is read and checked before a device is requested; then each file is
  * decoded, run and written on its own, so one bad file is reported and skipped while the others go on (exit
- * code 1 at the end when any failed). Inputs are never replaced unless --force, and two inputs never write
- * the same output.
+ * code 1 at the end when any failed). Neither inputs nor other existing files are replaced unless --force
+ * (outputs.ts), checked before a device is requested where the output's name is known by then; two inputs
+ * never write the same output.
  */
 import { mkdirSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
 import { RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
-import { formatFromFileName, type ImageFormat, writeImage } from '../io/formats';
+import { formatFromFileName, writeImage } from '../io/formats';
 import type { AnyRasterImage } from '../io/image';
 import { RestorationModel } from '../models/restoration-model';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
 import { integerInRange, parseCommandArgs, percentileRange } from './args';
 import { CliError, UsageError } from './errors';
-import { canonicalPath, writeFileAtomic } from './files';
-import { collectInputs, IMAGE_NAME } from './inputs';
+import { writeFileAtomic } from './files';
+import { collectInputs } from './inputs';
 import { chooseNetwork, type Task } from './model-choice';
+import { OutputPlan } from './outputs';
 import { type ImageJobOptions, restorePages } from './restore-image';
 import { usageFor } from './usage';
 
@@ -41,8 +42,6 @@ const OPTIONS = {
 /** Accepted --tile sizes: below 16 pixels the halos would dominate; above 16384 no device binds a tile. */
 const TILE_MIN = 16;
 const TILE_MAX = 16384;
-
-const EXTENSION: Record<ImageFormat, string> = { png: '.png', tiff: '.tif' };
 
 function describeImage(img: AnyRasterImage): string {
   const kind = img.channels === 1 ? 'gray' : 'RGB';
@@ -95,8 +94,28 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   }
   for (const p of problems) console.error(`error: ${p.input}: ${p.message}`);
   if (skipped.length > 0) log(`skipped ${skipped.length} earlier output(s) (*${suffix}.*) found in folders or patterns`);
-  if (files.length === 0) {
+  const total = files.length + problems.length;
+  const failed: string[] = problems.map((p) => p.input);
+  const fail = (path: string, e: unknown) => {
+    failed.push(path);
+    console.error(failureText(path, e));
+  };
+
+  // Outputs that may not be written are refused now, before any device work; their inputs count as failed.
+  const outputs = new OutputPlan({ output, outDir, suffix, force: values.force ?? false }, files);
+  const todo = files.filter((path) => {
+    const target = outputs.targetFor(path);
+    try {
+      if (target !== undefined) outputs.check(target, path);
+      return true;
+    } catch (e) {
+      fail(path, e);
+      return false;
+    }
+  });
+  if (todo.length === 0) {
     network.release();
+    if (files.length > 0) console.error(`0 of ${total} input(s) done; failed: ${failed.join(', ')}`);
     return 1;
   }
   if (outDir !== undefined) {
@@ -118,12 +137,9 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
       `${job.run.normalize ? `, normalised to percentiles ${job.run.normalize.low}–${job.run.normalize.high}` : ''}`,
   );
 
-  const inputs = new Set(files.map(canonicalPath));
-  const written = new Map<string, string>(); // canonical output → the input it came from
-  const failed: string[] = problems.map((p) => p.input);
   let done = 0;
-  for (const [i, path] of files.entries()) {
-    const progress = `[${i + 1}/${files.length}]`;
+  for (const [i, path] of todo.entries()) {
+    const progress = `[${i + 1}/${todo.length}]`;
     try {
       const t0 = performance.now();
       const file = await readImageFilePages(path);
@@ -131,26 +147,20 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
       const pages = file.pages.length > 1 ? `, ${file.pages.length} pages` : '';
       log(`${progress} input: ${path} ${describeImage(first)}${pages}`);
 
-      const ext = IMAGE_NAME.test(path) ? extname(path) : EXTENSION[file.format];
-      const target = output ?? join(outDir ?? dirname(path), `${basename(path, extname(path))}${suffix}${ext}`);
-      const key = canonicalPath(target);
-      if (inputs.has(key) && !values.force) {
-        throw new CliError(`${target} is an input file; choose another output (or --force to replace it)`);
-      }
-      const earlier = written.get(key);
-      if (earlier !== undefined) throw new CliError(`${path}: ${target} was already written for ${earlier} in this run`);
+      const target = outputs.targetFor(path, file.format)!;
+      // Again: a name that needed the file's format, an output of this run, or a file that appeared meanwhile.
+      outputs.check(target, path);
 
       const restored = await restorePages(model, chosen.architecture.valueRange, file, job);
       const format = formatFromFileName(target) ?? file.format;
       const compressed = file.pages.some((p) => p.metadata && p.metadata.compression !== 1);
       const bytes = writeImage(restored, { format, compression: compressed ? 'deflate' : 'none' });
       await writeFileAtomic(target, bytes);
-      written.set(key, path);
+      outputs.wrote(target, path);
       done++;
       log(`${progress} wrote ${target} ${describeImage(restored[0].image)} in ${(performance.now() - t0).toFixed(0)} ms`);
     } catch (e) {
-      failed.push(path);
-      console.error(failureText(path, e));
+      fail(path, e);
       if (ctx.isLost) {
         // The next file gets a fresh device; the network re-uploads its weights there on first use.
         model.dispose();
@@ -161,7 +171,6 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   }
 
   if (values.kernels) for (const label of ctx.pipelines.labels()) console.log(`kernel: ${label}`);
-  const total = files.length + problems.length;
   if (failed.length > 0) console.error(`${done} of ${total} input(s) done; failed: ${failed.join(', ')}`);
   else if (total > 1) log(`${done} of ${total} files done`);
   model.dispose();

@@ -12,13 +12,14 @@ const RESTORE_OPTIONS = `  -o, --output <file>    output file for a single input
                          back unchanged (denoise only)
       --normalize <lo,hi>  map the image's lo-th and hi-th percentiles (e.g. 1,99.8; per channel, info bar
                          excluded) to 0 and 1 before the model, and the output back to the image's range
-      --force            allow an output to replace one of the input files
+      --force            replace existing outputs (also an input file named as the output)
       --kernels          list the kernel variants chosen on this adapter (shader labels)
   -q, --quiet            print nothing but errors
   -h, --help             this text
 
 Inputs are files, folders (every PNG/TIFF inside) and patterns with * and ? (quote them). Outputs keep the
-input's format, bit depth and pages. A file that fails is reported and skipped; the exit code is then 1.`;
+input's format, bit depth and pages. Existing files are never replaced without --force. A file that fails,
+or whose output exists, is reported and skipped; the exit code is then 1.`;
 
 export const COMMAND_USAGE: Record<string, string> = {
   denoise: `usage: webgpu-restore denoise <inputs…> [-o <output> | --out-dir <dir>] [options]

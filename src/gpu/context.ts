@@ -1,3 +1,4 @@
+import { BOOLEAN, checkOptionFields, oneOf, rule } from '../check-args';
 import { BufferUsage } from './flags';
 import {
   DeviceLostError,
@@ -50,6 +51,8 @@ export class GPUContext {
   readonly lost: Promise<DeviceLostError>;
 
   constructor(device: GPUDevice, options: ContextOptions = {}) {
+    GPU_DEVICE.check(device, 'GPUContext', 'device');
+    checkOptionFields('GPUContext', options, { debug: BOOLEAN, adapter: ADAPTER });
     this.device = device;
     this.keepAlive = options.keepAlive;
     this.debug = options.debug ?? false;
@@ -178,6 +181,22 @@ export class GPUContext {
   }
 }
 
+/** Enough of a GPUDevice for the constructor's first steps (Node has no WebGPU classes to test against). */
+export const GPU_DEVICE = rule('a GPUDevice', (v) => hasMethods(v, 'createBuffer', 'addEventListener'));
+const ADAPTER = rule('a GPUAdapter', (v) => hasMethods(v, 'requestDevice'));
+/** navigator.gpu, or dawn.node's `create()` result. */
+const GPU_OBJECT = rule("a GPU object (navigator.gpu, or the webgpu package's create())", (v) => hasMethods(v, 'requestAdapter'));
+/** RequestContextOptions, field by field (keepAlive is anything). */
+export const REQUEST_CONTEXT_FIELDS = {
+  debug: BOOLEAN,
+  timestamps: BOOLEAN,
+  powerPreference: oneOf(['high-performance', 'low-power']),
+};
+
+function hasMethods(value: unknown, ...names: string[]): boolean {
+  return typeof value === 'object' && value !== null && names.every((n) => typeof (value as Record<string, unknown>)[n] === 'function');
+}
+
 export function align(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;
 }
@@ -206,7 +225,12 @@ function toOperationError(operation: string, error: GPUError): GPUOperationError
  * the limits the networks need raised to the adapter's maximum.
  */
 export async function requestContext(gpu: GPU | undefined, options: RequestContextOptions = {}): Promise<GPUContext> {
-  if (!gpu) throw new GPUUnavailableError('WebGPU is not available here (no navigator.gpu); pass a GPUDevice instead');
+  // Left out (undefined or null) means "no WebGPU here", as navigator.gpu is where there is none.
+  if (gpu === undefined || gpu === null) {
+    throw new GPUUnavailableError('WebGPU is not available here (no navigator.gpu); pass a GPUDevice instead');
+  }
+  GPU_OBJECT.check(gpu, 'requestContext', 'gpu');
+  checkOptionFields('requestContext', options, REQUEST_CONTEXT_FIELDS);
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });

@@ -1,5 +1,6 @@
+import { checkOptionFields, STRING_ARRAY } from '../check-args';
 import { GPUUnavailableError } from '../errors';
-import { type GPUContext, requestContext, type RequestContextOptions } from './context';
+import { type GPUContext, REQUEST_CONTEXT_FIELDS, requestContext, type RequestContextOptions } from './context';
 
 /**
  * The dawn.node instance. Module scope keeps a strong reference for the life of the process: if V8 collected
@@ -14,6 +15,7 @@ interface DawnModule {
 }
 
 export async function nodeGPU(flags: string[] = []): Promise<GPU> {
+  STRING_ARRAY.check(flags, 'nodeGPU', 'flags');
   if (dawnInstance) return dawnInstance;
   let mod: DawnModule;
   try {
@@ -36,6 +38,8 @@ export async function nodeGPU(flags: string[] = []): Promise<GPU> {
 }
 
 export async function createNodeContext(options: RequestContextOptions & { dawnFlags?: string[] } = {}): Promise<GPUContext> {
+  // Checked here, not only by requestContext: a bad option must fail before Dawn is loaded and an adapter found.
+  checkOptionFields('createNodeContext', options, { ...REQUEST_CONTEXT_FIELDS, dawnFlags: STRING_ARRAY });
   const gpu = await nodeGPU(options.dawnFlags);
   return requestContext(gpu, { ...options, keepAlive: gpu });
 }

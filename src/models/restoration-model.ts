@@ -1,3 +1,4 @@
+import { checkRunOptions } from '../check-run-options';
 import { AbortedError, DisposedError, InvalidInputError, LimitExceededError, RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { Graph } from '../gpu/graph';
@@ -121,6 +122,7 @@ export class RestorationModel {
 
   /** Runs on an integer image and returns one of the same bit depth (clamped to [0,1], rounded half to even). */
   async run(image: RasterImage, options: RunOptions = {}): Promise<RasterImage> {
+    checkRunOptions('run', options);
     validateRaster(image);
     this.checkChannels(image.channels, image.bitDepth === 16 ? '16-bit image' : 'image');
     const symmetric = this.network.valueRange === 'symmetric';
@@ -142,6 +144,7 @@ export class RestorationModel {
 
   private async runFloatNow(image: FloatImage, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
     this.throwIfDisposed();
+    checkRunOptions('runFloat', options);
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
     if (options.normalize !== undefined) checkPercentileRange(options.normalize);
