@@ -3,35 +3,18 @@
  *
  * Why not fflate's `inflateSync` / `unzlibSync`: they expand the whole stream before returning, so a
  * megabyte of crafted input behind a header that claims a 1×1 image still becomes a gigabyte in memory
- * (a "decompression bomb"). Here the compressed bytes go to fflate's streaming `Inflate` in pieces small
- * enough that no piece can expand to more than max(16 MiB, the destination size), and decoding stops at the
- * first piece that produces more than fits.
+ * (a "decompression bomb"). The decoder used here (src/compression, shared with the checkpoint reader)
+ * writes straight into the destination and refuses the first byte that does not fit, so a bomb costs
+ * exactly the bytes the header implies, and no time is spent on the rest of it.
  */
-import { Inflate } from 'fflate';
+import { inflateRaw, InflateError } from '../compression/inflate';
 
 /**
- * Deflate never expands one input byte into more than 1032 output bytes: the longest match (258 bytes)
- * costs at least two bits (a 1-bit length code and a 1-bit distance code). So `n` compressed bytes can
+ * Deflate never expands one input byte into more than 1032 output bytes, so `n` compressed bytes can
  * never hold more than `n * MAX_DEFLATE_RATIO` bytes, which lets a reader refuse an impossible header
  * before it allocates anything.
  */
-export const MAX_DEFLATE_RATIO = 1032;
-
-/**
- * Smallest piece handed to the inflater: a piece of `n` bytes can expand to `n * MAX_DEFLATE_RATIO` bytes
- * before we see its output, so this keeps the overshoot past a small destination to about 16 MiB. Much
- * smaller pieces would slow decoding down, because fflate allocates a fresh output buffer (at least 160 KiB)
- * and copies its 32 KiB window for every piece.
- */
-const MIN_PIECE = 16 * 1024;
-/**
- * A Deflate stream that is still going produces output at least once per this many input bytes: every
- * Huffman code but end-of-block is output, and fflate releases a stored block (5 header bytes + up to
- * 65,535 data bytes) once it has all of it. Inflating stops after this much input plus one piece without
- * output: the stream has ended (what follows is not data, but fflate would keep appending it to one
- * pending buffer, at a cost quadratic in its length) or it stalls on purpose with empty blocks.
- */
-const LONGEST_SILENT_INPUT = 5 + 65_535;
+export { MAX_DEFLATE_RATIO } from '../compression/inflate';
 
 export interface BoundedInflateResult {
   /** Bytes written to the destination (never more than its length). */
@@ -43,58 +26,35 @@ export interface BoundedInflateResult {
 let inflatedTotal = 0;
 
 /**
- * Total bytes the inflater has produced in this JavaScript realm, including those past the destination that
- * were seen before decoding stopped. Tests read it before and after decoding a bomb to check that the
- * decoder stopped early instead of expanding the whole stream.
+ * Total bytes the inflater has written into destinations in this JavaScript realm. Nothing is produced
+ * beyond a destination, so a bomb adds at most the destination's size; tests read this before and after
+ * decoding one to check that decoding stopped there instead of expanding the whole stream.
  */
 export function inflatedByteCount(): number {
   return inflatedTotal;
 }
 
 /**
- * How many compressed bytes to push at a time into a destination of `capacity` bytes: small enough that one
- * piece cannot expand to more than max(16 MiB, capacity), large enough that a stream no longer than its
- * output (any image worth compressing) is cut into at most about a thousand pieces.
- */
-function pieceSize(capacity: number): number {
-  return Math.max(MIN_PIECE, Math.ceil(capacity / MAX_DEFLATE_RATIO));
-}
-
-/**
- * Inflates the raw Deflate stream `src` (RFC 1951) into `dst`. Stops as soon as the stream produces more
- * than `dst.length` bytes (`overrun`): at most about `dst.length + max(16 MiB, dst.length)` bytes are ever
- * produced, and nothing beyond `dst` is kept. A stream that ends early returns `produced < dst.length`; the
- * caller decides whether that is an error. Bytes after the end of the stream are ignored (only about
- * 64 KiB and one piece of them are read).
+ * Inflates the raw Deflate stream `src` (RFC 1951) into `dst`. Stops at the first byte that does not fit
+ * (`overrun`, with `dst` full). A stream that ends early returns `produced < dst.length`; the caller decides
+ * whether that is an error. Bytes after the end of the stream are never read.
  *
- * @throws Error (fflate's) when the data is not valid Deflate or ends inside a block.
+ * @throws InflateError when the data is not valid Deflate ('corrupt') or is cut off inside the stream
+ *   ('truncated'); its `produced` says how many bytes were written before that.
  */
 export function inflateInto(src: Uint8Array, dst: Uint8Array): BoundedInflateResult {
   let produced = 0;
-  let overrun = false;
-  const inflater = new Inflate((output) => {
-    inflatedTotal += output.length;
-    const room = dst.length - produced;
-    if (output.length > room) {
-      dst.set(output.subarray(0, room), produced);
-      produced = dst.length;
-      overrun = true;
-      return;
-    }
-    dst.set(output, produced);
-    produced += output.length;
-  });
-  const piece = pieceSize(dst.length);
-  let pos = 0;
-  let silentInput = 0;
-  while (pos < src.length && !overrun && silentInput <= LONGEST_SILENT_INPUT + piece) {
-    const end = Math.min(src.length, pos + piece);
-    const producedBefore = produced;
-    inflater.push(src.subarray(pos, end), end === src.length);
-    silentInput = produced > producedBefore ? 0 : silentInput + (end - pos);
-    pos = end;
+  try {
+    produced = inflateRaw(src, dst, 'at-most');
+    return { produced, overrun: false };
+  } catch (err) {
+    if (!(err instanceof InflateError)) throw err;
+    produced = err.produced;
+    if (err.failure === 'overrun') return { produced, overrun: true };
+    throw err;
+  } finally {
+    inflatedTotal += produced;
   }
-  return { produced, overrun };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * PNG reading and writing for {@link RasterImage}. Browser-safe (no Node APIs).
  *
- * Decoding is done here (chunk walk, CRC and Adler-32 checks, inflate via `fflate`, unfiltering, Adam7,
+ * Decoding is done here (chunk walk, CRC and Adler-32 checks, inflate (bounded-inflate.ts), unfiltering, Adam7,
  * sub-byte samples) so that every PNG colour type and bit depth is handled and corrupt or truncated
  * files are reported precisely. Encoding uses `fast-png`.
  *
@@ -32,6 +32,7 @@
  */
 import { encode as fastPngEncode } from 'fast-png';
 
+import { InflateError } from '../compression/inflate';
 import { ImageFormatError, InvalidInputError } from '../errors';
 import { MAX_DEFLATE_RATIO, unzlibInto } from './bounded-inflate';
 import { type RasterImage, validateRaster } from './image';
@@ -458,6 +459,13 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
   try {
     inflated = unzlibInto(idat, raw);
   } catch (err) {
+    // A stream cut off before the last row is missing rows, like one that ends early: say how many bytes came.
+    if (err instanceof InflateError && err.failure === 'truncated' && err.produced < expectedRaw) {
+      fail(
+        `PNG image data is truncated: ${err.produced} bytes after decompression, ` +
+          `${width}x${height} needs ${expectedRaw}`,
+      );
+    }
     const why = err instanceof Error ? err.message : String(err);
     throw new ImageFormatError(`${name}: PNG image data is corrupt or truncated (inflate failed: ${why})`, {
       cause: err,

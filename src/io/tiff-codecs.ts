@@ -76,7 +76,7 @@ export function unpackBits(src: Uint8Array, dst: Uint8Array): number {
  * Deflate data. Inflates into `dst` without producing more than fits; returns the bytes written.
  *
  * @throws CodecOverrunError when the data holds more than `dst.length` bytes.
- * @throws Error (fflate's) when the data is not valid Deflate.
+ * @throws InflateError when the data is not valid Deflate or is cut off inside the stream.
  */
 export function inflateChunk(src: Uint8Array, dst: Uint8Array): number {
   const data = isZlibHeader(src) ? zlibDeflateData(src) : src;

@@ -7,7 +7,7 @@
  * its central directory, before anything is inflated.
  */
 import { CheckpointError } from '../errors';
-import { inflateRaw, InflateError, MAX_DEFLATE_RATIO, type InflateMode } from './inflate';
+import { inflateRaw, InflateError, MAX_DEFLATE_RATIO, type InflateMode } from '../compression/inflate';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;

@@ -376,6 +376,12 @@ describe('decodePng errors', () => {
     // A zlib stream too short to hold any data is reported as truncated image data.
     const short = concat(SIGNATURE, ihdr(4, 3, 8, 0), chunk('IDAT', Uint8Array.of(0x78, 0x9c, 0xff)), chunk('IEND', new Uint8Array(0)));
     expectFormatError(() => decodePng(short), /image data is truncated: 0 bytes/);
+    // A zlib stream cut off halfway: the rows it did hold are counted, like a stream that ends early.
+    const rows = new Uint8Array(100 * 101).map((_, i) => (i % 101 === 0 ? 0 : (i * 7) % 13));
+    const z = zlib(rows);
+    const cut = concat(SIGNATURE, ihdr(100, 100, 8, 0), chunk('IDAT', z.subarray(0, z.length >> 1)), chunk('IEND', new Uint8Array(0)));
+    const message = expectFormatError(() => decodePng(cut), /image data is truncated: \d+ bytes after decompression, 100x100 needs 10100/).message;
+    expect(Number(/truncated: (\d+) bytes/.exec(message)?.[1])).toBeGreaterThan(0);
   });
 });
 

@@ -1,11 +1,11 @@
 /**
- * The bounded DEFLATE decoder behind the zip reader: byte-identical to fflate on every kind of stream, and
- * stopping where the declared size says - at the first byte too many, or once a prefix is complete - without
- * looking at the rest of the stream.
+ * The bounded DEFLATE decoder (src/compression) behind the zip reader and the PNG/TIFF readers: byte-identical
+ * to fflate on every kind of stream, and stopping where the declared size says - at the first byte too many, or
+ * once a prefix is complete - without looking at the rest of the stream.
  */
 import { deflateSync, inflateSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { inflateRaw, InflateError, type InflateFailure } from '../../src/weights/inflate';
+import { inflateRaw, InflateError, type InflateFailure } from '../../src/compression/inflate';
 import { rng } from './helpers';
 import { zeroBomb } from './torch-zip-builder';
 
@@ -76,6 +76,26 @@ describe('inflateRaw', () => {
     const bomb = zeroBomb(64 * 2 ** 20).subarray(0, 100_000);
     expect(failure(() => inflateRaw(bomb, new Uint8Array(2304), 'exact'))).toBe('overrun');
     expect(failure(() => inflateRaw(zeroBomb(10), new Uint8Array(0), 'exact'))).toBe('overrun');
+  });
+
+  it("'at-most' accepts a stream that ends early, and an overrun leaves every byte that fits written", () => {
+    for (const plain of data.filter((d) => d.length > 1)) {
+      const packed = deflateSync(plain, { level: 6 });
+      expect(inflateRaw(packed, new Uint8Array(plain.length + 7), 'at-most')).toBe(plain.length);
+      for (const mode of ['exact', 'at-most'] as const) {
+        const out = new Uint8Array(plain.length - 1);
+        let err: unknown;
+        try {
+          inflateRaw(packed, out, mode);
+        } catch (caught) {
+          err = caught;
+        }
+        expect(err).toBeInstanceOf(InflateError);
+        expect((err as InflateError).failure).toBe('overrun');
+        expect((err as InflateError).produced).toBe(out.length);
+        expect(Buffer.from(out).equals(Buffer.from(plain.subarray(0, out.length)))).toBe(true);
+      }
+    }
   });
 
   it('reports streams that end early or are cut short as truncated', () => {

@@ -1,17 +1,27 @@
 /**
- * Raw DEFLATE (RFC 1951) decoding straight into a buffer the caller sized from what the archive declares.
+ * Raw DEFLATE (RFC 1951) decoding straight into a buffer the caller sized from what its container declares:
+ * a zip entry's uncompressed size (src/weights), the rows a PNG or TIFF header implies (src/io).
+ *
+ * A leaf module: it imports nothing, and reports failures as a neutral InflateError that each caller turns into
+ * its own error (CheckpointError, ImageFormatError) with its own wording.
  *
  * Why not fflate's inflate: its one-shot form, given an output buffer, silently drops what does not fit but
  * goes on decoding to the end of the stream (seconds of work for a bomb), and its streaming form hands back
- * everything one pushed chunk expands to (up to ~1032 times the chunk) before the caller can look. A zip
- * reader must refuse an entry at the first byte beyond its declared size and must be able to stop once the
- * bytes it needs exist; both are one comparison here, and nothing is ever allocated but the caller's buffer.
+ * everything one pushed chunk expands to (up to ~1032 times the chunk) before the caller can look. A reader
+ * must refuse data at the first byte beyond the size it expects and must be able to stop once the bytes it
+ * needs exist; both are one comparison here, and nothing is ever allocated but the caller's buffer.
  */
 
 export type InflateFailure = 'overrun' | 'truncated' | 'corrupt';
 
-/** Why a stream could not be decoded; the zip reader turns it into a CheckpointError naming the entry. */
+/** Why a stream could not be decoded; callers turn it into their own error, naming what they were reading. */
 export class InflateError extends Error {
+  /**
+   * Bytes written into the output before decoding stopped (set by inflateRaw). After an 'overrun' this is the
+   * whole output: every byte that fits is written before the first one that does not is refused.
+   */
+  produced = 0;
+
   constructor(
     readonly failure: InflateFailure,
     message: string,
@@ -22,11 +32,13 @@ export class InflateError extends Error {
 }
 
 /**
- * - 'exact': the stream must produce exactly `out.length` bytes. One more byte is an 'overrun' (reported
- *   before it is written), fewer is 'truncated'.
+ * - 'exact': the stream must produce exactly `out.length` bytes. One more byte is an 'overrun' (nothing
+ *   beyond `out` is ever produced), fewer is 'truncated'.
+ * - 'at-most': like 'exact', except that a stream ending before `out` is full is not an error; the return value
+ *   says how much it held (an image reader reports the missing rows itself).
  * - 'prefix': decoding stops as soon as `out` is full; the rest of the stream is never looked at.
  */
-export type InflateMode = 'exact' | 'prefix';
+export type InflateMode = 'exact' | 'at-most' | 'prefix';
 
 /** Deflate's maximum expansion: a 258-byte match coded in 2 bits, 1032:1 (plus block headers). */
 export const MAX_DEFLATE_RATIO = 1032;
@@ -112,45 +124,49 @@ function fixedCodes(): { literal: HuffmanTable; distance: HuffmanTable } {
 }
 
 /**
- * LSB-first bit input. Reading past the end supplies zero bits (so a table lookup near the end of the data
- * works), but consuming any of them is 'truncated'.
+ * LSB-first bit input, read three bytes at a time (enough for any code: 7 bits of offset + 15 bits of code fit
+ * in 24). Reading past the end supplies zero bits (so a table lookup near the end of the data works), but
+ * consuming any of them is 'truncated'.
  */
 class BitInput {
-  private pos = 0;
-  private buffer = 0;
-  private count = 0;
+  /**
+   * The byte holding the next bit, and that bit's place in it (0..7): one count of bits would overflow the
+   * 32-bit arithmetic of `>>>` for inputs over 512 MiB.
+   */
+  private byte = 0;
+  private bit = 0;
 
   constructor(private readonly data: Uint8Array) {}
 
-  /** Make at least `n` (<= 24) bits available. */
-  private fill(n: number): void {
-    while (this.count < n) {
-      if (this.pos < this.data.length) this.buffer |= this.data[this.pos] << this.count;
-      this.pos++;
-      this.count += 8;
-    }
+  /** The next 17 or more bits, without consuming them. */
+  private peek(): number {
+    const d = this.data;
+    const at = this.byte;
+    if (at + 2 < d.length) return (d[at] | (d[at + 1] << 8) | (d[at + 2] << 16)) >>> this.bit;
+    // The last two bytes: no reads past the end (they would return undefined and slow every read down).
+    let word = 0;
+    for (let k = 0; at + k < d.length && k < 3; k++) word |= d[at + k] << (8 * k);
+    return word >>> this.bit;
   }
 
   private consume(n: number): void {
-    this.buffer >>>= n;
-    this.count -= n;
-    // Bits beyond the data sit at the top of the buffer; eating into them means the data ran out.
-    if (this.pos > this.data.length && this.count < 8 * (this.pos - this.data.length)) {
+    const bit = this.bit + n;
+    this.byte += bit >>> 3;
+    this.bit = bit & 7;
+    if (this.byte >= this.data.length && (this.byte > this.data.length || this.bit > 0)) {
       throw new InflateError('truncated', 'the compressed data ends in the middle of the stream');
     }
   }
 
   bits(n: number): number {
     if (n === 0) return 0;
-    this.fill(n);
-    const value = this.buffer & ((1 << n) - 1);
+    const value = this.peek() & ((1 << n) - 1);
     this.consume(n);
     return value;
   }
 
   symbol(table: HuffmanTable, what: string): number {
-    this.fill(table.bits);
-    const entry = table.entries[this.buffer & ((1 << table.bits) - 1)];
+    const entry = table.entries[this.peek() & ((1 << table.bits) - 1)];
     if (entry === 0) throw new InflateError('corrupt', `invalid ${what} code`);
     this.consume(entry & 15);
     return entry >> 4;
@@ -158,17 +174,13 @@ class BitInput {
 
   /** Skip to the next byte boundary and hand back the byte position there (for stored blocks). */
   alignToByte(): number {
-    this.consume(this.count & 7);
-    // Whole bytes still buffered were read ahead; give them back.
-    const position = this.pos - this.count / 8;
-    this.pos = position;
-    this.buffer = 0;
-    this.count = 0;
-    return position;
+    if (this.bit > 0) this.consume(8 - this.bit);
+    return this.byte;
   }
 
   seek(position: number): void {
-    this.pos = position;
+    this.byte = position;
+    this.bit = 0;
   }
 }
 
@@ -178,7 +190,7 @@ class Output {
 
   constructor(
     readonly buffer: Uint8Array,
-    private readonly mode: InflateMode,
+    readonly mode: InflateMode,
   ) {}
 
   get full(): boolean {
@@ -190,20 +202,38 @@ class Output {
     return this.mode === 'prefix' && this.full;
   }
 
-  /** Room for `n` more bytes; in 'prefix' mode a shortfall is fine (the caller copies what fits and stops). */
+  /** How many of `n` more bytes fit. The caller writes those, then calls overflow() if some did not fit. */
   room(n: number): number {
-    const left = this.buffer.length - this.length;
-    if (n > left && this.mode === 'exact') {
-      throw new InflateError('overrun', `the stream produces more than the declared ${this.buffer.length} bytes`);
-    }
-    return Math.min(n, left);
+    return Math.min(n, this.buffer.length - this.length);
+  }
+
+  /**
+   * The stream produced a byte that does not fit. A prefix read simply has what it wanted (and stops, as `done`
+   * is now true); in the other modes it is an overrun, refused here, before any further input is read.
+   */
+  overflow(): void {
+    if (this.mode === 'prefix') return;
+    throw new InflateError('overrun', `the stream produces more than the declared ${this.buffer.length} bytes`);
   }
 }
 
-/** Decode the raw deflate stream `input` into `out` (see InflateMode). Returns the number of bytes written. */
+/**
+ * Decode the raw deflate stream `input` into `out` (see InflateMode). Returns the number of bytes written.
+ * Bytes after the end of the stream are never decoded.
+ *
+ * @throws InflateError ('overrun', 'truncated' or 'corrupt'), with `produced` set to the bytes written.
+ */
 export function inflateRaw(input: Uint8Array, out: Uint8Array, mode: InflateMode): number {
   const output = new Output(out, mode);
-  const bits = new BitInput(input);
+  try {
+    return decodeStream(new BitInput(input), input, output);
+  } catch (err) {
+    if (err instanceof InflateError) err.produced = output.length;
+    throw err;
+  }
+}
+
+function decodeStream(bits: BitInput, input: Uint8Array, output: Output): number {
   let final = 0;
   do {
     if (output.done) return output.length;
@@ -216,8 +246,9 @@ export function inflateRaw(input: Uint8Array, out: Uint8Array, mode: InflateMode
       decodeBlock(bits, output, codes.literal, codes.distance);
     } else throw new InflateError('corrupt', 'invalid block type 3');
   } while (!final);
-  if (!output.full) {
-    throw new InflateError('truncated', `the stream ends after ${output.length} of the declared ${out.length} bytes`);
+  if (!output.full && output.mode !== 'at-most') {
+    const declared = output.buffer.length;
+    throw new InflateError('truncated', `the stream ends after ${output.length} of the declared ${declared} bytes`);
   }
   return output.length;
 }
@@ -235,6 +266,7 @@ function copyStoredBlock(bits: BitInput, input: Uint8Array, output: Output): voi
   output.length += n;
   // After a partial copy the prefix read is done and the position no longer matters.
   bits.seek(from + n);
+  if (n < length) output.overflow();
 }
 
 function readDynamicCodes(bits: BitInput): { literal: HuffmanTable; distance: HuffmanTable } {
@@ -277,7 +309,8 @@ function decodeBlock(bits: BitInput, output: Output, literal: HuffmanTable, dist
   while (!output.done) {
     const symbol = bits.symbol(literal, 'literal/length');
     if (symbol < 256) {
-      output.room(1);
+      // A full prefix read has stopped before reading this symbol, so a literal that does not fit is an overrun.
+      if (output.length === out.length) output.overflow();
       out[output.length++] = symbol;
       continue;
     }
@@ -294,5 +327,6 @@ function decodeBlock(bits: BitInput, output: Output, literal: HuffmanTable, dist
     let at = output.length;
     for (const end = at + n; at < end; at++) out[at] = out[at - back];
     output.length = at;
+    if (n < length) output.overflow();
   }
 }
