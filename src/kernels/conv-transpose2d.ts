@@ -2,7 +2,7 @@ import { InvalidInputError } from '../errors';
 import type { AdapterDescription } from '../gpu/adapter-info';
 import { logicalBytes } from '../gpu/cost';
 import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
-import { evenTile, fillingWorkgroup } from './tile-shape';
+import { compactTile } from './tile-shape';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
 import { type ConvTranspose2dVariant, convTranspose2dLabel, convTranspose2dWgsl } from './conv-transpose2d.wgsl';
@@ -95,10 +95,9 @@ export function packConvTranspose2dBias(bias: ArrayLike<number>, channels: numbe
 }
 
 /**
- * The variant table: the sub-pixel GEMMs where they apply, the gather otherwise. CPU adapters get large
- * register tiles and workgroup-uniform weight loads (as conv2d, whose tuning on lavapipe carries over: the
- * sub-pixel GEMM per tap is a 1×1 convolution); hardware GPUs get a moderate tile that keeps occupancy
- * (untuned so far).
+ * The variant table: the sub-pixel GEMMs where they apply, the gather otherwise. CPU adapters get conv2d's
+ * compact tiles (the sub-pixel GEMM per tap is a 1×1 convolution) with workgroup-uniform weight loads; hardware
+ * GPUs get a moderate tile that keeps occupancy (untuned so far).
  */
 export function selectConvTranspose2dVariant(
   adapter: AdapterDescription,
@@ -110,16 +109,14 @@ export function selectConvTranspose2dVariant(
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
   if (isSubpixelConvTranspose2d(g)) {
-    // The tile follows the input row and the workgroup what the tiles fill, as for conv2d's 1×1 case (a U-Net's
-    // 5×4 → 10×8 1024→512 step: 2.2 GFLOP/s with px16 wg64).
+    // Few tile shapes with small bodies, as for conv2d's 1×1 case (each shape is a pipeline that software
+    // adapters JIT-compile for seconds on first use: tile-shape.ts).
     if (adapter.isSoftware) {
-      const px = evenTile(inWidth, 16);
-      const workgroupSize = fillingWorkgroup(batch * inHeight * Math.ceil(inWidth / px));
-      return { algorithm: 'subpixel', px, cb: Math.min(4, cout4), workgroupSize, uniformWeights: true };
+      return { algorithm: 'subpixel', px: compactTile(inWidth), cb: Math.min(2, cout4), workgroupSize: 64, uniformWeights: true };
     }
     return { algorithm: 'subpixel', px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
   }
-  if (adapter.isSoftware) return { algorithm: 'gather', px: 8, cb: Math.min(4, cout4), workgroupSize: 64 };
+  if (adapter.isSoftware) return { algorithm: 'gather', px: 8, cb: Math.min(2, cout4), workgroupSize: 64 };
   return { algorithm: 'gather', px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
 }
 

@@ -6,7 +6,7 @@ import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
 import { conv2dCost } from './conv2d-cost';
-import { evenTile, fillingWorkgroup } from './tile-shape';
+import { compactTile } from './tile-shape';
 import { conv2dLanesLabel, conv2dLanesWgsl } from './conv2d-lanes.wgsl';
 import {
   type Conv2dEpilogueKey,
@@ -164,27 +164,17 @@ export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeomet
   // Grouped: a channel block never straddles two groups, so keep it within one group's channel vec4s.
   const coutg4 = cout4 / (g.groups ?? 1);
   if (!adapter.isSoftware) return { px: 4, cb: Math.min(2, coutg4), workgroupSize: 64 };
-  // lavapipe, 2 cores, GPU timestamps (npm run bench:conv2d-variants; this VM varies ±30 % between runs).
-  // Tiny maps with many channels (fewer than 8 output rows: a U-Net bottleneck, ResNet's last stages): one
-  // workgroup per tile of the whole map, lanes over output channels. 3×3 512→1024 on 5×4: 7.1 GFLOP/s with
-  // cl,rows4,px5 against 5.2 for the best pixel tile (px5 cb4 wg8) and 3.2 for px8 cb4 wg64.
-  if ((g.groups ?? 1) === 1 && batch * outHeight < 8 && cout4 >= 16) {
-    const px = Math.min(outWidth, 8);
-    const rows = Math.min(outHeight, Math.max(1, Math.floor(24 / px)));
-    return { channelLanes: true, rows, px, cb: 1, workgroupSize: Math.min(64, Math.ceil(cout4 / 8) * 8) };
-  }
-  // Pixel tiles: weights uniform per workgroup (uw). Measured on 3×3 64→64: at 128² px1 cb1 1.5 GFLOP/s, px16
-  // cb4 4.3, +uw 4.5–5.8, +rr (input columns shared across taps) 6.2, px32 cb2 rr 6.3–6.9 (16.7 on a faster
-  // host), px64 cb2 4.1. The tile divides the row evenly (50 wide: px25, 9.8–13 GFLOP/s against 6.9–9.7 for
-  // px32) and the workgroup is no larger than the tiles fill (10×8 256→512: px10 cb4 wg8 8.9 against 4.7 for
-  // px8 cb4 wg64; 20×16 128→256: px20 cb2 wg16 11.7 against 6.6).
-  // Kernels whose pixels share no input columns (1×1, or stride ≥ kernel width like 2×2 s2) gain nothing from
-  // rr and prefer more channels per invocation: 1×1 64→64 3.8 GFLOP/s with px16 cb4 against 3.3 with px32 cb2 rr.
-  const sharesColumns = g.kernelSize[1] > 1 && g.stride < g.kernelSize[1];
-  const px = evenTile(outWidth, sharesColumns ? 32 : 16);
-  const cb = Math.min(sharesColumns && px >= 20 ? 2 : 4, coutg4);
-  const workgroupSize = fillingWorkgroup(batch * outHeight * Math.ceil(outWidth / px));
-  return { px, cb, workgroupSize, uniformWeights: true, ...(sharesColumns ? { rowReuse: true } : {}) };
+  // lavapipe, 2 cores, GPU timestamps (npm run bench:conv2d-variants; this VM swings ±40 % between runs).
+  // Every variant is a shader that LLVM compiles on its first dispatch, for seconds (tile-shape.ts), so the
+  // table uses few of them, with small bodies, shared by every layer and input size: pixel tiles of 8 (4 for
+  // rows of at most 4), two channel vec4s, weights uniform per workgroup (uw), 64 invocations, the kernel taps
+  // in loops — an unrolled body of 16 multiply-adds whatever the kernel size. Against the larger, shape-specialised variants
+  // of earlier tables (row reuse `rr`, tiles dividing the row, channel lanes `cl` for maps under 8 rows), which
+  // cost 3–10× the compile time: 3×3 64→64 at 256² px8 cb2 5.6–11 GFLOP/s, px32 cb2 rr 6.9–12, px8 cb1 rr 5.6;
+  // at 64² 4.5–7.5 against 6.9 (px32 cb2 rr); 3×3 256→256 on 8×6 px8 cb2 wg8 5.5–7.3 against 3.5–6.0 (cl rows3
+  // px8); 512→512 on 4×3 px4 cb2 wg8 3.7–3.9 against 3.2–3.6 (cl rows3 px4). Workgroups of 8 where 64 leave
+  // lanes idle gained 0–15 % (20×16 128→128: 5.5 against 4.6–4.9) but double the variants.
+  return { px: compactTile(outWidth), cb: Math.min(2, coutg4), workgroupSize: 64, uniformWeights: true };
 }
 
 let variantOverride: Conv2dVariant | undefined;
