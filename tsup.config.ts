@@ -19,6 +19,7 @@ export default defineConfig([
       'bench/profile': 'bench/profile.ts',
       'bench/roofline': 'bench/roofline.ts',
       'bench/browser': 'bench/browser.ts',
+      'bench/cold-start': 'bench/cold-start.ts',
     },
     format: ['esm'],
     target: 'es2022',
