@@ -164,7 +164,7 @@ describe('RunOptions.normalize', { timeout: SLOW }, () => {
     ]) {
       const run = model.runFloat(img, { normalize: normalize as never });
       await expect(run).rejects.toBeInstanceOf(InvalidInputError);
-      await expect(run).rejects.toThrow(/^normalize: needs percentiles \{ low, high \} with 0 <= low < high <= 100/);
+      await expect(run).rejects.toThrow(/^runFloat: options\.normalize: needs percentiles \{ low, high \} with 0 <= low < high <= 100/);
     }
     // A flat image has equal percentiles: no map exists.
     const flat = { width: 8, height: 8, channels: 1, data: new Float32Array(64).fill(0.25) };
@@ -181,7 +181,7 @@ describe('RunOptions.normalize', { timeout: SLOW }, () => {
     const garbage = new Uint8Array([1, 2, 3]); // would fail with CHECKPOINT_FORMAT if read first
     await expect(api.denoise(img, { weights: garbage, normalize: { low: 60, high: 40 } })).rejects.toMatchObject({
       code: 'INVALID_INPUT',
-      message: expect.stringMatching(/^normalize: .* got low=60, high=40/),
+      message: expect.stringMatching(/^denoise: options\.normalize: .* got low=60, high=40/),
     });
     await expect(api.upscale(img, { weights: garbage, normalize: { low: 0, high: 101 } })).rejects.toBeInstanceOf(InvalidInputError);
     // Through the API on a real device, the option reaches the run.
