@@ -53,7 +53,7 @@ const wo = conv2dOutputSize(width, k, stride, pad, 1);
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterName}`);
 console.log(`conv ${k}×${k} s${stride} ${cin}→${cout} on ${width}×${height} (output ${wo}×${ho})`);
-const picked = selectConv2dVariant(ctx.adapter, geometry, wo, ho);
+const picked = selectConv2dVariant(ctx.adapter, geometry, wo);
 const variants: Conv2dVariant[] = values.variants
   ? values.variants.split(';').map(parseConv2dVariant)
   : [

@@ -131,7 +131,7 @@ function convCase(
         constBytes += b.byteLength;
       }
       const [n, ho, wo] = conv2dOutputShape(x.shape, geometry);
-      const variant = selectConv2dVariant(ctx.adapter, geometry, wo, ho, n);
+      const variant = selectConv2dVariant(ctx.adapter, geometry, wo);
       const output = conv2d(
         g,
         x,
@@ -170,7 +170,7 @@ function convTransposeCase(name: string, description: string, cin: number, cout:
     build(ctx, g, x, label) {
       const weight = packConvTranspose2dWeight(pattern(cin * cout * 4, 2 / Math.sqrt(cin)), geometry);
       const buffers = [storage(ctx, weight, `${label} weight`)];
-      const variant = selectConvTranspose2dVariant(ctx.adapter, geometry, x.shape[2], x.shape[1], x.shape[0]);
+      const variant = selectConvTranspose2dVariant(ctx.adapter, geometry, x.shape[2]);
       const output = convTranspose2d(
         g,
         x,

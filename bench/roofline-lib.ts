@@ -288,7 +288,7 @@ async function timeInRounds(
  */
 async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, warmup: number): Promise<PreparedGemm> {
   const geometry: Conv2dGeometry = { inChannels: channels, outChannels: channels, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
-  const variant = selectConv2dVariant(ctx.adapter, geometry, side, side);
+  const variant = selectConv2dVariant(ctx.adapter, geometry, side);
   const size = { m: side * side, n: channels, k: 9 * channels };
   const base: GemmResult = {
     kernel: 'conv2d',

@@ -103,8 +103,6 @@ export function selectConvTranspose2dVariant(
   adapter: AdapterDescription,
   g: ConvTranspose2dGeometry,
   inWidth = 256,
-  inHeight = 256,
-  batch = 1,
 ): ConvTranspose2dVariant {
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };

@@ -146,12 +146,12 @@ export function packBias(bias: ArrayLike<number>, channels: number): Float32Arra
 /**
  * The variant table. CPU adapters (lavapipe, SwiftShader) run a workgroup's invocations 8 at a time on SIMD
  * lanes, with no real workgroup memory; a load whose address is the same in every lane is one scalar load, a
- * per-lane address a gather. They gain most from large register tiles whose loads are mostly uniform, and lose
- * whatever lanes a tile grid leaves idle, so the tile follows the output's shape. GPUs want more, smaller
- * invocations for occupancy (untuned so far: a moderate tile). `outWidth`, `outHeight` and `batch` describe the
- * output (or the row band) the convolution writes.
+ * per-lane address a gather; and they JIT-compile every distinct variant on its first dispatch, so they get a
+ * few small tiles with workgroup-uniform weights (see below). GPUs want more, smaller invocations for
+ * occupancy (untuned so far: a moderate tile). `outWidth` is the width of the output (or the row band) the
+ * convolution writes.
  */
-export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry, outWidth = 256, outHeight = 256, batch = 1): Conv2dVariant {
+export function selectConv2dVariant(adapter: AdapterDescription, g: Conv2dGeometry, outWidth = 256): Conv2dVariant {
   checkConv2dGroups(g);
   const cout4 = paddedChannels(g.outChannels) / 4;
   if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };

@@ -94,7 +94,7 @@ export class ConvTranspose2d extends Module {
         weight: this.gpu!.weight,
         bias: this.gpu!.bias,
         geometry: this.geometry,
-        variant: selectConvTranspose2dVariant(ctx.adapter, this.geometry, x.shape[2], x.shape[1], x.shape[0]),
+        variant: selectConvTranspose2dVariant(ctx.adapter, this.geometry, x.shape[2]),
         label,
       },
       epilogue,

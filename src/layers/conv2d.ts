@@ -101,7 +101,7 @@ export class Conv2d extends Module {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }
     const [n, h, w] = x.shape;
-    const [, ho, wo] = conv2dOutputShape([n, h, w, this.inChannels], this.geometry);
+    const [, , wo] = conv2dOutputShape([n, h, w, this.inChannels], this.geometry);
     return conv2d(
       graph,
       x,
@@ -109,7 +109,7 @@ export class Conv2d extends Module {
         weight: this.gpu!.weight,
         bias: this.gpu!.bias,
         geometry: this.geometry,
-        variant: selectConv2dVariant(ctx.adapter, this.geometry, wo, ho, n),
+        variant: selectConv2dVariant(ctx.adapter, this.geometry, wo),
         label,
         readInputPrefix,
         bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },

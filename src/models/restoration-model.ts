@@ -5,7 +5,7 @@ import { Graph } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
 import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
-import { checkPercentileRange, normalizeForRun, type PercentileRange } from '../io/normalize';
+import { normalizeForRun, type PercentileRange } from '../io/normalize';
 import type { Network } from './network';
 import { PlanCache } from './plan-cache';
 import { FeatherBlender } from './tile-blend';
@@ -147,7 +147,6 @@ export class RestorationModel {
     checkRunOptions('runFloat', options);
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
-    if (options.normalize !== undefined) checkPercentileRange(options.normalize);
     const bad = image.data.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) {
       const plane = image.width * image.height;
