@@ -1,6 +1,6 @@
 /**
  * Times convolution tiling variants on one convolution shape on this adapter, so that the selector's table
- * (selectConv2dVariant in src/kernels/conv2d.ts) rests on numbers.
+ * (selectConv2dVariant in src/kernels/conv2d-variants.ts) rests on numbers.
  *
  *   node dist/bench/conv2d-variants.js [--size 128x128] [--channels 64x64] [--kernel 3] [--stride 1] [--runs 3]
  *     [--variants 'px32,cb2,wg64,uw,rr;px16,cb4,wg64,uw,rr']
@@ -13,18 +13,12 @@ import { BufferUsage } from '../src/gpu/flags';
 import { Graph } from '../src/gpu/graph';
 import { createNodeContext } from '../src/gpu/node-gpu';
 import { Plan } from '../src/gpu/plan';
-import {
-  type Conv2dGeometry,
-  type Conv2dVariant,
-  conv2d,
-  conv2dOutputSize,
-  packBias,
-  packConv2dWeight,
-  parseConv2dVariant,
-  selectConv2dVariant,
-} from '../src/kernels/conv2d';
+import { conv2d } from '../src/kernels/conv2d';
+import { type Conv2dGeometry, conv2dOutputSize, packBias, packConv2dWeight } from '../src/kernels/conv2d-geometry';
+import { type Conv2dVariant, selectConv2dVariant } from '../src/kernels/conv2d-variants';
 import { variantTags } from '../src/kernels/conv2d.wgsl';
 import { parseSize } from './report';
+import { parseConv2dVariant } from './variant-text';
 import { median } from './stats';
 
 const USAGE = `
@@ -53,7 +47,7 @@ const wo = conv2dOutputSize(width, k, stride, pad, 1);
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterName}`);
 console.log(`conv ${k}×${k} s${stride} ${cin}→${cout} on ${width}×${height} (output ${wo}×${ho})`);
-const picked = selectConv2dVariant(ctx.adapter, geometry, wo);
+const picked = selectConv2dVariant(ctx, geometry, wo);
 const variants: Conv2dVariant[] = values.variants
   ? values.variants.split(';').map(parseConv2dVariant)
   : [

@@ -7,7 +7,7 @@
 import { parseBenchArgs } from './args';
 import { writeFileSync } from 'node:fs';
 import { getDefaultContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
-import { overrideConv2dVariant, parseConv2dVariant } from '../src/kernels/conv2d';
+import { parseConv2dVariant } from './variant-text';
 import { median, percentile } from './stats';
 
 const USAGE = `
@@ -22,10 +22,10 @@ const { values } = parseBenchArgs(USAGE, {
   // Force one convolution variant, e.g. --variant px8,cb4,wg64 (see the shader labels / selectConv2dVariant).
   variant: { type: 'string' },
 });
-if (values.variant) overrideConv2dVariant(parseConv2dVariant(values.variant));
 const [width, height] = values.size.includes('x') ? values.size.split('x').map(Number) : [Number(values.size), Number(values.size)];
 const runs = Number(values.runs);
 const ctx = await getDefaultContext();
+if (values.variant) ctx.variantOverrides.conv2d = parseConv2dVariant(values.variant);
 const model = await loadBuiltinModel('dncnn_25', { context: ctx });
 const image = { width, height, channels: 1, data: new Float32Array(width * height).map((_, i) => ((i * 7919) % 256) / 255) };
 const tCompile = performance.now();

@@ -22,33 +22,20 @@ import { Graph, type TensorValue } from '../src/gpu/graph';
 import { createNodeContext, releaseNodeGPU } from '../src/gpu/node-gpu';
 import { Plan } from '../src/gpu/plan';
 import { type Shape4, tensorBytes, tensorElements } from '../src/gpu/tensor';
+import { conv2d } from '../src/kernels/conv2d';
+import { type Conv2dGeometry, conv2dOutputShape, packBias, packConv2dWeight } from '../src/kernels/conv2d-geometry';
+import { selectConv2dVariant } from '../src/kernels/conv2d-variants';
+import { convTranspose2d } from '../src/kernels/conv-transpose2d';
+import { type ConvTranspose2dGeometry, packConvTranspose2dWeight } from '../src/kernels/conv-transpose2d-geometry';
+import { selectConvTranspose2dVariant } from '../src/kernels/conv-transpose2d-variants';
 import {
-  type Conv2dGeometry,
-  conv2d,
-  conv2dOutputShape,
-  overrideConv2dVariant,
-  packBias,
-  packConv2dWeight,
-  parseConv2dVariant,
-  selectConv2dVariant,
-} from '../src/kernels/conv2d';
-import {
-  type ConvTranspose2dGeometry,
-  type ConvTranspose2dVariant,
-  convTranspose2d,
-  overrideConvTranspose2dVariant,
-  packConvTranspose2dWeight,
-  selectConvTranspose2dVariant,
-} from '../src/kernels/conv-transpose2d';
-import {
-  overrideWindowAttentionVariant,
   packRelativePositionBias,
-  selectWindowAttentionVariant,
   WINDOW_ATTENTION_HEAD_DIM,
   WINDOW_ATTENTION_SIZE,
-  type WindowAttentionVariant,
   windowAttention,
 } from '../src/kernels/window-attention';
+import { selectWindowAttentionVariant } from '../src/kernels/window-attention-variants';
+import { parseConv2dVariant, parseConvTranspose2dVariant, parseWindowAttentionVariant } from './variant-text';
 import { fmt, fmtRange, markdownTable, parseSize } from './report';
 import { writeJson } from './write-json';
 import { type Summary, summarize } from './stats';
@@ -130,8 +117,8 @@ function convCase(
         buffers.push(storage(ctx, b, `${label} bias`));
         constBytes += b.byteLength;
       }
-      const [n, ho, wo] = conv2dOutputShape(x.shape, geometry);
-      const variant = selectConv2dVariant(ctx.adapter, geometry, wo);
+      const [, , wo] = conv2dOutputShape(x.shape, geometry);
+      const variant = selectConv2dVariant(ctx, geometry, wo);
       const output = conv2d(
         g,
         x,
@@ -144,9 +131,6 @@ function convCase(
           // As the Conv2d layer does: row bands when a tensor exceeds one binding (1024×768 × 64 ch on lavapipe).
           bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
         },
-        {},
-        undefined,
-        ctx.limits.maxComputeWorkgroupsPerDimension,
       );
       return { output, constBytes, variant, buffers };
     },
@@ -170,15 +154,8 @@ function convTransposeCase(name: string, description: string, cin: number, cout:
     build(ctx, g, x, label) {
       const weight = packConvTranspose2dWeight(pattern(cin * cout * 4, 2 / Math.sqrt(cin)), geometry);
       const buffers = [storage(ctx, weight, `${label} weight`)];
-      const variant = selectConvTranspose2dVariant(ctx.adapter, geometry, x.shape[2]);
-      const output = convTranspose2d(
-        g,
-        x,
-        { weight: buffers[0], geometry, variant, label },
-        {},
-        undefined,
-        ctx.limits.maxComputeWorkgroupsPerDimension,
-      );
+      const variant = selectConvTranspose2dVariant(ctx, geometry, x.shape[2]);
+      const output = convTranspose2d(g, x, { weight: buffers[0], geometry, variant, label });
       return { output, constBytes: weight.byteLength, variant, buffers };
     },
   };
@@ -198,14 +175,8 @@ function attentionCase(name: string, description: string, channels: number, shif
     build(ctx, g, x, label) {
       const rel = packRelativePositionBias(pattern(heads * (2 * win - 1) ** 2, 1), heads);
       const buffers = [storage(ctx, rel, `${label} relative position bias`)];
-      const variant = selectWindowAttentionVariant(ctx.adapter);
-      const output = windowAttention(
-        g,
-        x,
-        { bias: buffers[0], heads, shifted, variant, label },
-        undefined,
-        ctx.limits.maxComputeWorkgroupsPerDimension,
-      );
+      const variant = selectWindowAttentionVariant(ctx);
+      const output = windowAttention(g, x, { bias: buffers[0], heads, shifted, variant, label });
       return { output, constBytes: rel.byteLength, variant, buffers };
     },
   };
@@ -226,32 +197,7 @@ const CASES: BenchCase[] = [
   attentionCase('wmsa_c128', 'W-MSA C=128 (4 heads)', 128, false),
 ];
 
-function parseConvTransposeVariant(text: string): ConvTranspose2dVariant {
-  const v: ConvTranspose2dVariant = { algorithm: 'subpixel', px: 0, cb: 0, workgroupSize: 64 };
-  for (const raw of text.split(',')) {
-    const part = raw.trim();
-    const m = /^(px|cb|wg)(\d+)$/.exec(part);
-    if (m) {
-      const n = Number(m[2]);
-      if (m[1] === 'px') v.px = n;
-      else if (m[1] === 'cb') v.cb = n;
-      else v.workgroupSize = n;
-    } else if (part === 'subpixel' || part === 'gather') v.algorithm = part;
-    else if (part === 'uw') v.uniformWeights = true;
-    else if (part === 'at') v.allTaps = true;
-    else throw new Error(`bad convT variant tag '${part}' in '${text}' (expected e.g. subpixel,px16,cb4,wg64,uw)`);
-  }
-  if (v.px < 1 || v.cb < 1 || v.workgroupSize < 1) throw new Error(`convT variant '${text}' needs px and cb`);
-  return v;
-}
 
-function parseAttentionVariant(text: string): WindowAttentionVariant {
-  const parts = text.split(',').map((s) => s.trim());
-  if (parts[0] === 'wg' || parts[0] === 'workgroup') return { mode: 'workgroup', rows: 1 };
-  const rows = /^rows(\d+)$/.exec(parts[1] ?? 'rows1');
-  if (parts[0] === 'direct' && rows) return { mode: 'direct', rows: Number(rows[1]) };
-  throw new Error(`bad attention variant '${text}' (expected wg, or direct,rowsN)`);
-}
 
 const { values } = parseBenchArgs(USAGE, {
   cases: { type: 'string' },
@@ -289,19 +235,16 @@ if (values.cases) {
   }
   cases = CASES.filter((c) => wanted.includes(c.name));
 }
+// Forced variants (`ctx.variantOverrides`, set once the context exists below), and their texts for the record.
 const overrides: Record<string, string> = {};
-if (values['conv-variant']) {
-  overrideConv2dVariant(parseConv2dVariant(values['conv-variant']));
-  overrides.conv2d = values['conv-variant'];
-}
-if (values['convt-variant']) {
-  overrideConvTranspose2dVariant(parseConvTransposeVariant(values['convt-variant']));
-  overrides.convTranspose2d = values['convt-variant'];
-}
-if (values['attn-variant']) {
-  overrideWindowAttentionVariant(parseAttentionVariant(values['attn-variant']));
-  overrides.windowAttention = values['attn-variant'];
-}
+const forced = {
+  ...(values['conv-variant'] ? { conv2d: parseConv2dVariant(values['conv-variant']) } : {}),
+  ...(values['convt-variant'] ? { convTranspose2d: parseConvTranspose2dVariant(values['convt-variant']) } : {}),
+  ...(values['attn-variant'] ? { windowAttention: parseWindowAttentionVariant(values['attn-variant']) } : {}),
+};
+if (values['conv-variant']) overrides.conv2d = values['conv-variant'];
+if (values['convt-variant']) overrides.convTranspose2d = values['convt-variant'];
+if (values['attn-variant']) overrides.windowAttention = values['attn-variant'];
 
 interface CaseResult {
   case: string;
@@ -329,6 +272,7 @@ interface CaseResult {
 }
 
 const ctx = await createNodeContext();
+Object.assign(ctx.variantOverrides, forced);
 console.log(`adapter: ${ctx.adapterName}`);
 console.log(
   `limits: maxStorageBufferBindingSize ${ctx.limits.maxStorageBufferBindingSize}, maxBufferSize ${ctx.limits.maxBufferSize}; ` +

@@ -10,22 +10,54 @@
  */
 import type { GPUContext } from '../src/gpu/context';
 import { BufferUsage } from '../src/gpu/flags';
-import { Graph, workgroupGrid } from '../src/gpu/graph';
+import { spreadWorkgroups } from '../src/gpu/dispatch';
+import { Graph } from '../src/gpu/graph';
 import { Plan } from '../src/gpu/plan';
 import { readMapped } from '../src/gpu/recorder';
 import { packUniforms } from '../src/gpu/shader';
 import { paddedChannels } from '../src/gpu/tensor';
 import {
-  MATMUL_BENCH_VARIANTS,
   type MatmulVariant,
   matmul,
   matmulVariantTags,
   matmulWorkgroupBytes,
   selectMatmulVariant,
 } from '../src/kernels/matmul';
-import { type Conv2dGeometry, conv2d, packConv2dWeight, selectConv2dVariant } from '../src/kernels/conv2d';
+import { conv2d } from '../src/kernels/conv2d';
+import { type Conv2dGeometry, packConv2dWeight } from '../src/kernels/conv2d-geometry';
+import { selectConv2dVariant } from '../src/kernels/conv2d-variants';
 import { variantTags } from '../src/kernels/conv2d.wgsl';
 import { type Summary, summarize } from './stats';
+
+/**
+ * The variants the roofline benchmark tries: register tiles of several shapes with B or A workgroup-uniform
+ * (what CPU adapters like), a square-workgroup register tile, and the classic staged GPU tilings (16×16 and 8×8
+ * workgroups, 4×4 to 8×8 outputs per invocation).
+ */
+export const MATMUL_BENCH_VARIANTS: readonly MatmulVariant[] = [
+  // Registers only, B workgroup-uniform (wgX = 1).
+  { rows: 4, cols: 4, wgX: 1, wgY: 64 },
+  { rows: 2, cols: 4, wgX: 1, wgY: 64 },
+  { rows: 4, cols: 2, wgX: 1, wgY: 64 },
+  { rows: 8, cols: 2, wgX: 1, wgY: 64 },
+  { rows: 8, cols: 4, wgX: 1, wgY: 64 },
+  { rows: 1, cols: 8, wgX: 1, wgY: 64 },
+  { rows: 4, cols: 4, wgX: 1, wgY: 16 },
+  { rows: 8, cols: 8, wgX: 1, wgY: 32 },
+  { rows: 16, cols: 4, wgX: 1, wgY: 32 },
+  { rows: 8, cols: 8, wgX: 1, wgY: 16 },
+  // Registers only, A workgroup-uniform (wgY = 1).
+  { rows: 4, cols: 4, wgX: 64, wgY: 1 },
+  { rows: 8, cols: 1, wgX: 64, wgY: 1 },
+  // Registers only, square workgroup (platform.md's 5.3 GFLOP/s shape: vec4 columns × 4 rows).
+  { rows: 4, cols: 1, wgX: 8, wgY: 8 },
+  { rows: 4, cols: 4, wgX: 8, wgY: 8 },
+  // Workgroup-memory staging, as on GPUs.
+  { rows: 4, cols: 1, wgX: 16, wgY: 16, sharedK: 16 },
+  { rows: 8, cols: 2, wgX: 8, wgY: 8, sharedK: 16 },
+  { rows: 4, cols: 2, wgX: 16, wgY: 16, sharedK: 16 },
+  { rows: 8, cols: 2, wgX: 16, wgY: 16, sharedK: 8 },
+];
 
 export interface GemmSize {
   m: number;
@@ -108,7 +140,7 @@ export interface RooflineResult {
  * Software: measured on lavapipe (see bench/roofline.ts). Hardware: the staged GPU tilings (untuned).
  */
 export function quickVariants(isSoftware: boolean): MatmulVariant[] {
-  const pick = selectMatmulVariant({ vendor: '', architecture: '', device: '', description: '', isSoftware });
+  const pick = selectMatmulVariant({ adapter: { vendor: '', architecture: '', device: '', description: '', isSoftware } });
   const others: MatmulVariant[] = isSoftware
     ? [
         { rows: 16, cols: 4, wgX: 1, wgY: 32 },
@@ -288,7 +320,7 @@ async function timeInRounds(
  */
 async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, warmup: number): Promise<PreparedGemm> {
   const geometry: Conv2dGeometry = { inChannels: channels, outChannels: channels, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
-  const variant = selectConv2dVariant(ctx.adapter, geometry, side);
+  const variant = selectConv2dVariant(ctx, geometry, side);
   const size = { m: side * side, n: channels, k: 9 * channels };
   const base: GemmResult = {
     kernel: 'conv2d',
@@ -306,7 +338,7 @@ async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, 
     owned.push(weight);
     const g = new Graph();
     const input = g.input([1, side, side, channels], 'x');
-    g.output(conv2d(g, input, { weight, geometry, variant, label: 'conv' }, {}, undefined, ctx.limits.maxComputeWorkgroupsPerDimension));
+    g.output(conv2d(g, input, { weight, geometry, variant, label: 'conv' }));
     const t0 = performance.now();
     plan = await Plan.compile(ctx, g);
     const compileMs = performance.now() - t0;
@@ -394,7 +426,7 @@ async function prepareGemm(
     const g = new Graph();
     const a = g.input([1, 1, m, k], 'A');
     const b = g.input([1, 1, k, n], 'B');
-    g.output(matmul(g, a, b, { variant: v, label: 'matmul' }, limits.maxComputeWorkgroupsPerDimension));
+    g.output(matmul(g, a, b, { variant: v, label: 'matmul' }));
     const t0 = performance.now();
     plan = await Plan.compile(ctx, g);
     const compileMs = performance.now() - t0;
@@ -495,7 +527,7 @@ async function measureCopy(
       const kernel = await ctx.pipelines.get({ label: `roofline vec4 copy[wg${COPY_WORKGROUP},v${COPY_PER_INVOCATION}]`, code: COPY_WGSL });
       const count = bytes / 16;
       const workgroups = Math.ceil(count / (COPY_WORKGROUP * COPY_PER_INVOCATION));
-      const grid = workgroupGrid(workgroups, limits.maxComputeWorkgroupsPerDimension);
+      const grid = spreadWorkgroups(workgroups, limits.maxComputeWorkgroupsPerDimension);
       const stride = grid[0] * grid[1] * COPY_WORKGROUP;
       const uniforms = ctx.createBufferWithData(
         new Uint8Array(packUniforms(kernel.shader, { count, stride })),

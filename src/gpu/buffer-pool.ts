@@ -1,4 +1,10 @@
-import type { GPUContext } from './context';
+/**
+ * What the pool needs of a device: buffer creation with its size checks (GPUContext has it). A narrow interface,
+ * so the pool does not import the context that owns it.
+ */
+export interface BufferAllocator {
+  createBuffer(descriptor: GPUBufferDescriptor, what: string): GPUBuffer;
+}
 
 /**
  * Reuses freed GPU buffers. Plans for different input shapes come and go (e.g. one per image size); without a
@@ -9,7 +15,7 @@ export class BufferPool {
   private readonly free: GPUBuffer[] = [];
   private liveCount = 0;
 
-  constructor(private readonly ctx: GPUContext) {}
+  constructor(private readonly ctx: BufferAllocator) {}
 
   acquire(size: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
     // Compare with the rounded size new buffers get, so a buffer is always reusable for the request it was made for.

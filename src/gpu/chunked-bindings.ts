@@ -1,38 +1,24 @@
 /**
- * Tensors larger than one storage binding.
+ * Tensors larger than one binding, for shaders that do not take accessors.
  *
- * A device caps how many bytes one storage binding may span (`maxStorageBufferBindingSize`: 128 MiB on lavapipe
- * and many phones) far below what it can allocate (`maxBufferSize`: 4 GiB on lavapipe). A 64-channel f32 map of a
- * 1024×768 image is 192 MiB, so networks at real image sizes need tensors that no single binding can reach.
+ * Kernels reach their tensors through the accessors the plan supplies (tensor-access.ts), which split a tensor
+ * too large for one binding into windows. A hand-written `ShaderSource` (tests, benchmarks) has no such hook,
+ * so when the plan finds one of its tensor bindings too large it rewrites that shader's text: the one
+ * `var<storage> x: array<vec4<f32>>` becomes K bindings `x_c0 … x_cK-1`, each a window of the same buffer, and
+ * every `x[i]` read or `x[i] = v` write becomes a call to the same accessors `windowedAccess` emits.
  *
- * Instead of teaching every kernel about this, a kernel is written once against whole tensors, and when the plan
- * finds a tensor binding too large it rewrites that shader variant: the one `var<storage> x: array<vec4<f32>>`
- * becomes K bindings `x_c0 … x_cK-1`, each a window of the same buffer, and every `x[i]` read or `x[i] = v`
- * write becomes a call to an accessor that picks the window. Variants without oversized tensors are untouched, so
- * the common case costs nothing; the rewritten ones pay a compare per access.
- *
- * The rewrite understands exactly the forms our kernels use — `name[expr]` reads, `name[expr] = value;`
- * and compound assignments — and refuses anything else (`arrayLength(&name)`, component writes like
- * `name[i].x = v`, a local that shadows the binding) with an error, rather than producing a wrong shader.
+ * The rewrite understands exactly the plain forms — `name[expr]` reads, `name[expr] = value;` and compound
+ * assignments — and refuses anything else (`arrayLength(&name)`, component writes like `name[i].x = v`, a
+ * local that shadows the binding) with an error, rather than producing a wrong shader.
  */
 import { InvalidInputError } from '../errors';
 import type { ShaderSource } from './shader';
-
-export interface ChunkSpec {
-  /** Number of windows (bindings) the tensor is split into; ≥ 2. */
-  count: number;
-  /** Elements (vec4<f32>) per window; the last window may be shorter. */
-  chunkElements: number;
-}
+import { type ChunkSpec, checkChunkSpec, chunkName, chunksTag, windowAccessorsWgsl } from './tensor-access';
 
 export interface ChunkedShader {
   source: ShaderSource;
   /** New binding name → the original binding name and which window of it. */
   origin: Map<string, { name: string; chunk: number }>;
-}
-
-export function chunkName(name: string, chunk: number): string {
-  return `${name}_c${chunk}`;
 }
 
 /** Rewrites `source` so each tensor in `specs` is reached through `count` bindings. */
@@ -45,9 +31,7 @@ export function chunkShaderBindings(source: ShaderSource, specs: Record<string, 
   const accessors: string[] = [];
   for (const name of names) {
     const spec = specs[name];
-    if (!Number.isInteger(spec.count) || spec.count < 2 || !(spec.chunkElements > 0)) {
-      throw new InvalidInputError(`chunking '${name}' of ${source.label}: bad spec ${JSON.stringify(spec)}`);
-    }
+    checkChunkSpec(name, spec, source.label);
     const decl = new RegExp(
       `@group\\(0\\)\\s*@binding\\((\\d+)\\)\\s*var<storage,\\s*(read|read_write)>\\s*${name}\\s*:\\s*array<vec4<f32>>\\s*;`,
     );
@@ -64,11 +48,10 @@ export function chunkShaderBindings(source: ShaderSource, specs: Record<string, 
     const after = code.slice(m.index + m[0].length);
     checkNoShadowing(before + after, name, source.label);
     code = rewriteAccesses(before, name, source.label) + decls.join('\n') + rewriteAccesses(after, name, source.label);
-    accessors.push(accessorWgsl(name, spec, access === 'read_write'));
+    accessors.push(windowAccessorsWgsl(name, spec, access === 'read_write'));
   }
-  const chunksTag = names.map((n) => `${n}÷${specs[n].count}`).join(',');
   return {
-    source: { ...source, label: `${source.label}[chunks ${chunksTag}]`, code: `${code}\n${accessors.join('\n')}\n` },
+    source: { ...source, label: `${source.label}[chunks ${chunksTag(specs)}]`, code: `${code}\n${accessors.join('\n')}\n` },
     origin,
   };
 }
@@ -145,25 +128,4 @@ function rewriteAccesses(code: string, name: string, label: string): string {
     }
   }
   return out + code.slice(pos);
-}
-
-function accessorWgsl(name: string, spec: ChunkSpec, writable: boolean): string {
-  const c = spec.chunkElements;
-  const reads: string[] = [];
-  const writes: string[] = [];
-  for (let k = 0; k < spec.count; k++) {
-    const base = k * c;
-    const local = base === 0 ? 'i' : `i - ${base}u`;
-    const chunk = chunkName(name, k);
-    if (k < spec.count - 1) {
-      reads.push(`  if (i < ${base + c}u) { return ${chunk}[${local}]; }`);
-      writes.push(`  if (i < ${base + c}u) { ${chunk}[${local}] = v; return; }`);
-    } else {
-      reads.push(`  return ${chunk}[${local}];`);
-      writes.push(`  ${chunk}[${local}] = v;`);
-    }
-  }
-  const get = `fn ${name}_get(i: u32) -> vec4<f32> {\n${reads.join('\n')}\n}`;
-  const set = writable ? `\nfn ${name}_set(i: u32, v: vec4<f32>) {\n${writes.join('\n')}\n}` : '';
-  return get + set;
 }

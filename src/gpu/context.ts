@@ -31,11 +31,27 @@ export interface RequestContextOptions extends Omit<ContextOptions, 'adapter'> {
 }
 
 /**
+ * Kernel variants forced per kernel family, for benchmarks and experiments: a selector returns its family's
+ * override instead of its table's pick. The kernels own their variant types and add their family to this
+ * interface (`declare module '../gpu/context'` in src/kernels/*-variants.ts), so src/gpu imports nothing from
+ * src/kernels and `ctx.variantOverrides.conv2d` is still typed.
+ */
+export interface VariantOverrides {
+  [family: string]: unknown;
+}
+
+/** What a kernel's variant selector reads: the adapter (software or not) and any forced variants. */
+export interface VariantSource {
+  readonly adapter: AdapterDescription;
+  readonly variantOverrides?: VariantOverrides;
+}
+
+/**
  * Everything that belongs to one GPUDevice: the device itself, what we learnt about its adapter, its pipeline
  * cache, and the error state. Errors never pass silently: `uncapturederror` and `device.lost` are recorded and
  * turned into typed exceptions by `throwIfFailed()`, which every public operation calls.
  */
-export class GPUContext {
+export class GPUContext implements VariantSource {
   readonly device: GPUDevice;
   readonly adapter: AdapterDescription;
   readonly debug: boolean;
@@ -65,7 +81,7 @@ export class GPUContext {
       return this.lostError;
     });
     device.addEventListener('uncapturederror', (event) => {
-      const error = (event as GPUUncapturedErrorEvent).error;
+      const error = (event).error;
       // Keep the first one: later errors are usually consequences of it.
       this.uncaptured ??= toOperationError('uncaptured WebGPU error', error);
     });
@@ -90,6 +106,20 @@ export class GPUContext {
   }
 
   bindingLimitOverride: number | undefined;
+
+  /** Forced kernel variants by family (benchmarks, experiments); empty means every selector uses its table. */
+  readonly variantOverrides: VariantOverrides = {};
+
+  /**
+   * Most workgroups per grid dimension: plans spread a kernel's linear workgroup count over x and y within it
+   * (dispatch.ts). Tests lower it (`workgroupLimitOverride`) to exercise the spread at small sizes.
+   */
+  get workgroupsPerDimensionLimit(): number {
+    const device = this.device.limits.maxComputeWorkgroupsPerDimension;
+    return this.workgroupLimitOverride !== undefined ? Math.min(device, this.workgroupLimitOverride) : device;
+  }
+
+  workgroupLimitOverride: number | undefined;
 
   /**
    * Test knob: split every tensor binding into this many windows (where the offset alignment allows), whatever
@@ -130,6 +160,7 @@ export class GPUContext {
       thrown = e;
     }
     const scopes = await this.raceLost(Promise.all([d.popErrorScope(), d.popErrorScope(), d.popErrorScope()]));
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what the operation threw, unchanged
     if (thrown !== undefined) throw thrown;
     const first = scopes.find((e) => e !== null);
     if (first) throw toOperationError(operation, first);

@@ -1,4 +1,3 @@
-import type { Graph } from './graph';
 import type { Shape4 } from './tensor';
 
 /**
@@ -16,12 +15,6 @@ import type { Shape4 } from './tensor';
 export interface DispatchCost {
   flops: number;
   bytes: number;
-}
-
-export interface GraphCost extends DispatchCost {
-  dispatches: number;
-  /** Dispatches without a cost (nodes built outside src/kernels); their work is missing from the sums. */
-  uncountedDispatches: number;
 }
 
 /** Bytes of an f32 tensor of this shape with logical channels (no padding to 4). */
@@ -42,20 +35,6 @@ export function shareOf(total: number, from: number, to: number, count: number):
   // Differences of one cumulative function that is exactly 0 at 0 and `total` at `count`: the parts telescope.
   const upTo = (i: number) => (i >= count ? total : Math.floor((total / count) * i));
   return upTo(to) - upTo(from);
-}
-
-/** Sums the cost of every node of `graph`. */
-export function graphCost(graph: Graph): GraphCost {
-  const sum: GraphCost = { flops: 0, bytes: 0, dispatches: graph.nodes.length, uncountedDispatches: 0 };
-  for (const node of graph.nodes) {
-    if (!node.cost) {
-      sum.uncountedDispatches++;
-      continue;
-    }
-    sum.flops += node.cost.flops;
-    sum.bytes += node.cost.bytes;
-  }
-  return sum;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors';
 import type { DispatchCost } from './cost';
-import type { ShaderSource } from './shader';
+import type { WorkgroupCount } from './dispatch';
+import type { KernelSource } from './shader';
 import { checkShape4, type Shape4 } from './tensor';
 
 /** A symbolic activation tensor of a graph; it gets a real buffer only when the graph is compiled into a plan. */
@@ -24,13 +25,16 @@ export interface TensorSlice {
 /** What a dispatch binds by WGSL variable name: an activation (or a slice of one), or a constant buffer (weights). */
 export type Binding = TensorValue | TensorSlice | GPUBuffer;
 
-/** One compute dispatch: a shader variant, its uniforms (by member name), its bindings and its grid. */
+/**
+ * One compute dispatch: a shader variant, its uniforms (by member name), its bindings and how many workgroups it
+ * needs: a linear count that the plan spreads over the device's grid, or an exact grid (dispatch.ts).
+ */
 export interface GraphNode {
   label: string;
-  kernel: ShaderSource;
+  kernel: KernelSource;
   uniforms: Record<string, number>;
   bindings: Record<string, Binding>;
-  workgroups: readonly [number, number, number];
+  workgroups: WorkgroupCount;
   /** Counted FLOPs and minimum bytes moved (cost.ts); every kernel in src/kernels sets it, for reports. */
   cost?: DispatchCost;
 }
@@ -79,12 +83,22 @@ export class Graph {
   }
 }
 
-/** Spreads a 1-D count of workgroups over x and y so no dimension exceeds the device limit. */
-export function workgroupGrid(count: number, maxPerDimension: number): [number, number, number] {
-  if (count <= maxPerDimension) return [Math.max(1, count), 1, 1];
-  const y = Math.ceil(count / maxPerDimension);
-  if (y > maxPerDimension) {
-    throw new InvalidInputError(`dispatch of ${count} workgroups exceeds ${maxPerDimension}² (image too large)`);
+export interface GraphCost extends DispatchCost {
+  dispatches: number;
+  /** Dispatches without a cost (nodes built outside src/kernels); their work is missing from the sums. */
+  uncountedDispatches: number;
+}
+
+/** Sums the cost (gpu/cost.ts) of every node of `graph`. */
+export function graphCost(graph: Graph): GraphCost {
+  const sum: GraphCost = { flops: 0, bytes: 0, dispatches: graph.nodes.length, uncountedDispatches: 0 };
+  for (const node of graph.nodes) {
+    if (!node.cost) {
+      sum.uncountedDispatches++;
+      continue;
+    }
+    sum.flops += node.cost.flops;
+    sum.bytes += node.cost.bytes;
   }
-  return [Math.ceil(count / y), y, 1];
+  return sum;
 }

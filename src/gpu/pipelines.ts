@@ -1,7 +1,6 @@
 import { ShaderStage } from './flags';
 import { RestoreError, ShaderCompilationError } from '../errors';
-import type { GPUContext } from './context';
-import { type ReflectedShader, reflectShader, type ShaderSource } from './shader';
+import { type KernelSource, materializeSource, type ReflectedShader, reflectShader, sourceCacheKey } from './shader';
 
 /** A ready-to-dispatch pipeline with an explicit bind-group layout derived from reflection. */
 export interface CompiledKernel {
@@ -11,13 +10,23 @@ export interface CompiledKernel {
 }
 
 /**
- * Pipelines keyed by shader variant (label + code). Creation is asynchronous
- * (`createComputePipelineAsync`) so a model can compile all of its pipelines in parallel, and concurrent
- * requests for the same variant share one promise.
+ * What the cache needs of a device (GPUContext has it): the device, and its error scopes and loss race. A narrow
+ * interface, so the cache does not import the context that owns it.
+ */
+export interface PipelineDevice {
+  readonly device: GPUDevice;
+  withErrorScopes<T>(operation: string, fn: () => T | Promise<T>): Promise<T>;
+  raceLost<T>(p: Promise<T>): Promise<T>;
+}
+
+/**
+ * Pipelines keyed by shader variant: a lazy source's key (its WGSL is generated only here, on a miss), or a
+ * hand-written source's text. Creation is asynchronous (`createComputePipelineAsync`) so a model can compile
+ * all of its pipelines in parallel, and concurrent requests for the same variant share one promise.
  */
 export class PipelineCache {
-  private readonly entries = new Map<string, Promise<CompiledKernel>>();
-  constructor(private readonly ctx: GPUContext) {}
+  private readonly entries = new Map<string, { label: string; kernel: Promise<CompiledKernel> }>();
+  constructor(private readonly ctx: PipelineDevice) {}
 
   get size(): number {
     return this.entries.size;
@@ -25,26 +34,27 @@ export class PipelineCache {
 
   /** Labels of the variants compiled so far: a debug listing of what this device runs. */
   labels(): string[] {
-    return [...this.entries.keys()].map((k) => k.slice(0, k.indexOf('\u0000')));
+    return [...this.entries.values()].map((e) => e.label);
   }
 
-  get(source: ShaderSource): Promise<CompiledKernel> {
-    const key = `${source.label}\u0000${source.entryPoint ?? ''}\u0000${source.code}`;
+  get(source: KernelSource): Promise<CompiledKernel> {
+    const key = sourceCacheKey(source);
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = this.compile(source);
+      entry = { label: source.label, kernel: this.compile(source) };
       this.entries.set(key, entry);
       // A failed compile must not poison the cache for a later retry on a new device.
-      entry.catch(() => this.entries.delete(key));
+      entry.kernel.catch(() => this.entries.delete(key));
     }
-    return entry;
+    return entry.kernel;
   }
 
   clear(): void {
     this.entries.clear();
   }
 
-  private async compile(source: ShaderSource): Promise<CompiledKernel> {
+  private async compile(lazy: KernelSource): Promise<CompiledKernel> {
+    const source = materializeSource(lazy);
     const device = this.ctx.device;
     const module = await this.ctx.withErrorScopes(`compiling shader '${source.label}'`, async () => {
       const m = device.createShaderModule({ label: source.label, code: source.code });

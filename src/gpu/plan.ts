@@ -2,16 +2,17 @@ import { BufferUsage } from './flags';
 import { GPUTensor } from './gpu-tensor';
 import { type Dispatch, readMapped, submitDispatches } from './recorder';
 import { DisposedError, GPUUnavailableError, InvalidInputError, LimitExceededError } from '../errors';
-import { type ChunkSpec, chunkShaderBindings } from './chunked-bindings';
+import { chunkShaderBindings } from './chunked-bindings';
 import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
 import { writeBuffer } from './context';
-import { type GraphCost, graphCost } from './cost';
-import { boundTensor, type Graph, type GraphNode, isTensorSlice, isTensorValue, type TensorValue } from './graph';
+import { dispatchGrid } from './dispatch';
+import { boundTensor, type Graph, type GraphCost, graphCost, type GraphNode, isTensorSlice, isTensorValue, type TensorValue } from './graph';
 import { assignBuffers, type LiveInterval } from './liveness';
 import type { CompiledKernel } from './pipelines';
 import { type DispatchProfile, timeEachDispatch } from './profile';
-import { packUniforms, type ShaderSource } from './shader';
+import { isLazySource, type KernelSource, packUniforms } from './shader';
+import { type ChunkSpec, chunkName, chunksTag, windowedAccess } from './tensor-access';
 import { formatShape, tensorBytes, tensorElements } from './tensor';
 
 export interface PlanOptions {
@@ -43,7 +44,7 @@ export class Plan {
   private constructor(
     private readonly ctx: GPUContext,
     readonly graph: Graph,
-    private readonly steps: { node: GraphNode; kernel: CompiledKernel; bindGroup: GPUBindGroup }[],
+    private readonly steps: { node: GraphNode; kernel: CompiledKernel; bindGroup: GPUBindGroup; grid: [number, number, number] }[],
     private readonly bufferOf: Map<number, GPUBuffer>,
     private readonly slots: GPUBuffer[],
     private readonly uniformBuffers: GPUBuffer[],
@@ -66,6 +67,8 @@ export class Plan {
     ctx.throwIfFailed();
     if (graph.outputs.length === 0) throw new InvalidInputError('graph has no outputs');
     const prepared = graph.nodes.map((n) => prepareBindings(ctx, n));
+    // Linear workgroup counts spread over this device's grid (dispatch.ts).
+    const grids = graph.nodes.map((n) => dispatchGrid(n.workgroups, ctx.workgroupsPerDimensionLimit, n.label));
     const kernels = await Promise.all(prepared.map((p) => ctx.pipelines.get(p.source)));
     const intervals = liveIntervals(graph, kernels, prepared);
     const { slotOf, slotBytes } = assignBuffers(intervals);
@@ -76,7 +79,7 @@ export class Plan {
     const owned: GPUBuffer[] = [];
     try {
       for (const [i, bytes] of slotBytes.entries()) slots.push(pool.acquire(bytes, STORAGE_USAGE, `activation slot ${i}`));
-      return await Plan.build(ctx, graph, kernels, prepared, slotOf, slots, uniformBuffers, owned, pool, options);
+      return await Plan.build(ctx, graph, kernels, prepared, grids, slotOf, slots, uniformBuffers, owned, pool, options);
     } catch (e) {
       for (const b of slots) pool.release(b);
       for (const b of [...uniformBuffers, ...owned]) b.destroy();
@@ -89,6 +92,7 @@ export class Plan {
     graph: Graph,
     kernels: CompiledKernel[],
     prepared: PreparedNode[],
+    grids: [number, number, number][],
     slotOf: Map<number, number>,
     slots: GPUBuffer[],
     uniformBuffers: GPUBuffer[],
@@ -142,7 +146,7 @@ export class Plan {
         );
         if (extra.length > 0) throw new InvalidInputError(`${node.label}: shader has no binding(s) ${extra.join(', ')}`);
         const bindGroup = ctx.device.createBindGroup({ label: node.label, layout: kernel.bindGroupLayout, entries });
-        return { node, kernel, bindGroup };
+        return { node, kernel, bindGroup, grid: grids[i] };
       }),
     );
     const staging: GPUBuffer[] = [];
@@ -207,13 +211,13 @@ export class Plan {
     const submit = () =>
       submitDispatches(ctx.device, this.dispatches(), {
         perSubmit: this.dispatchesPerSubmit,
-        timestamps: useTimestamps ? this.query!.set : undefined,
+        timestamps: useTimestamps ? this.query.set : undefined,
         before: (encoder) => this.copyGpuInputs(encoder, gpuInputs),
         after: (encoder) => {
           g.outputs.forEach((t, i) => encoder.copyBufferToBuffer(this.bufferOf.get(t.id)!, 0, this.staging[i], 0, tensorBytes(t.shape)));
           if (useTimestamps) {
-            encoder.resolveQuerySet(this.query!.set, 0, 2, this.query!.resolve, 0);
-            encoder.copyBufferToBuffer(this.query!.resolve, 0, this.query!.read, 0, 16);
+            encoder.resolveQuerySet(this.query.set, 0, 2, this.query.resolve, 0);
+            encoder.copyBufferToBuffer(this.query.resolve, 0, this.query.read, 0, 16);
           }
         },
       });
@@ -226,7 +230,7 @@ export class Plan {
     }
     let gpuMs: number | undefined;
     if (useTimestamps) {
-      const t = new BigUint64Array(await readMapped(ctx, this.query!.read, 16));
+      const t = new BigUint64Array(await readMapped(ctx, this.query.read, 16));
       gpuMs = Number(t[1] - t[0]) / 1e6;
     }
     ctx.throwIfFailed();
@@ -262,7 +266,7 @@ export class Plan {
   }
 
   private dispatches(): Dispatch[] {
-    return this.steps.map((s) => ({ pipeline: s.kernel.pipeline, bindGroup: s.bindGroup, workgroups: s.node.workgroups }));
+    return this.steps.map((s) => ({ pipeline: s.kernel.pipeline, bindGroup: s.bindGroup, workgroups: s.grid }));
   }
 
   /**
@@ -335,9 +339,12 @@ export class Plan {
   }
 }
 
-/** A node's shader after splitting tensors larger than one storage binding (see chunked-bindings.ts). */
+/**
+ * A node's shader once its tensors larger than one storage binding are split into windows (tensor-access.ts):
+ * the source the pipeline cache compiles, and which window of which tensor each new binding is.
+ */
 interface PreparedNode {
-  source: ShaderSource;
+  source: KernelSource;
   origin: Map<string, { name: string; chunk: number }>;
   chunks: Record<string, ChunkSpec>;
 }
@@ -357,16 +364,33 @@ function prepareBindings(ctx: GPUContext, node: GraphNode): PreparedNode {
     if (bytes <= limit && !(forced && chunkBytes < bytes)) continue;
     chunks[name] = { count: Math.ceil(bytes / chunkBytes), chunkElements: chunkBytes / 16 };
   }
-  if (Object.keys(chunks).length === 0) return { source: node.kernel, origin: new Map(), chunks };
-  const { source, origin } = chunkShaderBindings(node.kernel, chunks);
+  const origin = new Map<string, { name: string; chunk: number }>();
+  if (Object.keys(chunks).length === 0) return { source: node.kernel, origin, chunks };
   // Checked before the pipeline is made: past the limit, creating its layout is a validation error.
-  const storageBindings = source.code.match(/var<storage\b/g)?.length ?? 0;
+  const storageBindings = Object.values(chunks).reduce((n, c) => n + c.count - 1, Object.keys(node.bindings).length);
   const max = ctx.limits.maxStorageBuffersPerShaderStage;
   if (storageBindings > max) {
     const split = Object.entries(chunks).map(([k, c]) => `'${k}' into ${c.count}`).join(', ');
     throw new LimitExceededError('maxStorageBuffersPerShaderStage', storageBindings, max, `${node.label} (splitting ${split} bindings)`);
   }
-  return { source, origin, chunks };
+  for (const [name, spec] of Object.entries(chunks)) {
+    for (let k = 0; k < spec.count; k++) origin.set(chunkName(name, k), { name, chunk: k });
+  }
+  return { source: windowedSource(node.kernel, chunks), origin, chunks };
+}
+
+/**
+ * The variant of `source` with the tensors in `chunks` split into windows: a generated shader gets windowed
+ * accessors (and the split in its cache key, still generated only on a miss); a hand-written one is rewritten.
+ */
+function windowedSource(source: KernelSource, chunks: Record<string, ChunkSpec>): KernelSource {
+  if (!isLazySource(source)) return chunkShaderBindings(source, chunks).source;
+  return {
+    label: `${source.label}[chunks ${chunksTag(chunks)}]`,
+    key: `${source.key}\u0000chunks ${JSON.stringify(chunks)}`,
+    ...(source.entryPoint ? { entryPoint: source.entryPoint } : {}),
+    generate: () => source.generate(windowedAccess(chunks)),
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { formatShape } from '../format-shape';
 
 /**
  * Activations live on the GPU as f32 NHWC with the channel count padded to a multiple of 4, so kernels read
@@ -20,9 +21,7 @@ export function tensorBytes(shape: Shape4): number {
   return tensorElements(shape) * 4;
 }
 
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
+export { formatShape };
 
 export function checkShape4(shape: Shape4, what: string): void {
   if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d > 0)) {

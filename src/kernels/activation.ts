@@ -32,7 +32,7 @@ export function activationWgsl(a: Activation): string {
       return 'fn act(v: vec4<f32>, alpha: f32) -> vec4<f32> { return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0))); }';
     case 'gelu':
       // Exact GELU x·Φ(x) with erf from Abramowitz–Stegun 7.1.26 (max abs error 1.5e-7), since WGSL has no erf.
-      // Names avoid x/y: shaders that include this may have tensor bindings called x and y (chunked-bindings.ts).
+      // Names avoid x/y: shaders that include this have tensor bindings called x and y.
       return `fn erf4(u: vec4<f32>) -> vec4<f32> {
   let s = sign(u);
   let m = abs(u);

@@ -1,8 +1,10 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { paddedChannels, tensorElements } from '../gpu/tensor';
 import { type Activation, activationAlpha, activationTag, activationWgsl, NO_ACTIVATION } from './activation';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -64,7 +66,7 @@ export function packAffineChannels(affine: AffineChannels): Float32Array {
   return out;
 }
 
-export function batchNormWgsl(activation: Activation, mask: boolean): string {
+export function batchNormWgsl(activation: Activation, mask: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   const maskCode = mask
     ? `  let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
   v = select(vec4<f32>(0.0), v, lane < vec4<u32>(p.c));
@@ -72,16 +74,16 @@ export function batchNormWgsl(activation: Activation, mask: boolean): string {
     : '';
   return `struct Params { count: u32, c4: u32, c: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
 @group(0) @binding(2) var<storage, read> affine: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 3, 'read_write')}
 
 ${activationWgsl(activation)}
 
 ${linearEntry(WORKGROUP)}
   let k = i % p.c4;
-  var v = act(x[i] * affine[k] + affine[p.c4 + k], p.alpha);
-${maskCode}  y[i] = v;
+  var v = act(${io.load('x', 'i')} * affine[k] + affine[p.c4 + k], p.alpha);
+${maskCode}  ${io.store('y', 'i', 'v')}
 }`;
 }
 
@@ -93,7 +95,6 @@ export function batchNorm(
   graph: Graph,
   input: TensorValue,
   params: { affine: GPUBuffer; activation?: Activation; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const c = input.shape[3];
   const cp = paddedChannels(c);
@@ -110,10 +111,14 @@ export function batchNorm(
   const count = tensorElements(input.shape) / 4;
   graph.add({
     label: params.label,
-    kernel: { label: `batchnorm[${activationTag(activation)}${mask ? ',mask' : ''}]`, code: batchNormWgsl(activation, mask) },
+    kernel: kernelShader(
+      `batchnorm[${activationTag(activation)}${mask ? ',mask' : ''}]`,
+      { family: 'batchnorm', epilogue: { activation: activation.kind, mask } },
+      (io) => batchNormWgsl(activation, mask, io),
+    ),
     uniforms: { count, c4: cp / 4, c, alpha: activationAlpha(activation) },
     bindings: { x: input, affine: params.affine, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // x·scale + shift (2) and the activation (1) per element; x, scale and shift read, y written once.
     cost: {
       flops: logicalElements(input.shape) * (activation.kind === 'none' ? 2 : 3),

@@ -1,8 +1,11 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
 
 /**
  * CBAM (Woo et al. 2018) as the SINSR variant uses it (aaivu/CSM-SR architecture_2.py cbam_block):
@@ -64,21 +67,23 @@ export function packCbamMlp(w: CbamMlpWeights, channels: number, hidden: number)
   return out;
 }
 
-export function globalAvgMaxPoolWgsl(): string {
+export function globalAvgMaxPoolWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   const WG = POOL_WORKGROUP;
   return `struct Params { groups: u32, c4: u32, plane: u32, inv_plane: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 var<workgroup> psum: array<vec4<f32>, ${WG}>;
 var<workgroup> pmax: array<vec4<f32>, ${WG}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
   // One workgroup per (image, vec4 group); the grid may be padded, so the guard is uniform per workgroup.
-  let g = wid.y * nwg.x + wid.x;
+  let g = linear_workgroup_index(wid, nwg);
   let live = g < p.groups;
   var s = vec4<f32>(0.0);
   var m = vec4<f32>(-3.0e38);
@@ -86,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let c = g % p.c4;
     let base = (g / p.c4) * p.plane * p.c4 + c;
     for (var k = lid; k < p.plane; k += ${WG}u) {
-      let v = x[base + k * p.c4];
+      let v = ${io.load('x', 'base + k * p.c4')};
       s += v;
       m = max(m, v);
     }
@@ -104,44 +109,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (live && lid == 0u) {
     let c = g % p.c4;
     let b = g / p.c4;
-    y[(b * 2u) * p.c4 + c] = psum[0] * p.inv_plane;
-    y[(b * 2u + 1u) * p.c4 + c] = pmax[0];
+    ${io.store('y', '(b * 2u) * p.c4 + c', 'psum[0] * p.inv_plane')}
+    ${io.store('y', '(b * 2u + 1u) * p.c4 + c', 'pmax[0]')}
   }
 }`;
 }
 
 /** Per image and channel: the mean (pixel 0) and the max (pixel 1) over h·w → [n, 1, 2, C]. */
-export function globalAvgMaxPool(graph: Graph, x: TensorValue, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
+export function globalAvgMaxPool(graph: Graph, x: TensorValue, label: string): TensorValue {
   const [n, h, w, c] = x.shape;
   const c4 = paddedChannels(c) / 4;
   const y = graph.tensor([n, 1, 2, c], label);
   const groups = n * c4;
   graph.add({
     label,
-    kernel: { label: 'global_avg_max_pool', code: globalAvgMaxPoolWgsl() },
+    kernel: kernelShader('global_avg_max_pool', { family: 'global_avg_max_pool' }, (io) => globalAvgMaxPoolWgsl(io)),
     uniforms: { groups, c4, plane: h * w, inv_plane: 1 / (h * w) },
     bindings: { x, y },
-    workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    workgroups: groups,
     // An add and a max per input element, the mean's ÷ per channel.
     cost: { flops: 2 * logicalElements(x.shape) + n * c, bytes: logicalBytes(x.shape) + logicalBytes(y.shape) },
   });
   return y;
 }
 
-export function cbamChannelGateWgsl(): string {
+export function cbamChannelGateWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   const WG = GATE_WORKGROUP;
   return `struct Params { n: u32, c4: u32, c: u32, hidden: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pooled: array<vec4<f32>>;
+${io.declare('pooled', 1, 'read')}
 @group(0) @binding(2) var<storage, read> weights: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> gate: array<vec4<f32>>;
+${io.declare('gate', 3, 'read_write')}
 
 var<workgroup> hid: array<vec2<f32>, ${CBAM_MAX_HIDDEN}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
-  let b = wid.y * nwg.x + wid.x;
+  let b = linear_workgroup_index(wid, nwg);
   if (b >= p.n) { return; }
   let c4 = p.c4;
   let avg = b * 2u * c4;
@@ -155,8 +162,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var sm = vec4<f32>(0.0);
     for (var k = 0u; k < c4; k++) {
       let wv = weights[j * c4 + k];
-      sa += wv * pooled[avg + k];
-      sm += wv * pooled[mx + k];
+      sa += wv * ${io.load('pooled', 'avg + k')};
+      sm += wv * ${io.load('pooled', 'mx + k')};
     }
     let bias = weights[b1 + j / 4u][j % 4u];
     hid[j] = max(vec2<f32>((sa.x + sa.y) + (sa.z + sa.w), (sm.x + sm.y) + (sm.z + sm.w)) + bias, vec2<f32>(0.0));
@@ -173,7 +180,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let g = 1.0 / (1.0 + exp(-(oa + om)));
     let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
-    gate[b * c4 + k] = select(vec4<f32>(0.0), g, lane < vec4<u32>(p.c));
+    ${io.store('gate', 'b * c4 + k', 'select(vec4<f32>(0.0), g, lane < vec4<u32>(p.c))')}
   }
 }`;
 }
@@ -185,7 +192,6 @@ export function cbamChannelGate(
   graph: Graph,
   pooled: TensorValue,
   params: { weights: GPUBuffer; hidden: number; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, one, two, c] = pooled.shape;
   if (one !== 1 || two !== 2) throw new InvalidInputError(`${params.label}: pooled tensor ${formatShape(pooled.shape)} must be [n, 1, 2, C]`);
@@ -201,10 +207,10 @@ export function cbamChannelGate(
   const gate = graph.tensor([n, 1, 1, c], `${params.label}.gate`);
   graph.add({
     label: `${params.label}.gate`,
-    kernel: { label: 'cbam[channel_gate]', code: cbamChannelGateWgsl() },
+    kernel: kernelShader('cbam[channel_gate]', { family: 'cbam_channel_gate' }, (io) => cbamChannelGateWgsl(io)),
     uniforms: { n, c4, c, hidden },
     bindings: { pooled, weights: params.weights, gate },
-    workgroups: workgroupGrid(n, maxWorkgroupsPerDimension),
+    workgroups: n,
     // Per image, the MLP on both pooled vectors: 2 × (W1 (2·C·hidden) + b1 + ReLU + W2 (2·hidden·C) + b2), then
     // their sum and the sigmoid per channel. Pooled vectors, W1, b1, W2, b2 read once, the gate written.
     cost: {
@@ -215,21 +221,21 @@ export function cbamChannelGate(
   return gate;
 }
 
-export function applyCbamWgsl(residual: boolean): string {
+export function applyCbamWgsl(residual: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, c4: u32, pixels_per_item: u32, y_c4: u32, y_off4: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> cgate: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> sgate: array<vec4<f32>>;
-${residual ? '@group(0) @binding(4) var<storage, read> res: array<vec4<f32>>;\n' : ''}@group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('cgate', 2, 'read')}
+${io.declare('sgate', 3, 'read')}
+${residual ? `${io.declare('res', 4, 'read')}\n` : ''}${io.declare('y', 5, 'read_write')}
 
 ${linearEntry(APPLY_WORKGROUP)}
   let k = i % p.c4;
   let pix = i / p.c4;
   let b = pix / p.pixels_per_item;
-  var v = (x[i] * cgate[b * p.c4 + k]) * sgate[pix].x;
-  ${residual ? 'v = v + res[i];' : ''}
-  y[pix * p.y_c4 + p.y_off4 + k] = v;
+  var v = (${io.load('x', 'i')} * ${io.load('cgate', 'b * p.c4 + k')}) * ${io.load('sgate', 'pix')}.x;
+  ${residual ? `v = v + ${io.load('res', 'i')};` : ''}
+  ${io.store('y', 'pix * p.y_c4 + p.y_off4 + k', 'v')}
 }`;
 }
 
@@ -245,7 +251,6 @@ export function applyCbam(
   spatialGate: TensorValue,
   label: string,
   options: { residual?: TensorValue; out?: { tensor: TensorValue; offset: number } } = {},
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, h, w, c] = x.shape;
   const cg = channelGate.shape;
@@ -273,10 +278,10 @@ export function applyCbam(
   const count = n * h * w * c4;
   graph.add({
     label,
-    kernel: { label: `cbam[apply${res ? ',res' : ''}]`, code: applyCbamWgsl(res !== undefined) },
+    kernel: kernelShader(`cbam[apply${res ? ',res' : ''}]`, { family: 'cbam_apply', residual: res !== undefined }, (io) => applyCbamWgsl(res !== undefined, io)),
     uniforms: { count, c4, pixels_per_item: h * w, y_c4: paddedChannels(y.shape[3]) / 4, y_off4: offset / 4 },
     bindings: res ? { x, cgate: channelGate, sgate: spatialGate, res, y } : { x, cgate: channelGate, sgate: spatialGate, y },
-    workgroups: workgroupGrid(Math.ceil(count / APPLY_WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / APPLY_WORKGROUP),
     // Two multiplies (and the residual's add) per element; x, both gates and the residual read, C channels written.
     cost: {
       flops: logicalElements(x.shape) * (res ? 3 : 2),

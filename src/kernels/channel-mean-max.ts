@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -13,11 +15,11 @@ import { linearEntry } from './wgsl-common';
  */
 const WORKGROUP = 64;
 
-export function channelMeanMaxWgsl(gated: boolean): string {
+export function channelMeanMaxWgsl(gated: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, pixels_per_item: u32, c4: u32, c: u32, inv_c: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-${gated ? '@group(0) @binding(2) var<storage, read> gate: array<vec4<f32>>;\n' : ''}@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${gated ? `${io.declare('gate', 2, 'read')}\n` : ''}${io.declare('y', 3, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
   let base = i * p.c4;
@@ -25,14 +27,14 @@ ${linearEntry(WORKGROUP)}
   var sum = vec4<f32>(0.0);
   var mx = vec4<f32>(-3.0e38);
   for (var k = 0u; k < p.c4; k++) {
-    let v = x[base + k]${gated ? ' * gate[gbase + k]' : ''};
+    let v = ${io.load('x', 'base + k')}${gated ? ` * ${io.load('gate', 'gbase + k')}` : ''};
     sum += v;
     let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     mx = max(mx, select(vec4<f32>(-3.0e38), v, lane < vec4<u32>(p.c)));
   }
   let s = (sum.x + sum.y) + (sum.z + sum.w);
   let m = max(max(mx.x, mx.y), max(mx.z, mx.w));
-  y[i] = vec4<f32>(s * p.inv_c, m, 0.0, 0.0);
+  ${io.store('y', 'i', 'vec4<f32>(s * p.inv_c, m, 0.0, 0.0)')}
 }`;
 }
 
@@ -42,7 +44,6 @@ export function channelMeanMax(
   x: TensorValue,
   label: string,
   gate?: TensorValue,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, h, w, c] = x.shape;
   if (gate && (gate.shape[0] !== n || gate.shape[1] !== 1 || gate.shape[2] !== 1 || gate.shape[3] !== c)) {
@@ -52,10 +53,12 @@ export function channelMeanMax(
   const count = n * h * w;
   graph.add({
     label,
-    kernel: { label: `channel_mean_max${gate ? '[gated]' : ''}`, code: channelMeanMaxWgsl(gate !== undefined) },
+    kernel: kernelShader(`channel_mean_max${gate ? '[gated]' : ''}`, { family: 'channel_mean_max', gated: gate !== undefined }, (io) =>
+      channelMeanMaxWgsl(gate !== undefined, io),
+    ),
     uniforms: { count, pixels_per_item: h * w, c4: paddedChannels(c) / 4, c, inv_c: 1 / c },
     bindings: gate ? { x, gate, y } : { x, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // Per input element an add and a max (and the gate's multiply); per pixel the mean's ÷C.
     cost: {
       flops: logicalElements(x.shape) * (gate ? 3 : 2) + count,

@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -16,19 +18,19 @@ import { linearEntry } from './wgsl-common';
  */
 const WORKGROUP = 64;
 
-export function channelSliceWgsl(withB: boolean): string {
+export function channelSliceWgsl(withB: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, c4: u32, channels: u32, a_c4: u32, b_c4: u32, y_c4: u32, y_off4: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-${withB ? '@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;\n' : ''}@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('a', 1, 'read')}
+${withB ? `${io.declare('b', 2, 'read')}\n` : ''}${io.declare('y', 3, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
   let k = i % p.c4;
   let pix = i / p.c4;
-  var v = a[pix * p.a_c4 + k]${withB ? ' + p.alpha * b[pix * p.b_c4 + k]' : ''};
+  var v = ${io.load('a', 'pix * p.a_c4 + k')}${withB ? ` + p.alpha * ${io.load('b', 'pix * p.b_c4 + k')}` : ''};
   let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
   v = select(vec4<f32>(0.0), v, lane < vec4<u32>(p.channels));
-  y[pix * p.y_c4 + p.y_off4 + k] = v;
+  ${io.store('y', 'pix * p.y_c4 + p.y_off4 + k', 'v')}
 }`;
 }
 
@@ -45,7 +47,6 @@ function slice(
   out: TensorValue | undefined,
   outOffset: number,
   label: string,
-  maxWorkgroupsPerDimension: number,
 ): TensorValue {
   if (!Number.isInteger(channels) || channels < 1) throw new InvalidInputError(`${label}: channel count ${channels} must be a positive integer`);
   for (const [t, what] of [[a, 'input'], [b, 'second input']] as const) {
@@ -65,7 +66,9 @@ function slice(
   const count = n * h * w * c4;
   graph.add({
     label,
-    kernel: { label: `channel_slice[${b ? 'scaled_add' : 'copy'}]`, code: channelSliceWgsl(b !== undefined) },
+    kernel: kernelShader(`channel_slice[${b ? 'scaled_add' : 'copy'}]`, { family: 'channel_slice', withB: b !== undefined }, (io) =>
+      channelSliceWgsl(b !== undefined, io),
+    ),
     uniforms: {
       count,
       c4,
@@ -77,7 +80,7 @@ function slice(
       alpha,
     },
     bindings: b ? { a, b, y } : { a, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // `channels` channels of a (and of b) read, as many written; a + alpha·b is 2 FLOPs per element.
     cost: { flops: b ? 2 * n * h * w * channels : 0, bytes: (b ? 3 : 2) * logicalBytes(a.shape, channels) },
   });
@@ -91,9 +94,8 @@ export function copyChannels(
   dst: TensorValue,
   dstOffset: number,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return slice(graph, src, undefined, 0, src.shape[3], dst, dstOffset, label, maxWorkgroupsPerDimension);
+  return slice(graph, src, undefined, 0, src.shape[3], dst, dstOffset, label);
 }
 
 /**
@@ -108,7 +110,6 @@ export function scaledAddChannels(
   channels: number,
   label: string,
   out?: { tensor: TensorValue; offset: number },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return slice(graph, x, r, alpha, channels, out?.tensor, out?.offset ?? 0, label, maxWorkgroupsPerDimension);
+  return slice(graph, x, r, alpha, channels, out?.tensor, out?.offset ?? 0, label);
 }

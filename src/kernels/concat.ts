@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, placedExtent } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
@@ -48,7 +50,7 @@ function placement(p: ConcatPlacement | undefined, what: string, label: string):
  * WGSL. `fetch_a(item, oy, ox, g)` returns vec4 group `g` of source a (binding `xa`) for output pixel (oy, ox) of
  * batch item `item`, or zeros outside the placed window; same for b. Signed arithmetic: offsets may be negative.
  */
-export function concatWgsl(aligned: boolean): string {
+export function concatWgsl(aligned: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   const fetch = (s: 'a' | 'b') => `fn fetch_${s}(item: u32, oy: u32, ox: u32, g: u32) -> vec4<f32> {
   let ry = i32(oy) - p.top_${s};
   let rx = i32(ox) - p.left_${s};
@@ -56,13 +58,13 @@ export function concatWgsl(aligned: boolean): string {
   let sy = u32(ry) / p.scale_${s};
   let sx = u32(rx) / p.scale_${s};
   if (sy >= p.h_${s} || sx >= p.w_${s}) { return vec4<f32>(0.0); }
-  return x${s}[((item * p.h_${s} + sy) * p.w_${s} + sx) * p.c4_${s} + g];
+  return ${io.load(`x${s}`, `((item * p.h_${s} + sy) * p.w_${s} + sx) * p.c4_${s} + g`)};
 }`;
   const body = aligned
     ? `  // Ca is a multiple of 4: every output vec4 is one vec4 of a or of b (b's padded lanes are 0).
   var v: vec4<f32>;
   if (c < p.c4_a) { v = fetch_a(b, oy, ox, c); } else { v = fetch_b(b, oy, ox, c - p.c4_a); }
-  y[i] = v;`
+  ${io.store('y', 'i', 'v')}`
     : `  var v = vec4<f32>(0.0);
   for (var l = 0u; l < 4u; l++) {
     let k = c * 4u + l;
@@ -73,14 +75,14 @@ export function concatWgsl(aligned: boolean): string {
       v[l] = fetch_b(b, oy, ox, kb / 4u)[kb % 4u];
     }
   }
-  y[i] = v;`;
+  ${io.store('y', 'i', 'v')}`;
   return `struct Params { count: u32, c4: u32, ho: u32, wo: u32, ca: u32, cb: u32,
   c4_a: u32, h_a: u32, w_a: u32, top_a: i32, left_a: i32, scale_a: u32,
   c4_b: u32, h_b: u32, w_b: u32, top_b: i32, left_b: i32, scale_b: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xa: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> xb: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('xa', 1, 'read')}
+${io.declare('xb', 2, 'read')}
+${io.declare('y', 3, 'read_write')}
 
 ${fetch('a')}
 
@@ -99,7 +101,6 @@ export function concatChannels(
   second: TensorValue,
   options: ConcatOptions,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const pa = placement(options.first, 'first input', label);
   const pb = placement(options.second, 'second input', label);
@@ -118,7 +119,7 @@ export function concatChannels(
   const aligned = ca % 4 === 0;
   graph.add({
     label,
-    kernel: { label: `concat[${aligned ? 'vec4' : 'lanes'}]`, code: concatWgsl(aligned) },
+    kernel: kernelShader(`concat[${aligned ? 'vec4' : 'lanes'}]`, { family: 'concat', aligned }, (io) => concatWgsl(aligned, io)),
     uniforms: {
       count,
       c4,
@@ -140,7 +141,7 @@ export function concatChannels(
       scale_b: pb.scale,
     },
     bindings: { xa: first, xb: second, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // A copy: the source pixels that land inside the output read once (upsampled ones too), the output written.
     cost: {
       flops: 0,

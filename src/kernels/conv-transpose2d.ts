@@ -1,141 +1,28 @@
 import { InvalidInputError } from '../errors';
-import type { AdapterDescription } from '../gpu/adapter-info';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
-import { compactTile } from './tile-shape';
-import { paddedChannels, type Shape4 } from '../gpu/tensor';
+import { type Graph, type TensorValue } from '../gpu/graph';
+import { paddedChannels } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
-import { type ConvTranspose2dVariant, convTranspose2dLabel, convTranspose2dWgsl } from './conv-transpose2d.wgsl';
-import { packBias } from './conv2d';
-import { packTapMajorWeights } from './weight-layout';
+import {
+  checkConvTranspose2dGeometry,
+  type ConvTranspose2dGeometry,
+  convTranspose2dOutputShape,
+  isSubpixelConvTranspose2d,
+} from './conv-transpose2d-geometry';
+import type { ConvTranspose2dVariant } from './conv-transpose2d-variants';
+import { convTranspose2dLabel, convTranspose2dWgsl } from './conv-transpose2d.wgsl';
+import { kernelShader } from './kernel-source';
 
-export type { ConvTranspose2dVariant } from './conv-transpose2d.wgsl';
-
-/** nn.ConvTranspose2d's constructor arguments (dilation 1, groups 1); sizes as [h, w] pairs. */
-export interface ConvTranspose2dGeometry {
-  inChannels: number;
-  outChannels: number;
-  kernelSize: readonly [number, number];
-  stride: number;
-  padding: readonly [number, number];
-  outputPadding: readonly [number, number];
-}
+/*
+ * Graph emission of a transposed convolution. The geometry and weight packing live in
+ * conv-transpose2d-geometry.ts, the variant table in conv-transpose2d-variants.ts.
+ */
 
 export interface ConvTranspose2dEpilogue {
   activation?: Activation;
   /** Write into channels [offset, offset + outChannels) of `output` (concatenation without a copy). */
   outChannelOffset?: number;
 }
-
-/** PyTorch's output size (dilation 1): (in − 1)·s − 2p + k + output_padding. */
-export function convTranspose2dOutputSize(inSize: number, kernel: number, stride: number, pad: number, outputPadding: number): number {
-  return (inSize - 1) * stride - 2 * pad + kernel + outputPadding;
-}
-
-export function checkConvTranspose2dGeometry(g: ConvTranspose2dGeometry): void {
-  const ints = [g.inChannels, g.outChannels, ...g.kernelSize, g.stride];
-  if (!ints.every((v) => Number.isInteger(v) && v >= 1)) {
-    throw new InvalidInputError(`ConvTranspose2d: channels, kernel size and stride must be positive integers`);
-  }
-  for (const v of [...g.padding, ...g.outputPadding]) {
-    if (!Number.isInteger(v) || v < 0) throw new InvalidInputError(`ConvTranspose2d: padding must be non-negative integers`);
-  }
-  if (g.outputPadding.some((v) => v >= g.stride)) {
-    // PyTorch: output padding must be smaller than either stride or dilation (dilation is 1 here).
-    throw new InvalidInputError(`ConvTranspose2d: output_padding ${g.outputPadding.join('x')} must be smaller than stride ${g.stride}`);
-  }
-}
-
-export function convTranspose2dOutputShape(input: Shape4, g: ConvTranspose2dGeometry): Shape4 {
-  const [n, h, w, c] = input;
-  if (c !== g.inChannels) {
-    throw new InvalidInputError(`ConvTranspose2d expects ${g.inChannels} input channels, got ${c}`);
-  }
-  const ho = convTranspose2dOutputSize(h, g.kernelSize[0], g.stride, g.padding[0], g.outputPadding[0]);
-  const wo = convTranspose2dOutputSize(w, g.kernelSize[1], g.stride, g.padding[1], g.outputPadding[1]);
-  if (ho < 1 || wo < 1) {
-    throw new InvalidInputError(`ConvTranspose2d with kernel ${g.kernelSize.join('x')} on a ${h}x${w} input leaves no output`);
-  }
-  return [n, ho, wo, g.outChannels];
-}
-
-/**
- * Whether the layer is kH·kW disjoint sub-pixel GEMMs (kernel = stride, padding 0, output_padding 0): every
- * output pixel then receives exactly one tap of one input pixel.
- */
-export function isSubpixelConvTranspose2d(g: ConvTranspose2dGeometry): boolean {
-  return (
-    g.kernelSize[0] === g.stride &&
-    g.kernelSize[1] === g.stride &&
-    g.padding[0] === 0 &&
-    g.padding[1] === 0 &&
-    g.outputPadding[0] === 0 &&
-    g.outputPadding[1] === 0
-  );
-}
-
-/**
- * PyTorch weight [Cin, Cout, kH, kW] → the kernels' layout (float64 in, f32 out): for each (ky, kx, ci4, co4)
- * four vec4s, one per input channel of the group, each holding 4 output channels. Padded channels are 0. Both
- * algorithms use it: tap (ky, kx) of the sub-pixel kernel is the GEMM for output offset (dy, dx) = (ky, kx).
- */
-export function packConvTranspose2dWeight(weight: ArrayLike<number>, g: ConvTranspose2dGeometry): Float32Array {
-  const [kh, kw] = g.kernelSize;
-  const cin = g.inChannels;
-  const cout = g.outChannels;
-  if (weight.length !== cin * cout * kh * kw) {
-    throw new InvalidInputError(`convTranspose weight has ${weight.length} values, expected ${cin}x${cout}x${kh}x${kw}`);
-  }
-  return packTapMajorWeights([kh, kw], cin, cout, (ci, co, ky, kx) => weight[((ci * cout + co) * kh + ky) * kw + kx]);
-}
-
-/** Bias [Cout] → vec4-padded f32 (the same layout as a convolution's bias). */
-export function packConvTranspose2dBias(bias: ArrayLike<number>, channels: number): Float32Array {
-  return packBias(bias, channels);
-}
-
-/**
- * The variant table: the sub-pixel GEMMs where they apply, the gather otherwise. CPU adapters get conv2d's
- * compact tiles (the sub-pixel GEMM per tap is a 1×1 convolution) with workgroup-uniform weight loads; hardware
- * GPUs get a moderate tile that keeps occupancy (untuned so far).
- */
-export function selectConvTranspose2dVariant(
-  adapter: AdapterDescription,
-  g: ConvTranspose2dGeometry,
-  inWidth = 256,
-): ConvTranspose2dVariant {
-  const cout4 = paddedChannels(g.outChannels) / 4;
-  if (variantOverride) return { ...variantOverride, cb: Math.min(variantOverride.cb, cout4) };
-  if (isSubpixelConvTranspose2d(g)) {
-    // Few tile shapes with small bodies, as for conv2d's 1×1 case (each shape is a pipeline that software
-    // adapters JIT-compile for seconds on first use: tile-shape.ts).
-    if (adapter.isSoftware) {
-      return { algorithm: 'subpixel', px: compactTile(inWidth), cb: Math.min(2, cout4), workgroupSize: 64, uniformWeights: true };
-    }
-    return { algorithm: 'subpixel', px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
-  }
-  if (adapter.isSoftware) return { algorithm: 'gather', px: 8, cb: Math.min(2, cout4), workgroupSize: 64 };
-  return { algorithm: 'gather', px: 4, cb: Math.min(2, cout4), workgroupSize: 64 };
-}
-
-let variantOverride: ConvTranspose2dVariant | undefined;
-
-/** Forces one variant for every transposed convolution (benchmarks); `undefined` restores the table. */
-export function overrideConvTranspose2dVariant(v: ConvTranspose2dVariant | undefined): void {
-  variantOverride = v;
-}
-
-/**
- * Variants the tests check besides the selector's picks: small and odd tiles of both algorithms (the sub-pixel
- * ones only apply to sub-pixel geometries).
- */
-export const CONV_TRANSPOSE2D_TEST_VARIANTS: ConvTranspose2dVariant[] = [
-  { algorithm: 'subpixel', px: 1, cb: 1, workgroupSize: 64 },
-  { algorithm: 'subpixel', px: 2, cb: 1, workgroupSize: 16, allTaps: true },
-  { algorithm: 'subpixel', px: 3, cb: 2, workgroupSize: 32, uniformWeights: true },
-  { algorithm: 'gather', px: 1, cb: 1, workgroupSize: 64 },
-  { algorithm: 'gather', px: 3, cb: 2, workgroupSize: 32 },
-];
 
 /**
  * Adds one transposed-convolution dispatch to `graph`: `output` (or a new tensor) = act(convT(input) + bias).
@@ -153,11 +40,10 @@ export function convTranspose2d(
   },
   epilogue: ConvTranspose2dEpilogue = {},
   output?: TensorValue,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const g = params.geometry;
   checkConvTranspose2dGeometry(g);
-  const v = params.variant;
+  const v = { ...params.variant };
   if (v.algorithm === 'subpixel' && !isSubpixelConvTranspose2d(g)) {
     throw new InvalidInputError(`${params.label}: the sub-pixel variant needs kernel = stride, padding 0, output_padding 0`);
   }
@@ -214,7 +100,12 @@ export function convTranspose2d(
   const cost = { flops: 2 * n * h * w * cin * g.outChannels * taps, bytes: logicalBytes(input.shape) + constants * 4 + outBytes };
   graph.add({
     label: params.label,
-    kernel: { label: convTranspose2dLabel(key, v), code: convTranspose2dWgsl(key, v) },
+    // The activation's kind: LeakyReLU's slope is a uniform, so every slope shares one shader.
+    kernel: kernelShader(
+      convTranspose2dLabel(key, v),
+      { family: 'conv_transpose2d', variant: v, epilogue: { ...key, activation: activation.kind } },
+      (io) => convTranspose2dWgsl(key, v, io),
+    ),
     uniforms: {
       n,
       h,
@@ -235,7 +126,7 @@ export function convTranspose2d(
       alpha: activationAlpha(activation),
     },
     bindings: { x: input, weight: params.weight, ...(params.bias ? { bias: params.bias } : {}), y: out },
-    workgroups: workgroupGrid(workgroups, maxWorkgroupsPerDimension),
+    workgroups,
     cost,
   });
   return out;

@@ -1,32 +1,8 @@
 import { type Activation, activationTag, activationWgsl } from './activation';
-
-/**
- * Tiling parameters of the transposed convolution.
- *
- * - `subpixel` (kernel = stride, padding 0, output_padding 0, e.g. the 2×2 stride-2 up-sampling): every input
- *   pixel feeds a disjoint kH×kW block of output pixels, so the layer is kH·kW independent GEMMs (one per
- *   tap (dy, dx)): y[s·iy+dy, s·ix+dx, co] = Σ_ci x[iy, ix, ci]·W[ci, co, dy, dx]. No multiply-add is wasted.
- *   Each invocation takes `px` consecutive input pixels of one row times `cb` groups of 4 output channels, and
- *   either one tap (`allTaps` false: the tap comes from the invocation index) or all of them (`allTaps`: every
- *   input vec4 it loads is used kH·kW·4·cb times).
- * - `gather` (any kernel, stride, padding, output_padding): each output pixel sums over the input pixels that
- *   map to it, (oy + p − ky) divisible by s. An invocation takes `px` output pixels of one row that share the
- *   column phase ox mod s (ox = phase + s·j for consecutive j), so they all use the same taps and no tap is
- *   tried in vain per pixel.
- */
-export interface ConvTranspose2dVariant {
-  algorithm: 'subpixel' | 'gather';
-  px: number;
-  cb: number;
-  workgroupSize: number;
-  /** subpixel only: each invocation computes all taps of its pixels instead of one. */
-  allTaps?: boolean;
-  /**
-   * subpixel only: each workgroup owns one (channel block, tap) pair and spreads pixel tiles over its
-   * invocations, so weight loads have one address in the whole workgroup (broadcast on CPU adapters).
-   */
-  uniformWeights?: boolean;
-}
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import type { ConvTranspose2dVariant } from './conv-transpose2d-variants';
+import { range } from './wgsl-common';
 
 export interface ConvTranspose2dShaderKey {
   kernelH: number;
@@ -61,13 +37,13 @@ const PARAMS = `struct Params {
   alpha: f32,
 }`;
 
-function header(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant): string {
+function header(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant, io: TensorAccess): string {
   return `${PARAMS}
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
 @group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 ${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 4, 'read_write')}
 
 ${activationWgsl(key.activation)}
 
@@ -80,10 +56,10 @@ const WG: u32 = ${v.workgroupSize}u;`;
  * The epilogue for one accumulator: bias, activation, zeroed padded lanes, store at a channel offset of a
  * maybe wider tensor. `pixel` is a WGSL expression for the flat output pixel index, `guard` its bounds test.
  */
-function store(key: ConvTranspose2dShaderKey, acc: string, c: number, pixel: string, guard: string): string {
+function store(key: ConvTranspose2dShaderKey, io: TensorAccess, acc: string, c: number, pixel: string, guard: string): string {
   return `      if (${guard}) {
         var v = act(${acc}${key.hasBias ? ` + b${c}` : ''}, p.alpha);${key.maskChannels ? `\n        v = select(vec4<f32>(0.0), v, keep${c});` : ''}
-        y[(${pixel}) * p.out_c4_total + p.out_c4_offset + co${c}] = v;
+        ${io.store('y', `(${pixel}) * p.out_c4_total + p.out_c4_offset + co${c}`, 'v')}
       }`;
 }
 
@@ -97,23 +73,29 @@ function epilogueChannelSetup(key: ConvTranspose2dShaderKey, c: number): string 
 }
 
 /** Generates the WGSL; tile loops are unrolled in the text because Tint does not unroll loops. */
-export function convTranspose2dWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant): string {
-  return v.algorithm === 'subpixel' ? subpixelWgsl(key, v) : gatherWgsl(key, v);
+export function convTranspose2dWgsl(
+  key: ConvTranspose2dShaderKey,
+  v: ConvTranspose2dVariant,
+  io: TensorAccess = WHOLE_BINDINGS,
+): string {
+  return v.algorithm === 'subpixel' ? subpixelWgsl(key, v, io) : gatherWgsl(key, v, io);
 }
 
-function subpixelWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant): string {
+function subpixelWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant, io: TensorAccess): string {
   const { px, cb } = v;
   const taps = v.allTaps ? range(key.kernelH * key.kernelW) : [0];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
-  emit(header(key, v));
+  emit(header(key, v, io));
   emit(`
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {`);
   // Decompose the invocation index into (channel block, [tap,] pixel tile).
   if (v.uniformWeights) {
-    emit(`  var wg_index = wid.y * nwg.x + wid.x;
+    emit(`  var wg_index = linear_workgroup_index(wid, nwg);
   let cob = wg_index % p.co_blocks;
   wg_index = wg_index / p.co_blocks;`);
     if (!v.allTaps) emit(`  let tap = wg_index % (KH * KW);\n  wg_index = wg_index / (KH * KW);`);
@@ -121,7 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (gi >= p.total) { return; }
   var r = gi;`);
   } else {
-    emit(`  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
+    emit(`  let gi = linear_workgroup_index(wid, nwg) * WG + lid;
   if (gi >= p.total) { return; }
   let cob = gi % p.co_blocks;
   var r = gi / p.co_blocks;`);
@@ -143,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (const t of taps) for (const i of range(px)) for (const c of range(cb)) emit(`  var acc${t}_${i}_${c} = vec4<f32>(0.0);`);
   emit(`  var wi = wbase;
   for (var ci = 0u; ci < p.cin4; ci++) {`);
-  for (const i of range(px)) emit(`    let x${i} = x[xb${i} + ci];`);
+  for (const i of range(px)) emit(`    let x${i} = ${io.load('x', `xb${i} + ci`)};`);
   for (const t of taps) {
     for (const c of range(cb)) {
       for (const j of range(4)) emit(`    let w${t}_${c}_${j} = weight[wi + ${t > 0 ? `${t}u * wtap + ` : ''}wco${c} + ${j}u];`);
@@ -163,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let oy = iy * KH + ${tapExpr} / KW;
       let ox0 = ix0 * KW + ${tapExpr} % KW;`);
       for (const i of range(px)) {
-        emit(store(key, `acc${t}_${i}_${c}`, c, `(n * p.ho + oy) * p.wo + ox0 + ${i}u * KW`, `ix0 + ${i}u < p.w`));
+        emit(store(key, io, `acc${t}_${i}_${c}`, c, `(n * p.ho + oy) * p.wo + ox0 + ${i}u * KW`, `ix0 + ${i}u < p.w`));
       }
       emit('    }');
     }
@@ -173,16 +155,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   return lines.join('\n');
 }
 
-function gatherWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant): string {
+function gatherWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant, io: TensorAccess): string {
   const { px, cb } = v;
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
-  emit(header(key, v));
+  emit(header(key, v, io));
   emit(`
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
-  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
+  let gi = linear_workgroup_index(wid, nwg) * WG + lid;
   if (gi >= p.total) { return; }
   let cob = gi % p.co_blocks;
   var r = gi / p.co_blocks;
@@ -217,7 +201,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   emit(`      var wi = (ky * KW + kx) * p.cin4 * wrow;
       for (var ci = 0u; ci < p.cin4; ci++) {`);
-  for (const i of range(px)) emit(`        let x${i} = select(vec4<f32>(0.0), x[xb${i} + ci], ok${i});`);
+  for (const i of range(px)) emit(`        let x${i} = select(vec4<f32>(0.0), ${io.load('x', `xb${i} + ci`)}, ok${i});`);
   for (const c of range(cb)) {
     for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
     for (const i of range(px)) {
@@ -233,7 +217,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     emit(`  {\n${epilogueChannelSetup(key, c)}\n    if (co${c} < p.cout4) {`);
     for (const i of range(px)) {
       const ox = `phase + (j0 + ${i}u) * s`;
-      emit(store(key, `acc${i}_${c}`, c, `(n * p.ho + oy) * p.wo + ${ox}`, `${ox} < p.wo`));
+      emit(store(key, io, `acc${i}_${c}`, c, `(n * p.ho + oy) * p.wo + ${ox}`, `${ox} < p.wo`));
     }
     emit('    }\n  }');
   }
@@ -241,6 +225,3 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   return lines.join('\n');
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}

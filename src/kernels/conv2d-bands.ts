@@ -1,7 +1,7 @@
 /**
  * Row bands for convolutions over tensors larger than one storage binding.
  *
- * The plan can always split an oversized tensor across several bindings (gpu/chunked-bindings.ts), but then
+ * The plan can always split an oversized tensor across several bindings (gpu/tensor-access.ts), but then
  * every load in the convolution's inner loop picks its window with a compare — measured 3× slower on lavapipe.
  * A convolution has a better option: output rows [oy0, oy1) only read input rows [oy0·s − p, (oy1−1)·s − p +
  * d·(k−1)], so it can run as one dispatch per band of output rows, each binding just the rows it touches. The

@@ -2,11 +2,14 @@ import {
   bindingsWgsl,
   channelPrologueWgsl,
   type Conv2dShaderKey,
-  type Conv2dVariant,
   epilogueTags,
   storeWgsl,
   variantTags,
 } from './conv2d.wgsl';
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import type { Conv2dVariant } from './conv2d-variants';
+import { range } from './wgsl-common';
 
 /**
  * The channel-lanes convolution (`Conv2dVariant.channelLanes`, groups = 1): a workgroup owns one output tile of
@@ -19,7 +22,7 @@ import {
  * 5×4 bottleneck, ResNet's last stage) do not have. Here the inputs are uniform and the lanes are output
  * channels, which such layers have in abundance.
  */
-export function conv2dLanesWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
+export function conv2dLanesWgsl(key: Conv2dShaderKey, v: Conv2dVariant, io: TensorAccess = WHOLE_BINDINGS): string {
   const S = key.stride ?? 1;
   const D = key.dilation ?? 1;
   const R = v.rows ?? 1;
@@ -40,16 +43,18 @@ export function conv2dLanesWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string 
   scale: f32, res_c4_total: u32, cing4: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-${bindingsWgsl(key)}
+${bindingsWgsl(key, io)}
 
 const KH: u32 = ${key.kernelH}u;
 const KW: u32 = ${key.kernelW}u;
 const WG: u32 = ${v.workgroupSize}u;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
-  let wg_index = wid.y * nwg.x + wid.x;
+  let wg_index = linear_workgroup_index(wid, nwg);
   let cw = wg_index % p.chan_wgs;
   var r = wg_index / p.chan_wgs;
   let tx = r % p.tiles_x;
@@ -87,7 +92,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (const i of pxs) {
         const t = i * S + kx * D;
         emit(`        {
-          let xv = select(vec4<f32>(0.0), x[(rb${r} + ix${t}) * p.cin4 + ci], rok${r} && ok${t});`);
+          let xv = select(vec4<f32>(0.0), ${io.load('x', `(rb${r} + ix${t}) * p.cin4 + ci`)}, rok${r} && ok${t});`);
         for (const k of ks) {
           const a = acc(r, i, k);
           emit(`          ${a} = ${a} + w${k}_0 * xv.x + w${k}_1 * xv.y + w${k}_2 * xv.z + w${k}_3 * xv.w;`);
@@ -106,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (const r of rs) {
       for (const i of pxs) {
         emit(`    if (oy0 + ${r}u < p.ho && ox0 + ${i}u < p.wo) {`);
-        emit(storeWgsl(key, key.maskChannels, acc(r, i, k), `(n * p.ho + oy0 + ${r}u) * p.wo + ox0 + ${i}u`, '      '));
+        emit(storeWgsl(key, io, key.maskChannels, acc(r, i, k), `(n * p.ho + oy0 + ${r}u) * p.wo + ox0 + ${i}u`, '      '));
         emit('    }');
       }
     }
@@ -122,6 +127,3 @@ export function conv2dLanesLabel(key: Conv2dShaderKey, v: Conv2dVariant): string
   }]`;
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}

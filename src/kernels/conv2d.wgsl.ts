@@ -1,37 +1,8 @@
 import { type Activation, activationTag, activationWgsl, preluWgsl } from './activation';
-
-/**
- * Tiling parameters of the direct/implicit-GEMM convolution. Each invocation computes `px` consecutive output
- * pixels of one row times `cb` groups of 4 output channels, so every input vec4 it loads is used `4·cb` times
- * and every weight vec4 `px` times (register tiling, no workgroup memory: barriers are costly on CPU adapters).
- * The depthwise kernel reads the same parameters: `px` pixels × `cb` channel vec4s per invocation.
- */
-export interface Conv2dVariant {
-  px: number;
-  cb: number;
-  workgroupSize: number;
-  /**
-   * Give each workgroup one block of output channels and spread pixel tiles over its invocations, so every
-   * weight load has the same address in the whole workgroup. CPU adapters then load weights once and
-   * broadcast them instead of gathering per lane.
-   */
-  uniformWeights?: boolean;
-  /**
-   * Load each input column a tile's pixels share once per kernel row and input-channel vec4, instead of once
-   * per tap: a 16-pixel tile of a 3×3 stride-1 conv then loads 18 columns, not 48. Needs stride and dilation
-   * baked into the shader.
-   */
-  rowReuse?: boolean;
-  /**
-   * Channel lanes (conv2d-lanes.wgsl.ts): a workgroup computes one tile of `rows` × `px` output pixels, its
-   * invocations spread over output channels (`cb` channel vec4s each, `workgroupSize` apart). Every input load
-   * then has the same address in the whole workgroup; weights differ per lane. For small feature maps with many
-   * channels, where pixel tiles leave most lanes of a workgroup idle. groups = 1 only.
-   */
-  channelLanes?: boolean;
-  /** Output rows of a channel-lanes tile (default 1). */
-  rows?: number;
-}
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import type { Conv2dVariant } from './conv2d-variants';
+import { range } from './wgsl-common';
 
 /** Where a fused residual is added: act(conv + b + r)·scale, or act(conv + b)·scale + r. */
 export type ResidualMode = 'beforeActivation' | 'afterActivation';
@@ -86,13 +57,13 @@ export function depthwiseConv2dLabel(key: DepthwiseConv2dShaderKey, v: Conv2dVar
 }
 
 /** Bindings shared by both kernels: binding 0 is the uniform block `p`. */
-export function bindingsWgsl(key: Conv2dEpilogueKey): string {
-  return `@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+export function bindingsWgsl(key: Conv2dEpilogueKey, io: TensorAccess): string {
+  return `${io.declare('x', 1, 'read')}
 @group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
 ${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 4, 'read_write')}
 ${key.prelu ? '@group(0) @binding(5) var<storage, read> slope: array<vec4<f32>>;' : ''}
-${key.residual ? '@group(0) @binding(6) var<storage, read> res: array<vec4<f32>>;' : ''}
+${key.residual ? io.declare('res', 6, 'read') : ''}
 
 ${key.prelu ? preluWgsl() : activationWgsl(key.activation)}`;
 }
@@ -100,12 +71,12 @@ ${key.prelu ? preluWgsl() : activationWgsl(key.activation)}`;
 /** The linear invocation index → (channel block `cob`, remaining index `r` over pixel tiles). */
 function invocationIndexWgsl(v: Conv2dVariant): string {
   return v.uniformWeights
-    ? `  let wg_index = wid.y * nwg.x + wid.x;
+    ? `  let wg_index = linear_workgroup_index(wid, nwg);
   let cob = wg_index % p.co_blocks;
   let gi = (wg_index / p.co_blocks) * WG + lid;
   if (gi >= p.total) { return; }
   var r = gi;`
-    : `  let gi = (wid.y * nwg.x + wid.x) * WG + lid;
+    : `  let gi = linear_workgroup_index(wid, nwg) * WG + lid;
   if (gi >= p.total) { return; }
   let cob = gi % p.co_blocks;
   var r = gi / p.co_blocks;`;
@@ -116,15 +87,23 @@ function invocationIndexWgsl(v: Conv2dVariant): string {
  * channels) at output pixel `pix` (n·ho·wo linear): conv → + bias → (+ residual) → activation → × scale →
  * (+ residual) → zero padded lanes → store at the channel offset of a maybe wider tensor.
  */
-export function storeWgsl(key: Conv2dEpilogueKey, mask: boolean, acc: string, pix: string, indent: string): string {
+export function storeWgsl(
+  key: Conv2dEpilogueKey,
+  io: TensorAccess,
+  mask: boolean,
+  acc: string,
+  pix: string,
+  indent: string,
+): string {
+  const res = io.load('res', `(${pix}) * p.res_c4_total + co`);
   const s: string[] = [];
   s.push(`var v = ${acc}${key.hasBias ? ' + b' : ''};`);
-  if (key.residual === 'beforeActivation') s.push(`v = v + res[(${pix}) * p.res_c4_total + co];`);
+  if (key.residual === 'beforeActivation') s.push(`v = v + ${res};`);
   s.push(key.prelu ? 'v = act_prelu(v, sl);' : 'v = act(v, p.alpha);');
   s.push('v = v * p.scale;');
-  if (key.residual === 'afterActivation') s.push(`v = v + res[(${pix}) * p.res_c4_total + co];`);
+  if (key.residual === 'afterActivation') s.push(`v = v + ${res};`);
   if (mask) s.push('v = select(vec4<f32>(0.0), v, keep);');
-  s.push(`y[(${pix}) * p.out_c4_total + p.out_c4_offset + co] = v;`);
+  s.push(io.store('y', `(${pix}) * p.out_c4_total + p.out_c4_offset + co`, 'v'));
   return s.map((l) => indent + l).join('\n');
 }
 
@@ -145,7 +124,7 @@ export function channelPrologueWgsl(key: Conv2dEpilogueKey, mask: boolean, inden
  * Grouped convolutions (Cin/groups and Cout/groups multiples of 4) use the same code: a channel block never
  * straddles two groups, and its input channels are the group's `cing4` vec4s starting at `grp·cing4`.
  */
-export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
+export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant, io: TensorAccess = WHOLE_BINDINGS): string {
   const { px, cb } = v;
   const pxs = range(px);
   const cbs = range(cb);
@@ -161,14 +140,16 @@ export function conv2dWgsl(key: Conv2dShaderKey, v: Conv2dVariant): string {
   coutg4: u32, gblocks: u32, res_c4_total: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-${bindingsWgsl(key)}
+${bindingsWgsl(key, io)}
 
 const KH: u32 = ${key.kernelH}u;
 const KW: u32 = ${key.kernelW}u;
 const WG: u32 = ${v.workgroupSize}u;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
 ${invocationIndexWgsl(v)}
   let tx = r % p.tiles_x;
@@ -184,7 +165,7 @@ ${invocationIndexWgsl(v)}
   // Clamp channel groups past the end of the group to its last one: they compute throw-away values but stay in bounds.
   for (const c of cbs) emit(`  let wco${c} = (gco + min(cg0 + ${c}u, p.coutg4 - 1u)) * 4u;`);
   for (const i of pxs) for (const c of cbs) emit(`  var acc${i}_${c} = vec4<f32>(0.0);`);
-  if (v.rowReuse) emitRowReuseLoops(emit, key, v);
+  if (v.rowReuse) emitRowReuseLoops(emit, key, v, io);
   else {
     emit(`  for (var ky = 0u; ky < KH; ky++) {
       let iy = i32(oy * p.stride + ky * p.dilation) - p.pad_y;
@@ -198,7 +179,7 @@ ${invocationIndexWgsl(v)}
     }
     emit(`      var wi = (ky * KW + kx) * p.cing4 * wrow;
         for (var ci = 0u; ci < p.cing4; ci++) {`);
-    for (const i of pxs) emit(`        let x${i} = select(vec4<f32>(0.0), x[xb${i} + ci], ok${i});`);
+    for (const i of pxs) emit(`        let x${i} = select(vec4<f32>(0.0), ${io.load('x', `xb${i} + ci`)}, ok${i});`);
     for (const c of cbs) {
       for (const j of range(4)) emit(`        let w${c}_${j} = weight[wi + wco${c} + ${j}u];`);
       for (const i of pxs) {
@@ -216,7 +197,7 @@ ${invocationIndexWgsl(v)}
     emit(channelPrologueWgsl(key, key.maskChannels, '    '));
     for (const i of pxs) {
       emit(`    if (ox0 + ${i}u < p.wo) {`);
-      emit(storeWgsl(key, key.maskChannels, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
+      emit(storeWgsl(key, io, key.maskChannels, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
       emit('    }');
     }
     emit('  }');
@@ -231,7 +212,7 @@ ${invocationIndexWgsl(v)}
  * stride and dilation known at compile time, the input taps of one kernel row that the `px` pixels share are
  * loaded once into registers. Padded lanes are always masked (cheap here, and keeps the key small).
  */
-export function depthwiseConv2dWgsl(key: DepthwiseConv2dShaderKey, v: Conv2dVariant): string {
+export function depthwiseConv2dWgsl(key: DepthwiseConv2dShaderKey, v: Conv2dVariant, io: TensorAccess = WHOLE_BINDINGS): string {
   const { px, cb } = v;
   const S = key.stride;
   const D = key.dilation;
@@ -250,14 +231,16 @@ export function depthwiseConv2dWgsl(key: DepthwiseConv2dShaderKey, v: Conv2dVari
   scale: f32, res_c4_total: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-${bindingsWgsl(key)}
+${bindingsWgsl(key, io)}
 
 const KH: u32 = ${key.kernelH}u;
 const KW: u32 = ${KW}u;
 const WG: u32 = ${v.workgroupSize}u;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
 ${invocationIndexWgsl(v)}
   let tx = r % p.tiles_x;
@@ -280,7 +263,7 @@ ${invocationIndexWgsl(v)}
   for (const c of cbs) {
     emit(`    let wb${c} = cc${c} * (KH * KW) + ky * KW;`);
     for (const kx of range(KW)) emit(`    let w${c}_${kx} = weight[wb${c} + ${kx}u];`);
-    for (const t of taps) emit(`    let x${c}_${t} = select(vec4<f32>(0.0), x[(row + ix${t}) * p.c4 + cc${c}], ok${t});`);
+    for (const t of taps) emit(`    let x${c}_${t} = select(vec4<f32>(0.0), ${io.load('x', `(row + ix${t}) * p.c4 + cc${c}`)}, ok${t});`);
     for (const i of pxs) {
       const terms = range(KW).map((kx) => `w${c}_${kx} * x${c}_${i * S + kx * D}`);
       emit(`    acc${i}_${c} = acc${i}_${c} + ${terms.join(' + ')};`);
@@ -293,7 +276,7 @@ ${invocationIndexWgsl(v)}
     emit(channelPrologueWgsl(key, true, '    '));
     for (const i of pxs) {
       emit(`    if (ox0 + ${i}u < p.wo) {`);
-      emit(storeWgsl(key, true, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
+      emit(storeWgsl(key, io, true, `acc${i}_${c}`, `(n * p.ho + oy) * p.wo + ox0 + ${i}u`, '      '));
       emit('    }');
     }
     emit('  }');
@@ -306,7 +289,7 @@ ${invocationIndexWgsl(v)}
  * The accumulation loops of a `rowReuse` variant: per kernel row and input-channel vec4, the input columns the
  * tile reads (pixel i, tap kx → column i·stride + kx·dilation) are loaded once, then every tap uses them.
  */
-function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: Conv2dVariant): void {
+function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: Conv2dVariant, io: TensorAccess): void {
   const S = key.stride ?? 1;
   const D = key.dilation ?? 1;
   const pxs = range(v.px);
@@ -324,7 +307,7 @@ function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: C
     let row = (n * p.h + u32(iy)) * p.w;
     let wky = ky * KW * p.cing4 * wrow;
     for (var ci = 0u; ci < p.cing4; ci++) {`);
-  for (const t of cols) emit(`      let x${t} = select(vec4<f32>(0.0), x[(row + ix${t}) * p.cin4 + gci + ci], ok${t});`);
+  for (const t of cols) emit(`      let x${t} = select(vec4<f32>(0.0), ${io.load('x', `(row + ix${t}) * p.cin4 + gci + ci`)}, ok${t});`);
   for (const kx of kxs) {
     emit(`      {
         let wi = wky + (${kx}u * p.cing4 + ci) * wrow;`);
@@ -341,6 +324,3 @@ function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: C
   }`);
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}

@@ -1,24 +1,26 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, tensorElements } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /** Elementwise binary operations on two tensors of the same shape. */
 export type BinaryOp = 'add' | 'sub' | 'mul';
 
-const EXPR: Record<BinaryOp, string> = { add: 'a[i] + b[i]', sub: 'a[i] - b[i]', mul: 'a[i] * b[i]' };
+const OPERATOR: Record<BinaryOp, string> = { add: '+', sub: '-', mul: '*' };
 const WORKGROUP = 64;
 
-export function binaryWgsl(op: BinaryOp): string {
+export function binaryWgsl(op: BinaryOp, io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('a', 1, 'read')}
+${io.declare('b', 2, 'read')}
+${io.declare('y', 3, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
-  y[i] = ${EXPR[op]};
+  ${io.store('y', 'i', `${io.load('a', 'i')} ${OPERATOR[op]} ${io.load('b', 'i')}`)}
 }`;
 }
 
@@ -29,7 +31,6 @@ export function binary(
   a: TensorValue,
   b: TensorValue,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   if (a.shape.some((d, i) => d !== b.shape[i])) {
     throw new InvalidInputError(`${label}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
@@ -38,10 +39,10 @@ export function binary(
   const count = tensorElements(a.shape) / 4;
   graph.add({
     label,
-    kernel: { label: `binary[${op}]`, code: binaryWgsl(op) },
+    kernel: kernelShader(`binary[${op}]`, { family: 'binary', op }, (io) => binaryWgsl(op, io)),
     uniforms: { count },
     bindings: { a, b, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     cost: { flops: logicalElements(a.shape), bytes: 3 * logicalBytes(a.shape) },
   });
   return y;

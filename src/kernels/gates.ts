@@ -1,8 +1,11 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
 
 /**
  * Squeeze-and-excitation gates, as segmentation_models_pytorch's SCSEModule:
@@ -107,21 +110,23 @@ export function packGateWeights(w: SCSEWeights): PackedGates {
   return packed;
 }
 
-export function channelGateWgsl(): string {
+export function channelGateWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   const WG = GATE_WORKGROUP;
   return `struct Params { n: u32, pixels: u32, c4: u32, c: u32, hidden: u32, slices: u32, inv_pixels: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
 @group(0) @binding(2) var<storage, read> weights: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> gate: array<vec4<f32>>;
+${io.declare('gate', 3, 'read_write')}
 
 var<workgroup> pooled: array<vec4<f32>, ${POOL_CAP4}>;
 var<workgroup> hid: array<f32, ${GATE_MAX_HIDDEN}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
-  let b = wid.y * nwg.x + wid.x;
+  let b = linear_workgroup_index(wid, nwg);
   if (b >= p.n) { return; }
   let c4 = p.c4;
   // Global average pool: (channel vec4, pixel slice) pairs, each summing every slices-th pixel; partial sums
@@ -131,7 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var t = lid; t < pairs; t += ${WG}u) {
     let k = t % c4;
     var acc = vec4<f32>(0.0);
-    for (var q = t / c4; q < p.pixels; q += p.slices) { acc += x[xbase + q * c4 + k]; }
+    for (var q = t / c4; q < p.pixels; q += p.slices) { acc += ${io.load('x', 'xbase + q * c4 + k')}; }
     pooled[t] = acc;
   }
   workgroupBarrier();
@@ -156,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < p.hidden; j++) { acc += hid[j] * weights[w2 + j * c4 + k]; }
     let g = 1.0 / (1.0 + exp(-acc));
     let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
-    gate[b * c4 + k] = select(vec4<f32>(0.0), g, lane < vec4<u32>(p.c));
+    ${io.store('gate', 'b * c4 + k', 'select(vec4<f32>(0.0), g, lane < vec4<u32>(p.c))')}
   }
 }`;
 }
@@ -169,7 +174,6 @@ export function channelGate(
   graph: Graph,
   input: TensorValue,
   params: { weights: GPUBuffer; hidden: number; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, h, w, c] = input.shape;
   const hidden = params.hidden;
@@ -189,10 +193,10 @@ export function channelGate(
   const gate = graph.tensor([n, 1, 1, c], `${params.label}.cse`);
   graph.add({
     label: `${params.label}.cse`,
-    kernel: { label: 'gates[channel]', code: channelGateWgsl() },
+    kernel: kernelShader('gates[channel]', { family: 'gates_channel' }, (io) => channelGateWgsl(io)),
     uniforms: { n, pixels, c4, c, hidden, slices, inv_pixels: 1 / pixels },
     bindings: { x: input, weights: params.weights, gate },
-    workgroups: workgroupGrid(n, maxWorkgroupsPerDimension),
+    workgroups: n,
     // Per image: the pool (an add per element, a ÷ per channel), W1 (2·C·hidden) + b1 + ReLU, W2 (2·hidden·C) + b2
     // + sigmoid; x, W1, b1, W2, b2 read once, the gate written.
     cost: {
@@ -203,35 +207,35 @@ export function channelGate(
   return gate;
 }
 
-export function applyGatesWgsl(spatial: boolean): string {
+export function applyGatesWgsl(spatial: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
   const WG = APPLY_WORKGROUP;
   const head = `struct Params { pixels_per_item: u32, total: u32, c4: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> gate: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('gate', 2, 'read')}
 `;
   if (!spatial) {
     // Plain SE: one invocation per vec4, total = number of vec4s.
-    return `${head}@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+    return `${head}${io.declare('y', 3, 'read_write')}
 
 ${linearEntry(WG, 'i', 'p.total')}
   let b = i / (p.pixels_per_item * p.c4);
-  y[i] = x[i] * gate[b * p.c4 + i % p.c4];
+  ${io.store('y', 'i', `${io.load('x', 'i')} * ${io.load('gate', 'b * p.c4 + i % p.c4')}`)}
 }`;
   }
   // SCSE: one invocation per pixel, total = number of pixels.
   return `${head}@group(0) @binding(3) var<storage, read> sse: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 4, 'read_write')}
 
 ${linearEntry(WG, 'px', 'p.total')}
   let base = px * p.c4;
   let gbase = (px / p.pixels_per_item) * p.c4;
   var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < p.c4; k++) { acc += x[base + k] * sse[k]; }
+  for (var k = 0u; k < p.c4; k++) { acc += ${io.load('x', 'base + k')} * sse[k]; }
   let s = 1.0 / (1.0 + exp(-(acc.x + acc.y + acc.z + acc.w + sse[p.c4].x)));
   for (var k = 0u; k < p.c4; k++) {
-    let v = x[base + k];
-    y[base + k] = v * gate[gbase + k] + v * s;
+    let v = ${io.load('x', 'base + k')};
+    ${io.store('y', 'base + k', `v * ${io.load('gate', 'gbase + k')} + v * s`)}
   }
 }`;
 }
@@ -246,7 +250,6 @@ export function applyGates(
   input: TensorValue,
   gate: TensorValue,
   params: { spatialGate?: GPUBuffer; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, h, w, c] = input.shape;
   if (gate.shape[0] !== n || gate.shape[1] !== 1 || gate.shape[2] !== 1 || gate.shape[3] !== c) {
@@ -262,10 +265,10 @@ export function applyGates(
   const y = graph.tensor(input.shape, params.label);
   graph.add({
     label: params.label,
-    kernel: { label: `gates[apply,${spatial ? 'scse' : 'se'}]`, code: applyGatesWgsl(spatial) },
+    kernel: kernelShader(`gates[apply,${spatial ? 'scse' : 'se'}]`, { family: 'gates_apply', spatial }, (io) => applyGatesWgsl(spatial, io)),
     uniforms: { pixels_per_item: pixels, total, c4 },
     bindings: spatial ? { x: input, gate, sse: params.spatialGate as GPUBuffer, y } : { x: input, gate, y },
-    workgroups: workgroupGrid(Math.ceil(total / APPLY_WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(total / APPLY_WORKGROUP),
     // SE: x·gate per element. SCSE: per pixel the sSE dot product (2·C) + bias + sigmoid, then x·cSE + x·sSE (3)
     // per element. x, the gate (and the sSE weights and bias) read once, y written once.
     cost: {
@@ -284,12 +287,11 @@ export function scse(
   graph: Graph,
   input: TensorValue,
   params: { channelGate: GPUBuffer; spatialGate?: GPUBuffer; hidden: number; spatial?: boolean; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const spatial = params.spatial ?? true;
   if (spatial && !params.spatialGate) {
     throw new InvalidInputError(`${params.label}: SCSE needs the spatial-gate (sSE) weights buffer; pass spatial: false for plain SE`);
   }
-  const gate = channelGate(graph, input, { weights: params.channelGate, hidden: params.hidden, label: params.label }, maxWorkgroupsPerDimension);
-  return applyGates(graph, input, gate, { spatialGate: spatial ? params.spatialGate : undefined, label: params.label }, maxWorkgroupsPerDimension);
+  const gate = channelGate(graph, input, { weights: params.channelGate, hidden: params.hidden, label: params.label });
+  return applyGates(graph, input, gate, { spatialGate: spatial ? params.spatialGate : undefined, label: params.label });
 }

@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -31,12 +33,13 @@ export function packLayerNormParams(weight: ArrayLike<number> | undefined, bias:
   return out;
 }
 
-export function layerNormWgsl(): string {
+export function layerNormWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
+  const x = (i: string) => io.load('x', i);
   return `struct Params { pixels: u32, c4: u32, c: u32, eps: f32, inv_c: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
 @group(0) @binding(2) var<storage, read> params: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 3, 'read_write')}
 
 fn lane_mask(k: u32) -> vec4<f32> {
   let lane = k * 4u + vec4<u32>(0u, 1u, 2u, 3u);
@@ -46,25 +49,25 @@ fn lane_mask(k: u32) -> vec4<f32> {
 ${linearEntry(WORKGROUP, 'px', 'p.pixels')}
   let base = px * p.c4;
   let last = p.c4 - 1u;
-  let s = x[base].x;
+  let s = ${x('base')}.x;
   // Pass 1: mean of (x − s). Full vec4s need no mask; the last one does (its padded lanes are 0 − s).
   var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < last; k++) { acc += x[base + k] - s; }
-  acc += (x[base + last] - s) * lane_mask(last);
+  for (var k = 0u; k < last; k++) { acc += ${x('base + k')} - s; }
+  acc += (${x('base + last')} - s) * lane_mask(last);
   let m = (acc.x + acc.y + acc.z + acc.w) * p.inv_c;
   // Pass 2: biased variance of (x − s) − m.
   var sq = vec4<f32>(0.0);
-  for (var k = 0u; k < last; k++) { let d = (x[base + k] - s) - m; sq += d * d; }
-  let dl = ((x[base + last] - s) - m) * lane_mask(last);
+  for (var k = 0u; k < last; k++) { let d = (${x('base + k')} - s) - m; sq += d * d; }
+  let dl = ((${x('base + last')} - s) - m) * lane_mask(last);
   sq += dl * dl;
   let variance = (sq.x + sq.y + sq.z + sq.w) * p.inv_c;
   let r = 1.0 / sqrt(variance + p.eps);
   // Pass 3: normalise and apply the affine; padded weights and biases are 0, and the mask makes it exact.
   for (var k = 0u; k < last; k++) {
-    y[base + k] = ((x[base + k] - s) - m) * r * params[k] + params[p.c4 + k];
+    ${io.store('y', 'base + k', `((${x('base + k')} - s) - m) * r * params[k] + params[p.c4 + k]`)}
   }
-  let yl = ((x[base + last] - s) - m) * r * params[last] + params[p.c4 + last];
-  y[base + last] = select(vec4<f32>(0.0), yl, lane_mask(last) > vec4<f32>(0.5));
+  let yl = ((${x('base + last')} - s) - m) * r * params[last] + params[p.c4 + last];
+  ${io.store('y', 'base + last', 'select(vec4<f32>(0.0), yl, lane_mask(last) > vec4<f32>(0.5))')}
 }`;
 }
 
@@ -76,7 +79,6 @@ export function layerNorm(
   graph: Graph,
   input: TensorValue,
   options: { params: GPUBuffer; eps?: number; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [n, h, w, c] = input.shape;
   const eps = options.eps ?? 1e-5;
@@ -91,10 +93,10 @@ export function layerNorm(
   const y = graph.tensor(input.shape, options.label);
   graph.add({
     label: options.label,
-    kernel: { label: 'layernorm', code: layerNormWgsl() },
+    kernel: kernelShader('layernorm', { family: 'layernorm' }, (io) => layerNormWgsl(io)),
     uniforms: { pixels, c4: cp / 4, c, eps, inv_c: 1 / c },
     bindings: { x: input, params: options.params, y },
-    workgroups: workgroupGrid(Math.ceil(pixels / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(pixels / WORKGROUP),
     // 8 per element: the mean's add; the variance's subtract, square, add; the output's subtract, ·rsqrt, ·weight,
     // + bias (the per-pixel shift that keeps it precise, and the per-pixel rsqrt, are not counted).
     cost: { flops: 8 * logicalElements(input.shape), bytes: 2 * logicalBytes(input.shape) + 2 * c * 4 },

@@ -1,8 +1,9 @@
 import { InvalidInputError } from '../errors';
-import type { AdapterDescription } from '../gpu/adapter-info';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels } from '../gpu/tensor';
-import { type MatmulVariant, matmulLabel, matmulVariantTags, matmulWgsl, matmulWorkgroupBytes } from './matmul.wgsl';
+import { kernelShader } from './kernel-source';
+import { type VariantSourceArg, variantSource } from './variant-source';
+import { type MatmulVariant, matmulLabel, matmulVariantTags, matmulWgsl } from './matmul.wgsl';
 
 export type { MatmulVariant } from './matmul.wgsl';
 export { matmulVariantTags, matmulWorkgroupBytes } from './matmul.wgsl';
@@ -44,7 +45,6 @@ export function matmul(
   a: TensorValue,
   b: TensorValue,
   params: { bias?: GPUBuffer; variant: MatmulVariant; label: string },
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const v = params.variant;
   checkMatmulVariant(v);
@@ -57,7 +57,7 @@ export function matmul(
   const key = { hasBias: params.bias !== undefined };
   graph.add({
     label: params.label,
-    kernel: { label: matmulLabel(key, v), code: matmulWgsl(key, v) },
+    kernel: kernelShader(matmulLabel(key, v), { family: 'matmul', variant: v, epilogue: key }, (io) => matmulWgsl(key, v, io)),
     uniforms: {
       m,
       k,
@@ -69,7 +69,7 @@ export function matmul(
       k_rem: k % 4,
     },
     bindings: { lhs: a, rhs: b, ...(params.bias ? { bias: params.bias } : {}), dst: out },
-    workgroups: workgroupGrid(colBlocks * rowBlocks, maxWorkgroupsPerDimension),
+    workgroups: colBlocks * rowBlocks,
   });
   return out;
 }
@@ -96,50 +96,15 @@ export function parseMatmulVariant(text: string): MatmulVariant {
 }
 
 /**
- * The variants the roofline benchmark tries: register tiles of several shapes with B or A workgroup-uniform
- * (what CPU adapters like), a square-workgroup register tile, and the classic staged GPU tilings (16×16 and 8×8
- * workgroups, 4×4 to 8×8 outputs per invocation).
- */
-export const MATMUL_BENCH_VARIANTS: readonly MatmulVariant[] = [
-  // Registers only, B workgroup-uniform (wgX = 1).
-  { rows: 4, cols: 4, wgX: 1, wgY: 64 },
-  { rows: 2, cols: 4, wgX: 1, wgY: 64 },
-  { rows: 4, cols: 2, wgX: 1, wgY: 64 },
-  { rows: 8, cols: 2, wgX: 1, wgY: 64 },
-  { rows: 8, cols: 4, wgX: 1, wgY: 64 },
-  { rows: 1, cols: 8, wgX: 1, wgY: 64 },
-  { rows: 4, cols: 4, wgX: 1, wgY: 16 },
-  { rows: 8, cols: 8, wgX: 1, wgY: 32 },
-  { rows: 16, cols: 4, wgX: 1, wgY: 32 },
-  { rows: 8, cols: 8, wgX: 1, wgY: 16 },
-  // Registers only, A workgroup-uniform (wgY = 1).
-  { rows: 4, cols: 4, wgX: 64, wgY: 1 },
-  { rows: 8, cols: 1, wgX: 64, wgY: 1 },
-  // Registers only, square workgroup (platform.md's 5.3 GFLOP/s shape: vec4 columns × 4 rows).
-  { rows: 4, cols: 1, wgX: 8, wgY: 8 },
-  { rows: 4, cols: 4, wgX: 8, wgY: 8 },
-  // Workgroup-memory staging, as on GPUs.
-  { rows: 4, cols: 1, wgX: 16, wgY: 16, sharedK: 16 },
-  { rows: 8, cols: 2, wgX: 8, wgY: 8, sharedK: 16 },
-  { rows: 4, cols: 2, wgX: 16, wgY: 16, sharedK: 16 },
-  { rows: 8, cols: 2, wgX: 16, wgY: 16, sharedK: 8 },
-];
-
-/** Variants the tests check: the smallest tile, odd register and staged tiles, and both selector picks. */
-export const MATMUL_TEST_VARIANTS: readonly MatmulVariant[] = [
-  { rows: 1, cols: 1, wgX: 64, wgY: 1 },
-  { rows: 3, cols: 2, wgX: 1, wgY: 16 },
-  { rows: 2, cols: 3, wgX: 4, wgY: 4, sharedK: 8 },
-];
-
-/**
- * The variant for an adapter. Software adapters: the best of MATMUL_BENCH_VARIANTS on lavapipe (npm run
- * bench:roofline, 2-core VM, rounds interleaved): at 1024³ r8,c1,wg64x1 (A workgroup-uniform, lanes over
+ * The variant for an adapter (a context, or any `{ adapter }`). Software adapters: the best of the roofline
+ * benchmark's variants (MATMUL_BENCH_VARIANTS, bench/roofline-lib.ts) on lavapipe (npm run bench:roofline,
+ * 2-core VM, rounds interleaved): at 1024³ r8,c1,wg64x1 (A workgroup-uniform, lanes over
  * columns) 10.6–11.5 GFLOP/s, r16,c4,wg1x32 10.6–11.0, r4,c2,wg1x64 9.2, r4,c4,wg1x64 6.0–6.4, staged 16×16
  * tiles 4–6.5. Hardware GPUs: the classic staged 8×8 workgroup with 8×8 outputs per invocation, untuned so far
  * (no GPU measured yet).
  */
-export function selectMatmulVariant(adapter: AdapterDescription): MatmulVariant {
+export function selectMatmulVariant(source: VariantSourceArg): MatmulVariant {
+  const { adapter } = variantSource(source);
   if (adapter.isSoftware) return { rows: 8, cols: 1, wgX: 64, wgY: 1 };
   return { rows: 8, cols: 2, wgX: 8, wgY: 8, sharedK: 16 };
 }

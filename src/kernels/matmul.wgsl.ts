@@ -1,3 +1,7 @@
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { range } from './wgsl-common';
+
 /**
  * Tiling parameters of the f32 GEMM C[M,N] = A[M,K]·B[K,N] (+ bias). Each invocation computes `rows` output rows
  * times `cols` vec4 columns held in registers; a workgroup of `wgX`×`wgY` invocations covers a block of
@@ -53,7 +57,7 @@ const LANES = ['x', 'y', 'z', 'w'] as const;
  * (vec4s per row of A), `n4` (vec4s per row of B and C), the number of column and row blocks, and for the
  * registers-only kernel the count of whole vec4 steps along K and the remainder.
  */
-export function matmulWgsl(key: MatmulShaderKey, v: MatmulVariant): string {
+export function matmulWgsl(key: MatmulShaderKey, v: MatmulVariant, io: TensorAccess = WHOLE_BINDINGS): string {
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
   emit(`struct Params {
@@ -61,21 +65,23 @@ export function matmulWgsl(key: MatmulShaderKey, v: MatmulVariant): string {
   col_blocks: u32, row_blocks: u32, k_whole4: u32, k_rem: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> lhs: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> rhs: array<vec4<f32>>;
+${io.declare('lhs', 1, 'read')}
+${io.declare('rhs', 2, 'read')}
 ${key.hasBias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;' : ''}
-@group(0) @binding(4) var<storage, read_write> dst: array<vec4<f32>>;
+${io.declare('dst', 4, 'read_write')}
 
 const WX: u32 = ${v.wgX}u;
 const WY: u32 = ${v.wgY}u;`);
   if (v.sharedK) emitSharedDeclarations(emit, v);
   emit(`
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${v.wgX}, ${v.wgY})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) lindex: u32) {
   // The grid is folded into x and y when one dimension would exceed the device's limit; the whole workgroup
   // leaves together, so the barriers of the staged kernel stay in uniform control flow.
-  let wg = wid.y * nwg.x + wid.x;
+  let wg = linear_workgroup_index(wid, nwg);
   if (wg >= p.col_blocks * p.row_blocks) { return; }
   let col_block = wg % p.col_blocks;
   let row_block = wg / p.col_blocks;`);
@@ -86,14 +92,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let col0 = col_block * (WX * ${v.cols}u) + lx;
   let row0 = row_block * (WY * ${v.rows}u) + ly;`);
   for (const i of range(v.rows)) for (const j of range(v.cols)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (v.sharedK) emitSharedLoop(emit, v);
-  else emitRegisterLoop(emit, v);
+  if (v.sharedK) emitSharedLoop(emit, v, io);
+  else emitRegisterLoop(emit, v, io);
   for (const j of range(v.cols)) {
     emit(`  let out_col${j} = col0 + ${j * v.wgX}u;
   if (out_col${j} < p.n4) {`);
     if (key.hasBias) emit(`    let bias${j} = bias[out_col${j}];`);
     for (const i of range(v.rows)) {
-      emit(`    if (row0 + ${i * v.wgY}u < p.m) { dst[(row0 + ${i * v.wgY}u) * p.n4 + out_col${j}] = acc${i}_${j}${key.hasBias ? ` + bias${j}` : ''}; }`);
+      const value = `acc${i}_${j}${key.hasBias ? ` + bias${j}` : ''}`;
+      emit(`    if (row0 + ${i * v.wgY}u < p.m) { ${io.store('dst', `(row0 + ${i * v.wgY}u) * p.n4 + out_col${j}`, value)} }`);
     }
     emit('  }');
   }
@@ -107,15 +114,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * bounds without a branch. K not a multiple of 4: the last vec4 of A is partly padding, and the matching rows
  * of B do not exist, so that step runs apart with only the `k_rem` real lanes.
  */
-function emitRegisterLoop(emit: (s: string) => void, v: MatmulVariant): void {
+function emitRegisterLoop(emit: (s: string) => void, v: MatmulVariant, io: TensorAccess): void {
   for (const i of range(v.rows)) emit(`  let arow${i} = min(row0 + ${i * v.wgY}u, p.m - 1u) * p.k4;`);
   for (const j of range(v.cols)) emit(`  let bcol${j} = min(col0 + ${j * v.wgX}u, p.n4 - 1u);`);
   const step = (lanes: number, indent: string, guarded: boolean) => {
-    for (const i of range(v.rows)) emit(`${indent}let a${i} = lhs[arow${i} + k4];`);
+    for (const i of range(v.rows)) emit(`${indent}let a${i} = ${io.load('lhs', `arow${i} + k4`)};`);
     for (const t of range(lanes)) {
       const inner = guarded ? `${indent}  ` : indent;
       if (guarded) emit(`${indent}if (p.k_rem > ${t}u) {`);
-      for (const j of range(v.cols)) emit(`${inner}let b${t}_${j} = rhs[brow + bcol${j}];`);
+      for (const j of range(v.cols)) emit(`${inner}let b${t}_${j} = ${io.load('rhs', `brow + bcol${j}`)};`);
       for (const i of range(v.rows)) {
         for (const j of range(v.cols)) emit(`${inner}acc${i}_${j} = acc${i}_${j} + a${i}.${LANES[t]} * b${t}_${j};`);
       }
@@ -149,7 +156,7 @@ var<workgroup> tile_b: array<vec4<f32>, ${tk * v.wgX * v.cols}>;`);
  * unrolled), zero-filling past the matrix edges and masking A's padded K lanes (so padding never meets a B row
  * that does not exist), then each invocation accumulates its register tile from workgroup memory.
  */
-function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant): void {
+function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant, io: TensorAccess): void {
   const tk = v.sharedK!;
   const threads = v.wgX * v.wgY;
   const aTile = v.wgY * v.rows * (tk / 4);
@@ -165,7 +172,7 @@ function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant): void {
       let q = k0 / 4u + e % TK4;
       var val = vec4<f32>(0.0);
       if (r < p.m && q < p.k4) {
-        val = select(vec4<f32>(0.0), lhs[r * p.k4 + q], vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.k));
+        val = select(vec4<f32>(0.0), ${io.load('lhs', 'r * p.k4 + q')}, vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.k));
       }
       tile_a[e] = val;${guard ? '\n      }' : ''}
     }`);
@@ -177,7 +184,7 @@ function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant): void {
       let kr = k0 + e / TN4;
       let c = col_base + e % TN4;
       var val = vec4<f32>(0.0);
-      if (kr < p.k && c < p.n4) { val = rhs[kr * p.n4 + c]; }
+      if (kr < p.k && c < p.n4) { val = ${io.load('rhs', 'kr * p.n4 + c')}; }
       tile_b[e] = val;${guard ? '\n      }' : ''}
     }`);
   }
@@ -195,6 +202,3 @@ function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant): void {
   }`);
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}

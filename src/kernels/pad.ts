@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, placedExtent } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -47,11 +49,11 @@ export function pad2dOutputShape(input: Shape4, pads: Pad2d, mode: PadMode, labe
   return [n, ho, wo, c];
 }
 
-export function pad2dWgsl(): string {
+export function pad2dWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, c4: u32, h: i32, w: i32, ho: u32, wo: u32, top: i32, left: i32, mode: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 fn source(o: i32, n: i32) -> i32 {
   if (p.mode == 1u) { return clamp(o, 0, n - 1); }
@@ -74,9 +76,9 @@ ${linearEntry(WORKGROUP)}
   let ix = source(ox - p.left, p.w);
   var v = vec4<f32>(0.0);
   if (iy >= 0 && iy < p.h && ix >= 0 && ix < p.w) {
-    v = x[((b * u32(p.h) + u32(iy)) * u32(p.w) + u32(ix)) * p.c4 + c];
+    v = ${io.load('x', '((b * u32(p.h) + u32(iy)) * u32(p.w) + u32(ix)) * p.c4 + c')};
   }
-  y[i] = v;
+  ${io.store('y', 'i', 'v')}
 }`;
 }
 
@@ -87,7 +89,6 @@ export function pad2d(
   pads: Pad2d,
   mode: PadMode,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const outShape = pad2dOutputShape(x.shape, pads, mode, label);
   const [n, h, w, ch] = x.shape;
@@ -97,10 +98,10 @@ export function pad2d(
   const count = n * ho * wo * c4;
   graph.add({
     label,
-    kernel: { label: 'pad2d', code: pad2dWgsl() },
+    kernel: kernelShader('pad2d', { family: 'pad2d' }, (io) => pad2dWgsl(io)),
     uniforms: { count, c4, h, w, ho, wo, top: pads.top, left: pads.left, mode: MODE_ID[mode] },
     bindings: { x, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // A copy: the input pixels that reach the output (all of them unless it crops) read, the output written.
     cost: {
       flops: 0,
@@ -116,7 +117,6 @@ export function replicatePadToMultiple(
   x: TensorValue,
   multiple: number,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   if (!Number.isInteger(multiple) || multiple < 1) {
     throw new InvalidInputError(`${label}: multiple ${multiple} must be a positive integer`);
@@ -124,7 +124,7 @@ export function replicatePadToMultiple(
   const [, h, w] = x.shape;
   const bottom = Math.ceil(h / multiple) * multiple - h;
   const right = Math.ceil(w / multiple) * multiple - w;
-  return pad2d(graph, x, { top: 0, bottom, left: 0, right }, 'replicate', label, maxWorkgroupsPerDimension);
+  return pad2d(graph, x, { top: 0, bottom, left: 0, right }, 'replicate', label);
 }
 
 /** Sizes replicatePadToMultiple pads to, so callers can crop back. */
@@ -145,7 +145,6 @@ export function crop2d(
   x: TensorValue,
   win: CropWindow,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const [, h, w] = x.shape;
   const { y0, x0 } = win;
@@ -156,5 +155,5 @@ export function crop2d(
     );
   }
   const pads: Pad2d = { top: -y0, bottom: y0 + win.h - h, left: -x0, right: x0 + win.w - w };
-  return pad2d(graph, x, pads, 'zeros', label, maxWorkgroupsPerDimension);
+  return pad2d(graph, x, pads, 'zeros', label);
 }

@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
@@ -41,12 +43,12 @@ export function pixelShuffleOutputShape(input: Shape4, mode: PixelShuffleMode, r
   return [n, h / r, w / r, c * r * r];
 }
 
-export function pixelShuffleWgsl(): string {
+export function pixelShuffleWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, c4_out: u32, c_out: u32, c4_in: u32, c_shallow: u32,
   h: u32, w: u32, ho: u32, wo: u32, r: u32, mode: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
 ${outputPixelIndex('p.c4_out', 'g')}
@@ -80,9 +82,9 @@ ${outputPixelIndex('p.c4_out', 'g')}
       iy = oy * p.r + blk / p.r;
       ix = ox * p.r + blk % p.r;
     }
-    v[k] = x[((b * p.h + iy) * p.w + ix) * p.c4_in + ci / 4u][ci % 4u];
+    v[k] = ${io.load('x', '((b * p.h + iy) * p.w + ix) * p.c4_in + ci / 4u')}[ci % 4u];
   }
-  y[i] = v;
+  ${io.store('y', 'i', 'v')}
 }`;
 }
 
@@ -92,7 +94,6 @@ function rearrange(
   mode: PixelShuffleMode,
   r: number,
   label: string,
-  maxWorkgroupsPerDimension: number,
 ): TensorValue {
   const outShape = pixelShuffleOutputShape(x.shape, mode, r, label);
   const [n, h, w, cin] = x.shape;
@@ -103,7 +104,7 @@ function rearrange(
   const deepToShallow = mode === 'pixel_shuffle' || mode === 'depth_to_space';
   graph.add({
     label,
-    kernel: { label: 'pixel_shuffle', code: pixelShuffleWgsl() },
+    kernel: kernelShader('pixel_shuffle', { family: 'pixel_shuffle' }, (io) => pixelShuffleWgsl(io)),
     uniforms: {
       count,
       c4_out: c4Out,
@@ -118,28 +119,28 @@ function rearrange(
       mode: MODE_ID[mode],
     },
     bindings: { x, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     cost: { flops: 0, bytes: logicalBytes(x.shape) + logicalBytes(outShape) },
   });
   return y;
 }
 
 /** nn.PixelShuffle(r): [n, h, w, c·r²] → [n, h·r, w·r, c], CRD channel order. */
-export function pixelShuffle(graph: Graph, x: TensorValue, r: number, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
-  return rearrange(graph, x, 'pixel_shuffle', r, label, maxWorkgroupsPerDimension);
+export function pixelShuffle(graph: Graph, x: TensorValue, r: number, label: string): TensorValue {
+  return rearrange(graph, x, 'pixel_shuffle', r, label);
 }
 
 /** nn.PixelUnshuffle(r): [n, h·r, w·r, c] → [n, h, w, c·r²], the inverse of pixelShuffle. */
-export function pixelUnshuffle(graph: Graph, x: TensorValue, r: number, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
-  return rearrange(graph, x, 'pixel_unshuffle', r, label, maxWorkgroupsPerDimension);
+export function pixelUnshuffle(graph: Graph, x: TensorValue, r: number, label: string): TensorValue {
+  return rearrange(graph, x, 'pixel_unshuffle', r, label);
 }
 
 /** tf.nn.depth_to_space(x, r) (NHWC, DCR order): [n, h, w, c·r²] → [n, h·r, w·r, c]. */
-export function depthToSpace(graph: Graph, x: TensorValue, r: number, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
-  return rearrange(graph, x, 'depth_to_space', r, label, maxWorkgroupsPerDimension);
+export function depthToSpace(graph: Graph, x: TensorValue, r: number, label: string): TensorValue {
+  return rearrange(graph, x, 'depth_to_space', r, label);
 }
 
 /** tf.nn.space_to_depth(x, r) (NHWC, DCR order), the inverse of depthToSpace. */
-export function spaceToDepth(graph: Graph, x: TensorValue, r: number, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
-  return rearrange(graph, x, 'space_to_depth', r, label, maxWorkgroupsPerDimension);
+export function spaceToDepth(graph: Graph, x: TensorValue, r: number, label: string): TensorValue {
+  return rearrange(graph, x, 'space_to_depth', r, label);
 }

@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels, tensorElements } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
 
 /**
@@ -17,14 +19,15 @@ const WORKGROUP = 64;
 
 type PointwiseOp = 'clamp' | 'affine' | 'scaledAdd';
 
-const EXPR: Record<PointwiseOp, string> = {
-  clamp: 'clamp(x[i], vec4<f32>(p.lo), vec4<f32>(p.hi))',
-  affine: 'x[i] * p.a + vec4<f32>(p.b)',
-  scaledAdd: 'x[i] + r[i] * p.a',
+/** The op on vec4 `x` (and `r`). */
+const EXPR: Record<PointwiseOp, (x: string, r: string) => string> = {
+  clamp: (x) => `clamp(${x}, vec4<f32>(p.lo), vec4<f32>(p.hi))`,
+  affine: (x) => `${x} * p.a + vec4<f32>(p.b)`,
+  scaledAdd: (x, r) => `${x} + ${r} * p.a`,
 };
 
-export function pointwiseWgsl(op: PointwiseOp, mask: boolean): string {
-  const second = op === 'scaledAdd' ? '@group(0) @binding(3) var<storage, read> r: array<vec4<f32>>;\n' : '';
+export function pointwiseWgsl(op: PointwiseOp, mask: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
+  const second = op === 'scaledAdd' ? `${io.declare('r', 3, 'read')}\n` : '';
   const yBinding = op === 'scaledAdd' ? 4 : 3;
   const maskCode = mask
     ? `  let lane = (i % p.c4) * 4u + vec4<u32>(0u, 1u, 2u, 3u);
@@ -33,12 +36,12 @@ export function pointwiseWgsl(op: PointwiseOp, mask: boolean): string {
     : '';
   return `struct Params { count: u32, c4: u32, c: u32, lo: f32, hi: f32, a: f32, b: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-${second}@group(0) @binding(${yBinding}) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${second}${io.declare('y', yBinding, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
-  var v = ${EXPR[op]};
-${maskCode}  y[i] = v;
+  var v = ${EXPR[op](io.load('x', 'i'), io.load('r', 'i'))};
+${maskCode}  ${io.store('y', 'i', 'v')}
 }`;
 }
 
@@ -50,7 +53,6 @@ function addNode(
   values: { lo?: number; hi?: number; a?: number; b?: number },
   zeroPreserving: boolean,
   label: string,
-  maxWorkgroupsPerDimension: number,
 ): TensorValue {
   const c = x.shape[3];
   const mask = !zeroPreserving && c % 4 !== 0;
@@ -58,7 +60,7 @@ function addNode(
   const count = tensorElements(x.shape) / 4;
   graph.add({
     label,
-    kernel: { label: `pointwise[${op}${mask ? ',mask' : ''}]`, code: pointwiseWgsl(op, mask) },
+    kernel: kernelShader(`pointwise[${op}${mask ? ',mask' : ''}]`, { family: 'pointwise', op, mask }, (io) => pointwiseWgsl(op, mask, io)),
     uniforms: {
       count,
       c4: paddedChannels(c) / 4,
@@ -69,7 +71,7 @@ function addNode(
       b: values.b ?? 0,
     },
     bindings: r ? { x, r, y } : { x, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // Two operations per element for each op (clamp: max and min; affine: ·a + b; scaledAdd: ·alpha + x).
     cost: { flops: 2 * logicalElements(x.shape), bytes: (r ? 3 : 2) * logicalBytes(x.shape) },
   });
@@ -92,7 +94,6 @@ export function clamp(
   lo: number,
   hi: number,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   checkNumber(lo, 'clamp min', label, true);
   checkNumber(hi, 'clamp max', label, true);
@@ -101,7 +102,7 @@ export function clamp(
   // become ±F32_MAX (the same clamp for every finite f32).
   const l = Math.max(lo, -F32_MAX);
   const h = Math.min(hi, F32_MAX);
-  return addNode(graph, 'clamp', x, undefined, { lo: l, hi: h }, l <= 0 && h >= 0, label, maxWorkgroupsPerDimension);
+  return addNode(graph, 'clamp', x, undefined, { lo: l, hi: h }, l <= 0 && h >= 0, label);
 }
 
 /** `y = a·x + b` (ESRGAN's ×0.2 residual scale: a = 0.2, b = 0). */
@@ -111,11 +112,10 @@ export function affine(
   a: number,
   b: number,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   checkNumber(a, 'scale', label);
   checkNumber(b, 'shift', label);
-  return addNode(graph, 'affine', x, undefined, { a, b }, b === 0, label, maxWorkgroupsPerDimension);
+  return addNode(graph, 'affine', x, undefined, { a, b }, b === 0, label);
 }
 
 /** `y = x + alpha·r` (scaled residual add of two tensors of the same shape). */
@@ -125,11 +125,10 @@ export function scaledAdd(
   r: TensorValue,
   alpha: number,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   if (x.shape.some((d, i) => d !== r.shape[i])) {
     throw new InvalidInputError(`${label}: shapes ${formatShape(x.shape)} and ${formatShape(r.shape)} differ`);
   }
   checkNumber(alpha, 'alpha', label);
-  return addNode(graph, 'scaledAdd', x, r, { a: alpha }, true, label, maxWorkgroupsPerDimension);
+  return addNode(graph, 'scaledAdd', x, r, { a: alpha }, true, label);
 }

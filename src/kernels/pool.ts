@@ -1,8 +1,11 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry } from './wgsl-common';
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
 
 /**
  * Pooling over NHWC vec4 channel groups, PyTorch semantics (dilation 1, floor or ceil mode):
@@ -87,14 +90,14 @@ export function pool2dOutputShape(input: Shape4, opts: Pool2dOptions, label = 'p
 
 export type PoolOp = 'max' | 'avg';
 
-export function pool2dWgsl(op: PoolOp): string {
+export function pool2dWgsl(op: PoolOp, io: TensorAccess = WHOLE_BINDINGS): string {
   const init = op === 'max' ? 'vec4<f32>(-3.0e38)' : 'vec4<f32>(0.0)';
   // Max: PyTorch's update rule, so a NaN wins and then stays. WGSL lets compilers assume finite floats (v != v
   // folds to false) and leaves max() with NaN undefined, so NaN is recognised from its bits.
   const acc =
     op === 'max'
-      ? 'let v = x[base + u32(ix) * p.c4];\n      acc = select(acc, v, (v > acc) | is_nan4(v));'
-      : 'acc += x[base + u32(ix) * p.c4];';
+      ? `let v = ${io.load('x', 'base + u32(ix) * p.c4')};\n      acc = select(acc, v, (v > acc) | is_nan4(v));`
+      : `acc += ${io.load('x', 'base + u32(ix) * p.c4')};`;
   // Avg divisor: the window clipped to the padded input (count_include_pad) or to the input itself.
   const result =
     op === 'max'
@@ -103,8 +106,8 @@ export function pool2dWgsl(op: PoolOp): string {
   return `struct Params { count: u32, c4: u32, h: i32, w: i32, ho: u32, wo: u32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, include_pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 fn is_nan4(v: vec4<f32>) -> vec4<bool> {
   return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
@@ -131,7 +134,7 @@ ${linearEntry(WORKGROUP)}
       ${acc}
     }
   }
-  y[i] = ${result};
+  ${io.store('y', 'i', result)}
 }`;
 }
 
@@ -141,7 +144,6 @@ function pool2d(
   x: TensorValue,
   opts: Pool2dOptions,
   label: string,
-  maxWorkgroupsPerDimension: number,
 ): TensorValue {
   const g = poolGeometry(opts, label);
   const outShape = pool2dOutputShape(x.shape, opts, label);
@@ -152,7 +154,7 @@ function pool2d(
   const count = n * ho * wo * c4;
   graph.add({
     label,
-    kernel: { label: `pool2d[${op}]`, code: pool2dWgsl(op) },
+    kernel: kernelShader(`pool2d[${op}]`, { family: 'pool2d', op }, (io) => pool2dWgsl(op, io)),
     uniforms: {
       count,
       c4,
@@ -169,7 +171,7 @@ function pool2d(
       include_pad: op === 'avg' && opts.countIncludePad === false ? 0 : 1,
     },
     bindings: { x, y },
-    workgroups: workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension),
+    workgroups: Math.ceil(count / WORKGROUP),
     // kH·kW compares (max) or adds (avg, + the ÷) per output element, whole windows counted even where they
     // overhang the padding; the input read once.
     cost: {
@@ -186,9 +188,8 @@ export function maxPool2d(
   x: TensorValue,
   opts: Pool2dOptions,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return pool2d(graph, 'max', x, opts, label, maxWorkgroupsPerDimension);
+  return pool2d(graph, 'max', x, opts, label);
 }
 
 /** nn.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad). */
@@ -197,31 +198,32 @@ export function avgPool2d(
   x: TensorValue,
   opts: Pool2dOptions,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return pool2d(graph, 'avg', x, opts, label, maxWorkgroupsPerDimension);
+  return pool2d(graph, 'avg', x, opts, label);
 }
 
-export function globalAvgPoolWgsl(): string {
+export function globalAvgPoolWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { groups: u32, c4: u32, plane: u32, fplane: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 var<workgroup> partial: array<vec4<f32>, ${REDUCE_WORKGROUP}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${REDUCE_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
   // One workgroup per (image, vec4 group); the grid may be padded, so the guard is uniform per workgroup.
-  let g = wid.y * nwg.x + wid.x;
+  let g = linear_workgroup_index(wid, nwg);
   let live = g < p.groups;
   var acc = vec4<f32>(0.0);
   if (live) {
     let c = g % p.c4;
     let base = (g / p.c4) * p.plane * p.c4 + c;
     for (var k = lid; k < p.plane; k += ${REDUCE_WORKGROUP}u) {
-      acc += x[base + k * p.c4];
+      acc += ${io.load('x', 'base + k * p.c4')};
     }
   }
   partial[lid] = acc;
@@ -230,12 +232,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { partial[lid] += partial[lid + s]; }
     workgroupBarrier();
   }
-  if (live && lid == 0u) { y[g] = partial[0] / p.fplane; }
+  if (live && lid == 0u) { ${io.store('y', 'g', 'partial[0] / p.fplane')} }
 }`;
 }
 
 /** nn.AdaptiveAvgPool2d(1): the mean over H·W of each channel → [n, 1, 1, c]. */
-export function globalAvgPool2d(graph: Graph, x: TensorValue, label: string, maxWorkgroupsPerDimension = 65535): TensorValue {
+export function globalAvgPool2d(graph: Graph, x: TensorValue, label: string): TensorValue {
   const [n, h, w, c] = x.shape;
   if (h * w < 1) throw new InvalidInputError(`${label}: empty input ${formatShape(x.shape)}`);
   const y = graph.tensor([n, 1, 1, c], label);
@@ -243,10 +245,10 @@ export function globalAvgPool2d(graph: Graph, x: TensorValue, label: string, max
   const groups = n * c4;
   graph.add({
     label,
-    kernel: { label: 'global_avg_pool', code: globalAvgPoolWgsl() },
+    kernel: kernelShader('global_avg_pool', { family: 'global_avg_pool' }, (io) => globalAvgPoolWgsl(io)),
     uniforms: { groups, c4, plane: h * w, fplane: h * w },
     bindings: { x, y },
-    workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    workgroups: groups,
     // One add per input element, one ÷ per output element.
     cost: { flops: logicalElements(x.shape) + n * c, bytes: logicalBytes(x.shape) + logicalBytes(y.shape) },
   });

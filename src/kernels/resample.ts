@@ -1,7 +1,9 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
@@ -63,26 +65,27 @@ export function resampleOutputShape(input: Shape4, opts: ResampleOptions, label 
   return [n, ho, wo, c];
 }
 
-export function nearestWgsl(): string {
+export function nearestWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
 ${outputPixelIndex('p.c4')}
   let iy = min(oy * p.h / p.ho, p.h - 1u);
   let ix = min(ox * p.w / p.wo, p.w - 1u);
-  y[i] = x[((b * p.h + iy) * p.w + ix) * p.c4 + c];
+  ${io.store('y', 'i', io.load('x', '((b * p.h + iy) * p.w + ix) * p.c4 + c'))}
 }`;
 }
 
-export function bilinearWgsl(): string {
+export function bilinearWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
+  const x = (i: string) => io.load('x', i);
   return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32,
   scale_y: f32, scale_x: f32, offset: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
 
 ${linearEntry(WORKGROUP)}
 ${outputPixelIndex('p.c4')}
@@ -97,9 +100,9 @@ ${outputPixelIndex('p.c4')}
   let lx = sx - f32(x0);
   let r0 = (b * p.h + y0) * p.w;
   let r1 = (b * p.h + y1) * p.w;
-  let top = (1.0 - lx) * x[(r0 + x0) * p.c4 + c] + lx * x[(r0 + x1) * p.c4 + c];
-  let bot = (1.0 - lx) * x[(r1 + x0) * p.c4 + c] + lx * x[(r1 + x1) * p.c4 + c];
-  y[i] = (1.0 - ly) * top + ly * bot;
+  let top = (1.0 - lx) * ${x('(r0 + x0) * p.c4 + c')} + lx * ${x('(r0 + x1) * p.c4 + c')};
+  let bot = (1.0 - lx) * ${x('(r1 + x0) * p.c4 + c')} + lx * ${x('(r1 + x1) * p.c4 + c')};
+  ${io.store('y', 'i', '(1.0 - ly) * top + ly * bot')}
 }`;
 }
 
@@ -109,7 +112,6 @@ export function resample(
   x: TensorValue,
   opts: ResampleOptions,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   const outShape = resampleOutputShape(x.shape, opts, label);
   const [n, h, w, ch] = x.shape;
@@ -117,14 +119,14 @@ export function resample(
   const y = graph.tensor(outShape, label);
   const c4 = paddedChannels(ch) / 4;
   const count = n * ho * wo * c4;
-  const workgroups = workgroupGrid(Math.ceil(count / WORKGROUP), maxWorkgroupsPerDimension);
+  const workgroups = Math.ceil(count / WORKGROUP);
   // Nearest copies; bilinear does three linear interpolations (2 multiplies + 1 add each) per output element.
   // The input is counted whole (a downsampling nearest reads less of it).
   const bytes = logicalBytes(x.shape) + logicalBytes(outShape);
   if (opts.mode === 'nearest') {
     graph.add({
       label,
-      kernel: { label: 'resample[nearest]', code: nearestWgsl() },
+      kernel: kernelShader('resample[nearest]', { family: 'resample_nearest' }, (io) => nearestWgsl(io)),
       uniforms: { count, c4, h, w, ho, wo },
       bindings: { x, y },
       workgroups,
@@ -135,7 +137,7 @@ export function resample(
     const ratio = (i: number, o: number) => (align ? (o > 1 ? (i - 1) / (o - 1) : 0) : i / o);
     graph.add({
       label,
-      kernel: { label: 'resample[bilinear]', code: bilinearWgsl() },
+      kernel: kernelShader('resample[bilinear]', { family: 'resample_bilinear' }, (io) => bilinearWgsl(io)),
       uniforms: { count, c4, h, w, ho, wo, scale_y: ratio(h, ho), scale_x: ratio(w, wo), offset: align ? 0 : 0.5 },
       bindings: { x, y },
       workgroups,
@@ -151,9 +153,8 @@ export function upsampleNearest(
   x: TensorValue,
   target: { scaleFactor: number | readonly [number, number] } | { size: readonly [number, number] },
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return resample(graph, x, { mode: 'nearest', ...target }, label, maxWorkgroupsPerDimension);
+  return resample(graph, x, { mode: 'nearest', ...target }, label);
 }
 
 /** nn.Upsample(scale_factor=factor | size, mode='bilinear', align_corners=alignCorners). */
@@ -163,7 +164,6 @@ export function upsampleBilinear(
   target: { scaleFactor: number | readonly [number, number] } | { size: readonly [number, number] },
   alignCorners: boolean,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  return resample(graph, x, { mode: 'bilinear', ...target, alignCorners }, label, maxWorkgroupsPerDimension);
+  return resample(graph, x, { mode: 'bilinear', ...target, alignCorners }, label);
 }

@@ -1,7 +1,10 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
 
 /**
  * Partial sums for SSIM and PSNR (src/io/ssim-gpu.ts). The GPU only produces per-workgroup sums; the caller adds
@@ -33,7 +36,7 @@ export function ssimWorkgroupBytes(radius: number): number {
   return 2 * side * side * 16 + SSIM_TILE * SSIM_TILE * 16;
 }
 
-export function ssimWgsl(weights: ArrayLike<number>): string {
+export function ssimWgsl(weights: ArrayLike<number>, io: TensorAccess = WHOLE_BINDINGS): string {
   const k = weights.length;
   const radius = (k - 1) / 2;
   const side = SSIM_TILE + 2 * radius;
@@ -42,9 +45,9 @@ export function ssimWgsl(weights: ArrayLike<number>): string {
   const w = Array.from(weights, (v) => v.toPrecision(17)).join(', ');
   return `struct Params { h: u32, w: u32, c4: u32, oh: u32, ow: u32, gx: u32, channels: u32, c1: f32, c2: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
+${io.declare('a', 1, 'read')}
+${io.declare('b', 2, 'read')}
+${io.declare('partials', 3, 'read_write')}
 
 var<private> gauss: array<f32, ${k}> = array<f32, ${k}>(${w});
 var<workgroup> tile_a: array<vec4<f32>, ${side * side}>;
@@ -63,8 +66,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) loc
     let iy = min(y0 + t / ${side}u, p.h - 1u);
     let ix = min(x0 + t % ${side}u, p.w - 1u);
     let idx = (iy * p.w + ix) * p.c4 + c;
-    tile_a[t] = a[idx];
-    tile_b[t] = b[idx];
+    tile_a[t] = ${io.load('a', 'idx')};
+    tile_b[t] = ${io.load('b', 'idx')};
   }
   workgroupBarrier();
 
@@ -113,7 +116,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) loc
     if (lid < span) { red[lid] += red[lid + span]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { partials[(wid.y * p.gx + wid.x) * p.c4 + c] = red[0]; }
+  if (lid == 0u) { ${io.store('partials', '(wid.y * p.gx + wid.x) * p.c4 + c', 'red[0]')} }
 }`;
 }
 
@@ -143,9 +146,11 @@ export function ssimPartials(
   const gy = Math.ceil(oh / SSIM_TILE);
   const c4 = paddedChannels(ch) / 4;
   const partials = graph.tensor([1, gy, gx, ch], label);
+  // A copy: the text bakes the weights in, generated later (on a pipeline-cache miss), and the key names them.
+  const gauss = Array.from(weights);
   graph.add({
     label,
-    kernel: { label: `ssim[k${k}]`, code: ssimWgsl(weights) },
+    kernel: kernelShader(`ssim[k${k}]`, { family: 'ssim', weights: gauss }, (io) => ssimWgsl(gauss, io)),
     uniforms: { h, w, c4, oh, ow, gx, channels: ch, c1, c2 },
     bindings: { a, b, partials },
     workgroups: [gx, gy, c4],
@@ -159,27 +164,29 @@ export function ssimPartials(
   return partials;
 }
 
-export function squaredErrorWgsl(): string {
+export function squaredErrorWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32, groups: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> partials: array<vec4<f32>>;
+${io.declare('a', 1, 'read')}
+${io.declare('b', 2, 'read')}
+${io.declare('partials', 3, 'read_write')}
 
 var<workgroup> red: array<vec4<f32>, ${REDUCE_WORKGROUP}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${REDUCE_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
   // The grid may be padded past p.groups; the guard is uniform per workgroup.
-  let g = wid.y * nwg.x + wid.x;
+  let g = linear_workgroup_index(wid, nwg);
   var acc = vec4<f32>(0.0);
   if (g < p.groups) {
     let base = g * ${REDUCE_WORKGROUP * SQUARED_ERROR_PER_THREAD}u + lid;
     for (var j = 0u; j < ${SQUARED_ERROR_PER_THREAD}u; j++) {
       let e = base + j * ${REDUCE_WORKGROUP}u;
       if (e < p.count) {
-        let d = a[e] - b[e];
+        let d = ${io.load('a', 'e')} - ${io.load('b', 'e')};
         acc += d * d;
       }
     }
@@ -190,7 +197,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < span) { red[lid] += red[lid + span]; }
     workgroupBarrier();
   }
-  if (g < p.groups && lid == 0u) { partials[g] = red[0]; }
+  if (g < p.groups && lid == 0u) { ${io.store('partials', 'g', 'red[0]')} }
 }`;
 }
 
@@ -203,7 +210,6 @@ export function squaredErrorPartials(
   a: TensorValue,
   b: TensorValue,
   label: string,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
   if (b.shape.some((d, i) => d !== a.shape[i])) throw new InvalidInputError(`${label}: the two images differ in shape`);
   const [n, h, w, ch] = a.shape;
@@ -212,10 +218,10 @@ export function squaredErrorPartials(
   const partials = graph.tensor([1, 1, groups, 4], label);
   graph.add({
     label,
-    kernel: { label: 'squared_error', code: squaredErrorWgsl() },
+    kernel: kernelShader('squared_error', { family: 'squared_error' }, (io) => squaredErrorWgsl(io)),
     uniforms: { count, groups },
     bindings: { a, b, partials },
-    workgroups: workgroupGrid(groups, maxWorkgroupsPerDimension),
+    workgroups: groups,
     // Subtract, square, add per element; both images read once, the partial sums written.
     cost: { flops: 3 * n * h * w * ch, bytes: 2 * logicalBytes(a.shape) + logicalBytes(partials.shape) },
   });

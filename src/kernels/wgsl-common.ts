@@ -1,13 +1,18 @@
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+
 /**
- * WGSL shared by kernels with one invocation per work item. Large images need more workgroups than one grid
- * dimension allows, so `workgroupGrid` (src/gpu/graph.ts) spreads them over x and y and the shader folds them
- * back into one index.
+ * WGSL shared by kernels with one invocation per work item: the entry point, whose work item `index` is the
+ * linear workgroup index (the plan spreads the node's workgroup count over the device's grid, src/gpu/dispatch.ts)
+ * times the workgroup size plus the local index. It defines the shared `linear_workgroup_index` helper, so a
+ * shader has one entry point made by it.
  */
 export function linearEntry(workgroupSize: number, index = 'i', count = 'p.count'): string {
-  return `@compute @workgroup_size(${workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+  return `${LINEAR_WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
-  let ${index} = (wid.y * nwg.x + wid.x) * ${workgroupSize}u + lid;
+  let ${index} = linear_workgroup_index(wid, nwg) * ${workgroupSize}u + lid;
   if (${index} >= ${count}) { return; }`;
 }
 
@@ -21,4 +26,9 @@ export function outputPixelIndex(c4: string, channel = 'c'): string {
   let ox = pix % p.wo;
   let oy = (pix / p.wo) % p.ho;
   let b = pix / (p.wo * p.ho);`;
+}
+
+/** 0, 1, …, n − 1: the indices the shader generators unroll over. */
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }

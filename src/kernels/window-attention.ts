@@ -1,18 +1,15 @@
 import { InvalidInputError } from '../errors';
-import type { AdapterDescription } from '../gpu/adapter-info';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue, workgroupGrid } from '../gpu/graph';
+import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
-import {
-  HEAD_DIM,
-  TOKENS,
-  WINDOW,
-  type WindowAttentionVariant,
-  windowAttentionLabel,
-  windowAttentionWgsl,
-} from './window-attention.wgsl';
+import { kernelShader } from './kernel-source';
+import type { WindowAttentionVariant } from './window-attention-variants';
+import { HEAD_DIM, TOKENS, WINDOW, windowAttentionLabel, windowAttentionWgsl } from './window-attention.wgsl';
 
-export type { WindowAttentionVariant } from './window-attention.wgsl';
+/*
+ * Graph emission of SCUNet's window attention core, and the packing of its relative position bias. The variant
+ * table lives in window-attention-variants.ts.
+ */
 export { HEAD_DIM as WINDOW_ATTENTION_HEAD_DIM, WINDOW as WINDOW_ATTENTION_SIZE } from './window-attention.wgsl';
 
 /** The shift of SCUNet's SW blocks (window_size // 2). */
@@ -31,37 +28,8 @@ export function packRelativePositionBias(params: ArrayLike<number>, heads: numbe
   return Float32Array.from(params);
 }
 
-/**
- * lavapipe (2 cores), 128×128 map, 1 head, SW, GPU timestamps (WMSA_BENCH=1 npx vitest run
- * test/kernels/window-attention.test.ts -t timing): workgroup ≈ 150 ms, direct rows1 ≈ 215 ms, direct rows2
- * ≈ 115 ms. Larger `rows` cost far more LLVM compile time on lavapipe (first compile, before Mesa's shader
- * cache: workgroup 0.6 s, rows1 3.7 s, rows2 13 s, rows4 28 s, rows8 70 s), so software adapters get rows2.
- * Hardware GPUs get the workgroup-memory kernel (untuned so far: no hardware adapter was available).
- */
-export function selectWindowAttentionVariant(adapter: AdapterDescription): WindowAttentionVariant {
-  if (variantOverride) return variantOverride;
-  if (adapter.isSoftware) return { mode: 'direct', rows: 2 };
-  return { mode: 'workgroup', rows: 1 };
-}
-
-let variantOverride: WindowAttentionVariant | undefined;
-
-/** Forces one variant for every window attention (benchmarks); `undefined` restores the selector. */
-export function overrideWindowAttentionVariant(v: WindowAttentionVariant | undefined): void {
-  variantOverride = v;
-}
-
-/**
- * Variants the tests check besides the selector's picks (rows ≥ 4 work but take 30–70 s to compile on
- * lavapipe, too slow for the suite).
- */
-export const WINDOW_ATTENTION_TEST_VARIANTS: WindowAttentionVariant[] = [
-  { mode: 'workgroup', rows: 1 },
-  { mode: 'direct', rows: 1 },
-  { mode: 'direct', rows: 2 },
-];
-
-function checkVariant(v: WindowAttentionVariant): void {
+/** Throws an InvalidInputError unless the kernel can run this variant. */
+export function checkWindowAttentionVariant(v: WindowAttentionVariant): void {
   if (v.mode === 'workgroup' ? v.rows !== 1 : !(Number.isInteger(v.rows) && v.rows >= 1 && TOKENS % v.rows === 0)) {
     throw new InvalidInputError(`window attention variant ${JSON.stringify(v)}: rows must be 1 (workgroup) or divide 64 (direct)`);
   }
@@ -89,10 +57,10 @@ export function windowAttention(
   qkv: TensorValue,
   params: WindowAttentionParams,
   output?: TensorValue,
-  maxWorkgroupsPerDimension = 65535,
 ): TensorValue {
-  const { heads, variant, label } = params;
-  checkVariant(variant);
+  const { heads, label } = params;
+  const variant = { ...params.variant };
+  checkWindowAttentionVariant(variant);
   const [n, h, w, c3] = qkv.shape;
   if (!Number.isInteger(heads) || heads < 1 || c3 !== 3 * heads * HEAD_DIM) {
     throw new InvalidInputError(`${label}: qkv ${formatShape(qkv.shape)} must have 3·${heads}·${HEAD_DIM} channels`);
@@ -110,7 +78,7 @@ export function windowAttention(
   const total = n * nwh * nww * heads;
   graph.add({
     label,
-    kernel: { label: windowAttentionLabel(variant), code: windowAttentionWgsl(variant) },
+    kernel: kernelShader(windowAttentionLabel(variant), { family: 'window_attention', variant }, (io) => windowAttentionWgsl(variant, io)),
     uniforms: {
       n,
       h,
@@ -125,7 +93,7 @@ export function windowAttention(
       tokens: TOKENS,
     },
     bindings: { qkv, rel_bias: params.bias, y: out },
-    workgroups: workgroupGrid(total, maxWorkgroupsPerDimension),
+    workgroups: total,
     // Per (window, head), T = 64 tokens of d = 32: QKᵀ and AV 2·T²·d each; per score the bias add and the
     // softmax's max, subtract, exp and sum (5·T²); the query scale and the output normalisation (T·d each).
     // The online softmax's rescaling (direct variant) is not counted. qkv and the bias table read once.

@@ -1,22 +1,12 @@
+import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
+import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
+import type { WindowAttentionVariant } from './window-attention-variants';
+import { range } from './wgsl-common';
+
 /**
  * WGSL for SCUNet's window multi-head self-attention core (WMSA / SW-MSA without the Linears), see
  * window-attention.ts. Windows are 8×8 (64 tokens, row-major p = 8r + c), heads are 32 wide.
  */
-
-/**
- * How the attention of one (window, head) is spread over invocations.
- * - `workgroup`: one workgroup of 64 invocations per (window, head); each invocation stages its token's K and V
- *   rows in workgroup memory (2 × 8 KB), then computes one query row. For GPUs.
- * - `direct`: no workgroup memory and no barrier; one workgroup of 64/rows invocations per (window, head), each
- *   computing `rows` query rows and reading K/V straight from storage. The K/V addresses depend only on the
- *   workgroup and the loop counter, so CPU adapters can load them once per SIMD group, and each loaded vec4 is
- *   used `rows` times. For CPU adapters.
- */
-export interface WindowAttentionVariant {
-  mode: 'workgroup' | 'direct';
-  /** Query rows per invocation: 1 for `workgroup`; a divisor of 64 for `direct`. */
-  rows: number;
-}
 
 export const WINDOW = 8;
 export const TOKENS = WINDOW * WINDOW;
@@ -28,19 +18,18 @@ export function windowAttentionLabel(v: WindowAttentionVariant): string {
   return v.mode === 'workgroup' ? 'window-attention[wg]' : `window-attention[direct,rows${v.rows}]`;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const J = range(HEAD_DIM / 4);
 
-function header(workgroupSize: number): string {
+function header(workgroupSize: number, io: TensorAccess): string {
   return `struct Params {
   n: u32, h: u32, w: u32, nh: u32,
   nwh: u32, nww: u32, shift: u32, total: u32,
   scale: f32, tokens: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
+${io.declare('qkv', 1, 'read')}
 @group(0) @binding(2) var<storage, read> rel_bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
+${io.declare('y', 3, 'read_write')}
 
 const WG: u32 = ${workgroupSize}u;
 const MASKED: f32 = ${MASKED};
@@ -66,7 +55,7 @@ fn masked(wy: u32, wx: u32, tq: u32, tk: u32) -> bool {
 }
 
 /** The common workgroup decomposition: one workgroup per (batch, window, head). */
-const WINDOW_PREAMBLE = `  let g = wid.y * nwg.x + wid.x;
+const WINDOW_PREAMBLE = `  let g = linear_workgroup_index(wid, nwg);
   if (g >= p.total) { return; }
   let head = g % p.nh;
   let gw = g / p.nh;
@@ -79,21 +68,24 @@ const WINDOW_PREAMBLE = `  let g = wid.y * nwg.x + wid.x;
   let row_stride = 3u * c4;
   let bias_base = head * 225u;`;
 
-function workgroupWgsl(): string {
+function workgroupWgsl(io: TensorAccess): string {
+  const qkv = (i: string) => io.load('qkv', i);
   const dotK = J.map((j) => `q${j}, ks[kb + ${j}u]`);
-  return `${header(TOKENS)}
+  return `${header(TOKENS, io)}
 var<workgroup> ks: array<vec4<f32>, ${TOKENS * 8}>;
 var<workgroup> vs: array<vec4<f32>, ${TOKENS * 8}>;
 
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${TOKENS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
 ${WINDOW_PREAMBLE}
   let pix = token_pixel(b, wy, wx, lid);
   let base = pix * row_stride + head * 8u;
-${J.map((j) => `  let q${j} = qkv[base + ${j}u] * p.scale;
-  ks[lid * 8u + ${j}u] = qkv[base + c4 + ${j}u];
-  vs[lid * 8u + ${j}u] = qkv[base + 2u * c4 + ${j}u];`).join('\n')}
+${J.map((j) => `  let q${j} = ${qkv(`base + ${j}u`)} * p.scale;
+  ks[lid * 8u + ${j}u] = ${qkv(`base + c4 + ${j}u`)};
+  vs[lid * 8u + ${j}u] = ${qkv(`base + 2u * c4 + ${j}u`)};`).join('\n')}
   workgroupBarrier();
 
   let rp = lid / 8u;
@@ -118,31 +110,34 @@ ${J.map((j) => `    o${j} += e * vs[vb + ${j}u];`).join('\n')}
   }
   let inv = 1.0 / l;
   let ob = pix * c4 + head * 8u;
-${J.map((j) => `  y[ob + ${j}u] = o${j} * inv;`).join('\n')}
+${J.map((j) => `  ${io.store('y', `ob + ${j}u`, `o${j} * inv`)}`).join('\n')}
 }`;
 }
 
-function directWgsl(rows: number): string {
+function directWgsl(rows: number, io: TensorAccess): string {
+  const qkv = (i: string) => io.load('qkv', i);
   const wg = TOKENS / rows;
   const R = range(rows);
   // One pass over the keys with an online softmax (running max m, running sum l, accumulator rescaled when the
   // max grows): no private score arrays, which keeps the shader small enough for CPU compilers.
-  return `${header(wg)}
+  return `${header(wg, io)}
+${LINEAR_WORKGROUP_INDEX_WGSL}
+
 @compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
 ${WINDOW_PREAMBLE}
 ${R.map((k) => `  let tq${k} = ${k}u * WG + lid;
   let pix${k} = token_pixel(b, wy, wx, tq${k});
   let qb${k} = pix${k} * row_stride + head * 8u;
-${J.map((j) => `  let q${k}_${j} = qkv[qb${k} + ${j}u] * p.scale;`).join('\n')}
+${J.map((j) => `  let q${k}_${j} = ${qkv(`qb${k} + ${j}u`)} * p.scale;`).join('\n')}
 ${J.map((j) => `  var o${k}_${j} = vec4<f32>(0.0);`).join('\n')}
   var m${k} = MASKED;
   var l${k} = 0.0;`).join('\n')}
   for (var t = 0u; t < p.tokens; t++) {
     let kb = token_pixel(b, wy, wx, t) * row_stride + c4 + head * 8u;
-${J.map((j) => `    let k${j} = qkv[kb + ${j}u];`).join('\n')}
-${J.map((j) => `    let v${j} = qkv[kb + c4 + ${j}u];`).join('\n')}
+${J.map((j) => `    let k${j} = ${qkv(`kb + ${j}u`)};`).join('\n')}
+${J.map((j) => `    let v${j} = ${qkv(`kb + c4 + ${j}u`)};`).join('\n')}
 ${R.map((k) => `    {
       let hide = masked(wy, wx, tq${k}, t);
       let d = select(${J.map((j) => `dot(q${k}_${j}, k${j})`).join(' + ')}
@@ -158,11 +153,11 @@ ${J.map((j) => `      o${k}_${j} = o${k}_${j} * corr + e * v${j};`).join('\n')}
 ${R.map((k) => `  {
     let inv = 1.0 / l${k};
     let ob = pix${k} * c4 + head * 8u;
-${J.map((j) => `    y[ob + ${j}u] = o${k}_${j} * inv;`).join('\n')}
+${J.map((j) => `    ${io.store('y', `ob + ${j}u`, `o${k}_${j} * inv`)}`).join('\n')}
   }`).join('\n')}
 }`;
 }
 
-export function windowAttentionWgsl(v: WindowAttentionVariant): string {
-  return v.mode === 'workgroup' ? workgroupWgsl() : directWgsl(v.rows);
+export function windowAttentionWgsl(v: WindowAttentionVariant, io: TensorAccess = WHOLE_BINDINGS): string {
+  return v.mode === 'workgroup' ? workgroupWgsl(io) : directWgsl(v.rows, io);
 }

@@ -5,7 +5,7 @@ import { Plan } from '../../src/gpu/plan';
 import { reflectShader } from '../../src/gpu/shader';
 import { binary, binaryWgsl } from '../../src/kernels/elementwise';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { loadDnCNNFixture } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';

@@ -5,7 +5,7 @@ import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { binaryWgsl } from '../../src/kernels/elementwise';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { loadDnCNNFixture } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';

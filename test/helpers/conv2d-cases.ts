@@ -1,6 +1,7 @@
 import type { Activation } from '../../src/kernels/activation';
-import { CONV2D_TEST_VARIANTS, type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d';
+import { type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d-variants';
 import { variantTags } from '../../src/kernels/conv2d.wgsl';
+import { CONV2D_TEST_VARIANTS, HARDWARE, SOFTWARE } from './test-variants';
 
 /** The conv2d kernel cases, shared by the Node test (test/kernels) and the Chromium run (test/browser). */
 export interface Conv2dCase {
@@ -34,9 +35,6 @@ export const CONV2D_CASES: [string, Conv2dCase][] = [
   ['3x3 gelu 4→8', { cin: 4, cout: 8, h: 6, w: 7, k: [3, 3], act: { kind: 'gelu' } }],
   ['3x3 sigmoid 5→3 (one padded lane)', { cin: 5, cout: 3, h: 6, w: 5, k: [3, 3], act: { kind: 'sigmoid' } }],
 ];
-
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 /** Output widths at which the software table's picks are collected (its tile depends on the width alone). */
 const SELECTOR_WIDTHS = [3, 5, 8, 32, 50, 80, 128];

@@ -3,11 +3,12 @@ import { InvalidInputError } from '../../src/errors';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
+import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
 import { applyCbam, cbamChannelGate, globalAvgMaxPool, packCbamMlp } from '../../src/kernels/cbam';
 import { CBAM } from '../../src/layers/cbam';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 /**
  * CBAM's kernels and the whole CBAM layer against a float64 reference written from its definition
@@ -110,7 +111,7 @@ describe('CBAM channel gate (avg and max pool through a shared MLP) against a fl
       buf.destroy();
       const cp = Math.ceil(c / 4) * 4;
       outputs[0].forEach((v, k) => expect(k % cp >= c ? v : 0).toBe(0));
-      expect(relL2(nhwcPaddedToNchw(outputs[0], gate.shape as Shape4), channelGateRef(x, shape, hidden, p))).toBeLessThanOrEqual(1e-6);
+      expect(relL2(nhwcPaddedToNchw(outputs[0], gate.shape), channelGateRef(x, shape, hidden, p))).toBeLessThanOrEqual(1e-6);
     });
   });
 });
@@ -132,14 +133,14 @@ describe('CBAM layer (channel gate, channel mean/max, 7×7 conv, gating) against
       layer.spatialConv.weight.data = p.ws;
       const g = new Graph();
       const xt = g.input([n, h, w, c]);
-      const y = layer.forward(ctx, g, xt, 'cbam');
+      const y = layer.forward(new ForwardBuilder(ctx, g), xt, { label: 'cbam' });
       g.output(y);
       const plan = await Plan.compile(ctx, g);
       plan.poison();
       const { outputs } = await plan.run([nchwToNhwcPadded(x, [n, h, w, c])]);
       plan.dispose();
       layer.release();
-      expect(relL2(nhwcPaddedToNchw(outputs[0], y.shape as Shape4), cbamRef(x, shape, hidden, p).out)).toBeLessThanOrEqual(1e-5);
+      expect(relL2(nhwcPaddedToNchw(outputs[0], y.shape), cbamRef(x, shape, hidden, p).out)).toBeLessThanOrEqual(1e-5);
     });
   });
 

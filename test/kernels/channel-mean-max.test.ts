@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
+import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
 import { channelMeanMax } from '../../src/kernels/channel-mean-max';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
@@ -43,7 +43,7 @@ async function run(x: Float64Array, shape: [number, number, number, number], gat
     outputs[0].forEach((v, i) => {
       if (i % 4 >= 2 && v !== 0) throw new Error(`padded channel ${i % 4} holds ${v}`);
     });
-    return nhwcPaddedToNchw(outputs[0], y.shape as Shape4);
+    return nhwcPaddedToNchw(outputs[0], y.shape);
   } finally {
     plan.dispose();
   }

@@ -4,21 +4,21 @@ import { Graph, type TensorValue } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels, type Shape4 } from '../../src/gpu/tensor';
 import type { Activation } from '../../src/kernels/activation';
+import { convTranspose2d } from '../../src/kernels/conv-transpose2d';
 import {
-  CONV_TRANSPOSE2D_TEST_VARIANTS,
   type ConvTranspose2dGeometry,
-  type ConvTranspose2dVariant,
-  convTranspose2d,
   convTranspose2dOutputShape,
   isSubpixelConvTranspose2d,
   packConvTranspose2dBias,
   packConvTranspose2dWeight,
-  selectConvTranspose2dVariant,
-} from '../../src/kernels/conv-transpose2d';
+} from '../../src/kernels/conv-transpose2d-geometry';
+import { type ConvTranspose2dVariant, selectConvTranspose2dVariant } from '../../src/kernels/conv-transpose2d-variants';
 import { ConvTranspose2d } from '../../src/layers/conv-transpose2d';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { convTranspose2dRef } from '../helpers/reference-conv-transpose';
+import { CONV_TRANSPOSE2D_TEST_VARIANTS, HARDWARE, SOFTWARE } from '../helpers/test-variants';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 interface Case {
   n?: number;
@@ -52,8 +52,6 @@ const CASES: [string, Case][] = [
   ['k5x3 s3 p(2,1) op(2,0), 7→4, 4x5, leaky', { fixed: true, cin: 7, cout: 4, h: 4, w: 5, k: [5, 3], stride: 3, pad: [2, 1], outputPadding: [2, 0], act: { kind: 'leakyRelu', alpha: 0.2 } }],
 ];
 
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 function geometryOf(c: Case): ConvTranspose2dGeometry {
   return {
@@ -235,7 +233,7 @@ describe('convTranspose2d against a float64 reference', () => {
     layer.bias!.data = p.b;
     const g = new Graph();
     const input = g.input(p.inShape);
-    const y = layer.forward(ctx, g, input, {}, 'up');
+    const y = layer.forward(new ForwardBuilder(ctx, g), input, { label: 'up' });
     expect(y.shape).toEqual([1, 18, 10, 6]);
     const out = await runChecked(g, nchwToNhwcPadded(p.x, p.inShape), y);
     layer.release();

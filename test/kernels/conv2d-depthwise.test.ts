@@ -4,22 +4,16 @@ import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
-import {
-  CONV2D_TEST_VARIANTS,
-  type Conv2dGeometry,
-  type Conv2dVariant,
-  conv2d,
-  packBias,
-  packConv2dWeight,
-  packPreluSlopes,
-  type ResidualMode,
-  selectConv2dVariant,
-} from '../../src/kernels/conv2d';
+import { conv2d, type ResidualMode } from '../../src/kernels/conv2d';
+import { type Conv2dGeometry, packBias, packConv2dWeight, packPreluSlopes } from '../../src/kernels/conv2d-geometry';
+import { type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d-variants';
 import { Conv2d } from '../../src/layers/conv2d';
 import { type Conv2dCase, conv2dVariantsFor, variantKey } from '../helpers/conv2d-cases';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
+import { CONV2D_TEST_VARIANTS, HARDWARE, SOFTWARE } from '../helpers/test-variants';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 /** A conv2d case with the grouped / PReLU / scale / residual extras, and which variants to run it with. */
 interface ExtCase extends Conv2dCase {
@@ -30,8 +24,6 @@ interface ExtCase extends Conv2dCase {
   variants?: 'all' | 'selected' | 'fixed';
 }
 
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 function geometryOf(c: Conv2dCase): Conv2dGeometry {
   return {
@@ -221,7 +213,7 @@ describe('Conv2d layer with groups', () => {
     const x = randomArray(c * 5 * 7, 53);
     const g = new Graph();
     const input = g.input([1, 5, 7, c]);
-    const y = conv.forward(ctx, g, input, { activation: { kind: 'relu' }, residual: { tensor: input, mode: 'beforeActivation' } });
+    const y = conv.forward(new ForwardBuilder(ctx, g), input, { epilogue: { activation: { kind: 'relu' }, residual: { tensor: input, mode: 'beforeActivation' } } });
     g.output(y);
     const plan = await Plan.compile(ctx, g);
     plan.poison();

@@ -3,12 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../../src/gpu/tensor';
-import { type Conv2dGeometry, type Conv2dVariant, conv2d, packBias, packConv2dWeight, selectConv2dVariant } from '../../src/kernels/conv2d';
+import { conv2d } from '../../src/kernels/conv2d';
+import { type Conv2dGeometry, packBias, packConv2dWeight } from '../../src/kernels/conv2d-geometry';
+import { type Conv2dVariant, selectConv2dVariant } from '../../src/kernels/conv2d-variants';
 import { type BindingLimits, convRowBands } from '../../src/kernels/conv2d-bands';
 import { CONV2D_CASES, type Conv2dCase, conv2dVariantsFor, variantKey } from '../helpers/conv2d-cases';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
+import { SOFTWARE } from '../helpers/test-variants';
 
 async function check(c: Conv2dCase, variant: Conv2dVariant, seed: number, bindingLimits?: BindingLimits): Promise<number> {
   const ctx = await getTestContext();
@@ -88,7 +91,6 @@ function smallLimits(c: Conv2dCase, align: number): BindingLimits {
 }
 
 describe('conv2d in row bands (tensors larger than one binding) against a float64 reference', () => {
-  const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
   const cases = CONV2D_CASES.filter(([, c]) => (c.n ?? 1) === 1 && c.h >= 6);
   cases.forEach(([name, c], i) => {
     for (const align of [16, 256]) {

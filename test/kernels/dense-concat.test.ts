@@ -5,11 +5,13 @@ import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels, type Shape4 } from '../../src/gpu/tensor';
 import type { Activation } from '../../src/kernels/activation';
 import { copyChannels, scaledAddChannels } from '../../src/kernels/channel-slice';
-import { type Conv2dGeometry, type Conv2dVariant, conv2d, packBias, packConv2dWeight } from '../../src/kernels/conv2d';
-import { CONV2D_TEST_VARIANTS } from '../../src/kernels/conv2d';
+import { conv2d } from '../../src/kernels/conv2d';
+import { type Conv2dGeometry, packBias, packConv2dWeight } from '../../src/kernels/conv2d-geometry';
+import type { Conv2dVariant } from '../../src/kernels/conv2d-variants';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { conv2dRef } from '../helpers/reference';
+import { CONV2D_TEST_VARIANTS } from '../helpers/test-variants';
 
 /**
  * The pieces dense blocks are built from (src/layers/concat-conv2d.ts): convolutions that read a channel prefix of

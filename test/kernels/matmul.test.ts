@@ -3,9 +3,8 @@ import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { paddedChannels, type Shape4 } from '../../src/gpu/tensor';
-import { packBias } from '../../src/kernels/conv2d';
+import { packBias } from '../../src/kernels/conv2d-geometry';
 import {
-  MATMUL_TEST_VARIANTS,
   type MatmulVariant,
   matmul,
   matmulVariantTags,
@@ -14,6 +13,7 @@ import {
 } from '../../src/kernels/matmul';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
+import { HARDWARE, MATMUL_TEST_VARIANTS, SOFTWARE } from '../helpers/test-variants';
 
 interface Case {
   /** A's shape as a tensor: M = n·h·w rows, K = c columns. */
@@ -30,8 +30,6 @@ const CASES: [string, Case][] = [
   ['(2·3·5)×6×8 from a 4-D tensor, +bias', { a: [2, 3, 5, 8], n: 6, bias: true }],
 ];
 
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 function variantsUnderTest(): MatmulVariant[] {
   const all = [...MATMUL_TEST_VARIANTS, selectMatmulVariant(SOFTWARE), selectMatmulVariant(HARDWARE)];

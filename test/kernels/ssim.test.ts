@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../src/errors';
 import type { FloatImage, Float32RasterImage, RasterImage } from '../../src/io/image';
 import { psnr } from '../../src/io/metrics';
 import { ssim } from '../../src/io/ssim';
-import { psnrGpu, ssimGpu } from '../../src/io/ssim-gpu';
+import { psnrGpu, ssimGpu } from '../../src/runtime/ssim-gpu';
 import { getTestContext } from '../helpers/gpu';
 import { seededRandom } from '../helpers/random';
 

@@ -3,17 +3,13 @@ import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { paddedChannels } from '../../src/gpu/tensor';
-import {
-  packRelativePositionBias,
-  selectWindowAttentionVariant,
-  WINDOW_ATTENTION_TEST_VARIANTS,
-  type WindowAttentionVariant,
-  windowAttention,
-} from '../../src/kernels/window-attention';
+import { packRelativePositionBias, windowAttention } from '../../src/kernels/window-attention';
+import { selectWindowAttentionVariant, type WindowAttentionVariant } from '../../src/kernels/window-attention-variants';
 import { readFixtureF32, readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { wmsaRef } from '../helpers/reference-wmsa';
+import { HARDWARE, SOFTWARE, WINDOW_ATTENTION_TEST_VARIANTS } from '../helpers/test-variants';
 
 interface FixtureCase {
   name: string;
@@ -105,9 +101,6 @@ async function runKernel(x: Inputs, variant: WindowAttentionVariant, timing = fa
   }
   return { y: out, gpuMs };
 }
-
-const SOFTWARE = { vendor: '', architecture: '', device: '', description: 'llvmpipe', isSoftware: true };
-const HARDWARE = { ...SOFTWARE, description: 'discrete', isSoftware: false };
 
 function variantsUnderTest(): WindowAttentionVariant[] {
   const all = [...WINDOW_ATTENTION_TEST_VARIANTS, selectWindowAttentionVariant(SOFTWARE), selectWindowAttentionVariant(HARDWARE)];
