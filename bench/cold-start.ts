@@ -18,14 +18,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseBenchArgs } from './args';
 import { Graph } from '../src/gpu/graph';
-import type { ShaderSource } from '../src/gpu/shader';
-import { reflectShader } from '../src/gpu/shader';
+import { type KernelSource, materializeSource, reflectShader, sourceCacheKey } from '../src/gpu/shader';
 import { createNodeContext, loadBuiltinModel, releaseNodeGPU } from '../src/node';
 import { architectureByName } from '../src/models/registry';
 import type { BenchEnvironment } from './networks';
 import { networkByKey, pattern } from './networks';
 import { fmt } from './report';
 import { writeJson } from './write-json';
+import { ForwardBuilder } from '../src/layers/forward-builder';
 
 /** The sizes of the cold-start measurements in issue 15, and the demo's 256². */
 export const COLD_CASES = 'dncnn@70x50,dncnn@256x256,resnet34-unet@128x96,scunet@64x64,unet@64x64,rrdbnet@24x20,msrresnet@24x20,srresnet@24x20,sinsr@24x20';
@@ -45,7 +45,7 @@ interface ColdResult {
   firstRunMs: number;
   /** The same size again (pipelines and plan cached), ms. */
   warmRunMs: number;
-  /** WGSL reflection (JavaScript parsing) of every distinct shader, ms. */
+  /** WGSL generation and reflection (JavaScript parsing) of every distinct shader, ms. */
   reflectMs: number;
   /** With --serial: the slowest pipelines compiled one at a time. */
   slowest?: { label: string; ms: number }[];
@@ -62,11 +62,12 @@ async function child(spec: string, serial: boolean): Promise<void> {
   const env: BenchEnvironment = { loadBuiltin: (name, c) => loadBuiltinModel(name, { context: c }) };
   const model = await net.load(ctx, env);
   const graph = new Graph();
-  graph.output(model.network.forward(ctx, graph, graph.input([1, height, width, model.network.inChannels], 'image')));
-  const distinct = new Map<string, ShaderSource>();
-  for (const n of graph.nodes) distinct.set(`${n.kernel.label}\u0000${n.kernel.code}`, n.kernel);
+  graph.output(model.network.forward(new ForwardBuilder(ctx, graph), graph.input([1, height, width, model.network.inChannels], 'image')));
+  const distinct = new Map<string, KernelSource>();
+  for (const n of graph.nodes) distinct.set(sourceCacheKey(n.kernel), n.kernel);
+  // WGSL generation (kernels generate on a pipeline-cache miss) and reflection of every distinct shader.
   const r0 = performance.now();
-  for (const s of distinct.values()) reflectShader(s);
+  for (const s of distinct.values()) reflectShader(materializeSource(s));
   const reflectMs = performance.now() - r0;
   let slowest: ColdResult['slowest'];
   let serialTotalMs: number | undefined;

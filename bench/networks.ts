@@ -7,7 +7,7 @@ import type { GPUContext } from '../src/gpu/context';
 import type { FloatImage } from '../src/io/image';
 import type { Network } from '../src/models/network';
 import { architectureByName } from '../src/models/registry';
-import { RestorationModel } from '../src/models/restoration-model';
+import { RestorationModel } from '../src/runtime/restoration-model';
 import { MSRResNet } from '../src/models/msrresnet';
 import { ResNet34UNet, resnet34UNetConfig } from '../src/models/resnet34-unet';
 import { ESRGAN_X4, RRDBNet } from '../src/models/rrdbnet';

@@ -22,6 +22,7 @@ import { defaultInputSize, NETWORKS, networkByKey, pattern } from './networks';
 import { fmt, markdownTable, parseSize } from './report';
 import { writeJson } from './write-json';
 import { median } from './stats';
+import { ForwardBuilder } from '../src/layers/forward-builder';
 
 const USAGE = `
   node dist/bench/profile.js --network dncnn [--size 256x256] [--runs 3] [--top 15] [--json out.json | --json -]
@@ -57,7 +58,7 @@ if (!ctx.hasTimestamps) usage(`${ctx.adapterName} has no 'timestamp-query': per-
 const model = await spec.load(ctx, { loadBuiltin: (name, c) => loadBuiltinModel(name, { context: c }) });
 const graph = new Graph();
 const x = graph.input([1, size.height, size.width, model.network.inChannels], 'image');
-graph.output(model.network.forward(ctx, graph, x));
+graph.output(model.network.forward(new ForwardBuilder(ctx, graph), x));
 const t0 = performance.now();
 const plan = await Plan.compile(ctx, graph);
 const compileMs = performance.now() - t0;

@@ -3,7 +3,7 @@
  * not depend on the values, but the values must stay tame: no NaN, no overflow, no denormals (which slow a CPU
  * adapter down), so each tensor is scaled by its fan-in and BatchNorm gets a positive running variance.
  */
-import { type Module, namedParameters } from '../src/layers/module';
+import { foldBatchNorms, type Module, namedParameters } from '../src/layers/module';
 
 /** mulberry32: a small 32-bit PRNG, uniform in [0, 1); the same seed always gives the same stream. */
 export function seededRandom(seed: number): () => number {
@@ -18,7 +18,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 /**
- * Fills every parameter of `module` (in state_dict order) and returns the module. Tensors of rank ≥ 2
+ * Fills every parameter of `module` (in state_dict order), folds its BatchNorms, and returns the module. Tensors of rank ≥ 2
  * (convolution, linear, relative-position tables) are uniform with variance 2 / fan-in (He), fan-in being the
  * product of all dimensions after the first, as PyTorch counts it; rank-1 tensors depend on their name.
  */
@@ -42,6 +42,8 @@ export function fillRandomWeights<M extends Module>(module: M, seed = 1): M {
     for (let i = 0; i < n; i++) data[i] = draw();
     p.data = data;
   }
+  module.release(); // the weights changed, and BatchNorms fold as loadStateDict would fold them
+  foldBatchNorms(module);
   return module;
 }
 

@@ -1,7 +1,38 @@
+import { InvalidInputError } from '../errors';
+import type { TensorValue } from '../gpu/graph';
+import { type Activation, RELU } from '../kernels/activation';
+import type { Epilogue, ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 
-/** nn.ReLU: no parameters; fused into the preceding convolution's epilogue when the graph is built. */
-export class ReLU extends Module {}
+/**
+ * A parameter-free activation. It has no kernel of its own: it runs in the epilogue of the module before it
+ * (Sequential fuses it there through `asEpilogue`), so every place it appears costs no dispatch.
+ */
+abstract class FusedActivation extends Module {
+  protected abstract readonly activation: Activation;
 
-/** nn.GELU() (exact, erf): no parameters; fused into the preceding Linear's epilogue when the graph is built. */
-export class GELU extends Module {}
+  override asEpilogue(): Epilogue {
+    return { activation: this.activation };
+  }
+
+  forward(_b: ForwardBuilder, _x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    throw new InvalidInputError(
+      `${options.label ?? this.constructor.name}: ${this.constructor.name} runs fused into the module before it, not on its own`,
+    );
+  }
+}
+
+/** nn.ReLU. */
+export class ReLU extends FusedActivation {
+  protected readonly activation = RELU;
+}
+
+/** nn.GELU() (exact, erf). */
+export class GELU extends FusedActivation {
+  protected readonly activation: Activation = { kind: 'gelu' };
+}
+
+/** nn.Sigmoid. */
+export class Sigmoid extends FusedActivation {
+  protected readonly activation: Activation = { kind: 'sigmoid' };
+}

@@ -1,18 +1,21 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
-import type { Activation } from '../kernels/activation';
-import { batchNorm, foldBatchNormToAffine, packAffineChannels } from '../kernels/batchnorm';
+import type { TensorValue } from '../gpu/graph';
+import { type AffineChannels, batchNorm, foldBatchNormToAffine, packAffineChannels } from '../kernels/batchnorm';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, parameter, requireData } from './module';
 
 /**
- * nn.BatchNorm2d in eval mode. After a convolution it is folded into it at load time
- * (src/weights/fold-batchnorm.ts); where nothing precedes it that could absorb it, `forward` dispatches the
+ * nn.BatchNorm2d in eval mode. After a convolution it is folded into it when the weights are loaded
+ * (`loadStateDict` → `foldBatchNorms`); where nothing precedes it that could absorb it, `forward` dispatches the
  * standalone kernel (x·scale + shift per channel, scale and shift folded in float64, optional fused activation).
  * `eps` must match the training code (KAIR: 1e-4).
  */
 export class BatchNorm2d extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
   readonly weight;
   readonly bias;
   readonly running_mean;
@@ -37,28 +40,55 @@ export class BatchNorm2d extends Module {
     return ['num_batches_tracked'];
   }
 
-  private gpu: { ctx: GPUContext; affine: GPUBuffer } | undefined;
+  /** Set once folded into the convolution before it: the convolution applies it, this module passes x on. */
+  private folded = false;
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, activation?: Activation, label = 'batchnorm'): TensorValue {
+  override get isIdentity(): boolean {
+    return this.folded;
+  }
+
+  /** Eval mode: y = x·scale + shift per channel, in float64 (kernels/batchnorm.ts). */
+  private affine(): AffineChannels {
+    return foldBatchNormToAffine(
+      requireData(this.weight, 'BatchNorm2d weight'),
+      requireData(this.bias, 'BatchNorm2d bias'),
+      requireData(this.running_mean, 'BatchNorm2d running_mean'),
+      requireData(this.running_var, 'BatchNorm2d running_var'),
+      this.eps,
+    );
+  }
+
+  override foldInto(previous: Module<any, any>): boolean {
+    const { scale, shift } = this.affine();
+    this.folded = previous.absorbChannelAffine(scale, shift);
+    return this.folded;
+  }
+
+  /** Standalone (nothing absorbed it), with an optional fused activation; the identity once folded. */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'batchnorm';
     if (x.shape[3] !== this.numFeatures) {
       throw new InvalidInputError(`${label} expects ${this.numFeatures} channels, got ${x.shape[3]}`);
     }
-    if (this.gpu?.ctx !== ctx) {
-      this.release();
-      const affine = foldBatchNormToAffine(
-        requireData(this.weight, 'BatchNorm2d weight'),
-        requireData(this.bias, 'BatchNorm2d bias'),
-        requireData(this.running_mean, 'BatchNorm2d running_mean'),
-        requireData(this.running_var, 'BatchNorm2d running_var'),
-        this.eps,
-      );
-      this.gpu = { ctx, affine: ctx.createBufferWithData(packAffineChannels(affine), BufferUsage.STORAGE, `${label} affine`) };
+    const { activation, ...rest } = options.epilogue ?? {};
+    if (Object.values(rest).some((v) => v !== undefined) || options.output) {
+      throw new InvalidInputError(`${label}: a BatchNorm2d fuses only an activation`);
     }
-    return batchNorm(graph, x, { affine: this.gpu.affine, activation, label }, ctx.limits.maxComputeWorkgroupsPerDimension);
+    if (this.folded) {
+      if (activation && activation.kind !== 'none') throw new InvalidInputError(`${label}: folded BatchNorm2d cannot apply an activation`);
+      return x;
+    }
+    const { affine } = this.onDevice(b.ctx, () => ({
+      affine: b.ctx.createBufferWithData(packAffineChannels(this.affine()), BufferUsage.STORAGE, `${label} affine`),
+    }));
+    return batchNorm(b.graph, x, { affine, activation, label });
   }
+}
 
-  release(): void {
-    this.gpu?.affine.destroy();
-    this.gpu = undefined;
-  }
+/**
+ * For modules that fuse a convolution's epilogue past its BatchNorm (conv → BN → ReLU (+ residual) as one
+ * dispatch): throws unless `bn` has been folded into that convolution, which `loadStateDict` does.
+ */
+export function requireFolded(bn: BatchNorm2d, label: string): void {
+  if (!bn.isIdentity) throw new InvalidInputError(`${label}: BatchNorm2d is not folded into its convolution (load the weights first)`);
 }

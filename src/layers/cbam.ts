@@ -1,12 +1,13 @@
 import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { applyCbam, cbamChannelGate, globalAvgMaxPool, packCbamMlp } from '../kernels/cbam';
 import { channelMeanMax } from '../kernels/channel-mean-max';
 import { InvalidInputError } from '../errors';
 import { ReLU } from './activations';
 import { Conv2d } from './conv2d';
 import { Linear } from './linear';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, requireData } from './module';
 import { Sequential } from './sequential';
 
@@ -21,7 +22,6 @@ export class CBAM extends Module {
   readonly channelMlp: Sequential;
   readonly spatialConv: Conv2d;
   readonly hidden: number;
-  private gpu: { ctx: GPUContext; mlp: GPUBuffer } | undefined;
 
   constructor(
     readonly channels: number,
@@ -41,46 +41,50 @@ export class CBAM extends Module {
     ];
   }
 
-  private upload(ctx: GPUContext): GPUBuffer {
-    if (this.gpu?.ctx === ctx) return this.gpu.mlp;
-    this.release();
-    const [l1, , l2] = this.channelMlp.layers as [Linear, ReLU, Linear];
-    const packed = packCbamMlp(
-      {
-        w1: requireData(l1.weight, 'CBAM channel_mlp.0.weight'),
-        b1: requireData(l1.bias!, 'CBAM channel_mlp.0.bias'),
-        w2: requireData(l2.weight, 'CBAM channel_mlp.2.weight'),
-        b2: requireData(l2.bias!, 'CBAM channel_mlp.2.bias'),
-      },
-      this.channels,
-      this.hidden,
-    );
-    const mlp = ctx.createBufferWithData(packed, BufferUsage.STORAGE, `cbam ${this.channels} mlp`);
-    this.gpu = { ctx, mlp };
-    return mlp;
+  override get fusesEpilogue(): boolean {
+    return true;
   }
 
-  /** (x·g_c)·g_s (+ residual), to a new tensor or into channels [offset, offset + C) of `out.tensor`. */
-  forward(
-    ctx: GPUContext,
-    graph: Graph,
-    x: TensorValue,
-    label = 'cbam',
-    options: { residual?: TensorValue; out?: { tensor: TensorValue; offset: number } } = {},
-  ): TensorValue {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** The channel MLP packed for the gate kernel, uploaded once per context. */
+  private mlpBuffer(ctx: GPUContext): GPUBuffer {
+    return this.onDevice(ctx, () => {
+      const [l1, , l2] = this.channelMlp.layers as [Linear, ReLU, Linear];
+      const packed = packCbamMlp(
+        {
+          w1: requireData(l1.weight, 'CBAM channel_mlp.0.weight'),
+          b1: requireData(l1.bias!, 'CBAM channel_mlp.0.bias'),
+          w2: requireData(l2.weight, 'CBAM channel_mlp.2.weight'),
+          b2: requireData(l2.bias!, 'CBAM channel_mlp.2.bias'),
+        },
+        this.channels,
+        this.hidden,
+      );
+      return { mlp: ctx.createBufferWithData(packed, BufferUsage.STORAGE, `cbam ${this.channels} mlp`) };
+    }).mlp;
+  }
+
+  /**
+   * (x·g_c)·g_s, to a new tensor or into `options.output`; the only epilogue it fuses is a residual added after
+   * the gating.
+   */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'cbam';
+    const { residual, ...unsupported } = options.epilogue ?? {};
+    if (Object.values(unsupported).some((v) => v !== undefined) || (residual && residual.mode !== 'afterActivation')) {
+      throw new InvalidInputError(`${label}: CBAM fuses only a residual added after the gating`);
+    }
     if (x.shape[3] !== this.channels) throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
-    const mlp = this.upload(ctx);
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
-    const pooled = globalAvgMaxPool(graph, x, `${label}.pool`, maxWG);
-    const cg = cbamChannelGate(graph, pooled, { weights: mlp, hidden: this.hidden, label }, maxWG);
-    const meanMax = channelMeanMax(graph, x, `${label}.mean_max`, cg, maxWG);
-    const sg = this.spatialConv.forward(ctx, graph, meanMax, { activation: { kind: 'sigmoid' } }, `${label}.spatial_conv`);
-    return applyCbam(graph, x, cg, sg, label, options, maxWG);
-  }
-
-  release(): void {
-    this.gpu?.mlp.destroy();
-    this.gpu = undefined;
-    this.spatialConv.release();
+    const mlp = this.mlpBuffer(b.ctx);
+    const graph = b.graph;
+    const pooled = globalAvgMaxPool(graph, x, `${label}.pool`);
+    const cg = cbamChannelGate(graph, pooled, { weights: mlp, hidden: this.hidden, label });
+    const meanMax = channelMeanMax(graph, x, `${label}.mean_max`, cg);
+    const sg = this.spatialConv.forward(b, meanMax, { epilogue: { activation: { kind: 'sigmoid' } }, label: `${label}.spatial_conv` });
+    const out = options.output && { tensor: options.output.tensor, offset: options.output.channelOffset };
+    return applyCbam(graph, x, cg, sg, label, { residual: residual?.tensor, out });
   }
 }

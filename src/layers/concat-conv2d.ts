@@ -1,9 +1,8 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
-import type { Conv2dEpilogue } from '../kernels/conv2d';
 import { InvalidInputError } from '../errors';
 import { Conv2d, type Conv2dOptions } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
@@ -35,6 +34,14 @@ export function concatLayout(pieces: readonly number[]): ConcatLayout {
  * first `concatLayout(pieces).width` channels of a concatenation buffer without copying anything.
  */
 export class ConcatConv2d extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
   readonly layout: ConcatLayout;
@@ -53,7 +60,7 @@ export class ConcatConv2d extends Module {
     this.logicalIn = pieces.reduce((a, b) => a + b, 0);
     this.weight = parameter([outChannels, this.logicalIn, kernelSize, kernelSize]);
     this.bias = (options.bias ?? true) ? parameter([outChannels]) : undefined;
-    this.conv = new Conv2d(this.layout.width, outChannels, kernelSize, options);
+    this.conv = new Conv2d(this.layout.width, outChannels, kernelSize, { ...options, readsInputPrefix: true });
   }
 
   override parameters(): Record<string, Parameter> {
@@ -78,6 +85,11 @@ export class ConcatConv2d extends Module {
     return out;
   }
 
+  protected override internals(): Module[] {
+    return [this.conv];
+  }
+
+  /** Gives the buffer-layout convolution the expanded weights, again whenever new ones were loaded. */
   private prepare(): void {
     const w = requireData(this.weight, 'ConcatConv2d weight');
     if (this.expandedFrom === w) return;
@@ -87,16 +99,9 @@ export class ConcatConv2d extends Module {
     this.expandedFrom = w;
   }
 
-  /**
-   * Reads the first `layout.width` channels of `buffer`; writes a new tensor, or channels [offset, offset + Cout)
-   * of `output` when given (with `epilogue.outChannelOffset`).
-   */
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, epilogue: Conv2dEpilogue = {}, label = 'conv2d', output?: TensorValue): TensorValue {
+  /** Reads the first `layout.width` channels of the concatenation buffer `x`; fuses an epilogue, can write a slice. */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     this.prepare();
-    return this.conv.forward(ctx, graph, buffer, epilogue, label, output, true);
-  }
-
-  release(): void {
-    this.conv.release();
+    return this.conv.forward(b, x, options);
   }
 }

@@ -1,10 +1,10 @@
 import { InvalidInputError } from '../errors';
 import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
-import { RELU } from '../kernels/activation';
 import { ReLU } from './activations';
 import { Conv2d } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, requireData } from './module';
 import { Sequential } from './sequential';
 import { SwinBlock } from './swin';
@@ -26,10 +26,6 @@ export class ConvTransBlock extends Module {
   readonly conv1_1: Conv2d;
   readonly conv1_2: Conv2d;
   readonly convBlock: Sequential;
-  private readonly conv3x3a: Conv2d;
-  private readonly conv3x3b: Conv2d;
-  /** conv1_1 cut by output channels, built from its loaded weights on upload. */
-  private halves: { ctx: GPUContext; conv: Conv2d; trans: Conv2d } | undefined;
 
   constructor(
     readonly convDim: number,
@@ -45,9 +41,8 @@ export class ConvTransBlock extends Module {
     this.transBlock = new SwinBlock(transDim, shifted);
     this.conv1_1 = new Conv2d(c, c, 1, { bias: true });
     this.conv1_2 = new Conv2d(c, c, 1, { bias: true });
-    this.conv3x3a = new Conv2d(convDim, convDim, 3, { padding: 1, bias: false });
-    this.conv3x3b = new Conv2d(convDim, convDim, 3, { padding: 1, bias: false });
-    this.convBlock = new Sequential(this.conv3x3a, new ReLU(), this.conv3x3b);
+    const conv3x3 = () => new Conv2d(convDim, convDim, 3, { padding: 1, bias: false });
+    this.convBlock = new Sequential(conv3x3(), new ReLU(), conv3x3());
   }
 
   get channels(): number {
@@ -63,57 +58,36 @@ export class ConvTransBlock extends Module {
     ];
   }
 
+  /** conv1_1 cut by output rows into the conv-branch and Swin-branch halves, built from its loaded weights. */
   private splitConv1x1(ctx: GPUContext): { conv: Conv2d; trans: Conv2d } {
-    if (this.halves?.ctx === ctx) return this.halves;
-    this.releaseHalves();
-    const c = this.channels;
-    const weight = requireData(this.conv1_1.weight, 'conv1_1 weight'); // [C, C, 1, 1]: row o is C values
-    const bias = requireData(this.conv1_1.bias!, 'conv1_1 bias');
-    const rows = (from: number, count: number): Conv2d => {
-      const conv = new Conv2d(c, count, 1, { bias: true });
-      conv.weight.data = weight.slice(from * c, (from + count) * c);
-      conv.bias!.data = bias.slice(from, from + count);
-      conv.upload(ctx);
-      return conv;
-    };
-    this.halves = { ctx, conv: rows(0, this.convDim), trans: rows(this.convDim, this.transDim) };
-    return this.halves;
+    return this.onDevice(ctx, () => {
+      const c = this.channels;
+      const weight = requireData(this.conv1_1.weight, 'conv1_1 weight'); // [C, C, 1, 1]: row o is C values
+      const bias = requireData(this.conv1_1.bias!, 'conv1_1 bias');
+      const rows = (from: number, count: number): Conv2d => {
+        const conv = new Conv2d(c, count, 1, { bias: true });
+        conv.weight.data = weight.slice(from * c, (from + count) * c);
+        conv.bias!.data = bias.slice(from, from + count);
+        return conv;
+      };
+      return { conv: rows(0, this.convDim), trans: rows(this.convDim, this.transDim) };
+    });
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'block'): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'block';
+    this.checkOptions(options, label);
     if (x.shape[3] !== this.channels) {
       throw new InvalidInputError(`${label}: ConvTransBlock of ${this.channels} channels got ${formatShape(x.shape)}`);
     }
-    const { conv, trans } = this.splitConv1x1(ctx);
-    const c = conv.forward(ctx, graph, x, {}, `${label}.conv1_1[conv]`);
-    const t = trans.forward(ctx, graph, x, {}, `${label}.conv1_1[trans]`);
+    const { conv, trans } = this.splitConv1x1(b.ctx);
+    const c = conv.forward(b, x, { label: `${label}.conv1_1[conv]` });
+    const t = trans.forward(b, x, { label: `${label}.conv1_1[trans]` });
     const [n, h, w] = x.shape;
-    const cat = graph.tensor([n, h, w, this.channels], `${label}.cat`);
-    const hidden = this.conv3x3a.forward(ctx, graph, c, { activation: RELU }, `${label}.conv_block.0`);
-    this.conv3x3b.forward(
-      ctx,
-      graph,
-      hidden,
-      { residual: { tensor: c, mode: 'afterActivation' }, outChannelOffset: 0 },
-      `${label}.conv_block.2`,
-      cat,
-    );
-    this.transBlock.forward(ctx, graph, t, `${label}.trans_block`, { tensor: cat, channelOffset: this.convDim });
-    return this.conv1_2.forward(ctx, graph, cat, { residual: { tensor: x, mode: 'afterActivation' } }, `${label}.conv1_2`);
-  }
-
-  private releaseHalves(): void {
-    this.halves?.conv.release();
-    this.halves?.trans.release();
-    this.halves = undefined;
-  }
-
-  release(): void {
-    this.releaseHalves();
-    this.transBlock.release();
-    this.conv1_1.release();
-    this.conv1_2.release();
-    this.conv3x3a.release();
-    this.conv3x3b.release();
+    const cat = b.tensor([n, h, w, this.channels], `${label}.cat`);
+    const residual = (tensor: TensorValue) => ({ residual: { tensor, mode: 'afterActivation' as const } });
+    this.convBlock.forward(b, c, { epilogue: residual(c), output: { tensor: cat, channelOffset: 0 }, label: `${label}.conv_block` });
+    this.transBlock.forward(b, t, { output: { tensor: cat, channelOffset: this.convDim }, label: `${label}.trans_block` });
+    return this.conv1_2.forward(b, cat, { epilogue: residual(x), label: `${label}.conv1_2` });
   }
 }

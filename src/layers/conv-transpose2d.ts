@@ -1,16 +1,16 @@
 import { InvalidInputError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
+import { convTranspose2d } from '../kernels/conv-transpose2d';
 import {
-  type ConvTranspose2dEpilogue,
   type ConvTranspose2dGeometry,
   checkConvTranspose2dGeometry,
-  convTranspose2d,
   packConvTranspose2dBias,
   packConvTranspose2dWeight,
-  selectConvTranspose2dVariant,
-} from '../kernels/conv-transpose2d';
+} from '../kernels/conv-transpose2d-geometry';
+import { selectConvTranspose2dVariant } from '../kernels/conv-transpose2d-variants';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 export interface ConvTranspose2dOptions {
@@ -27,10 +27,17 @@ const pair = (v: number | readonly [number, number]): readonly [number, number] 
  * Conv2d, as in PyTorch) and `bias` [Cout].
  */
 export class ConvTranspose2d extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
   readonly geometry: ConvTranspose2dGeometry;
-  private gpu: { ctx: GPUContext; weight: GPUBuffer; bias?: GPUBuffer } | undefined;
 
   constructor(
     readonly inChannels: number,
@@ -57,55 +64,43 @@ export class ConvTranspose2d extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  /** Packs the weights into the kernel layout and uploads them once per context. */
-  upload(ctx: GPUContext): void {
-    if (this.gpu?.ctx === ctx) return;
-    this.release();
-    const w = requireData(this.weight, 'ConvTranspose2d weight');
-    const b = this.bias ? requireData(this.bias, 'ConvTranspose2d bias') : undefined;
-    const label = `convT ${this.inChannels}→${this.outChannels}`;
-    this.gpu = {
-      ctx,
-      weight: ctx.createBufferWithData(packConvTranspose2dWeight(w, this.geometry), BufferUsage.STORAGE, `${label} weight`),
-      bias: b ? ctx.createBufferWithData(packConvTranspose2dBias(b, this.outChannels), BufferUsage.STORAGE, `${label} bias`) : undefined,
-    };
+  /** The packed weights on `ctx`, uploaded once per context. */
+  private uploaded(ctx: GPUContext): { weight: GPUBuffer; bias: GPUBuffer | undefined } {
+    return this.onDevice(ctx, () => {
+      const w = requireData(this.weight, 'ConvTranspose2d weight');
+      const b = this.bias ? requireData(this.bias, 'ConvTranspose2d bias') : undefined;
+      const label = `convT ${this.inChannels}→${this.outChannels}`;
+      return {
+        weight: ctx.createBufferWithData(packConvTranspose2dWeight(w, this.geometry), BufferUsage.STORAGE, `${label} weight`),
+        bias: b ? ctx.createBufferWithData(packConvTranspose2dBias(b, this.outChannels), BufferUsage.STORAGE, `${label} bias`) : undefined,
+      };
+    });
   }
 
-  /**
-   * Adds the dispatch; with `output` (and `epilogue.outChannelOffset`) it writes into a channel slice of that
-   * wider tensor instead of a new one.
-   */
-  forward(
-    ctx: GPUContext,
-    graph: Graph,
-    x: TensorValue,
-    epilogue: ConvTranspose2dEpilogue = {},
-    label = 'convTranspose2d',
-    output?: TensorValue,
-  ): TensorValue {
-    this.upload(ctx);
+  /** Fuses an activation (no other epilogue) and can write into a channel slice. */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'convTranspose2d';
+    const { activation, ...unsupported } = options.epilogue ?? {};
+    if (Object.values(unsupported).some((v) => v !== undefined)) {
+      throw new InvalidInputError(`${label}: ConvTranspose2d fuses only an activation`);
+    }
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }
+    const ctx = b.ctx;
+    const { weight, bias } = this.uploaded(ctx);
     return convTranspose2d(
-      graph,
+      b.graph,
       x,
       {
-        weight: this.gpu!.weight,
-        bias: this.gpu!.bias,
+        weight,
+        bias,
         geometry: this.geometry,
-        variant: selectConvTranspose2dVariant(ctx.adapter, this.geometry, x.shape[2]),
+        variant: selectConvTranspose2dVariant(ctx, this.geometry, x.shape[2]),
         label,
       },
-      epilogue,
-      output,
-      ctx.limits.maxComputeWorkgroupsPerDimension,
+      { activation, outChannelOffset: options.output?.channelOffset },
+      options.output?.tensor
     );
-  }
-
-  release(): void {
-    this.gpu?.weight.destroy();
-    this.gpu?.bias?.destroy();
-    this.gpu = undefined;
   }
 }

@@ -1,17 +1,11 @@
 import { InvalidInputError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
-import {
-  type Conv2dEpilogue,
-  type Conv2dGeometry,
-  checkConv2dGroups,
-  conv2d,
-  conv2dOutputShape,
-  packBias,
-  packConv2dWeight,
-  selectConv2dVariant,
-} from '../kernels/conv2d';
+import type { TensorValue } from '../gpu/graph';
+import { conv2d } from '../kernels/conv2d';
+import { type Conv2dGeometry, checkConv2dGroups, conv2dOutputShape, packBias, packConv2dWeight } from '../kernels/conv2d-geometry';
+import { selectConv2dVariant } from '../kernels/conv2d-variants';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 export interface Conv2dOptions {
@@ -21,19 +15,33 @@ export interface Conv2dOptions {
   /** PyTorch groups (default 1): depthwise when groups = Cin = Cout, else Cin/groups and Cout/groups multiples of 4. */
   groups?: number;
   bias?: boolean;
+  /**
+   * Read only the first `inChannels` channels of a wider input (groups = 1): a dense block's layer reading the
+   * prefix of its concatenation buffer without a copy.
+   */
+  readsInputPrefix?: boolean;
 }
 
 /**
- * nn.Conv2d. Parameters `weight` [Cout, Cin/groups, kH, kW] and `bias` [Cout] as in PyTorch; a folded
- * BatchNorm replaces both (and adds a bias) before upload. `forward` fuses the epilogue (activation or PReLU,
- * scale, residual add, channel offset; see `Conv2dEpilogue`).
+ * nn.Conv2d. Parameters `weight` [Cout, Cin/groups, kH, kW] and `bias` [Cout] as in PyTorch; a BatchNorm folded
+ * into it (`absorbChannelAffine`) changes the weights it uploads, not its parameters. `forward` fuses the
+ * epilogue (activation or PReLU, scale, residual add) and can write into a channel slice.
  */
 export class Conv2d extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
   readonly geometry: Conv2dGeometry;
-  private folded: { weight: Float64Array; bias: Float64Array } | undefined;
-  private gpu: { ctx: GPUContext; weight: GPUBuffer; bias?: GPUBuffer } | undefined;
+  private readonly readsInputPrefix: boolean;
+  /** The BatchNorm folded into this convolution, applied to the loaded weights at upload. */
+  private folded: { scale: Float64Array; shift: Float64Array } | undefined;
 
   constructor(
     readonly inChannels: number,
@@ -54,6 +62,7 @@ export class Conv2d extends Module {
       groups: options.groups ?? 1,
     };
     checkConv2dGroups(this.geometry);
+    this.readsInputPrefix = options.readsInputPrefix ?? false;
     this.weight = parameter([outChannels, inChannels / (options.groups ?? 1), k[0], k[1]]);
     this.bias = (options.bias ?? true) ? parameter([outChannels]) : undefined;
   }
@@ -62,67 +71,71 @@ export class Conv2d extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  /** Replaces the effective weights by BatchNorm-folded ones (the loaded parameters stay as they were). */
-  setFolded(weight: Float64Array, bias: Float64Array): void {
-    this.folded = { weight, bias };
-    this.release();
-  }
-
-  /** Packs the effective weights into the kernel layout and uploads them once per context. */
-  upload(ctx: GPUContext): void {
-    if (this.gpu?.ctx === ctx) return;
-    this.release();
-    const w = this.folded?.weight ?? requireData(this.weight, 'Conv2d weight');
-    const b = this.folded?.bias ?? (this.bias ? requireData(this.bias, 'Conv2d bias') : undefined);
-    const label = `conv ${this.inChannels}→${this.outChannels}`;
-    this.gpu = {
-      ctx,
-      weight: ctx.createBufferWithData(packConv2dWeight(w, this.geometry), BufferUsage.STORAGE, `${label} weight`),
-      bias: b ? ctx.createBufferWithData(packBias(b, this.outChannels), BufferUsage.STORAGE, `${label} bias`) : undefined,
-    };
-  }
-
   /**
-   * Adds the dispatch. With `output` (and `epilogue.outChannelOffset`) it writes into a channel slice of that
-   * wider tensor instead of a new one; with `readInputPrefix` it reads the first `inChannels` channels of a wider
-   * `x` (both for dense-block concatenation without copies).
+   * Folds y = conv(x)·scale + shift (an eval-mode BatchNorm after it) into the weights it uploads, in float64:
+   *   W' = W·scale (per output channel),  b' = b·scale + shift.
+   * The convolution gains a bias if it had none; its loaded parameters stay as they were.
    */
-  forward(
-    ctx: GPUContext,
-    graph: Graph,
-    x: TensorValue,
-    epilogue: Conv2dEpilogue = {},
-    label = 'conv2d',
-    output?: TensorValue,
-    readInputPrefix = false,
-  ): TensorValue {
-    this.upload(ctx);
-    if (readInputPrefix ? x.shape[3] < this.inChannels : x.shape[3] !== this.inChannels) {
+  override absorbChannelAffine(scale: Float64Array, shift: Float64Array): boolean {
+    if (scale.length !== this.outChannels || shift.length !== this.outChannels) {
+      throw new InvalidInputError(`a ${scale.length}-channel BatchNorm cannot fold into conv ${this.inChannels}→${this.outChannels}`);
+    }
+    this.folded = { scale, shift };
+    this.releaseOwn();
+    return true;
+  }
+
+  /** The weights and bias the kernel runs: the loaded ones, with a folded BatchNorm applied. */
+  private effectiveWeights(): { weight: Float64Array; bias: Float64Array | undefined } {
+    const w = requireData(this.weight, 'Conv2d weight');
+    const b = this.bias ? requireData(this.bias, 'Conv2d bias') : undefined;
+    if (!this.folded) return { weight: w, bias: b };
+    const { scale, shift } = this.folded;
+    const perOut = w.length / this.outChannels;
+    const weight = new Float64Array(w.length);
+    const bias = new Float64Array(this.outChannels);
+    for (let o = 0; o < this.outChannels; o++) {
+      for (let i = 0; i < perOut; i++) weight[o * perOut + i] = w[o * perOut + i] * scale[o];
+      bias[o] = (b ? b[o] : 0) * scale[o] + shift[o];
+    }
+    return { weight, bias };
+  }
+
+  /** The packed weights on `ctx`, uploaded once per context. */
+  private uploaded(ctx: GPUContext): { weight: GPUBuffer; bias: GPUBuffer | undefined } {
+    return this.onDevice(ctx, () => {
+      const { weight, bias } = this.effectiveWeights();
+      const label = `conv ${this.inChannels}→${this.outChannels}`;
+      return {
+        weight: ctx.createBufferWithData(packConv2dWeight(weight, this.geometry), BufferUsage.STORAGE, `${label} weight`),
+        bias: bias ? ctx.createBufferWithData(packBias(bias, this.outChannels), BufferUsage.STORAGE, `${label} bias`) : undefined,
+      };
+    });
+  }
+
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'conv2d';
+    const ctx = b.ctx;
+    const { weight, bias } = this.uploaded(ctx);
+    if (this.readsInputPrefix ? x.shape[3] < this.inChannels : x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }
     const [n, h, w] = x.shape;
     const [, , wo] = conv2dOutputShape([n, h, w, this.inChannels], this.geometry);
     return conv2d(
-      graph,
+      b.graph,
       x,
       {
-        weight: this.gpu!.weight,
-        bias: this.gpu!.bias,
+        weight,
+        bias,
         geometry: this.geometry,
-        variant: selectConv2dVariant(ctx.adapter, this.geometry, wo),
+        variant: selectConv2dVariant(ctx, this.geometry, wo),
         label,
-        readInputPrefix,
+        readInputPrefix: this.readsInputPrefix,
         bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
       },
-      epilogue,
-      output,
-      ctx.limits.maxComputeWorkgroupsPerDimension,
+      { ...options.epilogue, outChannelOffset: options.output?.channelOffset },
+      options.output?.tensor
     );
-  }
-
-  release(): void {
-    this.gpu?.weight.destroy();
-    this.gpu?.bias?.destroy();
-    this.gpu = undefined;
   }
 }

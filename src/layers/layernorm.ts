@@ -1,8 +1,8 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { layerNorm, packLayerNormParams } from '../kernels/layernorm';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
@@ -12,7 +12,6 @@ import { Module, type Parameter, parameter, requireData } from './module';
 export class LayerNorm extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;
-  private gpu: { ctx: GPUContext; params: GPUBuffer } | undefined;
 
   constructor(
     readonly normalizedShape: number,
@@ -27,23 +26,16 @@ export class LayerNorm extends Module {
     return { weight: this.weight, bias: this.bias };
   }
 
-  upload(ctx: GPUContext): void {
-    if (this.gpu?.ctx === ctx) return;
-    this.release();
-    const packed = packLayerNormParams(requireData(this.weight, 'LayerNorm weight'), requireData(this.bias, 'LayerNorm bias'), this.normalizedShape);
-    this.gpu = { ctx, params: ctx.createBufferWithData(packed, BufferUsage.STORAGE, `layernorm ${this.normalizedShape}`) };
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'layernorm'): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'layernorm';
+    this.checkOptions(options, label);
     if (x.shape[3] !== this.normalizedShape) {
       throw new InvalidInputError(`${label}: LayerNorm(${this.normalizedShape}) got ${x.shape[3]} channels`);
     }
-    this.upload(ctx);
-    return layerNorm(graph, x, { params: this.gpu!.params, eps: this.eps, label }, ctx.limits.maxComputeWorkgroupsPerDimension);
-  }
-
-  release(): void {
-    this.gpu?.params.destroy();
-    this.gpu = undefined;
+    const { params } = this.onDevice(b.ctx, () => {
+      const packed = packLayerNormParams(requireData(this.weight, 'LayerNorm weight'), requireData(this.bias, 'LayerNorm bias'), this.normalizedShape);
+      return { params: b.ctx.createBufferWithData(packed, BufferUsage.STORAGE, `layernorm ${this.normalizedShape}`) };
+    });
+    return layerNorm(b.graph, x, { params, eps: this.eps, label });
   }
 }

@@ -1,7 +1,6 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
-import type { Conv2dEpilogue } from '../kernels/conv2d';
+import type { TensorValue } from '../gpu/graph';
 import { Conv2d } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
@@ -10,6 +9,14 @@ import { Module, type Parameter, parameter, requireData } from './module';
  * convolution, so it gets the convolution's tiling variants and fused epilogue.
  */
 export class Linear extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly weight: Parameter;
   readonly bias: Parameter | undefined;
   private readonly conv: Conv2d;
@@ -29,20 +36,18 @@ export class Linear extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  upload(ctx: GPUContext): void {
-    // [out, in] and [out, in, 1, 1] are the same numbers in the same order.
-    this.conv.weight.data = requireData(this.weight, 'Linear weight');
-    if (this.bias && this.conv.bias) this.conv.bias.data = requireData(this.bias, 'Linear bias');
-    this.conv.upload(ctx);
+  protected override internals(): Module[] {
+    return [this.conv];
   }
 
-  /** With `output` (and `epilogue.outChannelOffset`) it writes into a channel slice of that wider tensor. */
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, epilogue: Conv2dEpilogue = {}, label = 'linear', output?: TensorValue): TensorValue {
-    this.upload(ctx);
-    return this.conv.forward(ctx, graph, x, epilogue, label, output);
-  }
-
-  release(): void {
-    this.conv.release();
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    // [out, in] and [out, in, 1, 1] are the same numbers in the same order: the 1×1 convolution shares the arrays.
+    const weight = requireData(this.weight, 'Linear weight');
+    if (this.conv.weight.data !== weight) {
+      this.conv.weight.data = weight;
+      if (this.bias && this.conv.bias) this.conv.bias.data = requireData(this.bias, 'Linear bias');
+      this.conv.release();
+    }
+    return this.conv.forward(b, x, { label: 'linear', ...options });
   }
 }

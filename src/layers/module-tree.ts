@@ -1,12 +1,6 @@
 import { InvalidInputError } from '../errors';
-import { type Module, namedParameters } from './module';
-
-/** Every key the tree may see in a state_dict without using it (`num_batches_tracked`, `mask_values`, …). */
-export function ignoredKeysOf(module: Module, prefix = ''): string[] {
-  const out = module.ignoredKeys().map((k) => prefix + k);
-  for (const [name, child] of module.children()) out.push(...ignoredKeysOf(child, `${prefix}${name}.`));
-  return out;
-}
+import { formatShape } from '../format-shape';
+import { ignoredKeysOf, type Module, namedParameters } from './module';
 
 /**
  * Checks that a state_dict's keys and shapes are exactly those of `module` (ignored keys aside), for
@@ -14,7 +8,7 @@ export function ignoredKeysOf(module: Module, prefix = ''): string[] {
  * InvalidInputError naming the first few offending keys, before any weights are converted.
  */
 export function checkKeysMatch(
-  module: Module,
+  module: Module<any, any>,
   keys: ReadonlyMap<string, { readonly shape: readonly number[] }>,
   network: string,
 ): void {
@@ -25,7 +19,7 @@ export function checkKeysMatch(
     const t = keys.get(key);
     if (!t) problems.push(`'${key}' is missing`);
     else if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      problems.push(`'${key}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+      problems.push(`'${key}' has shape ${formatShape(t.shape)}, expected ${formatShape(p.shape)}`);
     }
   }
   for (const key of keys.keys()) {

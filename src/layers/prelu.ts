@@ -1,13 +1,14 @@
 import { InvalidInputError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import { packPreluSlopes } from '../kernels/conv2d';
+import type { TensorValue } from '../gpu/graph';
+import { packPreluSlopes } from '../kernels/conv2d-geometry';
+import type { Epilogue, ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
  * nn.PReLU(num_parameters): `weight` [1] (one slope shared by every channel, PyTorch's default) or [C] (one per
- * channel). It is never dispatched on its own: `slopes()` gives the buffer a convolution fuses as its epilogue
- * (`{ prelu: … }`).
+ * channel). It is never dispatched on its own: `epilogue()` gives what a convolution fuses to run it.
  *
  * A PReLU may sit behind a PixelShuffle(r) (SRResNet's upsample blocks: conv → PixelShuffle → PReLU). PixelShuffle
  * only moves values, and conv channel k lands in shuffled channel ⌊k / r²⌋, so the PReLU can run in the conv's
@@ -15,7 +16,6 @@ import { Module, type Parameter, parameter, requireData } from './module';
  */
 export class PReLU extends Module {
   readonly weight: Parameter;
-  private gpu: { ctx: GPUContext; key: string; buffer: GPUBuffer } | undefined;
 
   constructor(readonly numParameters = 1) {
     super();
@@ -34,23 +34,28 @@ export class PReLU extends Module {
    * channel ⌊k / repeat⌋. Uploaded once per (context, channels, repeat).
    */
   slopes(ctx: GPUContext, channels: number, repeat = 1): GPUBuffer {
-    const key = `${channels}/${repeat}`;
-    if (this.gpu?.ctx === ctx && this.gpu.key === key) return this.gpu.buffer;
-    const w = requireData(this.weight, 'PReLU weight');
-    if (w.length !== 1 && w.length * repeat !== channels) {
-      throw new InvalidInputError(
-        `PReLU with ${w.length} slopes cannot follow ${channels} channels` + (repeat > 1 ? ` shuffled by ${repeat}` : ''),
-      );
-    }
-    const perChannel = w.length === 1 ? w : Float64Array.from({ length: channels }, (_, k) => w[Math.floor(k / repeat)]);
-    this.release();
-    const buffer = ctx.createBufferWithData(packPreluSlopes(perChannel, channels), BufferUsage.STORAGE, `prelu ${channels} slopes`);
-    this.gpu = { ctx, key, buffer };
-    return buffer;
+    return this.onDevice(
+      ctx,
+      () => {
+        const w = requireData(this.weight, 'PReLU weight');
+        if (w.length !== 1 && w.length * repeat !== channels) {
+          throw new InvalidInputError(
+            `PReLU with ${w.length} slopes cannot follow ${channels} channels` + (repeat > 1 ? ` shuffled by ${repeat}` : ''),
+          );
+        }
+        const perChannel = w.length === 1 ? w : Float64Array.from({ length: channels }, (_, k) => w[Math.floor(k / repeat)]);
+        return { slopes: ctx.createBufferWithData(packPreluSlopes(perChannel, channels), BufferUsage.STORAGE, `prelu ${channels} slopes`) };
+      },
+      `${channels}/${repeat}`,
+    ).slopes;
   }
 
-  release(): void {
-    this.gpu?.buffer.destroy();
-    this.gpu = undefined;
+  /** The epilogue a convolution with `channels` outputs runs this PReLU in (see `slopes`). */
+  epilogue(b: ForwardBuilder, channels: number, repeat = 1): Epilogue {
+    return { prelu: this.slopes(b.ctx, channels, repeat) };
+  }
+
+  forward(_b: ForwardBuilder, _x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    throw new InvalidInputError(`${options.label ?? 'PReLU'}: PReLU runs in the epilogue of the convolution before it (\`epilogue()\`)`);
   }
 }

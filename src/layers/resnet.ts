@@ -1,9 +1,8 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { RELU } from '../kernels/activation';
-import { foldBatchNorm } from '../weights/fold-batchnorm';
-import { BatchNorm2d } from './batchnorm';
+import { BatchNorm2d, requireFolded } from './batchnorm';
 import { Conv2d } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 import { Sequential } from './sequential';
 import { MaxPool2d } from './spatial';
@@ -12,7 +11,7 @@ import { MaxPool2d } from './spatial';
  * torchvision's ResNet BasicBlock, with its attribute names (conv1, bn1, conv2, bn2, downsample.0/1):
  *   out = ReLU(BN2(conv3×3(ReLU(BN1(conv3×3 stride s (x))))) + identity),
  *   identity = x, or BN(conv1×1 stride s (x)) when the block changes resolution or width.
- * Every conv is bias-free; the BatchNorms fold into them at the first forward, and the second conv fuses the
+ * Every conv is bias-free; the BatchNorms fold into them when the weights load, and the second conv fuses the
  * residual add and the ReLU into its epilogue: three dispatches at most per block.
  */
 export class BasicBlock extends Module {
@@ -21,8 +20,6 @@ export class BasicBlock extends Module {
   readonly conv2: Conv2d;
   readonly bn2: BatchNorm2d;
   readonly downsample: Sequential | undefined;
-  private folded = false;
-
   constructor(inChannels: number, outChannels: number, stride = 1) {
     super();
     this.conv1 = new Conv2d(inChannels, outChannels, 3, { stride, padding: 1, bias: false });
@@ -45,15 +42,17 @@ export class BasicBlock extends Module {
     return c;
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label: string): TensorValue {
-    if (!this.folded) {
-      foldBatchNorm(this.conv1, this.bn1);
-      foldBatchNorm(this.conv2, this.bn2);
-      this.folded = true;
-    }
-    const identity = this.downsample ? this.downsample.forward(ctx, graph, x, `${label}.downsample`) : x;
-    const h = this.conv1.forward(ctx, graph, x, { activation: RELU }, `${label}.conv1`);
-    return this.conv2.forward(ctx, graph, h, { activation: RELU, residual: { tensor: identity, mode: 'beforeActivation' } }, `${label}.conv2`);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'block';
+    this.checkOptions(options, label);
+    requireFolded(this.bn1, `${label}.bn1`);
+    requireFolded(this.bn2, `${label}.bn2`);
+    const identity = this.downsample ? this.downsample.forward(b, x, { label: `${label}.downsample` }) : x;
+    const h = this.conv1.forward(b, x, { epilogue: { activation: RELU }, label: `${label}.conv1` });
+    return this.conv2.forward(b, h, {
+      epilogue: { activation: RELU, residual: { tensor: identity, mode: 'beforeActivation' } },
+      label: `${label}.conv2`,
+    });
   }
 }
 
@@ -66,28 +65,25 @@ const WIDTHS = [64, 128, 256, 512];
  * U-Net decoder uses, f1 (stem, ½) … f5 (layer4, 1/32); the sixth, the input itself, is never used.
  *   f1 = ReLU(BN(conv7×7 s2 p3 (x)));  f2 = layer1(MaxPool3×3 s2 p1 (f1));  f3..f5 = layer2..4
  */
-export class ResNetEncoder extends Module {
+export class ResNetEncoder extends Module<TensorValue, TensorValue[]> {
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
   readonly maxpool = new MaxPool2d({ kernel: 3, stride: 2, padding: 1 });
-  /** layer1..layer4 (nn.Sequential, for the key names) and the same blocks, typed, for the forward pass. */
+  /** layer1..layer4: Sequentials of BasicBlocks. */
   readonly layers: Sequential[];
-  private readonly stages: BasicBlock[][];
-  private folded = false;
 
   constructor(inChannels: number, blocksPerLayer: readonly number[] = RESNET34_LAYERS) {
     super();
     this.conv1 = new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false });
     this.bn1 = new BatchNorm2d(64);
     let cin = 64;
-    this.stages = blocksPerLayer.map((n, i) => {
+    this.layers = blocksPerLayer.map((n, i) => {
       const width = WIDTHS[i];
       const blocks = [new BasicBlock(cin, width, i === 0 ? 1 : 2)];
       for (let b = 1; b < n; b++) blocks.push(new BasicBlock(width, width));
       cin = width;
-      return blocks;
+      return new Sequential(...blocks);
     });
-    this.layers = this.stages.map((blocks) => new Sequential(...blocks));
   }
 
   /** Channels of f1..f5. */
@@ -103,18 +99,15 @@ export class ResNetEncoder extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'encoder'): TensorValue[] {
-    if (!this.folded) {
-      foldBatchNorm(this.conv1, this.bn1);
-      this.folded = true;
-    }
-    const f1 = this.conv1.forward(ctx, graph, x, { activation: RELU }, `${label}.conv1`);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue[] {
+    const label = options.label ?? 'encoder';
+    this.checkOptions(options, label);
+    requireFolded(this.bn1, `${label}.bn1`);
+    const f1 = this.conv1.forward(b, x, { epilogue: { activation: RELU }, label: `${label}.conv1` });
     const features = [f1];
-    let t = this.maxpool.forward(ctx, graph, f1, `${label}.maxpool`);
-    this.stages.forEach((blocks, i) => {
-      blocks.forEach((block, b) => {
-        t = block.forward(ctx, graph, t, `${label}.layer${i + 1}.${b}`);
-      });
+    let t = this.maxpool.forward(b, f1, { label: `${label}.maxpool` });
+    this.layers.forEach((layer, i) => {
+      t = layer.forward(b, t, { label: `${label}.layer${i + 1}` });
       features.push(t);
     });
     return features;

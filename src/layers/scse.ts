@@ -1,16 +1,13 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { packGateWeights, scse, type TorchTensorLike } from '../kernels/gates';
-import { ReLU } from './activations';
+import { ReLU, Sigmoid } from './activations';
 import { Conv2d } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, requireData } from './module';
 import { Sequential } from './sequential';
 import { AdaptiveAvgPool2d } from './spatial';
-
-/** nn.Sigmoid inside the gates' Sequentials: no parameters, applied by the gate kernels. */
-class Sigmoid extends Module {}
 
 /** smp's SCSE reduction (base/modules.py: SCSEModule(in_channels, reduction=16)). */
 export const SCSE_REDUCTION = 16;
@@ -29,7 +26,6 @@ export class SCSEModule extends Module {
   private readonly squeeze: Conv2d;
   private readonly excite: Conv2d;
   private readonly spatial: Conv2d;
-  private gpu: { ctx: GPUContext; channelGate: GPUBuffer; spatialGate: GPUBuffer } | undefined;
 
   constructor(readonly channels: number, reduction = SCSE_REDUCTION) {
     super();
@@ -51,39 +47,29 @@ export class SCSEModule extends Module {
     ];
   }
 
-  upload(ctx: GPUContext): void {
-    if (this.gpu?.ctx === ctx) return;
-    this.release();
-    const t = (p: Parameter | undefined, what: string): TorchTensorLike => ({ data: requireData(p!, what), shape: p!.shape });
-    const packed = packGateWeights({
-      cse1Weight: t(this.squeeze.weight, 'cSE.1.weight'),
-      cse1Bias: t(this.squeeze.bias, 'cSE.1.bias'),
-      cse2Weight: t(this.excite.weight, 'cSE.3.weight'),
-      cse2Bias: t(this.excite.bias, 'cSE.3.bias'),
-      sseWeight: t(this.spatial.weight, 'sSE.0.weight'),
-      sseBias: t(this.spatial.bias, 'sSE.0.bias'),
-    });
-    const label = `scse ${this.channels}`;
-    this.gpu = {
-      ctx,
-      channelGate: ctx.createBufferWithData(packed.channelGate, BufferUsage.STORAGE, `${label} channel gate`),
-      spatialGate: ctx.createBufferWithData(packed.spatialGate!, BufferUsage.STORAGE, `${label} spatial gate`),
-    };
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'scse'): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'scse';
+    this.checkOptions(options, label);
     if (x.shape[3] !== this.channels) {
       throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
     }
-    this.upload(ctx);
-    const { channelGate, spatialGate } = this.gpu!;
-    return scse(graph, x, { channelGate, spatialGate, hidden: this.hidden, label }, ctx.limits.maxComputeWorkgroupsPerDimension);
-  }
-
-  release(): void {
-    this.gpu?.channelGate.destroy();
-    this.gpu?.spatialGate.destroy();
-    this.gpu = undefined;
+    const { channelGate, spatialGate } = this.onDevice(b.ctx, () => {
+      const t = (p: Parameter | undefined, what: string): TorchTensorLike => ({ data: requireData(p!, what), shape: p!.shape });
+      const packed = packGateWeights({
+        cse1Weight: t(this.squeeze.weight, 'cSE.1.weight'),
+        cse1Bias: t(this.squeeze.bias, 'cSE.1.bias'),
+        cse2Weight: t(this.excite.weight, 'cSE.3.weight'),
+        cse2Bias: t(this.excite.bias, 'cSE.3.bias'),
+        sseWeight: t(this.spatial.weight, 'sSE.0.weight'),
+        sseBias: t(this.spatial.bias, 'sSE.0.bias'),
+      });
+      const gpuLabel = `scse ${this.channels}`;
+      return {
+        channelGate: b.ctx.createBufferWithData(packed.channelGate, BufferUsage.STORAGE, `${gpuLabel} channel gate`),
+        spatialGate: b.ctx.createBufferWithData(packed.spatialGate!, BufferUsage.STORAGE, `${gpuLabel} spatial gate`),
+      };
+    });
+    return scse(b.graph, x, { channelGate, spatialGate, hidden: this.hidden, label });
   }
 }
 
@@ -106,7 +92,7 @@ export class Attention extends Module {
     return this.attention ? [['attention', this.attention]] : [];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label: string): TensorValue {
-    return this.attention ? this.attention.forward(ctx, graph, x, label) : x;
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    return this.attention ? this.attention.forward(b, x, options) : x;
   }
 }

@@ -1,57 +1,73 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
-import { RELU } from '../kernels/activation';
-import { foldBatchNorm } from '../weights/fold-batchnorm';
-import { ReLU } from './activations';
-import { BatchNorm2d } from './batchnorm';
-import { Conv2d } from './conv2d';
+import type { TensorValue } from '../gpu/graph';
+import type { Epilogue, ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 
-/** nn.Sequential: children named by their index, which is what the state_dict keys carry (`model.3.weight`). */
+/**
+ * nn.Sequential: children named by their index, which is what the state_dict keys carry (`model.3.weight`).
+ *
+ * `forward` runs the children in order, fusing what it can: a module that fuses epilogues takes the activation
+ * after it into its own last dispatch, looking past modules that are the identity (a BatchNorm folded
+ * into the convolution before it). So conv → BatchNorm → ReLU is one dispatch. The options given to the
+ * Sequential itself (epilogue, output slice) apply to its last step.
+ */
 export class Sequential extends Module {
   readonly layers: Module[];
-  private bnFolded = false;
 
   constructor(...layers: Module[]) {
     super();
     this.layers = layers;
   }
 
+  /** True when the last step can take the caller's epilogue (it has not fused an activation of its own). */
+  override get fusesEpilogue(): boolean {
+    const last = this.fusedSteps().at(-1);
+    return last !== undefined && last.epilogue === undefined && last.module.fusesEpilogue;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return this.fusedSteps().at(-1)?.module.writesChannelSlice ?? false;
+  }
+
   override children(): [string, Module][] {
     return this.layers.map((m, i) => [String(i), m]);
   }
 
-  /** Folds every Conv2d → BatchNorm2d pair (call once, after loading weights). */
-  foldBatchNorms(): void {
-    if (this.bnFolded) return;
-    this.layers.forEach((m, i) => {
-      if (!(m instanceof BatchNorm2d)) return;
-      const conv = this.layers[i - 1];
-      if (!(conv instanceof Conv2d)) throw new InvalidInputError(`BatchNorm2d at index ${i} does not follow a Conv2d`);
-      foldBatchNorm(conv, m);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'seq';
+    this.checkOptions(options, label);
+    const steps = this.fusedSteps();
+    steps.forEach(({ index, module, epilogue }, s) => {
+      const last = s === steps.length - 1;
+      const childOptions: ForwardOptions = { label: `${label}.${index}` };
+      if (last && options.epilogue && epilogue) {
+        throw new InvalidInputError(`${label}.${index}: cannot fuse both the activation after it and the caller's epilogue`);
+      }
+      const fused = last ? (options.epilogue ?? epilogue) : epilogue;
+      if (fused) childOptions.epilogue = fused;
+      if (last && options.output) childOptions.output = options.output;
+      x = module.forward(b, x, childOptions);
     });
-    this.bnFolded = true;
+    return x;
   }
 
-  /**
-   * Adds the layers to the graph, fusing Conv2d [→ BatchNorm2d (folded)] [→ ReLU] into one dispatch each.
-   */
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'seq'): TensorValue {
-    this.foldBatchNorms();
+  /** The modules to run, in order, each with the epilogue it absorbs from the activation following it. */
+  private fusedSteps(): { index: number; module: Module; epilogue?: Epilogue }[] {
+    const steps: { index: number; module: Module; epilogue?: Epilogue }[] = [];
     let i = 0;
     while (i < this.layers.length) {
-      const m = this.layers[i];
-      if (!(m instanceof Conv2d)) {
-        throw new InvalidInputError(`${label}.${i}: ${m.constructor.name} cannot start a fused step here`);
-      }
+      const module = this.layers[i];
       let next = i + 1;
-      if (this.layers[next] instanceof BatchNorm2d) next++;
-      const relu = this.layers[next] instanceof ReLU;
-      if (relu) next++;
-      x = m.forward(ctx, graph, x, relu ? { activation: RELU } : {}, `${label}.${i}`);
+      if (module.isIdentity) {
+        i = next;
+        continue;
+      }
+      while (this.layers[next]?.isIdentity) next++;
+      const epilogue = module.fusesEpilogue ? this.layers[next]?.asEpilogue() : undefined;
+      if (epilogue) next++;
+      steps.push({ index: i, module, epilogue });
       i = next;
     }
-    return x;
+    return steps;
   }
 }

@@ -1,10 +1,10 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { concatChannels } from '../kernels/concat';
 import { ReLU } from './activations';
 import { BatchNorm2d } from './batchnorm';
 import { Conv2d } from './conv2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 import { ModuleList } from './module-list';
 import { Attention, type AttentionType } from './scse';
@@ -23,7 +23,10 @@ function conv2dReLU(inChannels: number, outChannels: number): Sequential {
  *   x = attention2(conv2(conv1(x)))
  * A block without a skip (the last one) still owns `attention1`'s weights, which are loaded and never used.
  */
-export class DecoderBlock extends Module {
+/** A decoder block's input: the deeper map, and the encoder's skip features (none for the last block). */
+export type DecoderInput = readonly [x: TensorValue, skip: TensorValue | undefined];
+
+export class DecoderBlock extends Module<DecoderInput> {
   readonly conv1: Sequential;
   readonly attention1: Attention;
   readonly conv2: Sequential;
@@ -47,22 +50,23 @@ export class DecoderBlock extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, skip: TensorValue | undefined, label: string): TensorValue {
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+  forward(b: ForwardBuilder, [x, skip]: DecoderInput, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'block';
+    this.checkOptions(options, label);
     if (skip) {
       const [, h, w] = skip.shape;
       if (h !== 2 * x.shape[1] || w !== 2 * x.shape[2]) {
         // Cannot happen for sizes that are multiples of 32, which the model guarantees.
         throw new InvalidInputError(`${label}: a ${x.shape[1]}x${x.shape[2]} map upsampled ×2 does not match its ${h}x${w} skip`);
       }
-      x = concatChannels(graph, x, skip, { first: { scale: 2 } }, `${label}.cat`, maxWG);
-      x = this.attention1.forward(ctx, graph, x, `${label}.attention1`);
+      x = concatChannels(b.graph, x, skip, { first: { scale: 2 } }, `${label}.cat`);
+      x = this.attention1.forward(b, x, { label: `${label}.attention1` });
     } else {
-      x = this.upsample.forward(ctx, graph, x, `${label}.upsample`);
+      x = this.upsample.forward(b, x, { label: `${label}.upsample` });
     }
-    x = this.conv1.forward(ctx, graph, x, `${label}.conv1`);
-    x = this.conv2.forward(ctx, graph, x, `${label}.conv2`);
-    return this.attention2.forward(ctx, graph, x, `${label}.attention2`);
+    x = this.conv1.forward(b, x, { label: `${label}.conv1` });
+    x = this.conv2.forward(b, x, { label: `${label}.conv2` });
+    return this.attention2.forward(b, x, { label: `${label}.attention2` });
   }
 }
 
@@ -70,7 +74,7 @@ export class DecoderBlock extends Module {
  * smp's UnetDecoder for a 5-stage encoder: `center` is Identity (no keys) for ResNets, and block i takes the
  * encoder features from deep to shallow: (f5, skip f4), (·, f3), (·, f2), (·, f1), (·, no skip).
  */
-export class UnetDecoder extends Module {
+export class UnetDecoder extends Module<readonly TensorValue[]> {
   readonly blocks: ModuleList<DecoderBlock>;
 
   /** `encoderChannels`: channels of f1..f5; `decoderChannels`: one output width per block. */
@@ -90,11 +94,13 @@ export class UnetDecoder extends Module {
   }
 
   /** `features`: f1..f5 as the encoder returns them. */
-  forward(ctx: GPUContext, graph: Graph, features: TensorValue[], label = 'decoder'): TensorValue {
+  forward(b: ForwardBuilder, features: readonly TensorValue[], options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'decoder';
+    this.checkOptions(options, label);
     const deepFirst = [...features].reverse();
     let x = deepFirst[0];
     this.blocks.items.forEach((block, i) => {
-      x = block.forward(ctx, graph, x, deepFirst[i + 1], `${label}.blocks.${i}`);
+      x = block.forward(b, [x, deepFirst[i + 1]], { label: `${label}.blocks.${i}` });
     });
     return x;
   }

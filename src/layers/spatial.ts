@@ -1,73 +1,85 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { pixelShuffle, pixelUnshuffle } from '../kernels/pixel-shuffle';
 import { avgPool2d, globalAvgPool2d, maxPool2d, type Pool2dOptions } from '../kernels/pool';
 import { resample, type ResampleOptions } from '../kernels/resample';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 
 /**
  * Parameter-free PyTorch modules, so models can be written as their PyTorch counterparts are
- * (`self.pool = nn.MaxPool2d(2)`, `nn.PixelShuffle(2)`, `nn.Upsample(scale_factor=2, mode='nearest')`).
+ * (`self.pool = nn.MaxPool2d(2)`, `nn.PixelShuffle(2)`, `nn.Upsample(scale_factor=2, mode='nearest')`). Each is
+ * one dispatch that fuses nothing.
  */
 abstract class SpatialModule extends Module {
-  abstract forward(ctx: GPUContext, graph: Graph, x: TensorValue, label?: string): TensorValue;
-}
+  protected abstract readonly defaultLabel: string;
+  protected abstract dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue;
 
-const maxWG = (ctx: GPUContext) => ctx.limits.maxComputeWorkgroupsPerDimension;
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? this.defaultLabel;
+    this.checkOptions(options, label);
+    return this.dispatch(b, x, label);
+  }
+}
 
 /** nn.MaxPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false). */
 export class MaxPool2d extends SpatialModule {
+  protected readonly defaultLabel = 'maxpool';
   constructor(readonly options: Pool2dOptions) {
     super();
   }
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'maxpool'): TensorValue {
-    return maxPool2d(graph, x, this.options, label, maxWG(ctx));
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return maxPool2d(b.graph, x, this.options, label);
   }
 }
 
 /** nn.AvgPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false, count_include_pad = true). */
 export class AvgPool2d extends SpatialModule {
+  protected readonly defaultLabel = 'avgpool';
   constructor(readonly options: Pool2dOptions) {
     super();
   }
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'avgpool'): TensorValue {
-    return avgPool2d(graph, x, this.options, label, maxWG(ctx));
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return avgPool2d(b.graph, x, this.options, label);
   }
 }
 
 /** nn.AdaptiveAvgPool2d(1): the global average, [n, 1, 1, c]. */
 export class AdaptiveAvgPool2d extends SpatialModule {
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'gap'): TensorValue {
-    return globalAvgPool2d(graph, x, label, maxWG(ctx));
+  protected readonly defaultLabel = 'gap';
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return globalAvgPool2d(b.graph, x, label);
   }
 }
 
 /** nn.Upsample / F.interpolate with mode 'nearest' (legacy floor index) or 'bilinear'. */
 export class Upsample extends SpatialModule {
+  protected readonly defaultLabel = 'upsample';
   constructor(readonly options: ResampleOptions) {
     super();
   }
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'upsample'): TensorValue {
-    return resample(graph, x, this.options, label, maxWG(ctx));
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return resample(b.graph, x, this.options, label);
   }
 }
 
 /** nn.PixelShuffle(r): [n, h, w, c·r²] → [n, h·r, w·r, c] in PyTorch's channel order. */
 export class PixelShuffle extends SpatialModule {
+  protected readonly defaultLabel = 'pixel_shuffle';
   constructor(readonly upscaleFactor: number) {
     super();
   }
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'pixel_shuffle'): TensorValue {
-    return pixelShuffle(graph, x, this.upscaleFactor, label, maxWG(ctx));
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return pixelShuffle(b.graph, x, this.upscaleFactor, label);
   }
 }
 
 /** nn.PixelUnshuffle(r): the inverse of PixelShuffle. */
 export class PixelUnshuffle extends SpatialModule {
+  protected readonly defaultLabel = 'pixel_unshuffle';
   constructor(readonly downscaleFactor: number) {
     super();
   }
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'pixel_unshuffle'): TensorValue {
-    return pixelUnshuffle(graph, x, this.downscaleFactor, label, maxWG(ctx));
+  protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+    return pixelUnshuffle(b.graph, x, this.downscaleFactor, label);
   }
 }

@@ -1,31 +1,18 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
-import type { Activation } from '../kernels/activation';
-import {
-  packRelativePositionBias,
-  selectWindowAttentionVariant,
-  WINDOW_ATTENTION_HEAD_DIM,
-  WINDOW_ATTENTION_SIZE,
-  windowAttention,
-} from '../kernels/window-attention';
+import { packRelativePositionBias, WINDOW_ATTENTION_HEAD_DIM, WINDOW_ATTENTION_SIZE, windowAttention } from '../kernels/window-attention';
+import { selectWindowAttentionVariant } from '../kernels/window-attention-variants';
 import { GELU } from './activations';
 import { LayerNorm } from './layernorm';
 import { Linear } from './linear';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 import { Sequential } from './sequential';
 
-const GELU_ACTIVATION: Activation = { kind: 'gelu' };
 /** 2·8 − 1 relative offsets per axis. */
 const REL = 2 * WINDOW_ATTENTION_SIZE - 1;
-
-/** Where a layer writes its result: a new tensor, or channels [channelOffset, …) of a wider one. */
-export interface OutputSlice {
-  tensor: TensorValue;
-  channelOffset: number;
-}
 
 /**
  * SCUNet's WMSA (models/network_scunet.py): window ('W') or shifted-window ('SW') multi-head self-attention on
@@ -38,7 +25,6 @@ export class WMSA extends Module {
   readonly embeddingLayer: Linear;
   readonly linear: Linear;
   readonly relativePositionParams: Parameter;
-  private gpu: { ctx: GPUContext; bias: GPUBuffer } | undefined;
 
   constructor(
     readonly dim: number,
@@ -65,38 +51,35 @@ export class WMSA extends Module {
     ];
   }
 
-  upload(ctx: GPUContext): void {
-    if (this.gpu?.ctx === ctx) return;
-    this.gpu?.bias.destroy();
-    const packed = packRelativePositionBias(requireData(this.relativePositionParams, 'relative_position_params'), this.heads);
-    this.gpu = { ctx, bias: ctx.createBufferWithData(packed, BufferUsage.STORAGE, `wmsa ${this.dim} bias`) };
+  override get fusesEpilogue(): boolean {
+    return true;
   }
 
-  /** `residual + WMSA(x)`: the output projection's epilogue adds the block's shortcut. */
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, residual: TensorValue, label = 'msa'): TensorValue {
-    this.upload(ctx);
-    const qkv = this.embeddingLayer.forward(ctx, graph, x, {}, `${label}.embedding_layer`);
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** WMSA(x), with `options` (e.g. the block's shortcut as a residual) fused into the output projection. */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'msa';
+    const { bias } = this.onDevice(b.ctx, () => {
+      const packed = packRelativePositionBias(requireData(this.relativePositionParams, 'relative_position_params'), this.heads);
+      return { bias: b.ctx.createBufferWithData(packed, BufferUsage.STORAGE, `wmsa ${this.dim} bias`) };
+    });
+    const qkv = this.embeddingLayer.forward(b, x, { label: `${label}.embedding_layer` });
     const attention = windowAttention(
-      graph,
+      b.graph,
       qkv,
       {
-        bias: this.gpu!.bias,
+        bias,
         heads: this.heads,
         shifted: this.shifted,
-        variant: selectWindowAttentionVariant(ctx.adapter),
+        variant: selectWindowAttentionVariant(b.ctx),
         label: `${label}.attention${this.shifted ? '[SW]' : '[W]'}`,
       },
-      undefined,
-      ctx.limits.maxComputeWorkgroupsPerDimension,
+      undefined
     );
-    return this.linear.forward(ctx, graph, attention, { residual: { tensor: residual, mode: 'afterActivation' } }, `${label}.linear`);
-  }
-
-  release(): void {
-    this.gpu?.bias.destroy();
-    this.gpu = undefined;
-    this.embeddingLayer.release();
-    this.linear.release();
+    return this.linear.forward(b, attention, { ...options, label: `${label}.linear` });
   }
 }
 
@@ -110,8 +93,6 @@ export class SwinBlock extends Module {
   readonly msa: WMSA;
   readonly ln2: LayerNorm;
   readonly mlp: Sequential;
-  private readonly mlpIn: Linear;
-  private readonly mlpOut: Linear;
 
   constructor(
     readonly dim: number,
@@ -121,9 +102,7 @@ export class SwinBlock extends Module {
     this.ln1 = new LayerNorm(dim, 1e-5);
     this.msa = new WMSA(dim, shifted);
     this.ln2 = new LayerNorm(dim, 1e-5);
-    this.mlpIn = new Linear(dim, 4 * dim);
-    this.mlpOut = new Linear(4 * dim, dim);
-    this.mlp = new Sequential(this.mlpIn, new GELU(), this.mlpOut);
+    this.mlp = new Sequential(new Linear(dim, 4 * dim), new GELU(), new Linear(4 * dim, dim));
   }
 
   override children(): [string, Module][] {
@@ -135,28 +114,20 @@ export class SwinBlock extends Module {
     ];
   }
 
-  /** With `output`, the block's result goes into a channel slice of that tensor (a concatenation buffer). */
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'trans_block', output?: OutputSlice): TensorValue {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** With `options.output`, the block's result goes into a channel slice of that tensor (a concatenation buffer). */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'trans_block';
+    this.checkOptions(options, label);
     if (x.shape[3] !== this.dim) {
       throw new InvalidInputError(`${label}: Swin block of ${this.dim} channels got ${formatShape(x.shape)}`);
     }
-    const attended = this.msa.forward(ctx, graph, this.ln1.forward(ctx, graph, x, `${label}.ln1`), x, `${label}.msa`);
-    const hidden = this.mlpIn.forward(ctx, graph, this.ln2.forward(ctx, graph, attended, `${label}.ln2`), { activation: GELU_ACTIVATION }, `${label}.mlp.0`);
-    return this.mlpOut.forward(
-      ctx,
-      graph,
-      hidden,
-      { residual: { tensor: attended, mode: 'afterActivation' }, outChannelOffset: output?.channelOffset ?? 0 },
-      `${label}.mlp.2`,
-      output?.tensor,
-    );
-  }
-
-  release(): void {
-    this.ln1.release();
-    this.msa.release();
-    this.ln2.release();
-    this.mlpIn.release();
-    this.mlpOut.release();
+    const shortcut = (tensor: TensorValue) => ({ residual: { tensor, mode: 'afterActivation' as const } });
+    const attended = this.msa.forward(b, this.ln1.forward(b, x, { label: `${label}.ln1` }), { epilogue: shortcut(x), label: `${label}.msa` });
+    const normed = this.ln2.forward(b, attended, { label: `${label}.ln2` });
+    return this.mlp.forward(b, normed, { epilogue: shortcut(attended), output: options.output, label: `${label}.mlp` });
   }
 }

@@ -1,11 +1,10 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
-import type { Activation } from '../kernels/activation';
+import type { TensorValue } from '../gpu/graph';
 import { concatChannels } from '../kernels/concat';
 import { ReLU } from './activations';
 import { BatchNorm2d } from './batchnorm';
 import { Conv2d } from './conv2d';
 import { ConvTranspose2d } from './conv-transpose2d';
+import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 import { Sequential } from './sequential';
 import { MaxPool2d, Upsample } from './spatial';
@@ -36,30 +35,26 @@ export class DoubleConv extends Module {
     return [['double_conv', this.double_conv]];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label: string): TensorValue {
-    return this.double_conv.forward(ctx, graph, x, label);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    return this.double_conv.forward(b, x, { ...options, label: `${options.label ?? 'conv'}.double_conv` });
   }
 }
 
 /** MaxPool2d(2) (floor: an odd last row/column is dropped) → DoubleConv. */
 export class Down extends Module {
-  readonly pool = new MaxPool2d({ kernel: 2 });
-  readonly conv: DoubleConv;
-  /** Only names the children as PyTorch's `maxpool_conv` Sequential does. */
-  private readonly maxpool_conv: Sequential;
+  readonly maxpool_conv: Sequential;
 
   constructor(inChannels: number, outChannels: number) {
     super();
-    this.conv = new DoubleConv(inChannels, outChannels);
-    this.maxpool_conv = new Sequential(this.pool, this.conv);
+    this.maxpool_conv = new Sequential(new MaxPool2d({ kernel: 2 }), new DoubleConv(inChannels, outChannels));
   }
 
   override children(): [string, Module][] {
     return [['maxpool_conv', this.maxpool_conv]];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label: string): TensorValue {
-    return this.conv.forward(ctx, graph, this.pool.forward(ctx, graph, x, `${label}.pool`), label);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    return this.maxpool_conv.forward(b, x, { ...options, label: `${options.label ?? 'down'}.maxpool_conv` });
   }
 }
 
@@ -68,7 +63,7 @@ export class Down extends Module {
  * the floor/ceil split (left = ⌊dX/2⌋, top = ⌊dY/2⌋), cat([skip, upsampled]) — skip first — then DoubleConv.
  * The padding and the concatenation are one dispatch (`concatChannels`).
  */
-export class Up extends Module {
+export class Up extends Module<readonly [low: TensorValue, skip: TensorValue]> {
   readonly up: ConvTranspose2d | Upsample;
   readonly conv: DoubleConv;
 
@@ -90,23 +85,20 @@ export class Up extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, low: TensorValue, skip: TensorValue, label: string): TensorValue {
-    const up =
-      this.up instanceof ConvTranspose2d
-        ? this.up.forward(ctx, graph, low, {}, `${label}.up`)
-        : this.up.forward(ctx, graph, low, `${label}.up`);
+  forward(b: ForwardBuilder, [low, skip]: readonly [low: TensorValue, skip: TensorValue], options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'up';
+    const up = this.up.forward(b, low, { label: `${label}.up` });
     const [, h, w] = skip.shape;
     const dy = h - up.shape[1];
     const dx = w - up.shape[2];
     const cat = concatChannels(
-      graph,
+      b.graph,
       skip,
       up,
       { size: [h, w], second: { top: Math.floor(dy / 2), left: Math.floor(dx / 2) } },
       `${label}.cat`,
-      ctx.limits.maxComputeWorkgroupsPerDimension,
     );
-    return this.conv.forward(ctx, graph, cat, `${label}.conv`);
+    return this.conv.forward(b, cat, { ...options, label: `${label}.conv` });
   }
 }
 
@@ -123,7 +115,11 @@ export class OutConv extends Module {
     return [['conv', this.conv]];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, activation: Activation | undefined, label: string): TensorValue {
-    return this.conv.forward(ctx, graph, x, activation ? { activation } : {}, label);
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    return this.conv.forward(b, x, { ...options, label: `${options.label ?? 'outc'}.conv` });
   }
 }

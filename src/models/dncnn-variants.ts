@@ -1,12 +1,12 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { binary } from '../kernels/elementwise';
 import { ReLU } from '../layers/activations';
 import { BatchNorm2d } from '../layers/batchnorm';
 import { Conv2d } from '../layers/conv2d';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
-import { releaseDescendants } from '../layers/release';
+import { checkKeysMatch } from '../layers/module-tree';
 import { Sequential } from '../layers/sequential';
 import { requireIntegers, requireOneOf } from './config-checks';
 import { expectAbsent, expectBatchNorm, expectShape, type KeyShapes, shapeOf } from './key-shapes';
@@ -79,18 +79,15 @@ export class DnCNNVariant extends Module implements Network {
     return [['dncnn', this.dncnn]];
   }
 
-  release(): void {
-    releaseDescendants(this);
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${this.architecture} expects ${this.inChannels} image channel(s), got ${x.shape[3]}`);
     }
-    // Conv [→ BatchNorm folded at first use] → ReLU steps, one dispatch each.
-    const noise = this.dncnn.forward(ctx, graph, x, 'dncnn');
+    // Conv [→ BatchNorm, folded when the weights were loaded] → ReLU steps, one dispatch each.
+    const noise = this.dncnn.forward(b, x, { label: 'dncnn' });
     if (this.config.output === 'noise') return noise;
-    return binary(graph, 'sub', x, noise, 'x - dncnn(x)', ctx.limits.maxComputeWorkgroupsPerDimension);
+    return binary(b.graph, 'sub', x, noise, 'x - dncnn(x)');
   }
 }
 
@@ -100,7 +97,8 @@ const NET = 'DnCNN (cszn/SaoYan layout)';
  * Recognises a cszn or SaoYan DnCNN state_dict (keys `dncnn.<i>.*`, after the reader stripped `module.`):
  * null when it has no `dncnn.` keys; the config otherwise, with `output: 'clean'`. The layout follows from the
  * first conv's bias (cszn has one, SaoYan none), which also fixes the BatchNorm eps. Throws InvalidInputError
- * when the keys look like this network but do not fit together (conv indices, channel counts, missing BatchNorm).
+ * when the keys look like this network but do not fit together (conv indices, channel counts, missing BatchNorm,
+ * keys the network does not have).
  */
 export function recogniseDnCNNVariant(keys: KeyShapes): DnCNNVariantConfig | null {
   if (![...keys.keys()].some((k) => k.startsWith('dncnn.'))) return null;
@@ -141,5 +139,8 @@ export function recogniseDnCNNVariant(keys: KeyShapes): DnCNNVariantConfig | nul
   }
   expectShape(keys, `dncnn.${last}.weight`, [imageChannels, features, 3, 3], NET);
   expectAbsent(keys, `dncnn.${last}.bias`, NET, 'the last convolution of this layout has no bias');
-  return { layout, imageChannels, features, depth, output: 'clean' };
+  const config: DnCNNVariantConfig = { layout, imageChannels, features, depth, output: 'clean' };
+  // What the checks above do not cover: keys the network does not have.
+  checkKeysMatch(new DnCNNVariant(config), keys, `${NET}, ${layout}`);
+  return config;
 }

@@ -1,12 +1,15 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { binary } from '../kernels/elementwise';
 import { ReLU } from '../layers/activations';
 import { BatchNorm2d } from '../layers/batchnorm';
 import { Conv2d } from '../layers/conv2d';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
+import { checkKeysMatch } from '../layers/module-tree';
 import { Sequential } from '../layers/sequential';
+import { requireIntegers, requireOneOf } from './config-checks';
+import { type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
 export interface DnCNNConfig {
@@ -41,7 +44,8 @@ export class DnCNN extends Module implements Network {
   constructor(readonly config: DnCNNConfig) {
     super();
     const { inChannels, outChannels, nc, nb, actMode } = config;
-    if (nb < 3) throw new InvalidInputError(`DnCNN needs nb >= 3 layers, got ${nb}`);
+    requireIntegers('DnCNN', { inChannels: [inChannels, 1], outChannels: [outChannels, 1], nc: [nc, 1], nb: [nb, 3] });
+    requireOneOf('DnCNN', 'actMode', actMode, ['R', 'BR']);
     if (inChannels !== outChannels) throw new InvalidInputError('DnCNN residual output needs in_nc == out_nc');
     const conv = (cin: number, cout: number) => new Conv2d(cin, cout, 3, { padding: 1, bias: true });
     const head = [conv(inChannels, nc), new ReLU()];
@@ -67,41 +71,40 @@ export class DnCNN extends Module implements Network {
     return [['model', this.model]];
   }
 
-  release(): void {
-    for (const m of this.model.layers) if (m instanceof Conv2d) m.release();
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     if (x.shape[3] !== this.config.inChannels) {
       throw new InvalidInputError(`DnCNN expects ${this.config.inChannels} image channel(s), got ${x.shape[3]}`);
     }
-    const noise = this.model.forward(ctx, graph, x, 'model');
-    return binary(graph, 'sub', x, noise, 'x - model(x)', ctx.limits.maxComputeWorkgroupsPerDimension);
+    // Conv [→ BatchNorm, folded when the weights were loaded] → ReLU steps, one dispatch each.
+    const noise = this.model.forward(b, x, { label: 'model' });
+    return binary(b.graph, 'sub', x, noise, 'x - model(x)');
   }
 }
 
+const NET = 'KAIR DnCNN';
+
 /**
  * Recognises a DnCNN state_dict from its keys and shapes: `model.0.weight` [nc, in_nc, 3, 3], the last conv
- * gives out_nc, and BatchNorm keys (`running_mean`) mean act_mode 'BR'.
+ * gives out_nc, and BatchNorm keys (`running_mean`) mean act_mode 'BR'. Then every key and shape is checked
+ * against the network that config builds (InvalidInputError naming what does not fit).
  */
-export function inferDnCNNConfig(keys: Map<string, { shape: number[] }>): DnCNNConfig {
-  const head = keys.get('model.0.weight');
-  if (!head || head.shape.length !== 4) {
-    throw new InvalidInputError("not a KAIR DnCNN checkpoint: no 4-D 'model.0.weight'");
-  }
+export function inferDnCNNConfig(keys: KeyShapes): DnCNNConfig {
+  const [nc, inChannels] = shapeOf(keys, 'model.0.weight', NET, 4);
   const convIndices = [...keys.keys()]
     .map((k) => /^model\.(\d+)\.weight$/.exec(k))
-    .filter((m): m is RegExpExecArray => m !== null)
+    .filter((m): m is RegExpExecArray => m !== null && keys.get(m[0])!.shape.length === 4)
     .map((m) => Number(m[1]))
-    .filter((i) => keys.get(`model.${i}.weight`)!.shape.length === 4)
     .sort((a, b) => a - b);
   const hasBN = [...keys.keys()].some((k) => k.endsWith('.running_mean'));
   const last = keys.get(`model.${convIndices[convIndices.length - 1]}.weight`)!;
-  return {
-    inChannels: head.shape[1],
+  const config: DnCNNConfig = {
+    inChannels,
     outChannels: last.shape[0],
-    nc: head.shape[0],
+    nc,
     nb: convIndices.length,
     actMode: hasBN ? 'BR' : 'R',
   };
+  checkKeysMatch(new DnCNN(config), keys, `${NET} (nb ${config.nb}, act_mode '${config.actMode}')`);
+  return config;
 }

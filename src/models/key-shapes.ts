@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import { formatShape } from '../format-shape';
 
 /**
  * What a network recogniser looks at: a state_dict's keys and tensor shapes (a StateDict qualifies, and so does
@@ -7,14 +8,13 @@ import { InvalidInputError } from '../errors';
  */
 export type KeyShapes = ReadonlyMap<string, { readonly shape: readonly number[] }>;
 
-const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** The shape of `key`, which must exist and, when given, have `rank` dimensions. */
 export function shapeOf(keys: KeyShapes, key: string, net: string, rank?: number): readonly number[] {
   const t = keys.get(key);
   if (!t) throw new InvalidInputError(`${net} checkpoint: '${key}' is missing`);
   if (rank !== undefined && t.shape.length !== rank) {
-    throw new InvalidInputError(`${net} checkpoint: '${key}' has shape ${fmt(t.shape)}, expected ${rank} dimensions`);
+    throw new InvalidInputError(`${net} checkpoint: '${key}' has shape ${formatShape(t.shape)}, expected ${rank} dimensions`);
   }
   return t.shape;
 }
@@ -23,7 +23,7 @@ export function shapeOf(keys: KeyShapes, key: string, net: string, rank?: number
 export function expectShape(keys: KeyShapes, key: string, shape: readonly number[], net: string, why = ''): void {
   const actual = shapeOf(keys, key, net);
   if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-    throw new InvalidInputError(`${net} checkpoint: '${key}' has shape ${fmt(actual)}, expected ${fmt(shape)}${why ? ` (${why})` : ''}`);
+    throw new InvalidInputError(`${net} checkpoint: '${key}' has shape ${formatShape(actual)}, expected ${formatShape(shape)}${why ? ` (${why})` : ''}`);
   }
 }
 

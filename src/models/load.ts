@@ -18,7 +18,7 @@ export function networkFromStateDict(sd: StateDict, arch?: ArchitectureConfig, n
   checkFinite(sd);
   if (arch) {
     const architecture = architectureByName(arch.architecture);
-    const config = arch.config ?? architecture.recognise(sd);
+    const config: unknown = arch.config ?? architecture.recognise(sd);
     if (config === null || config === undefined) {
       throw new InvalidInputError(`${name}: the keys do not look like ${architecture.name}; it holds ${describeKeys(sd)}`);
     }

@@ -1,11 +1,11 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import type { Activation } from '../kernels/activation';
 import { RELU } from '../kernels/activation';
 import { Conv2d } from '../layers/conv2d';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
-import { releaseDescendants } from '../layers/release';
+import { checkKeysMatch } from '../layers/module-tree';
 import { Sequential } from '../layers/sequential';
 import { PixelShuffle, Upsample } from '../layers/spatial';
 import { requireIntegers, requireOneOf } from './config-checks';
@@ -47,9 +47,11 @@ export class ResidualBlockNoBN extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'block'): TensorValue {
-    const h = this.conv1.forward(ctx, graph, x, { activation: RELU }, `${label}.conv1`);
-    return this.conv2.forward(ctx, graph, h, { residual: { tensor: x, mode: 'afterActivation' } }, `${label}.conv2`);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'block';
+    this.checkOptions(options, label);
+    const h = this.conv1.forward(b, x, { epilogue: { activation: RELU }, label: `${label}.conv1` });
+    return this.conv2.forward(b, h, { epilogue: { residual: { tensor: x, mode: 'afterActivation' } }, label: `${label}.conv2` });
   }
 }
 
@@ -127,26 +129,21 @@ export class MSRResNet extends Module implements Network {
     ];
   }
 
-  release(): void {
-    releaseDescendants(this);
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`MSRResNet expects ${this.inChannels} image channel(s), got ${x.shape[3]}`);
     }
     const lrelu = { activation: LRELU };
-    let out = this.conv_first.forward(ctx, graph, x, lrelu, 'conv_first');
-    this.body.layers.forEach((block, i) => {
-      out = (block as ResidualBlockNoBN).forward(ctx, graph, out, `body.${i}`);
-    });
-    out = this.pixel_shuffle.forward(ctx, graph, this.upconv1.forward(ctx, graph, out, lrelu, 'upconv1'), 'pixel_shuffle1');
+    let out = this.conv_first.forward(b, x, { epilogue: lrelu, label: 'conv_first' });
+    out = this.body.forward(b, out, { label: 'body' });
+    out = this.pixel_shuffle.forward(b, this.upconv1.forward(b, out, { epilogue: lrelu, label: 'upconv1' }), { label: 'pixel_shuffle1' });
     if (this.upconv2) {
-      out = this.pixel_shuffle.forward(ctx, graph, this.upconv2.forward(ctx, graph, out, lrelu, 'upconv2'), 'pixel_shuffle2');
+      out = this.pixel_shuffle.forward(b, this.upconv2.forward(b, out, { epilogue: lrelu, label: 'upconv2' }), { label: 'pixel_shuffle2' });
     }
-    out = this.conv_hr.forward(ctx, graph, out, lrelu, 'conv_hr');
-    const base = this.base.forward(ctx, graph, x, 'base (bilinear)');
-    return this.conv_last.forward(ctx, graph, out, { residual: { tensor: base, mode: 'afterActivation' } }, 'conv_last + base');
+    out = this.conv_hr.forward(b, out, { epilogue: lrelu, label: 'conv_hr' });
+    const base = this.base.forward(b, x, { label: 'base (bilinear)' });
+    return this.conv_last.forward(b, out, { epilogue: { residual: { tensor: base, mode: 'afterActivation' } }, label: 'conv_last + base' });
   }
 }
 
@@ -157,7 +154,7 @@ const NET = 'MSRResNet';
  * has `conv_first`, `upconv1` and `conv_hr` weights (EDSR and the RRDBNets lack one of them); otherwise the config
  * from the shapes: features and input channels from conv_first, blocks from `body.<i>`, the scale from the
  * upsampling convs (upconv2 present: ×4; else upconv1's s²·F outputs). Throws InvalidInputError on
- * inconsistent shapes, missing blocks, or output channels that differ from the input's.
+ * inconsistent shapes, missing blocks, output channels that differ from the input's, or unexpected keys.
  */
 export function recogniseMSRResNet(keys: KeyShapes): MSRResNetConfig | null {
   if (!keys.has('conv_first.weight') || !keys.has('upconv1.weight') || !keys.has('conv_hr.weight')) return null;
@@ -196,5 +193,8 @@ export function recogniseMSRResNet(keys: KeyShapes): MSRResNetConfig | null {
     );
   }
   conv('conv_last', outChannels, features, '3×3 convolution');
-  return { inChannels, outChannels, features, blocks, scale };
+  const config: MSRResNetConfig = { inChannels, outChannels, features, blocks, scale };
+  // Every parameter's shape is checked above, with messages that say why; this also refuses unexpected keys.
+  checkKeysMatch(new MSRResNet(config), keys, `${NET} (×${scale}, ${blocks} blocks)`);
+  return config;
 }

@@ -1,5 +1,5 @@
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import type { Module } from '../layers/module';
 
 /** What the runtime needs from a network: its channel counts, its scale, and how to add itself to a graph. */
@@ -14,7 +14,6 @@ export interface Network extends Module {
    * SINSR). `RestorationModel.run` maps integer images accordingly; `runFloat` passes values through.
    */
   readonly valueRange?: 'unit' | 'symmetric';
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue;
-  /** Frees GPU weight buffers. */
-  release(): void;
+  /** The image [1, h, w, inChannels] → the restored image [1, h·scale, w·scale, outChannels]. */
+  forward(builder: ForwardBuilder, x: TensorValue, options?: ForwardOptions): TensorValue;
 }

@@ -52,7 +52,7 @@ function plain<C>(name: string, task: Task, recognise: (k: KeyShapes) => C | nul
 const KAIR_DNCNN = plain<DnCNNConfig>(
   'DnCNN',
   'denoise',
-  (keys) => (keys.has('model.0.weight') ? inferDnCNNConfig(keys as Map<string, { shape: number[] }>) : null),
+  (keys) => (keys.has('model.0.weight') ? inferDnCNNConfig(keys) : null),
   (c) => new DnCNN(c),
 );
 
@@ -61,17 +61,17 @@ export const ARCHITECTURES: readonly Architecture<any>[] = [
     name: 'RRDBNet',
     task: 'upscale',
     valueRange: 'unit',
-    recognise: (keys) => recogniseRRDBNet(keys as Map<string, { shape: readonly number[] }>)?.config ?? null,
+    recognise: (keys) => recogniseRRDBNet(keys)?.config ?? null,
     build: (config: RRDBNetConfig, sd) => rrdbNetFromStateDict(sd, config),
   } satisfies Architecture<RRDBNetConfig>,
   {
     name: 'SINSR',
     task: 'upscale',
     valueRange: 'symmetric',
-    recognise: (keys) => recogniseSINSR(keys as Map<string, { shape: readonly number[] }>),
+    recognise: (keys) => recogniseSINSR(keys),
     build: (config: SINSRConfig, sd) => sinsrFromStateDict(sd, config),
   } satisfies Architecture<SINSRConfig>,
-  plain<SCUNetConfig>('SCUNet', 'denoise', (k) => recogniseSCUNet(k as Map<string, { shape: number[] }>), (c) => new SCUNet(c)),
+  plain<SCUNetConfig>('SCUNet', 'denoise', (k) => recogniseSCUNet(k), (c) => new SCUNet(c)),
   plain<UNetConfig>('UNet', 'denoise', recogniseUNet, (c) => new UNet(c)),
   plain<ResNet34UNetConfig>('ResNet34UNet', 'denoise', recogniseResNet34UNet, (c) => new ResNet34UNet(c)),
   plain<MSRResNetConfig>('MSRResNet', 'upscale', recogniseMSRResNet, (c) => new MSRResNet(c)),
@@ -88,7 +88,7 @@ export interface Recognised {
 /** The architecture and hyper-parameters a state_dict belongs to, or an error listing what the file holds. */
 export function recogniseStateDict(keys: KeyShapes, name = 'checkpoint'): Recognised {
   for (const architecture of ARCHITECTURES) {
-    const config = architecture.recognise(keys);
+    const config: unknown = architecture.recognise(keys);
     if (config !== null) return { architecture, config };
   }
   throw new InvalidInputError(
@@ -112,7 +112,7 @@ export function describeKeys(keys: KeyShapes, examples = 6): string {
   const tops = [...groups.entries()].map(([k, n]) => `${k} (${n})`).join(', ');
   const first = [...keys.entries()]
     .slice(0, examples)
-    .map(([k, t]) => `${k} ${formatShape(t.shape as number[])}`)
+    .map(([k, t]) => `${k} ${formatShape(t.shape)}`)
     .join(', ');
   return `${keys.size} tensors in ${tops}; e.g. ${first}`;
 }

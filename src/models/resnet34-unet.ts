@@ -1,15 +1,15 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { crop2d, pad2d, type PadMode } from '../kernels/pad';
 import { Conv2d } from '../layers/conv2d';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
 import { checkKeysMatch } from '../layers/module-tree';
-import { releaseDescendants } from '../layers/release';
 import { RESNET34_LAYERS, ResNetEncoder } from '../layers/resnet';
 import type { AttentionType } from '../layers/scse';
 import { Sequential } from '../layers/sequential';
 import { UnetDecoder } from '../layers/smp-unet-decoder';
+import { requireIntegers } from './config-checks';
 import type { KeyShapes } from './key-shapes';
 import type { Network } from './network';
 
@@ -68,23 +68,19 @@ export class ResNet34UNet extends Module implements Network {
   readonly encoder: ResNetEncoder;
   readonly decoder: UnetDecoder;
   readonly segmentation_head: Sequential;
-  private readonly head: Conv2d;
 
   constructor(readonly config: ResNet34UNetConfig) {
     super();
     const { inChannels, outChannels, decoderChannels, sizePolicy, padMode } = config;
-    const positive = (v: number) => Number.isInteger(v) && v >= 1;
-    if (!positive(inChannels) || !positive(outChannels) || !decoderChannels.every(positive)) {
-      throw new InvalidInputError(
-        `ResNet34 U-Net channel counts must be positive integers (in ${inChannels}, out ${outChannels}, decoder [${decoderChannels.join(', ')}])`,
-      );
-    }
+    requireIntegers('ResNet34 U-Net', { inChannels: [inChannels, 1], outChannels: [outChannels, 1] });
+    decoderChannels.forEach((c, i) => requireIntegers('ResNet34 U-Net', { [`decoderChannels[${i}]`]: [c, 1] }));
     if (sizePolicy !== 'pad' && sizePolicy !== 'strict') throw new InvalidInputError(`unknown sizePolicy '${String(sizePolicy)}' (expected 'pad' or 'strict')`);
     if (!['replicate', 'zeros', 'reflect'].includes(padMode)) throw new InvalidInputError(`unknown padMode '${String(padMode)}'`);
     this.encoder = new ResNetEncoder(inChannels, RESNET34_LAYERS);
     this.decoder = new UnetDecoder(this.encoder.outChannels, decoderChannels, config.attention);
-    this.head = new Conv2d(decoderChannels[decoderChannels.length - 1], outChannels, 3, { padding: 1, bias: true });
-    this.segmentation_head = new Sequential(this.head);
+    this.segmentation_head = new Sequential(
+      new Conv2d(decoderChannels[decoderChannels.length - 1], outChannels, 3, { padding: 1, bias: true }),
+    );
   }
 
   get inChannels(): number {
@@ -95,7 +91,7 @@ export class ResNet34UNet extends Module implements Network {
     return this.config.outChannels;
   }
 
-  override children(): [string, Module][] {
+  override children(): [string, Module<any, any>][] {
     return [
       ['encoder', this.encoder],
       ['decoder', this.decoder],
@@ -103,12 +99,8 @@ export class ResNet34UNet extends Module implements Network {
     ];
   }
 
-  release(): void {
-    releaseDescendants(this);
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     const [, h, w, c] = x.shape;
     if (c !== this.config.inChannels) {
       throw new InvalidInputError(`ResNet34 U-Net expects ${this.config.inChannels} image channel(s), got ${c}`);
@@ -123,11 +115,13 @@ export class ResNet34UNet extends Module implements Network {
           `pad the image to ${wp}×${hp} or use sizePolicy 'pad'`,
       );
     }
-    const input = padded ? pad2d(graph, x, { top: 0, left: 0, bottom: hp - h, right: wp - w }, this.config.padMode, 'pad', maxWG) : x;
-    const features = this.encoder.forward(ctx, graph, input, 'encoder');
-    const y = this.decoder.forward(ctx, graph, features, 'decoder');
-    const out = this.head.forward(ctx, graph, y, this.config.sigmoid ? { activation: { kind: 'sigmoid' } } : {}, 'segmentation_head.0');
-    return padded ? crop2d(graph, out, { y0: 0, x0: 0, h, w }, 'crop', maxWG) : out;
+    const pads = { top: 0, left: 0, bottom: hp - h, right: wp - w };
+    const input = padded ? pad2d(b.graph, x, pads, this.config.padMode, 'pad') : x;
+    const features = this.encoder.forward(b, input, { label: 'encoder' });
+    const y = this.decoder.forward(b, features, { label: 'decoder' });
+    const activation = this.config.sigmoid ? { activation: { kind: 'sigmoid' as const } } : undefined;
+    const out = this.segmentation_head.forward(b, y, { label: 'segmentation_head', epilogue: activation });
+    return padded ? crop2d(b.graph, out, { y0: 0, x0: 0, h, w }, 'crop') : out;
   }
 }
 

@@ -71,8 +71,13 @@ export function toBasicSRKey(key: string, scheme: RRDBNetKeyScheme, numBlock: nu
   return head in OLD_FIXED ? OLD_FIXED[head] + tail : key;
 }
 
-/** Renames every key of an RRDBNet checkpoint onto BasicSR's names (the tensors are shared, not copied). */
-export function canonicaliseRRDBNetKeys<T>(sd: Map<string, T>, scheme: RRDBNetKeyScheme): Map<string, T> {
+/**
+ * Renames every key of an RRDBNet checkpoint onto BasicSR's names (the tensors are shared, not copied). A
+ * StateDict gives a StateDict; recognisers pass the read-only keys and shapes (KeyShapes).
+ */
+export function canonicaliseRRDBNetKeys<T>(sd: Map<string, T>, scheme: RRDBNetKeyScheme): Map<string, T>;
+export function canonicaliseRRDBNetKeys<T>(sd: ReadonlyMap<string, T>, scheme: RRDBNetKeyScheme): ReadonlyMap<string, T>;
+export function canonicaliseRRDBNetKeys<T>(sd: ReadonlyMap<string, T>, scheme: RRDBNetKeyScheme): ReadonlyMap<string, T> {
   if (scheme === 'basicsr') return sd;
   const numBlock = scheme === 'old' ? oldBlockCount(sd.keys()) : 0;
   const out = new Map<string, T>();

@@ -1,15 +1,18 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import type { Activation } from '../kernels/activation';
 import { copyChannels, scaledAddChannels } from '../kernels/channel-slice';
 import { pixelUnshuffle } from '../kernels/pixel-shuffle';
 import { ConcatConv2d, type ConcatLayout } from '../layers/concat-conv2d';
 import { Conv2d } from '../layers/conv2d';
-import { loadStateDict, Module, namedParameters } from '../layers/module';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
+import { loadStateDict, Module } from '../layers/module';
 import { ModuleList } from '../layers/module-list';
+import { checkKeysMatch } from '../layers/module-tree';
 import { Upsample } from '../layers/spatial';
 import type { StateDict } from '../weights/state-dict';
+import { requireIntegers, requireOneOf } from './config-checks';
+import { type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 import { canonicaliseRRDBNetKeys, detectRRDBNetKeyScheme, type RRDBNetKeyScheme } from './rrdbnet-keys';
 
@@ -36,16 +39,19 @@ const LRELU: Activation = { kind: 'leakyRelu', alpha: 0.2 };
 /** pixel_unshuffle factor in front of conv_first, per scale. */
 const UNSHUFFLE: Record<1 | 2 | 4, number> = { 4: 1, 2: 2, 1: 4 };
 
-type Placement = { tensor: TensorValue; offset: number };
-
 /**
  * ResidualDenseBlock (5 convs): x1..x4 = lrelu(conv_j(cat(x, x1, …))), x5 = conv5(cat(x, x1, …, x4)),
  * return x5·0.2 + x. The concatenation lives in one buffer (see ConcatConv2d): x is its first piece, placed there
- * by whoever produced it; each conv_j reads the buffer's prefix, and its output goes to a tensor of its own and is
- * copied in (WebGPU forbids a dispatch to read and write the same buffer; the copy is gc channels per pixel,
- * against the 9·Cin·gc multiply-adds of the conv). conv5 reads the whole buffer and adds x from its prefix.
+ * by whoever produced it, and `forward` takes that buffer. Each conv_j reads the buffer's prefix, and its output
+ * goes to a tensor of its own and is copied in (WebGPU forbids a dispatch to read and write the same buffer; the
+ * copy is gc channels per pixel, against the 9·Cin·gc multiply-adds of the conv). conv5 reads the whole buffer,
+ * adds x from its prefix, and can write into a channel slice (the next block's buffer).
  */
 class ResidualDenseBlock extends Module {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly convs: ConcatConv2d[];
 
   constructor(
@@ -65,29 +71,30 @@ class ResidualDenseBlock extends Module {
     return this.convs.map((c, i) => [`conv${i + 1}`, c]);
   }
 
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, out?: Placement): TensorValue {
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+  forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'rdb';
+    this.checkOptions(options, label);
     for (let j = 0; j < 4; j++) {
-      const xj = this.convs[j].forward(ctx, graph, buffer, { activation: LRELU }, `${label}.conv${j + 1}`);
-      copyChannels(graph, xj, buffer, this.layout.offsets[j + 1], `${label}.cat${j + 1}`, maxWG);
+      const xj = this.convs[j].forward(b, buffer, { epilogue: { activation: LRELU }, label: `${label}.conv${j + 1}` });
+      copyChannels(b.graph, xj, buffer, this.layout.offsets[j + 1], `${label}.cat${j + 1}`);
     }
-    return this.convs[4].forward(
-      ctx,
-      graph,
-      buffer,
-      { scale: 0.2, residual: { tensor: buffer, mode: 'afterActivation', prefix: true }, outChannelOffset: out?.offset ?? 0 },
-      `${label}.conv5`,
-      out?.tensor,
-    );
-  }
-
-  release(): void {
-    for (const c of this.convs) c.release();
+    return this.convs[4].forward(b, buffer, {
+      epilogue: { scale: 0.2, residual: { tensor: buffer, mode: 'afterActivation', prefix: true } },
+      label: `${label}.conv5`,
+      output: options.output,
+    });
   }
 }
 
-/** RRDB: RDB3(RDB2(RDB1(x)))·0.2 + x. Each RDB writes its output straight into the next one's buffer. */
+/**
+ * RRDB: RDB3(RDB2(RDB1(x)))·0.2 + x, with x in channels [0, numFeat) of the buffer `forward` takes (`inputBuffer`).
+ * Each RDB writes its output straight into the next one's buffer; the result can go into a channel slice.
+ */
 class RRDB extends Module {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly rdbs: ResidualDenseBlock[];
 
   constructor(numFeat: number, growCh: number) {
@@ -100,33 +107,35 @@ class RRDB extends Module {
   }
 
   /** The buffer the block input must be written into (at channel 0) by its producer. */
-  inputBuffer(graph: Graph, [n, h, w]: readonly number[], label: string): TensorValue {
-    return graph.tensor([n, h, w, this.rdbs[0].layout.width], label);
+  inputBuffer(b: ForwardBuilder, [n, h, w]: readonly number[], label: string): TensorValue {
+    return b.tensor([n, h, w, this.rdbs[0].layout.width], label);
   }
 
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, out?: Placement): TensorValue {
+  forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'rrdb';
+    this.checkOptions(options, label);
     let cur = buffer;
     for (let k = 0; k < 2; k++) {
-      const next = this.inputBuffer(graph, buffer.shape, `${label}.rdb${k + 2}.cat`);
-      this.rdbs[k].forward(ctx, graph, cur, `${label}.rdb${k + 1}`, { tensor: next, offset: 0 });
+      const next = this.inputBuffer(b, buffer.shape, `${label}.rdb${k + 2}.cat`);
+      this.rdbs[k].forward(b, cur, { label: `${label}.rdb${k + 1}`, output: { tensor: next, channelOffset: 0 } });
       cur = next;
     }
-    const t = this.rdbs[2].forward(ctx, graph, cur, `${label}.rdb3`);
+    const t = this.rdbs[2].forward(b, cur, { label: `${label}.rdb3` });
     const nf = this.rdbs[0].numFeat;
-    return scaledAddChannels(graph, buffer, t, 0.2, nf, label, out, ctx.limits.maxComputeWorkgroupsPerDimension);
-  }
-
-  release(): void {
-    for (const r of this.rdbs) r.release();
+    const out = options.output && { tensor: options.output.tensor, offset: options.output.channelOffset };
+    return scaledAddChannels(b.graph, buffer, t, 0.2, nf, label, out);
   }
 }
 
 function checkConfig(c: RRDBNetConfig): void {
-  for (const [name, v] of Object.entries({ inChannels: c.inChannels, outChannels: c.outChannels, numFeat: c.numFeat, numGrowCh: c.numGrowCh })) {
-    if (!Number.isInteger(v) || v < 1) throw new InvalidInputError(`RRDBNet ${name} must be a positive integer, got ${v}`);
-  }
-  if (!Number.isInteger(c.numBlock) || c.numBlock < 0) throw new InvalidInputError(`RRDBNet numBlock must be a non-negative integer, got ${c.numBlock}`);
-  if (!(c.scale in UNSHUFFLE)) throw new InvalidInputError(`RRDBNet scale must be 1, 2 or 4, got ${c.scale}`);
+  requireIntegers('RRDBNet', {
+    inChannels: [c.inChannels, 1],
+    outChannels: [c.outChannels, 1],
+    numFeat: [c.numFeat, 1],
+    numGrowCh: [c.numGrowCh, 1],
+    numBlock: [c.numBlock, 0],
+  });
+  requireOneOf('RRDBNet', 'scale', c.scale, [1, 2, 4]);
 }
 
 /**
@@ -186,9 +195,9 @@ export class RRDBNet extends Module implements Network {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     const { inChannels, numBlock, scale } = this.config;
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
     if (x.shape[3] !== inChannels) {
       throw new InvalidInputError(`RRDBNet expects ${inChannels} image channel(s), got ${x.shape[3]}`);
     }
@@ -199,28 +208,27 @@ export class RRDBNet extends Module implements Network {
           `RRDBNet ×${scale} pixel-unshuffles its input by ${r}: height and width must be multiples of ${r}, got ${x.shape[1]}×${x.shape[2]}`,
         );
       }
-      x = pixelUnshuffle(graph, x, r, 'pixel_unshuffle', maxWG);
+      x = pixelUnshuffle(b.graph, x, r, 'pixel_unshuffle');
     }
     const blocks = this.body.items;
     // fea goes straight into the first RRDB's concatenation buffer; conv_body adds it back from there.
-    const fea = numBlock > 0 ? blocks[0].inputBuffer(graph, x.shape, 'body.0.cat') : undefined;
-    const first = this.convFirst.forward(ctx, graph, x, {}, 'conv_first', fea);
+    const fea = numBlock > 0 ? blocks[0].inputBuffer(b, x.shape, 'body.0.cat') : undefined;
+    const first = this.convFirst.forward(b, x, { label: 'conv_first', output: fea && { tensor: fea, channelOffset: 0 } });
     let cur = first;
     blocks.forEach((block, i) => {
-      const next = i + 1 < numBlock ? blocks[i + 1].inputBuffer(graph, x.shape, `body.${i + 1}.cat`) : undefined;
-      const y = block.forward(ctx, graph, cur, `body.${i}`, next ? { tensor: next, offset: 0 } : undefined);
+      const next = i + 1 < numBlock ? blocks[i + 1].inputBuffer(b, x.shape, `body.${i + 1}.cat`) : undefined;
+      const y = block.forward(b, cur, { label: `body.${i}`, output: next && { tensor: next, channelOffset: 0 } });
       cur = next ?? y;
     });
-    let h = this.convBody.forward(ctx, graph, cur, { residual: { tensor: first, mode: 'afterActivation', prefix: true } }, 'conv_body');
-    h = this.convUp1.forward(ctx, graph, this.upsample.forward(ctx, graph, h, 'up1'), { activation: LRELU }, 'conv_up1');
-    h = this.convUp2.forward(ctx, graph, this.upsample.forward(ctx, graph, h, 'up2'), { activation: LRELU }, 'conv_up2');
-    h = this.convHr.forward(ctx, graph, h, { activation: LRELU }, 'conv_hr');
-    return this.convLast.forward(ctx, graph, h, {}, 'conv_last');
-  }
-
-  release(): void {
-    for (const c of [this.convFirst, this.convBody, this.convUp1, this.convUp2, this.convHr, this.convLast]) c.release();
-    for (const b of this.body.items) b.release();
+    let h = this.convBody.forward(b, cur, {
+      epilogue: { residual: { tensor: first, mode: 'afterActivation', prefix: true } },
+      label: 'conv_body',
+    });
+    const lrelu = { activation: LRELU };
+    h = this.convUp1.forward(b, this.upsample.forward(b, h, { label: 'up1' }), { epilogue: lrelu, label: 'conv_up1' });
+    h = this.convUp2.forward(b, this.upsample.forward(b, h, { label: 'up2' }), { epilogue: lrelu, label: 'conv_up2' });
+    h = this.convHr.forward(b, h, { epilogue: lrelu, label: 'conv_hr' });
+    return this.convLast.forward(b, h, { label: 'conv_last' });
   }
 }
 
@@ -236,22 +244,17 @@ const SCALE_BY_UNSHUFFLED_CHANNELS: Record<number, 1 | 2 | 4> = { 1: 4, 4: 2, 16
  * conv_first, num_grow_ch from the first dense conv, num_block from the body indices, and the scale from
  * conv_first's input channels relative to conv_last's output channels (1, 4 or 16 times: no, 2× or 4×
  * pixel_unshuffle; every released model has num_in_ch = num_out_ch). Returns null when the keys are not an
- * RRDBNet's; throws InvalidInputError when they look like one but some shape or block is inconsistent.
+ * RRDBNet's; throws InvalidInputError when they look like one but some shape or block is inconsistent, or a key
+ * of the inferred network is missing or one it lacks is present (checkKeysMatch).
  */
-export function recogniseRRDBNet(keys: Map<string, { shape: readonly number[] }>): RecognisedRRDBNet | null {
+export function recogniseRRDBNet(keys: KeyShapes): RecognisedRRDBNet | null {
   const scheme = detectRRDBNetKeyScheme(keys);
   if (!scheme) return null;
+  const net = `RRDBNet (${scheme} layout)`;
   const k = canonicaliseRRDBNetKeys(keys, scheme);
-  const shape4 = (name: string): readonly number[] => {
-    const s = k.get(name)?.shape;
-    if (!s || s.length !== 4) {
-      throw new InvalidInputError(`RRDBNet checkpoint (${scheme} layout): '${name}' is ${s ? `[${s.join(', ')}]` : 'missing'}, expected a 4-D conv weight`);
-    }
-    return s;
-  };
-  const first = shape4('conv_first.weight');
-  const last = shape4('conv_last.weight');
-  const conv1 = shape4('body.0.rdb1.conv1.weight');
+  const first = shapeOf(k, 'conv_first.weight', net, 4);
+  const last = shapeOf(k, 'conv_last.weight', net, 4);
+  const conv1 = shapeOf(k, 'body.0.rdb1.conv1.weight', net, 4);
   const blocks = new Set<number>();
   for (const name of k.keys()) {
     const m = /^body\.(\d+)\./.exec(name);
@@ -277,15 +280,7 @@ export function recogniseRRDBNet(keys: Map<string, { shape: readonly number[] }>
   } catch (e) {
     throw new InvalidInputError(`RRDBNet checkpoint: inconsistent configuration ${JSON.stringify(config)}: ${(e as Error).message}`);
   }
-  for (const [name, p] of namedParameters(model)) {
-    const s = k.get(name)?.shape;
-    if (!s) throw new InvalidInputError(`RRDBNet checkpoint (${scheme} layout, ${JSON.stringify(config)}): '${name}' is missing`);
-    if (s.length !== p.shape.length || s.some((d, i) => d !== p.shape[i])) {
-      throw new InvalidInputError(
-        `RRDBNet checkpoint (${scheme} layout): '${name}' is [${s.join(', ')}], but [${p.shape.join(', ')}] follows from ${JSON.stringify(config)}`,
-      );
-    }
-  }
+  checkKeysMatch(model, k, `RRDBNet (${scheme} layout, ${JSON.stringify(config)})`);
   return { config, scheme };
 }
 

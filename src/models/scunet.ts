@@ -1,6 +1,5 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
 import { binary } from '../kernels/elementwise';
 import { crop2d, paddedToMultiple, replicatePadToMultiple } from '../kernels/pad';
@@ -8,8 +7,12 @@ import { WINDOW_ATTENTION_HEAD_DIM, WINDOW_ATTENTION_SIZE } from '../kernels/win
 import { Conv2d } from '../layers/conv2d';
 import { ConvTranspose2d } from '../layers/conv-transpose2d';
 import { ConvTransBlock } from '../layers/conv-trans-block';
-import { Module, namedParameters } from '../layers/module';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
+import { Module } from '../layers/module';
+import { checkKeysMatch } from '../layers/module-tree';
 import { Sequential } from '../layers/sequential';
+import { requireIntegers } from './config-checks';
+import { expectShape, type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
 export interface SCUNetConfig {
@@ -45,9 +48,7 @@ const STAGE_SCALE: Record<StageName, number> = { m_down1: 1, m_down2: 2, m_down3
 
 function checkConfig(config: SCUNetConfig): void {
   const { inChannels, dim, blocks } = config;
-  if (!Number.isInteger(inChannels) || inChannels < 1) {
-    throw new InvalidInputError(`SCUNet in_nc must be a positive integer, got ${inChannels}`);
-  }
+  requireIntegers('SCUNet', { inChannels: [inChannels, 1], inputResolution: [config.inputResolution ?? 256, 1] });
   if (!Number.isInteger(dim) || dim < 2 * WINDOW_ATTENTION_HEAD_DIM || dim % (2 * WINDOW_ATTENTION_HEAD_DIM) !== 0) {
     throw new InvalidInputError(
       `SCUNet dim must be a multiple of ${2 * WINDOW_ATTENTION_HEAD_DIM} (its level-1 Swin half, dim/2 channels, is made of ` +
@@ -57,8 +58,6 @@ function checkConfig(config: SCUNetConfig): void {
   if (!Array.isArray(blocks) || blocks.length !== STAGES.length || !blocks.every((b) => Number.isInteger(b) && b >= 0)) {
     throw new InvalidInputError(`SCUNet config must list ${STAGES.length} non-negative block counts, got ${JSON.stringify(blocks)}`);
   }
-  const r = config.inputResolution ?? 256;
-  if (!Number.isInteger(r) || r < 1) throw new InvalidInputError(`SCUNet input_resolution must be a positive integer, got ${r}`);
 }
 
 /**
@@ -116,47 +115,37 @@ export class SCUNet extends Module implements Network {
     return [['m_head', this.mHead], ...STAGES.map((s): [string, Module] => [s, this.stages[s]]), ['m_tail', this.mTail]];
   }
 
-  release(): void {
-    for (const seq of [this.mHead, ...Object.values(this.stages), this.mTail]) {
-      for (const m of seq.layers) (m as Conv2d | ConvTranspose2d | ConvTransBlock).release();
-    }
-  }
-
-  /** The layers of a stage in order: ConvTransBlocks and the strided (transposed) convolution. */
-  private runStage(ctx: GPUContext, graph: Graph, name: StageName, x: TensorValue): TensorValue {
-    this.stages[name].layers.forEach((m, i) => {
-      const label = `${name}.${i}`;
-      if (m instanceof ConvTransBlock) x = m.forward(ctx, graph, x, label);
-      else if (m instanceof Conv2d || m instanceof ConvTranspose2d) x = m.forward(ctx, graph, x, {}, label);
-      else throw new InvalidInputError(`${label}: unexpected ${m.constructor.name} in an SCUNet stage`);
-    });
-    return x;
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     const [, h, w, c] = x.shape;
     if (c !== this.config.inChannels) {
       throw new InvalidInputError(`SCUNet expects ${this.config.inChannels} image channel(s), got ${c} (input ${formatShape(x.shape)})`);
     }
-    const maxWg = ctx.limits.maxComputeWorkgroupsPerDimension;
-    const add = (a: TensorValue, b: TensorValue, label: string) => binary(graph, 'add', a, b, label, maxWg);
+    const add = (p: TensorValue, q: TensorValue, label: string) =>
+      binary(b.graph, 'add', p, q, label);
+    // Each stage is a Sequential of ConvTransBlocks and its strided (transposed) convolution, run in order.
+    const stage = (name: StageName, t: TensorValue) => this.stages[name].forward(b, t, { label: name });
     const padded = paddedToMultiple(h, PAD_MULTIPLE) !== h || paddedToMultiple(w, PAD_MULTIPLE) !== w;
-    const x0 = padded ? replicatePadToMultiple(graph, x, PAD_MULTIPLE, 'replication pad', maxWg) : x;
-    const x1 = (this.mHead.layers[0] as Conv2d).forward(ctx, graph, x0, {}, 'm_head.0');
-    const x2 = this.runStage(ctx, graph, 'm_down1', x1);
-    const x3 = this.runStage(ctx, graph, 'm_down2', x2);
-    const x4 = this.runStage(ctx, graph, 'm_down3', x3);
-    let y = this.runStage(ctx, graph, 'm_body', x4);
-    y = this.runStage(ctx, graph, 'm_up3', add(y, x4, 'x + x4'));
-    y = this.runStage(ctx, graph, 'm_up2', add(y, x3, 'x + x3'));
-    y = this.runStage(ctx, graph, 'm_up1', add(y, x2, 'x + x2'));
-    y = (this.mTail.layers[0] as Conv2d).forward(ctx, graph, add(y, x1, 'x + x1'), {}, 'm_tail.0');
-    return padded ? crop2d(graph, y, { y0: 0, x0: 0, h, w }, 'crop', maxWg) : y;
+    const x0 = padded
+      ? replicatePadToMultiple(b.graph, x, PAD_MULTIPLE, 'replication pad')
+      : x;
+    const x1 = this.mHead.forward(b, x0, { label: 'm_head' });
+    const x2 = stage('m_down1', x1);
+    const x3 = stage('m_down2', x2);
+    const x4 = stage('m_down3', x3);
+    let y = stage('m_body', x4);
+    y = stage('m_up3', add(y, x4, 'x + x4'));
+    y = stage('m_up2', add(y, x3, 'x + x3'));
+    y = stage('m_up1', add(y, x2, 'x + x2'));
+    y = this.mTail.forward(b, add(y, x1, 'x + x1'), { label: 'm_tail' });
+    return padded ? crop2d(b.graph, y, { y0: 0, x0: 0, h, w }, 'crop') : y;
   }
 }
 
 /** Keys of a ConvTransBlock's own submodules: how a block index is told apart from a stage's strided conv. */
 const BLOCK_KEY = /^(m_down[123]|m_body|m_up[123])\.(\d+)\.(trans_block|conv1_1|conv1_2|conv_block)\./;
+
+const NET = 'SCUNet';
 
 /**
  * Recognises an SCUNet state_dict from its key names and shapes alone. Returns null when the keys are not
@@ -165,41 +154,19 @@ const BLOCK_KEY = /^(m_down[123]|m_body|m_up[123])\.(\d+)\.(trans_block|conv1_1|
  * key and shape is checked against the network that config builds, and an InvalidInputError names what is
  * missing, unexpected or of the wrong shape.
  */
-export function recogniseSCUNet(keys: Map<string, { shape: number[] }>): SCUNetConfig | null {
+export function recogniseSCUNet(keys: KeyShapes): SCUNetConfig | null {
   const names = [...keys.keys()];
   const looksLikeSCUNet = names.some((k) => k.startsWith('m_head.0.') || k.startsWith('m_tail.0.') || BLOCK_KEY.test(k));
   if (!looksLikeSCUNet) return null;
-  const head = keys.get('m_head.0.weight');
-  if (!head) throw new InvalidInputError(`SCUNet-like state_dict without 'm_head.0.weight' (keys: ${names.slice(0, 5).join(', ')}, …)`);
-  const hs = head.shape;
-  if (hs.length !== 4 || hs[2] !== 3 || hs[3] !== 3) {
-    throw new InvalidInputError(`SCUNet 'm_head.0.weight' must be [dim, in_nc, 3, 3], got ${formatShape(hs)}`);
-  }
+  const [dim, inChannels] = shapeOf(keys, 'm_head.0.weight', NET, 4);
+  expectShape(keys, 'm_head.0.weight', [dim, inChannels, 3, 3], NET, '[dim, in_nc, 3, 3]');
   const blockIndices = new Map<string, Set<number>>(STAGES.map((s) => [s, new Set<number>()]));
   for (const k of names) {
     const m = BLOCK_KEY.exec(k);
     if (m) blockIndices.get(m[1])!.add(Number(m[2]));
   }
-  const config: SCUNetConfig = { inChannels: hs[1], dim: hs[0], blocks: STAGES.map((s) => blockIndices.get(s)!.size) };
+  const config: SCUNetConfig = { inChannels, dim, blocks: STAGES.map((s) => blockIndices.get(s)!.size) };
   checkConfig(config);
-
-  const expected = new Map(namedParameters(new SCUNet(config)).map(([k, p]) => [k, p.shape]));
-  const missing = [...expected.keys()].filter((k) => !keys.has(k));
-  const unexpected = names.filter((k) => !expected.has(k));
-  const wrongShape = [...expected]
-    .filter(([k, shape]) => keys.has(k) && formatShape(keys.get(k)!.shape) !== formatShape(shape))
-    .map(([k, shape]) => `${k} ${formatShape(keys.get(k)!.shape)} (expected ${formatShape(shape)})`);
-  const list = (xs: string[]) => xs.slice(0, 6).join(', ') + (xs.length > 6 ? `, … (${xs.length} in all)` : '');
-  const problems = [
-    missing.length > 0 ? `missing ${list(missing)}` : '',
-    unexpected.length > 0 ? `unexpected ${list(unexpected)}` : '',
-    wrongShape.length > 0 ? `wrong shape ${list(wrongShape)}` : '',
-  ].filter((p) => p !== '');
-  if (problems.length > 0) {
-    throw new InvalidInputError(
-      `inconsistent SCUNet state_dict (read as in_nc=${config.inChannels}, dim=${config.dim}, ` +
-        `config=[${config.blocks.join(',')}]): ${problems.join('; ')}`,
-    );
-  }
+  checkKeysMatch(new SCUNet(config), keys, `${NET} (in_nc=${inChannels}, dim=${dim}, config=[${config.blocks.join(',')}])`);
   return config;
 }

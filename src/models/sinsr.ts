@@ -1,17 +1,19 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { RELU } from '../kernels/activation';
 import { copyChannels } from '../kernels/channel-slice';
-import type { Conv2dEpilogue } from '../kernels/conv2d';
 import { depthToSpace } from '../kernels/pixel-shuffle';
 import { avgPool2d } from '../kernels/pool';
 import { CBAM } from '../layers/cbam';
 import { ConcatConv2d, concatLayout } from '../layers/concat-conv2d';
 import { Conv2d } from '../layers/conv2d';
-import { loadStateDict, Module, namedParameters } from '../layers/module';
+import type { Epilogue, ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
+import { loadStateDict, Module } from '../layers/module';
 import { ModuleList } from '../layers/module-list';
+import { checkKeysMatch } from '../layers/module-tree';
 import type { StateDict } from '../weights/state-dict';
+import { requireIntegers, requireOneOf } from './config-checks';
+import { type KeyShapes, shapeOf } from './key-shapes';
 import type { Network } from './network';
 
 /**
@@ -91,10 +93,15 @@ export const SINSR_ARCH7: SINSRConfig = {
 
 export const SINSR_CBAM: SINSRConfig = { ...SINSR_ARCH7, attention: 'cbam' };
 
-type Placement = { tensor: TensorValue; offset: number };
-
-/** relu(conv) → relu(dilated conv) → depthwise → relu(pointwise), written into the RDB's buffer at `offset`. */
+/**
+ * relu(conv) → relu(dilated conv) → depthwise → relu(pointwise). `forward` takes the RDB's concatenation buffer
+ * (conv reads its prefix) and writes h_l into `options.output`, the buffer's next slice.
+ */
 class DenseLayer extends Module {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly conv: ConcatConv2d;
   readonly convDilated: Conv2d;
   readonly depthwise: Conv2d;
@@ -117,21 +124,31 @@ class DenseLayer extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, offset: number, label: string): void {
-    let h = this.conv.forward(ctx, graph, buffer, { activation: RELU }, `${label}.conv`);
-    h = this.convDilated.forward(ctx, graph, h, { activation: RELU }, `${label}.conv_dilated`);
-    h = this.depthwise.forward(ctx, graph, h, {}, `${label}.depthwise`);
+  forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'dense_layer';
+    this.checkOptions(options, label);
+    const relu = { activation: RELU };
+    let h = this.conv.forward(b, buffer, { epilogue: relu, label: `${label}.conv` });
+    h = this.convDilated.forward(b, h, { epilogue: relu, label: `${label}.conv_dilated` });
+    h = this.depthwise.forward(b, h, { label: `${label}.depthwise` });
     // The pointwise conv reads only its own input, so it may write into the buffer the others read.
-    this.pointwise.forward(ctx, graph, h, { activation: RELU, outChannelOffset: offset }, `${label}.pointwise`, buffer);
-  }
-
-  release(): void {
-    for (const [, m] of this.children()) (m as Conv2d | ConcatConv2d).release();
+    return this.pointwise.forward(b, h, { epilogue: relu, label: `${label}.pointwise`, output: options.output });
   }
 }
 
-/** conv_fuse(cat(x, h_1, …, h_L)); the concatenation is one buffer with x first (see ConcatConv2d). */
+/**
+ * conv_fuse(cat(x, h_1, …, h_L)); the concatenation is one buffer with x first (see ConcatConv2d), which `forward`
+ * takes. conv_fuse fuses the caller's epilogue and can write into a channel slice.
+ */
 class RDB extends Module {
+  override get fusesEpilogue(): boolean {
+    return true;
+  }
+
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly layers: ModuleList<DenseLayer>;
   readonly convFuse: ConcatConv2d;
 
@@ -153,20 +170,25 @@ class RDB extends Module {
     ];
   }
 
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, epilogue: Conv2dEpilogue = {}, out?: Placement): TensorValue {
+  forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'rdb';
     const offsets = this.convFuse.layout.offsets;
-    this.layers.items.forEach((layer, l) => layer.forward(ctx, graph, buffer, offsets[l + 1], `${label}.layers.${l}`));
-    return this.convFuse.forward(ctx, graph, buffer, { ...epilogue, outChannelOffset: out?.offset ?? 0 }, `${label}.conv_fuse`, out?.tensor);
-  }
-
-  release(): void {
-    for (const l of this.layers.items) l.release();
-    this.convFuse.release();
+    this.layers.items.forEach((layer, l) =>
+      layer.forward(b, buffer, { label: `${label}.layers.${l}`, output: { tensor: buffer, channelOffset: offsets[l + 1] } }),
+    );
+    return this.convFuse.forward(b, buffer, { epilogue: options.epilogue, label: `${label}.conv_fuse`, output: options.output });
   }
 }
 
-/** rdb_N(…rdb_1(x)) (each followed by a CBAM in the attention variant) + 0.2·conv_res(x). */
+/**
+ * rdb_N(…rdb_1(x)) (each followed by a CBAM in the attention variant) + 0.2·conv_res(x), with x in the first
+ * channels of the buffer `forward` takes (`inputBuffer`); the result can go into a channel slice.
+ */
 class RRDB extends Module {
+  override get writesChannelSlice(): boolean {
+    return true;
+  }
+
   readonly convRes: ConcatConv2d;
   readonly rdbs: ModuleList<RDB>;
   readonly cbams: ModuleList<CBAM> | undefined;
@@ -188,45 +210,51 @@ class RRDB extends Module {
   }
 
   /** The buffer the block input must be written into (at channel 0) by its producer. */
-  inputBuffer(graph: Graph, [n, h, w]: readonly number[], label: string): TensorValue {
-    return graph.tensor([n, h, w, this.rdbs.items[0].width], label);
+  inputBuffer(b: ForwardBuilder, [n, h, w]: readonly number[], label: string): TensorValue {
+    return b.tensor([n, h, w, this.rdbs.items[0].width], label);
   }
 
-  forward(ctx: GPUContext, graph: Graph, buffer: TensorValue, label: string, out?: Placement): TensorValue {
-    const r = this.convRes.forward(ctx, graph, buffer, { scale: 0.2 }, `${label}.conv_res`);
+  forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'rrdb';
+    this.checkOptions(options, label);
+    const r = this.convRes.forward(b, buffer, { epilogue: { scale: 0.2 }, label: `${label}.conv_res` });
     const rdbs = this.rdbs.items;
     let cur = buffer;
     let y = buffer;
     rdbs.forEach((rdb, k) => {
       const last = k === rdbs.length - 1;
-      const next = last ? undefined : graph.tensor([buffer.shape[0], buffer.shape[1], buffer.shape[2], rdbs[k + 1].width], `${label}.rdbs.${k + 1}.cat`);
-      const target = next ? { tensor: next, offset: 0 } : out;
+      const next = last
+        ? undefined
+        : b.tensor([buffer.shape[0], buffer.shape[1], buffer.shape[2], rdbs[k + 1].width], `${label}.rdbs.${k + 1}.cat`);
+      const output = next ? { tensor: next, channelOffset: 0 } : options.output;
+      const residual: Epilogue | undefined = last ? { residual: { tensor: r, mode: 'afterActivation' } } : undefined;
       const name = `${label}.rdbs.${k}`;
       if (this.cbams) {
-        const z = rdb.forward(ctx, graph, cur, name);
-        y = this.cbams.items[k].forward(ctx, graph, z, `${label}.cbams.${k}`, { residual: last ? r : undefined, out: target });
+        const z = rdb.forward(b, cur, { label: name });
+        y = this.cbams.items[k].forward(b, z, { epilogue: residual, label: `${label}.cbams.${k}`, output });
       } else {
-        y = rdb.forward(ctx, graph, cur, name, last ? { residual: { tensor: r, mode: 'afterActivation' } } : {}, target);
+        y = rdb.forward(b, cur, { epilogue: residual, label: name, output });
       }
       cur = next ?? y;
     });
     return y;
   }
-
-  release(): void {
-    this.convRes.release();
-    for (const r of this.rdbs.items) r.release();
-    for (const c of this.cbams?.items ?? []) c.release();
-  }
 }
 
 function checkConfig(c: SINSRConfig): void {
-  const ints = { inChannels: c.inChannels, outChannels: c.outChannels, firstFeat: c.firstFeat, numFeat: c.numFeat, growth: c.growth, numLayers: c.numLayers, numRDBs: c.numRDBs, numRRDBs: c.numRRDBs, reduction: c.reduction };
-  for (const [name, v] of Object.entries(ints)) {
-    if (!Number.isInteger(v) || v < 1) throw new InvalidInputError(`SINSR ${name} must be a positive integer, got ${v}`);
-  }
+  requireIntegers('SINSR', {
+    inChannels: [c.inChannels, 1],
+    outChannels: [c.outChannels, 1],
+    firstFeat: [c.firstFeat, 1],
+    numFeat: [c.numFeat, 1],
+    growth: [c.growth, 1],
+    numLayers: [c.numLayers, 1],
+    numRDBs: [c.numRDBs, 1],
+    numRRDBs: [c.numRRDBs, 1],
+    reduction: [c.reduction, 1],
+  });
   if (c.numFeat % 4 !== 0) throw new InvalidInputError(`SINSR numFeat must be a multiple of 4 (depth_to_space by 2), got ${c.numFeat}`);
-  if (c.attention !== 'none' && c.attention !== 'cbam') throw new InvalidInputError(`SINSR attention must be 'none' or 'cbam', got '${String(c.attention)}'`);
+  requireOneOf('SINSR', 'attention', c.attention, ['none', 'cbam']);
 }
 
 /** The SINSR generator (see the comment at the top of this file). ×4, input in [-1, 1], output tanh. */
@@ -284,56 +312,53 @@ export class SINSR extends Module implements Network {
   }
 
   /** Runs the RRDBs of a branch on `buffer` (the first one's input buffer, filled); returns the last output. */
-  private runBranch(ctx: GPUContext, graph: Graph, branch: ModuleList<RRDB>, buffer: TensorValue, label: string): TensorValue {
+  private runBranch(b: ForwardBuilder, branch: ModuleList<RRDB>, buffer: TensorValue, label: string): TensorValue {
     const blocks = branch.items;
     let cur = buffer;
     let y = buffer;
     blocks.forEach((block, i) => {
-      const next = i + 1 < blocks.length ? blocks[i + 1].inputBuffer(graph, buffer.shape, `${label}.${i + 1}.cat`) : undefined;
-      y = block.forward(ctx, graph, cur, `${label}.${i}`, next ? { tensor: next, offset: 0 } : undefined);
+      const next = i + 1 < blocks.length ? blocks[i + 1].inputBuffer(b, buffer.shape, `${label}.${i + 1}.cat`) : undefined;
+      y = block.forward(b, cur, { label: `${label}.${i}`, output: next && { tensor: next, channelOffset: 0 } });
       cur = next ?? y;
     });
     return y;
   }
 
   /** Puts a tensor an op without channel-offset writes produced into a fresh input buffer of `branch`. */
-  private placeInto(ctx: GPUContext, graph: Graph, branch: ModuleList<RRDB>, t: TensorValue, label: string): TensorValue {
-    const buffer = branch.items[0].inputBuffer(graph, t.shape, `${label}.0.cat`);
-    copyChannels(graph, t, buffer, 0, `${label}.input`, ctx.limits.maxComputeWorkgroupsPerDimension);
+  private placeInto(b: ForwardBuilder, branch: ModuleList<RRDB>, t: TensorValue, label: string): TensorValue {
+    const buffer = branch.items[0].inputBuffer(b, t.shape, `${label}.0.cat`);
+    copyChannels(b.graph, t, buffer, 0, `${label}.input`);
     return buffer;
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     const { inChannels, numFeat: f } = this.config;
-    const maxWG = ctx.limits.maxComputeWorkgroupsPerDimension;
+    const graph = b.graph;
     if (x.shape[3] !== inChannels) throw new InvalidInputError(`${this.architecture} expects ${inChannels} image channel(s), got ${x.shape[3]}`);
     if (x.shape[1] % 2 !== 0 || x.shape[2] % 2 !== 0) {
       throw new InvalidInputError(`${this.architecture} needs an even height and width (its 2×2 average pools), got ${x.shape[1]}×${x.shape[2]}`);
     }
-    const b1 = this.branch1.items[0].inputBuffer(graph, x.shape, 'branch1.0.cat');
-    this.convFirst.forward(ctx, graph, x, { activation: RELU }, 'conv_first', b1);
-    const s1 = this.runBranch(ctx, graph, this.branch1, b1, 'branch1');
+    const relu = { activation: RELU };
+    const b1 = this.branch1.items[0].inputBuffer(b, x.shape, 'branch1.0.cat');
+    this.convFirst.forward(b, x, { epilogue: relu, label: 'conv_first', output: { tensor: b1, channelOffset: 0 } });
+    const s1 = this.runBranch(b, this.branch1, b1, 'branch1');
 
-    const half = avgPool2d(graph, s1, { kernel: 2 }, 'branch2.pool', maxWG);
-    const t2 = this.runBranch(ctx, graph, this.branch2, this.placeInto(ctx, graph, this.branch2, half, 'branch2'), 'branch2');
-    const s2 = depthToSpace(graph, t2, 2, 'branch2.d2s', maxWG);
+    const half = avgPool2d(graph, s1, { kernel: 2 }, 'branch2.pool');
+    const t2 = this.runBranch(b, this.branch2, this.placeInto(b, this.branch2, half, 'branch2'), 'branch2');
+    const s2 = depthToSpace(graph, t2, 2, 'branch2.d2s');
 
-    const double = depthToSpace(graph, s1, 2, 'branch4.d2s', maxWG);
-    const t4 = this.runBranch(ctx, graph, this.branch4, this.placeInto(ctx, graph, this.branch4, double, 'branch4'), 'branch4');
-    const s4 = avgPool2d(graph, t4, { kernel: 2 }, 'branch4.pool', maxWG);
+    const double = depthToSpace(graph, s1, 2, 'branch4.d2s');
+    const t4 = this.runBranch(b, this.branch4, this.placeInto(b, this.branch4, double, 'branch4'), 'branch4');
+    const s4 = avgPool2d(graph, t4, { kernel: 2 }, 'branch4.pool');
 
     const { offsets, width } = concatLayout([f, f / 4, f]);
-    const cat = graph.tensor([x.shape[0], x.shape[1], x.shape[2], width], 'fuse.cat');
-    [s1, s2, s4].forEach((t, i) => copyChannels(graph, t, cat, offsets[i], `fuse.cat${i}`, maxWG));
-    let y = this.convFuse.forward(ctx, graph, cat, { activation: RELU }, 'conv_fuse');
-    y = this.convUp1.forward(ctx, graph, depthToSpace(graph, y, 2, 'up1.d2s', maxWG), { activation: RELU }, 'conv_up1');
-    y = this.convUp2.forward(ctx, graph, depthToSpace(graph, y, 2, 'up2.d2s', maxWG), {}, 'conv_up2');
-    return this.convLast.forward(ctx, graph, y, { activation: { kind: 'tanh' } }, 'conv_last');
-  }
-
-  release(): void {
-    for (const c of [this.convFirst, this.convFuse, this.convUp1, this.convUp2, this.convLast]) c.release();
-    for (const b of [...this.branch1.items, ...this.branch2.items, ...this.branch4.items]) b.release();
+    const cat = b.tensor([x.shape[0], x.shape[1], x.shape[2], width], 'fuse.cat');
+    [s1, s2, s4].forEach((t, i) => copyChannels(graph, t, cat, offsets[i], `fuse.cat${i}`));
+    let y = this.convFuse.forward(b, cat, { epilogue: relu, label: 'conv_fuse' });
+    y = this.convUp1.forward(b, depthToSpace(graph, y, 2, 'up1.d2s'), { epilogue: relu, label: 'conv_up1' });
+    y = this.convUp2.forward(b, depthToSpace(graph, y, 2, 'up2.d2s'), { label: 'conv_up2' });
+    return this.convLast.forward(b, y, { epilogue: { activation: { kind: 'tanh' } }, label: 'conv_last' });
   }
 }
 
@@ -349,17 +374,12 @@ function count(keys: Iterable<string>, pattern: RegExp): number {
 /**
  * Recognises a state_dict of our SINSR module (the names above) and infers its configuration from names and
  * shapes. Returns null when the keys are not a SINSR generator's; throws InvalidInputError when they look like
- * one but a shape or a count is inconsistent.
+ * one but a shape or a count is inconsistent, or a key of the inferred network is missing or unexpected
+ * (checkKeysMatch).
  */
-export function recogniseSINSR(keys: Map<string, { shape: readonly number[] }>): SINSRConfig | null {
+export function recogniseSINSR(keys: KeyShapes): SINSRConfig | null {
   if (!keys.has('conv_first.weight') || !keys.has('branch1.0.rdbs.0.layers.0.conv.weight')) return null;
-  const shape = (name: string, dims: number): readonly number[] => {
-    const s = keys.get(name)?.shape;
-    if (!s || s.length !== dims) {
-      throw new InvalidInputError(`SINSR checkpoint: '${name}' is ${s ? `[${s.join(', ')}]` : 'missing'}, expected ${dims} dimensions`);
-    }
-    return s;
-  };
+  const shape = (name: string, dims: number) => shapeOf(keys, name, 'SINSR', dims);
   const first = shape('conv_first.weight', 4);
   const numFeat = shape('branch1.0.conv_res.weight', 4)[0];
   const attention = keys.has('branch1.0.cbams.0.channel_mlp.0.weight') ? 'cbam' : 'none';
@@ -383,13 +403,7 @@ export function recogniseSINSR(keys: Map<string, { shape: readonly number[] }>):
   } catch (e) {
     throw new InvalidInputError(`SINSR checkpoint: inconsistent configuration ${JSON.stringify(config)}: ${(e as Error).message}`);
   }
-  for (const [name, p] of namedParameters(model)) {
-    const s = keys.get(name)?.shape;
-    if (!s) throw new InvalidInputError(`SINSR checkpoint (${JSON.stringify(config)}): '${name}' is missing`);
-    if (s.length !== p.shape.length || s.some((d, i) => d !== p.shape[i])) {
-      throw new InvalidInputError(`SINSR checkpoint: '${name}' is [${s.join(', ')}], but [${p.shape.join(', ')}] follows from ${JSON.stringify(config)}`);
-    }
-  }
+  checkKeysMatch(model, keys, `SINSR (${JSON.stringify(config)})`);
   return config;
 }
 

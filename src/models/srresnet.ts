@@ -1,12 +1,12 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
 import { clamp } from '../kernels/pointwise';
-import { BatchNorm2d } from '../layers/batchnorm';
+import { BatchNorm2d, requireFolded } from '../layers/batchnorm';
 import { Conv2d } from '../layers/conv2d';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
+import { checkKeysMatch } from '../layers/module-tree';
 import { PReLU } from '../layers/prelu';
-import { releaseDescendants } from '../layers/release';
 import { Sequential } from '../layers/sequential';
 import { PixelShuffle } from '../layers/spatial';
 import { requireIntegers, requireOneOf } from './config-checks';
@@ -33,33 +33,43 @@ const BN_EPS = 1e-5;
 
 const conv3x3 = (cin: number, cout: number, bias: boolean) => new Conv2d(cin, cout, 3, { padding: 1, bias });
 
-/** `rcb` = Sequential(Conv3x3 no bias, BN, PReLU, Conv3x3 no bias, BN); forward x + rcb(x). */
+/**
+ * `rcb` = Sequential(Conv3x3 no bias, BN, PReLU, Conv3x3 no bias, BN); forward x + rcb(x). The BatchNorms are
+ * folded into the convs when the weights load, the PReLU runs in the first conv's epilogue and the skip in the
+ * second's: two dispatches.
+ */
 export class ResidualConvBlock extends Module {
   readonly rcb: Sequential;
+  private readonly conv1: Conv2d;
+  private readonly bn1: BatchNorm2d;
+  private readonly prelu: PReLU;
+  private readonly conv2: Conv2d;
+  private readonly bn2: BatchNorm2d;
 
   constructor(
     readonly features: number,
     preluParameters: number,
   ) {
     super();
-    this.rcb = new Sequential(
-      conv3x3(features, features, false),
-      new BatchNorm2d(features, BN_EPS),
-      new PReLU(preluParameters),
-      conv3x3(features, features, false),
-      new BatchNorm2d(features, BN_EPS),
-    );
+    this.conv1 = conv3x3(features, features, false);
+    this.bn1 = new BatchNorm2d(features, BN_EPS);
+    this.prelu = new PReLU(preluParameters);
+    this.conv2 = conv3x3(features, features, false);
+    this.bn2 = new BatchNorm2d(features, BN_EPS);
+    this.rcb = new Sequential(this.conv1, this.bn1, this.prelu, this.conv2, this.bn2);
   }
 
   override children(): [string, Module][] {
     return [['rcb', this.rcb]];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'block'): TensorValue {
-    this.rcb.foldBatchNorms();
-    const [conv1, , prelu, conv2] = this.rcb.layers as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
-    const h = conv1.forward(ctx, graph, x, { prelu: prelu.slopes(ctx, this.features) }, `${label}.rcb.0`);
-    return conv2.forward(ctx, graph, h, { residual: { tensor: x, mode: 'afterActivation' } }, `${label}.rcb.3`);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'block';
+    this.checkOptions(options, label);
+    requireFolded(this.bn1, `${label}.rcb.1`);
+    requireFolded(this.bn2, `${label}.rcb.4`);
+    const h = this.conv1.forward(b, x, { epilogue: this.prelu.epilogue(b, this.features), label: `${label}.rcb.0` });
+    return this.conv2.forward(b, h, { epilogue: { residual: { tensor: x, mode: 'afterActivation' } }, label: `${label}.rcb.3` });
   }
 }
 
@@ -69,23 +79,29 @@ export class ResidualConvBlock extends Module {
  */
 export class UpsampleBlock extends Module {
   readonly upsample_block: Sequential;
+  private readonly conv: Conv2d;
+  private readonly shuffle = new PixelShuffle(2);
+  private readonly prelu: PReLU;
 
   constructor(
     readonly features: number,
     preluParameters: number,
   ) {
     super();
-    this.upsample_block = new Sequential(conv3x3(features, 4 * features, true), new PixelShuffle(2), new PReLU(preluParameters));
+    this.conv = conv3x3(features, 4 * features, true);
+    this.prelu = new PReLU(preluParameters);
+    this.upsample_block = new Sequential(this.conv, this.shuffle, this.prelu);
   }
 
   override children(): [string, Module][] {
     return [['upsample_block', this.upsample_block]];
   }
 
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue, label = 'upsample'): TensorValue {
-    const [conv, shuffle, prelu] = this.upsample_block.layers as [Conv2d, PixelShuffle, PReLU];
-    const y = conv.forward(ctx, graph, x, { prelu: prelu.slopes(ctx, 4 * this.features, 4) }, `${label}.upsample_block.0`);
-    return shuffle.forward(ctx, graph, y, `${label}.upsample_block.1`);
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'upsample';
+    this.checkOptions(options, label);
+    const y = this.conv.forward(b, x, { epilogue: this.prelu.epilogue(b, 4 * this.features, 4), label: `${label}.upsample_block.0` });
+    return this.shuffle.forward(b, y, { label: `${label}.upsample_block.1` });
   }
 }
 
@@ -96,7 +112,8 @@ export class UpsampleBlock extends Module {
  *   out  = BN(conv3x3(t)) + out1                      conv2 = Sequential(Conv3x3 no bias, BN)
  *   out  = upsampling(out)                            log2(scale) × UpsampleBlock
  *   out  = clamp(conv3(out), 0, 1)                    conv3 = Conv9x9 with bias
- * BatchNorms are folded into their convolutions (float64, at first use); PReLUs and skips run in conv epilogues.
+ * BatchNorms are folded into their convolutions (float64, when the weights load); PReLUs and skips run in conv
+ * epilogues.
  */
 export class SRResNet extends Module implements Network {
   readonly architecture = 'SRResNet';
@@ -105,6 +122,9 @@ export class SRResNet extends Module implements Network {
   readonly conv2: Sequential;
   readonly upsampling: Sequential;
   readonly conv3: Conv2d;
+  /** conv1's and conv2's layers, which `forward` runs itself to fuse the PReLU and the long skip. */
+  private readonly head: { conv: Conv2d; prelu: PReLU };
+  private readonly tail: { conv: Conv2d; bn: BatchNorm2d };
 
   constructor(readonly config: SRResNetConfig) {
     super();
@@ -119,9 +139,11 @@ export class SRResNet extends Module implements Network {
     requireOneOf('SRResNet', 'scale', scale, [2, 4, 8]);
     requireOneOf('SRResNet', 'prelu', prelu, ['shared', 'channel']);
     const slopes = prelu === 'shared' ? 1 : features;
-    this.conv1 = new Sequential(new Conv2d(inChannels, features, 9, { padding: 4, bias: true }), new PReLU(slopes));
+    this.head = { conv: new Conv2d(inChannels, features, 9, { padding: 4, bias: true }), prelu: new PReLU(slopes) };
+    this.conv1 = new Sequential(this.head.conv, this.head.prelu);
     this.trunk = new Sequential(...Array.from({ length: blocks }, () => new ResidualConvBlock(features, slopes)));
-    this.conv2 = new Sequential(conv3x3(features, features, false), new BatchNorm2d(features, BN_EPS));
+    this.tail = { conv: conv3x3(features, features, false), bn: new BatchNorm2d(features, BN_EPS) };
+    this.conv2 = new Sequential(this.tail.conv, this.tail.bn);
     this.upsampling = new Sequential(...Array.from({ length: Math.log2(scale) }, () => new UpsampleBlock(features, slopes)));
     this.conv3 = new Conv2d(features, outChannels, 9, { padding: 4, bias: true });
   }
@@ -148,30 +170,21 @@ export class SRResNet extends Module implements Network {
     ];
   }
 
-  release(): void {
-    releaseDescendants(this);
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`SRResNet expects ${this.inChannels} image channel(s), got ${x.shape[3]}`);
     }
     const { features } = this.config;
-    const [headConv, headPrelu] = this.conv1.layers as [Conv2d, PReLU];
-    const out1 = headConv.forward(ctx, graph, x, { prelu: headPrelu.slopes(ctx, features) }, 'conv1');
-    let t = out1;
-    this.trunk.layers.forEach((block, i) => {
-      t = (block as ResidualConvBlock).forward(ctx, graph, t, `trunk.${i}`);
-    });
-    this.conv2.foldBatchNorms();
+    const out1 = this.head.conv.forward(b, x, { epilogue: this.head.prelu.epilogue(b, features), label: 'conv1' });
+    const t = this.trunk.forward(b, out1, { label: 'trunk' });
+    requireFolded(this.tail.bn, 'conv2.1');
     const long = { residual: { tensor: out1, mode: 'afterActivation' } } as const;
-    let out = (this.conv2.layers[0] as Conv2d).forward(ctx, graph, t, long, 'conv2 + conv1');
-    this.upsampling.layers.forEach((block, i) => {
-      out = (block as UpsampleBlock).forward(ctx, graph, out, `upsampling.${i}`);
-    });
-    out = this.conv3.forward(ctx, graph, out, {}, 'conv3');
+    let out = this.tail.conv.forward(b, t, { epilogue: long, label: 'conv2 + conv1' });
+    out = this.upsampling.forward(b, out, { label: 'upsampling' });
+    out = this.conv3.forward(b, out, { label: 'conv3' });
     if (!this.config.clampOutput) return out;
-    return clamp(graph, out, 0, 1, 'clamp [0, 1]', ctx.limits.maxComputeWorkgroupsPerDimension);
+    return clamp(b.graph, out, 0, 1, 'clamp [0, 1]');
   }
 }
 
@@ -182,7 +195,7 @@ const NET = 'SRResNet';
  * `conv2.0.weight` and `conv3.weight`; otherwise the config from the shapes (9×9 head and tail, blocks from
  * `trunk.<i>`, scale 2^(number of `upsampling.<k>` blocks), PReLU slopes [1] → 'shared', [features] → 'channel'),
  * with `clampOutput: true` as the reference forward. Throws InvalidInputError on inconsistent shapes, missing
- * blocks or BatchNorms, or PReLUs that mix shared and per-channel slopes.
+ * blocks or BatchNorms, PReLUs that mix shared and per-channel slopes, or unexpected keys.
  */
 export function recogniseSRResNet(keys: KeyShapes): SRResNetConfig | null {
   if (!keys.has('conv1.0.weight') || !keys.has('conv2.0.weight') || !keys.has('conv3.weight')) return null;
@@ -219,5 +232,16 @@ export function recogniseSRResNet(keys: KeyShapes): SRResNetConfig | null {
     throw new InvalidInputError(`${NET} checkpoint: PReLU slopes must all be [1] (shared) or all [${features}] (per channel), found ${found}`);
   }
   const scale = (2 ** ups) as 2 | 4 | 8;
-  return { inChannels, outChannels, features, blocks, scale, prelu: count === 1 ? 'shared' : 'channel', clampOutput: true };
+  const config: SRResNetConfig = {
+    inChannels,
+    outChannels,
+    features,
+    blocks,
+    scale,
+    prelu: count === 1 ? 'shared' : 'channel',
+    clampOutput: true,
+  };
+  // Every parameter's shape is checked above, with messages that say why; this also refuses unexpected keys.
+  checkKeysMatch(new SRResNet(config), keys, `${NET} (×${scale}, ${blocks} blocks, ${config.prelu} PReLU)`);
+  return config;
 }

@@ -1,10 +1,10 @@
 import { InvalidInputError } from '../errors';
-import type { GPUContext } from '../gpu/context';
-import type { Graph, TensorValue } from '../gpu/graph';
+import type { TensorValue } from '../gpu/graph';
+import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
 import { checkKeysMatch } from '../layers/module-tree';
-import { releaseDescendants } from '../layers/release';
 import { DoubleConv, Down, OutConv, Up } from '../layers/unet-parts';
+import { requireIntegers } from './config-checks';
 import type { KeyShapes } from './key-shapes';
 import type { Network } from './network';
 
@@ -47,9 +47,7 @@ export class UNet extends Module implements Network {
   constructor(readonly config: UNetConfig) {
     super();
     const { inChannels, outChannels, bilinear, baseChannels: b } = config;
-    for (const [name, v] of [['inChannels', inChannels], ['outChannels', outChannels], ['baseChannels', b]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new InvalidInputError(`U-Net ${name} must be a positive integer, got ${v}`);
-    }
+    requireIntegers('U-Net', { inChannels: [inChannels, 1], outChannels: [outChannels, 1], baseChannels: [b, 1] });
     const f = bilinear ? 2 : 1;
     this.inc = new DoubleConv(inChannels, b);
     this.down1 = new Down(b, 2 * b);
@@ -71,7 +69,7 @@ export class UNet extends Module implements Network {
     return this.config.outChannels;
   }
 
-  override children(): [string, Module][] {
+  override children(): [string, Module<any, any>][] {
     return (['inc', 'down1', 'down2', 'down3', 'down4', 'up1', 'up2', 'up3', 'up4', 'outc'] as const).map((k) => [k, this[k]]);
   }
 
@@ -80,11 +78,8 @@ export class UNet extends Module implements Network {
     return ['mask_values'];
   }
 
-  release(): void {
-    releaseDescendants(this);
-  }
-
-  forward(ctx: GPUContext, graph: Graph, x: TensorValue): TensorValue {
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    this.checkOptions(options, options.label ?? this.architecture);
     const [, h, w, c] = x.shape;
     if (c !== this.config.inChannels) {
       throw new InvalidInputError(`U-Net expects ${this.config.inChannels} image channel(s), got ${c}`);
@@ -94,16 +89,16 @@ export class UNet extends Module implements Network {
         `U-Net needs an image of at least ${UNET_MIN_SIZE}×${UNET_MIN_SIZE} (four 2× poolings), got ${w}×${h}`,
       );
     }
-    const x1 = this.inc.forward(ctx, graph, x, 'inc');
-    const x2 = this.down1.forward(ctx, graph, x1, 'down1');
-    const x3 = this.down2.forward(ctx, graph, x2, 'down2');
-    const x4 = this.down3.forward(ctx, graph, x3, 'down3');
-    const x5 = this.down4.forward(ctx, graph, x4, 'down4');
-    let y = this.up1.forward(ctx, graph, x5, x4, 'up1');
-    y = this.up2.forward(ctx, graph, y, x3, 'up2');
-    y = this.up3.forward(ctx, graph, y, x2, 'up3');
-    y = this.up4.forward(ctx, graph, y, x1, 'up4');
-    return this.outc.forward(ctx, graph, y, this.config.sigmoid ? { kind: 'sigmoid' } : undefined, 'outc');
+    const x1 = this.inc.forward(b, x, { label: 'inc' });
+    const x2 = this.down1.forward(b, x1, { label: 'down1' });
+    const x3 = this.down2.forward(b, x2, { label: 'down2' });
+    const x4 = this.down3.forward(b, x3, { label: 'down3' });
+    const x5 = this.down4.forward(b, x4, { label: 'down4' });
+    let y = this.up1.forward(b, [x5, x4], { label: 'up1' });
+    y = this.up2.forward(b, [y, x3], { label: 'up2' });
+    y = this.up3.forward(b, [y, x2], { label: 'up3' });
+    y = this.up4.forward(b, [y, x1], { label: 'up4' });
+    return this.outc.forward(b, y, { label: 'outc', epilogue: this.config.sigmoid ? { activation: { kind: 'sigmoid' } } : undefined });
   }
 }
 

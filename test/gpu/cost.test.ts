@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type GraphCost, graphCost, placedExtent, shareOf } from '../../src/gpu/cost';
-import { Graph, type TensorValue } from '../../src/gpu/graph';
+import { placedExtent, shareOf } from '../../src/gpu/cost';
+import { Graph, type GraphCost, graphCost, type TensorValue } from '../../src/gpu/graph';
 import { concatChannels } from '../../src/kernels/concat';
-import { conv2d, type Conv2dGeometry } from '../../src/kernels/conv2d';
+import { conv2d } from '../../src/kernels/conv2d';
+import type { Conv2dGeometry } from '../../src/kernels/conv2d-geometry';
 import { convTranspose2d } from '../../src/kernels/conv-transpose2d';
 import { binary } from '../../src/kernels/elementwise';
 import { crop2d, pad2d } from '../../src/kernels/pad';
@@ -10,7 +11,7 @@ import { applyGates, channelGate } from '../../src/kernels/gates';
 import { layerNorm } from '../../src/kernels/layernorm';
 import { maxPool2d } from '../../src/kernels/pool';
 import { windowAttention } from '../../src/kernels/window-attention';
-import { type Module, namedParameters } from '../../src/layers/module';
+import { type Module, foldBatchNorms, namedParameters } from '../../src/layers/module';
 import { DnCNN } from '../../src/models/dncnn';
 import { DnCNNVariant } from '../../src/models/dncnn-variants';
 import { MSRResNet } from '../../src/models/msrresnet';
@@ -22,6 +23,7 @@ import { SINSR, SINSR_ARCH7 } from '../../src/models/sinsr';
 import { SRResNet } from '../../src/models/srresnet';
 import { UNet } from '../../src/models/unet';
 import { getTestContext } from '../helpers/gpu';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 /**
  * Counted FLOPs and minimum bytes (src/gpu/cost.ts). Kernel cases compare with formulas written out here from
@@ -184,6 +186,7 @@ describe('graphCost and shareOf', () => {
 /** Every parameter set to the same harmless value: building a graph uploads weights but runs nothing. */
 function withWeights<N extends Module>(network: N): N {
   for (const [, p] of namedParameters(network)) p.data = new Float64Array(p.shape.reduce((a, b) => a * b, 1)).fill(0.5);
+  foldBatchNorms(network); // as loadStateDict does
   return network;
 }
 
@@ -191,7 +194,7 @@ async function costOf(network: Network, height: number, width: number): Promise<
   const ctx = await getTestContext();
   const graph = new Graph();
   const x: TensorValue = graph.input([1, height, width, network.inChannels], 'image');
-  graph.output(network.forward(ctx, graph, x));
+  graph.output(network.forward(new ForwardBuilder(ctx, graph), x));
   network.release();
   return { ...graphCost(graph), graph };
 }

@@ -7,7 +7,7 @@
 import type { GPUContext } from '../../src/gpu/context';
 import { loadStateDict } from '../../src/layers/module';
 import type { Network } from '../../src/models/network';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { readPth } from '../../src/weights/pth';
 import type { StateDict } from '../../src/weights/state-dict';
 import { readFixtureBytes, readFixtureF32, readFixtureJson } from './fixture-loader';

@@ -10,6 +10,7 @@ import { layerNormRef } from '../helpers/reference-norm';
 import { bilinearRef, maxPool2dRef, nearestRef, pixelShuffleRef, pixelUnshuffleRef, globalAvgPoolRef, runSpatial } from '../helpers/reference-spatial';
 import { AdaptiveAvgPool2d, MaxPool2d, PixelShuffle, PixelUnshuffle, Upsample } from '../../src/layers/spatial';
 import { BatchNorm2d } from '../../src/layers/batchnorm';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 /** A state_dict as PyTorch would name it, so the test also checks the layers' parameter names and shapes. */
 function stateDict(entries: Record<string, [number[], Float64Array]>): StateDict {
@@ -29,7 +30,7 @@ describe('layers with PyTorch parameter names', () => {
     const bn = new BatchNorm2d(c, 1e-4);
     loadStateDict(bn, stateDict({ weight: [[c], gamma], bias: [[c], beta], running_mean: [[c], mean], running_var: [[c], variance] }));
     const x = randomArray(n * c * h * w, 15);
-    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => bn.forward(ctx, g, t, { kind: 'relu' }));
+    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => bn.forward(new ForwardBuilder(ctx, g), t, { epilogue: { activation: { kind: 'relu' } } }));
     const ref = x.map((v, i) => {
       const ch = Math.floor(i / (h * w)) % c;
       return Math.max(0, ((v - mean[ch]) / Math.sqrt(variance[ch] + 1e-4)) * gamma[ch] + beta[ch]);
@@ -46,7 +47,7 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new Linear(cin, cout);
     loadStateDict(layer, stateDict({ weight: [[cout, cin], weight], bias: [[cout], bias] }));
     const x = randomArray(n * cin * h * w, 3);
-    const { y } = await runSpatial(x, [n, cin, h, w], (g, t) => layer.forward(ctx, g, t));
+    const { y } = await runSpatial(x, [n, cin, h, w], (g, t) => layer.forward(new ForwardBuilder(ctx, g), t));
     const ref = new Float64Array(n * cout * h * w);
     for (let b = 0; b < n; b++)
       for (let o = 0; o < cout; o++)
@@ -67,7 +68,7 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new LayerNorm(c);
     loadStateDict(layer, stateDict({ weight: [[c], weight], bias: [[c], bias] }));
     const x = randomArray(n * c * h * w, 6, 3);
-    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => layer.forward(ctx, g, t));
+    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => layer.forward(new ForwardBuilder(ctx, g), t));
     expect(relL2(y, layerNormRef(x, [n, c, h, w], weight, bias, 1e-5))).toBeLessThanOrEqual(1e-5);
     layer.release();
   });
@@ -77,7 +78,7 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new LayerNorm(8);
     loadStateDict(layer, stateDict({ weight: [[8], new Float64Array(8)], bias: [[8], new Float64Array(8)] }));
     const g = new Graph();
-    expect(() => layer.forward(ctx, g, g.input([1, 2, 2, 6]), 'norm1')).toThrow(/norm1: LayerNorm\(8\) got 6 channels/);
+    expect(() => layer.forward(new ForwardBuilder(ctx, g), g.input([1, 2, 2, 6]), { label: 'norm1' })).toThrow(/norm1: LayerNorm\(8\) got 6 channels/);
   });
 
   it('parameter-free modules dispatch the matching kernels', async () => {
@@ -93,7 +94,7 @@ describe('layers with PyTorch parameter names', () => {
       ['PixelUnshuffle(2)', new PixelUnshuffle(2), pixelUnshuffleRef(x, shape, 2)],
     ];
     for (const [name, module, ref] of cases) {
-      const { y } = await runSpatial(x, shape, (g, t) => module.forward(ctx, g, t));
+      const { y } = await runSpatial(x, shape, (g, t) => module.forward(new ForwardBuilder(ctx, g), t));
       expect(relL2(y, ref.y), name).toBeLessThanOrEqual(1e-5);
     }
   });

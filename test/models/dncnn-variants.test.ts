@@ -3,8 +3,7 @@ import { InvalidInputError } from '../../src/errors';
 import { BatchNorm2d } from '../../src/layers/batchnorm';
 import { loadStateDict } from '../../src/layers/module';
 import { DnCNNVariant, type DnCNNVariantConfig, recogniseDnCNNVariant } from '../../src/models/dncnn-variants';
-import type { KeyShapes } from '../../src/models/key-shapes';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { PyInstance } from '../../src/weights/py-instance';
 import { readTorchObject } from '../../src/weights/pth';
 import { readFixtureBytes } from '../helpers/fixture-loader';
@@ -123,8 +122,8 @@ describe('DnCNN variants: wrong channel counts and inconsistent checkpoints', ()
     it(`recogniser: ${what}`, async () => {
       const keys = await keyShapes(name);
       edit(keys);
-      expect(() => recogniseDnCNNVariant(keys as KeyShapes)).toThrow(InvalidInputError);
-      expect(() => recogniseDnCNNVariant(keys as KeyShapes)).toThrow(message);
+      expect(() => recogniseDnCNNVariant(keys)).toThrow(InvalidInputError);
+      expect(() => recogniseDnCNNVariant(keys)).toThrow(message);
     });
   }
 

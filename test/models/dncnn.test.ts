@@ -3,7 +3,7 @@ import { InvalidInputError, StateDictError } from '../../src/errors';
 import { loadStateDict } from '../../src/layers/module';
 import { DnCNN } from '../../src/models/dncnn';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { readPth } from '../../src/weights/pth';
 import { getTestContext } from '../helpers/gpu';
 import { DNCNN_FIXTURES, loadDnCNNFixture } from '../helpers/fixtures';

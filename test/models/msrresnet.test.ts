@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { loadStateDict } from '../../src/layers/module';
-import type { KeyShapes } from '../../src/models/key-shapes';
 import { MSRResNet, type MSRResNetConfig, recogniseMSRResNet } from '../../src/models/msrresnet';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { readTorchObject } from '../../src/weights/pth';
 import { readFixtureBytes } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
@@ -103,8 +102,8 @@ describe('MSRResNet: wrong channel counts and inconsistent checkpoints', () => {
     it(`recogniser: ${what}`, async () => {
       const keys = await keyShapes(name);
       edit(keys);
-      expect(() => recogniseMSRResNet(keys as KeyShapes)).toThrow(InvalidInputError);
-      expect(() => recogniseMSRResNet(keys as KeyShapes)).toThrow(message);
+      expect(() => recogniseMSRResNet(keys)).toThrow(InvalidInputError);
+      expect(() => recogniseMSRResNet(keys)).toThrow(message);
     });
   }
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { loadStateDict } from '../../src/layers/module';
 import { recogniseResNet34UNet, ResNet34UNet, type ResNet34UNetConfig } from '../../src/models/resnet34-unet';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { getTestContext } from '../helpers/gpu';
 import { relL2 } from '../helpers/random';
 import { loadUNetFixture, RESNET34_UNET_FIXTURES } from '../helpers/unet-fixtures';

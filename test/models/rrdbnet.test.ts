@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { type RRDBNetConfig, RRDBNet, recogniseRRDBNet, rrdbNetFromStateDict } from '../../src/models/rrdbnet';
 import { canonicaliseRRDBNetKeys, detectRRDBNetKeyScheme, type RRDBNetKeyScheme, toBasicSRKey } from '../../src/models/rrdbnet-keys';
 import { recogniseSINSR } from '../../src/models/sinsr';

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph } from '../../src/gpu/graph';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 import { ConvTransBlock } from '../../src/layers/conv-trans-block';
 import { loadStateDict } from '../../src/layers/module';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { recogniseSCUNet, SCUNet, SCUNET_GRAY, type SCUNetConfig } from '../../src/models/scunet';
 import { readPth } from '../../src/weights/pth';
 import type { StateDict } from '../../src/weights/state-dict';
@@ -78,7 +79,7 @@ describe('SCUNet structure', () => {
     // The reference's constructor-time rule: a stage at resolution <= 8 has only W blocks (body = 64/8).
     const small = new SCUNet({ ...SCUNET_GRAY, inputResolution: 64 });
     expect(small.stages.m_body.layers.map((b) => (b as ConvTransBlock).shifted)).toEqual([false, false, false, false]);
-    expect(small.stages.m_down3.layers.filter((m) => m instanceof ConvTransBlock).map((b) => (b as ConvTransBlock).shifted)).toEqual([
+    expect(small.stages.m_down3.layers.filter((m) => m instanceof ConvTransBlock).map((b) => b.shifted)).toEqual([
       false,
       true,
       false,
@@ -121,15 +122,15 @@ describe('recogniseSCUNet', () => {
     const missing = base();
     missing.delete('m_up2.3.trans_block.msa.linear.bias');
     expect(() => recogniseSCUNet(missing)).toThrow(InvalidInputError);
-    expect(() => recogniseSCUNet(missing)).toThrow(/missing m_up2\.3\.trans_block\.msa\.linear\.bias/);
+    expect(() => recogniseSCUNet(missing)).toThrow(/'m_up2\.3\.trans_block\.msa\.linear\.bias' is missing/);
 
     const shape = base();
     shape.get('m_body.1.trans_block.msa.relative_position_params')!.shape = [4, 15, 15];
-    expect(() => recogniseSCUNet(shape)).toThrow(/m_body\.1\.trans_block\.msa\.relative_position_params \[4, 15, 15\] \(expected \[8, 15, 15\]\)/);
+    expect(() => recogniseSCUNet(shape)).toThrow(/'m_body\.1\.trans_block\.msa\.relative_position_params' has shape \[4, 15, 15\], expected \[8, 15, 15\]/);
 
     const extra = base();
     extra.set('m_down1.4.bias', { shape: [128] });
-    expect(() => recogniseSCUNet(extra)).toThrow(/unexpected m_down1\.4\.bias/);
+    expect(() => recogniseSCUNet(extra)).toThrow(/'m_down1\.4\.bias' is unexpected/);
 
     const noHead = base();
     noHead.delete('m_head.0.weight');
@@ -161,6 +162,6 @@ describe('SCUNet input errors', () => {
     model.dispose();
     // The network itself refuses too, before any GPU work.
     const graph = new Graph();
-    expect(() => network.forward(ctx, graph, graph.input([1, 4, 5, 3]))).toThrow(InvalidInputError);
+    expect(() => network.forward(new ForwardBuilder(ctx, graph), graph.input([1, 4, 5, 3]))).toThrow(InvalidInputError);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { namedParameters } from '../../src/layers/module';
 import { networkFromStateDict } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { recogniseRRDBNet } from '../../src/models/rrdbnet';
 import { recogniseSINSR, SINSR, SINSR_ARCH7, SINSR_CBAM, type SINSRConfig, sinsrFromStateDict } from '../../src/models/sinsr';
 import type { StateDict } from '../../src/weights/state-dict';

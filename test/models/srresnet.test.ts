@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { loadStateDict } from '../../src/layers/module';
-import type { KeyShapes } from '../../src/models/key-shapes';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { recogniseSRResNet, SRResNet, type SRResNetConfig } from '../../src/models/srresnet';
 import { getTestContext } from '../helpers/gpu';
 import { loadNetworkFixture, runNetworkFixture } from '../helpers/network-fixtures';
@@ -109,8 +108,8 @@ describe('SRResNet: wrong channel counts and inconsistent checkpoints', () => {
     it(`recogniser: ${what}`, async () => {
       const keys = await keyShapes(name);
       edit(keys);
-      expect(() => recogniseSRResNet(keys as KeyShapes)).toThrow(InvalidInputError);
-      expect(() => recogniseSRResNet(keys as KeyShapes)).toThrow(message);
+      expect(() => recogniseSRResNet(keys)).toThrow(InvalidInputError);
+      expect(() => recogniseSRResNet(keys)).toThrow(message);
     });
   }
 });

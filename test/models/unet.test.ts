@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph } from '../../src/gpu/graph';
+import { ForwardBuilder } from '../../src/layers/forward-builder';
 import { loadStateDict } from '../../src/layers/module';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { recogniseUNet, UNet, type UNetConfig } from '../../src/models/unet';
 import { getTestContext } from '../helpers/gpu';
 import { relL2 } from '../helpers/random';
@@ -90,7 +91,7 @@ describe('milesial U-Net input errors', () => {
     const network = new UNet({ inChannels: 3, outChannels: 2, bilinear: false, baseChannels: 4, sigmoid: false });
     const ctx = await getTestContext();
     const g = new Graph();
-    expect(() => network.forward(ctx, g, g.input([1, 32, 32, 1]))).toThrow(/expects 3 image channel\(s\), got 1/);
+    expect(() => network.forward(new ForwardBuilder(ctx, g), g.input([1, 32, 32, 1]))).toThrow(/expects 3 image channel\(s\), got 1/);
   });
 
   it('rejects images smaller than 16×16', async () => {
