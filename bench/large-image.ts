@@ -37,7 +37,6 @@ for (let y = 0; y < height; y++) {
     data[y * width + x] = Math.round(Math.min(1, Math.max(0, clean + noise)) * 65535);
   }
 }
-const image = { width, height, channels: 1 as const, bitDepth: 16 as const, data };
 
 const ctx = await getDefaultContext();
 const model = await loadBuiltinModel('dncnn_25', { context: ctx });

@@ -228,7 +228,7 @@ async function bench(network: string, caseSize?: { width: number; height: number
         : `${network} ${size}: ${runtime} ${r.status}: ${r.reason}`,
     );
   }
-  const pair = (a: Runtime, b: Runtime) => (outputs[a] && outputs[b] ? relL2(outputs[a]!, outputs[b]!) : undefined);
+  const pair = (a: Runtime, b: Runtime) => (outputs[a] && outputs[b] ? relL2(outputs[a], outputs[b]) : undefined);
   result.agreement = { oursVsOrtWeb: pair('ours', 'ort-web'), oursVsOrtNode: pair('ours', 'ort-node'), ortWebVsOrtNode: pair('ort-web', 'ort-node') };
   const ours = result.runtimes.ours?.wallMs?.median;
   const web = result.runtimes['ort-web']?.wallMs?.median;

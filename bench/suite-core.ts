@@ -9,7 +9,7 @@ import { LimitExceededError, RestoreError } from '../src/errors';
 import type { GPUContext } from '../src/gpu/context';
 import { BufferUsage } from '../src/gpu/flags';
 import { architectureByName } from '../src/models/registry';
-import type { RestorationModel } from '../src/models/restoration-model';
+import type { RestorationModel } from '../src/runtime/restoration-model';
 import { type BenchEnvironment, defaultInputSize, NETWORKS, networkByKey, type NetworkSpec, pattern, SEED } from './networks';
 import { parameterCount } from './random-weights';
 import { fmt, fmtRange, markdownTable, parseSize } from './report';
@@ -172,7 +172,7 @@ export async function benchCase(
     if (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY') return { ...base, status: 'skipped', reason: e.message, input };
     return { ...base, status: 'failed', reason: e instanceof Error ? `${e.name}: ${e.message}` : String(e), input };
   } finally {
-    model?.dispose();
+    await model?.dispose();
   }
 }
 

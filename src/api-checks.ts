@@ -13,10 +13,10 @@ import {
   rule,
   STRING,
 } from './check-args';
-import { RUN_OPTION_FIELDS } from './check-run-options';
+import { RUN_OPTION_FIELDS } from './runtime/check-run-options';
 import { GPU_DEVICE, GPUContext } from './gpu/context';
 import { validateFloat, validateRaster } from './io/image';
-import { RestorationModel } from './models/restoration-model';
+import { RestorationModel } from './runtime/restoration-model';
 
 export const CONTEXT_CHOICE_FIELDS: Readonly<Record<string, ArgRule>> = {
   context: instanceOf(GPUContext),

@@ -10,7 +10,7 @@ import { InvalidInputError } from './errors';
 import { GPUContext } from './gpu/context';
 import type { FloatImage, RasterImage } from './io/image';
 import { type ArchitectureConfig, networkFromCheckpoint, networkFromStateDict } from './models/load';
-import { RestorationModel, type RunOptions } from './models/restoration-model';
+import { RestorationModel, type RunOptions } from './runtime/restoration-model';
 import { readCheckpoint } from './weights/checkpoint';
 
 /** What differs between Node and the browser: where a default device and the built-in weights come from. */
@@ -127,14 +127,14 @@ export function createApi(env: Environment) {
     checkOptionFields('loadBuiltinModel', choice, CONTEXT_CHOICE_FIELDS, 'choice');
     const ctx = await resolveContext(choice);
     let perCtx = builtinByContext.get(ctx);
-    if (!perCtx) builtinByContext.set(ctx, (perCtx = new Map()));
+    if (!perCtx) builtinByContext.set(ctx, (perCtx = new Map<BuiltinModelName, Promise<RestorationModel>>()));
     let model = perCtx.get(name);
     if (!model) {
       model = env
         .readBuiltinWeights(name)
         .then((bytes) => new RestorationModel(ctx, networkFromCheckpoint(bytes, { name }), name));
       perCtx.set(name, model);
-      model.catch(() => perCtx!.delete(name));
+      model.catch(() => perCtx.delete(name));
     }
     return model;
   }

@@ -43,12 +43,12 @@ import * as metrics from './io/metrics';
 import * as normalize from './io/normalize';
 import * as png from './io/png';
 import * as ssimCpu from './io/ssim';
-import * as gpuMetrics from './io/ssim-gpu';
+import * as gpuMetrics from './runtime/ssim-gpu';
 import * as tiff from './io/tiff';
 import * as tiffWrite from './io/tiff-write';
 import * as load from './models/load';
 import * as registry from './models/registry';
-import * as tiling from './models/tiling';
+import * as tiling from './runtime/tiling';
 import * as pth from './weights/pth';
 import * as safetensors from './weights/safetensors';
 
@@ -146,7 +146,7 @@ export const imageFromFile = guardedAsync('imageFromFile', browserImage.imageFro
   ['options', READ_IMAGE_OPTIONS], // and the browser-only fields, which the function reads itself
 ]);
 
-// io/info-bar, io/normalize, io/metrics, io/ssim, io/ssim-gpu
+// io/info-bar, io/normalize, io/metrics, io/ssim, runtime/ssim-gpu
 export const cropRows = guarded('cropRows', infoBar.cropRows, [
   ['image', ANY_RASTER],
   ['y0', INTEGER],

@@ -2,9 +2,10 @@
 export * from './errors';
 export { GPUContext, requestContext, type ContextOptions, type RequestContextOptions } from './gpu/context';
 export type { AdapterDescription } from './gpu/adapter-info';
-export { RestorationModel, type ModelInfo, type RunOptions, type RunStats } from './models/restoration-model';
+export { RestorationModel, type ModelInfo, type RunOptions, type RunStats } from './runtime/restoration-model';
 export { ARCHITECTURES, type Architecture, type Recognised } from './models/registry';
-export type { Tile, TilingSpec } from './models/tiling';
+export type { Tile, TilingSpec } from './runtime/tiling';
+export type { GpuMetricOptions } from './runtime/ssim-gpu';
 export { DnCNN, DNCNN_25, type DnCNNConfig } from './models/dncnn';
 export type { Network } from './models/network';
 export type { ArchitectureConfig } from './models/load';

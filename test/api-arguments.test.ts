@@ -4,7 +4,7 @@
  * a silent result. The checks come before any GPU work, so this file never loads Dawn (checked at the end).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRunOptions } from '../src/check-run-options';
+import { checkRunOptions } from '../src/runtime/check-run-options';
 import * as lib from '../src/node';
 import type { GPUContext } from '../src/gpu/context';
 import type { Network } from '../src/models/network';

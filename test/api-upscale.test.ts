@@ -41,7 +41,7 @@ describe('upscale() and loadModel() sources', () => {
     const dncnn = new URL('test/fixtures/dncnn/tiny_r_gray.pth', REPO).pathname;
     const gray = { width: 5, height: 4, channels: 1, data: new Float32Array(20) };
     await expect(upscale(gray, { context: ctx, weights: dncnn })).rejects.toThrow(/does not upscale \(scale 1\); use denoise/);
-    await expect(upscale(gray, { context: ctx } as never)).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(upscale(gray, { context: ctx })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
     await expect(loadModel('/no/such/file.pth', { context: ctx })).rejects.toMatchObject({ code: 'CHECKPOINT_FORMAT' });
   });
 });

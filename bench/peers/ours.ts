@@ -6,7 +6,7 @@
 import type { GPUContext } from '../../src/gpu/context';
 import type { FloatImage } from '../../src/io/image';
 import { architectureByName } from '../../src/models/registry';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { seededStateDict } from '../../test/helpers/seeded-weights';
 import type { ExportMeta } from './exports';
 import { type Timed, timeRuns } from './timing';

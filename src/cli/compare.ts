@@ -1,14 +1,14 @@
 /**
  * `webgpu-restore compare a b`: PSNR and SSIM between two images, as scikit-image and KAIR compute them
  * (src/io metrics). Images of different integer bit depths are compared on the common [0, 1] scale. Images of
- * more than GPU_MIN_PIXELS pixels are measured on the GPU (src/io/ssim-gpu.ts, same definitions, agreeing with
+ * more than GPU_MIN_PIXELS pixels are measured on the GPU (src/runtime/ssim-gpu.ts, same definitions, agreeing with
  * the float64 CPU versions to ~1e-6), falling back to the CPU when no device can be had.
  */
 import { InvalidInputError, RestoreError } from '../errors';
 import { type AnyRasterImage, type FloatImage, rasterToFloat } from '../io/image';
 import { psnr } from '../io/metrics';
 import { ssim } from '../io/ssim';
-import { psnrGpu, ssimGpu } from '../io/ssim-gpu';
+import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
 import type { GPUContext } from '../gpu/context';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';

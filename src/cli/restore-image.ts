@@ -20,7 +20,7 @@ import {
 import { pasteInfoBar, splitInfoBar } from '../io/info-bar';
 import type { PercentileRange } from '../io/normalize';
 import type { ValueRange } from '../models/registry';
-import type { RestorationModel } from '../models/restoration-model';
+import type { RestorationModel } from '../runtime/restoration-model';
 
 /** Options handed to every model run (see RestorationModel's RunOptions). */
 export interface RunOptions {

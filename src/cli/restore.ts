@@ -11,7 +11,7 @@ import { RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { formatFromFileName, writeImage } from '../io/formats';
 import type { AnyRasterImage } from '../io/image';
-import { RestorationModel } from '../models/restoration-model';
+import { RestorationModel } from '../runtime/restoration-model';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
 import { integerInRange, parseCommandArgs, percentileRange } from './args';

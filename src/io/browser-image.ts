@@ -158,7 +158,7 @@ type Context2D = CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D;
 
 function scratchContext(width: number, height: number, what: string): Context2D {
   const settings: CanvasRenderingContext2DSettings = { colorSpace: 'srgb', willReadFrequently: true };
-  let g: Context2D | null = null;
+  let g: Context2D | null;
   if (typeof OffscreenCanvas === 'function') {
     g = new OffscreenCanvas(width, height).getContext('2d', settings);
   } else if (typeof document !== 'undefined') {
@@ -189,7 +189,7 @@ function scratchContext(width: number, height: number, what: string): Context2D 
  */
 export async function imagesFromFile(file: Blob, options: ImageFromFileOptions = {}): Promise<BrowserDecodedImageFile> {
   alphaPolicy(options);
-  if (file === null || typeof file !== 'object' || typeof (file as Blob).arrayBuffer !== 'function') {
+  if (file === null || typeof file !== 'object' || typeof (file).arrayBuffer !== 'function') {
     throw new InvalidInputError('imagesFromFile: expected a File or Blob');
   }
   const name = options.name ?? fileName(file);

@@ -291,7 +291,7 @@ export function copyAlpha<T extends AnyRasterImage>(source: AnyRasterImage, targ
         ' (an upscaled output needs its alpha resized first)',
     );
   }
-  return { ...target, alpha: convertAlpha(source.alpha, source.bitDepth, target.bitDepth) } as T;
+  return { ...target, alpha: convertAlpha(source.alpha, source.bitDepth, target.bitDepth) };
 }
 
 /** Returns the image without its alpha plane (the same object when it has none). */
@@ -344,7 +344,7 @@ export function toGray(img: AnyRasterImage | FloatImage): AnyRasterImage | Float
   if (img.bitDepth === 32) {
     const out = new Float32Array(plane);
     for (let i = 0, j = 0; i < plane; i++, j += 3) out[i] = wr * d[j] + wg * d[j + 1] + wb * d[j + 2];
-    return { width: img.width, height: img.height, channels: 1, bitDepth: 32, data: out, ...alpha } as Float32RasterImage;
+    return { width: img.width, height: img.height, channels: 1, bitDepth: 32, data: out, ...alpha };
   }
   const [kr, kg, kb] = PIL_L24;
   const out = img.bitDepth === 16 ? new Uint16Array(plane) : new Uint8Array(plane);

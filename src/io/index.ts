@@ -59,7 +59,6 @@ export {
 } from './normalize';
 export { maxAbsDiff, mse, psnr, relativeL2, type MetricImage, type PsnrOptions } from './metrics';
 export { gaussianWeights, ssim, type SsimOptions } from './ssim';
-export { psnrGpu, ssimGpu, type GpuMetricOptions } from './ssim-gpu';
 export { addGaussianNoise, createRng, type Rng } from './noise';
 export {
   imageFromBitmap,

@@ -156,8 +156,8 @@ export function infoBarFromRows(image: AnyRasterImage, rows: number): InfoBar {
 export function cropRows<T extends AnyRasterImage>(image: T, y0: number, y1: number): T {
   const { width, channels } = image;
   const out = { ...image, height: y1 - y0, data: image.data.slice(y0 * width * channels, y1 * width * channels) };
-  if (image.alpha !== undefined) out.alpha = image.alpha.slice(y0 * width, y1 * width) as never;
-  return out as T;
+  if (image.alpha !== undefined) out.alpha = image.alpha.slice(y0 * width, y1 * width);
+  return out;
 }
 
 export interface SplitImage<T extends AnyRasterImage> {
@@ -208,14 +208,14 @@ export function pasteInfoBar<T extends AnyRasterImage>(content: T, bar: AnyRaste
     );
   }
   const data = new (content.data.constructor as Uint8ArrayConstructor)(content.data.length + bar.data.length);
-  data.set(content.data as Uint8Array);
-  data.set(bar.data as Uint8Array, content.data.length);
+  data.set(content.data);
+  data.set(bar.data, content.data.length);
   const out = { ...content, height: content.height + bar.height, data } as AnyRasterImage;
   if (content.alpha !== undefined && bar.alpha !== undefined) {
     const alpha = new (content.alpha.constructor as Uint8ArrayConstructor)(content.alpha.length + bar.alpha.length);
-    alpha.set(content.alpha as Uint8Array);
-    alpha.set(bar.alpha as Uint8Array, content.alpha.length);
-    out.alpha = alpha as never;
+    alpha.set(content.alpha);
+    alpha.set(bar.alpha, content.alpha.length);
+    out.alpha = alpha;
   }
   return out as T;
 }

@@ -29,11 +29,19 @@ export function percentiles(values: ArrayLike<number>, ps: readonly number[]): n
       throw new InvalidInputError(`percentile: p must be in [0, 100], got ${String(p)}`);
     }
   }
-  const sorted = Float64Array.from(values as ArrayLike<number>);
+  const sorted = Float64Array.from(values);
   for (let i = 0; i < n; i++) {
     if (Number.isNaN(sorted[i])) throw new InvalidInputError(`percentile: value ${i} is NaN`);
   }
   sorted.sort();
+  return percentilesOfSorted(n, (rank) => sorted[rank], ps);
+}
+
+/**
+ * The percentiles (0..100, already checked) of `n` values known in ascending order only through `at(rank)`:
+ * {@link percentiles} after its sort, and a histogram's cumulative counts for integer images (runtime).
+ */
+export function percentilesOfSorted(n: number, at: (rank: number) => number, ps: readonly number[]): number[] {
   return ps.map((p) => {
     // NumPy ('linear'): virtual index (n - 1) * q with q = p / 100, then a lerp evaluated from the nearer end
     // (b - (b - a)(1 - t) when t >= 0.5), so the result is exact at both ends.
@@ -43,8 +51,8 @@ export function percentiles(values: ArrayLike<number>, ps: readonly number[]): n
     const lo = Math.floor(clamped);
     const hi = Math.min(lo + 1, n - 1);
     const t = clamped - lo;
-    const a = sorted[lo];
-    const b = sorted[hi];
+    const a = at(lo);
+    const b = at(hi);
     const d = b - a;
     return t >= 0.5 ? b - d * (1 - t) : a + d * t;
   });
@@ -175,40 +183,55 @@ export function checkPercentileRange(value: unknown, option = 'normalize'): Perc
   return { low, high };
 }
 
+/** The per-channel affine map `v ↦ (v − low) / scale` (normalising) or `v ↦ v · scale + low` (back). */
+export interface ChannelAffine {
+  low: number[];
+  scale: number[];
+}
+
 /**
- * The normalisation of a model run (`RunOptions.normalize`): the input's own percentiles map to [0, 1]
- * (or [-1, 1] for networks trained on that range) before the network, and `invert` maps the network's output
- * back to the input's intensities. Statistics cover the whole image given, which is the region the model
- * processes (an SEM info bar is split off before, so it never enters them). Per channel when the network keeps
- * the channel count, as CSBDeep does; otherwise one range over all channels serves every output channel.
+ * The normalisation of a model run (`RunOptions.normalize`), as per-channel maps that the runtime folds into
+ * its conversion to and from the network's layout: the input's own percentiles map to [0, 1] (then to [-1, 1]
+ * for `symmetric` networks, `v ↦ 2v − 1`) before the network; the output goes back through `(v + 1) / 2` (symmetric
+ * networks) and `v · scale + low` to the input's intensities. Every step is rounded to float32, as the float arrays
+ * of {@link percentileNormalize} and {@link percentileDenormalize} store it.
+ *
+ * Statistics cover the whole image given, which is the region the model processes (an SEM info bar is split off
+ * before, so it never enters them); `percentilesOf(c, ps)` gives those of channel `c`, or of all channels together
+ * for `c = 'all'`. Per channel when the network keeps the channel count, as CSBDeep does; otherwise one range over
+ * all channels serves every output channel.
  *
  * @throws InvalidInputError when a channel's two percentiles are equal (a flat image: the map would blow the
  *   remaining values up by 1/eps).
  */
-export function normalizeForRun(
-  image: FloatImage,
+export function runNormalization(
+  channels: number,
   option: PercentileRange,
   network: { outChannels: number; symmetric: boolean },
-): { image: FloatImage; invert: (output: FloatImage) => FloatImage } {
+  percentilesOf: (channel: number | 'all', ps: readonly number[]) => number[],
+): { input: ChannelAffine; output: ChannelAffine; symmetric: boolean } {
   const { low, high } = checkPercentileRange(option);
-  const perChannel = network.outChannels === image.channels;
-  const { image: normalized, range } = percentileNormalize(image, { pLow: low, pHigh: high, perChannel });
-  range.low.forEach((lo, c) => {
-    if (!(range.high[c] > lo)) {
+  const perChannel = network.outChannels === channels;
+  const eps = 1e-20; // percentileNormalize's default
+  const lows: number[] = [];
+  const highs: number[] = [];
+  const all = perChannel ? undefined : percentilesOf('all', [low, high]);
+  for (let c = 0; c < channels; c++) {
+    const [lo, hi] = all ?? percentilesOf(c, [low, high]);
+    lows.push(lo);
+    highs.push(hi);
+  }
+  lows.forEach((lo, c) => {
+    if (!(highs[c] > lo)) {
       throw new InvalidInputError(
         `normalize: the ${low} and ${high} percentiles of ${perChannel ? `channel ${c}` : 'the image'} are both ${lo}; ` +
           'choose percentiles further apart (or leave normalisation off)',
       );
     }
   });
-  const data = normalized.data;
-  if (network.symmetric) for (let i = 0; i < data.length; i++) data[i] = 2 * data[i] - 1;
-  const outRange: NormalizationRange = perChannel
-    ? range
-    : { low: new Array(network.outChannels).fill(range.low[0]), high: new Array(network.outChannels).fill(range.high[0]), eps: range.eps };
-  const invert = (output: FloatImage): FloatImage => {
-    if (!network.symmetric) return percentileDenormalize(output, outRange);
-    return percentileDenormalize({ ...output, data: output.data.map((v) => (v + 1) / 2) }, outRange);
-  };
-  return { image: normalized, invert };
+  const input = { low: lows, scale: lows.map((lo, c) => highs[c] - lo + eps) };
+  const output = perChannel
+    ? input
+    : { low: new Array<number>(network.outChannels).fill(lows[0]), scale: new Array<number>(network.outChannels).fill(highs[0] - lows[0] + eps) };
+  return { input, output, symmetric: network.symmetric };
 }

@@ -16,7 +16,7 @@
  * SSIMs (skimage with `channel_axis`, KAIR for RGB).
  */
 import { InvalidInputError } from '../errors';
-import { type AnyRasterImage, type FloatImage, isAnyRaster } from './image';
+import { isAnyRaster } from './image';
 import { type MetricImage, checkImagePair } from './metrics';
 
 export interface SsimOptions {
@@ -49,10 +49,10 @@ function channelPlane(img: MetricImage, c: number): Float64Array {
   const n = img.width * img.height;
   const out = new Float64Array(n);
   if (isAnyRaster(img)) {
-    const { data, channels } = img as AnyRasterImage;
+    const { data, channels } = img;
     for (let i = 0, j = c; i < n; i++, j += channels) out[i] = data[j];
   } else {
-    const { data } = img as FloatImage;
+    const { data } = img;
     for (let i = 0; i < n; i++) out[i] = data[c * n + i];
   }
   return out;

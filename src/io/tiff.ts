@@ -224,7 +224,7 @@ class Reader {
       case TYPE.UNDEFINED:
         return bytes.slice(at, at + count);
       default: {
-        const out: number[] = new Array(type === TYPE.RATIONAL || type === TYPE.SRATIONAL ? 2 * count : count);
+        const out: number[] = new Array<number>(type === TYPE.RATIONAL || type === TYPE.SRATIONAL ? 2 * count : count);
         for (let i = 0; i < out.length; i++) {
           switch (type) {
             case TYPE.SBYTE:
@@ -439,13 +439,13 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
   let alpha: SampleArray | undefined;
   if (extra === 1) {
     metadata.extraSampleType = (numbers(entries, TAG.ExtraSamples) ?? [0])[0];
-    alpha = new (samples.constructor as Uint8ArrayConstructor)(n) as SampleArray;
+    alpha = new (samples.constructor as Uint8ArrayConstructor)(n);
     for (let i = 0, j = colorSamples; i < n; i++, j += spp) alpha[i] = samples[j];
   }
   let color: SampleArray;
   if (extra === 0) color = samples;
   else {
-    color = new (samples.constructor as Uint8ArrayConstructor)(n * colorSamples) as SampleArray;
+    color = new (samples.constructor as Uint8ArrayConstructor)(n * colorSamples);
     for (let i = 0, j = 0, o = 0; i < n; i++, j += spp) for (let c = 0; c < colorSamples; c++) color[o++] = samples[j + c];
   }
 
@@ -479,7 +479,7 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
   }
   const bitDepth = float ? 32 : bits === 16 ? 16 : 8;
   const image = { width, height, channels: colorSamples as 1 | 3, bitDepth, data: color } as AnyRasterImage;
-  if (alpha !== undefined) image.alpha = alpha as never;
+  if (alpha !== undefined) image.alpha = alpha;
   return { image, metadata };
 }
 
@@ -579,7 +579,7 @@ function readSamples(r: Reader, L: Layout, fail: (msg: string) => never, prefix:
           } else {
             const dst = (yy * width + x0) * spp;
             const count = validCols * spp;
-            if (src.length === count && dst + count <= out.length) (out as Uint8Array).set(src as Uint8Array, dst);
+            if (src.length === count && dst + count <= out.length) (out as Uint8Array).set(src, dst);
             else for (let i = 0; i < count; i++) out[dst + i] = src[i];
           }
         }

@@ -10,7 +10,7 @@ import { maxAbsDiff, psnr } from '../../src/io/metrics';
 import { decodePng, encodePng } from '../../src/io/png';
 import { decodeTiff } from '../../src/io/tiff';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { getTestContext } from '../helpers/gpu';
 import { type BrowserPage, openPage } from './chromium';
 import { checkBundle, REPO_ROOT } from './harness';
@@ -47,9 +47,9 @@ function crop<T extends AnyRasterImage>(img: T, x0: number, y0: number, x1: numb
   const w = x1 - x0;
   const data = new (img.data.constructor as Uint8ArrayConstructor)(w * (y1 - y0) * c);
   for (let y = 0; y < y1 - y0; y++) {
-    data.set(rows.data.subarray((y * img.width + x0) * c, (y * img.width + x1) * c) as Uint8Array, y * w * c);
+    data.set(rows.data.subarray((y * img.width + x0) * c, (y * img.width + x1) * c), y * w * c);
   }
-  return { ...rows, width: w, data } as T;
+  return { ...rows, width: w, data };
 }
 
 /** The built-in DnCNN σ=25 in Node (Dawn), loaded from the same file the page fetches. */
@@ -127,7 +127,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  nodeModel?.dispose();
+  await nodeModel?.dispose();
   await demo?.close();
   await server?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { DNCNN_FIXTURES, loadDnCNNFixture } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
 import { relL2 } from '../helpers/random';

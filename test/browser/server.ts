@@ -71,9 +71,8 @@ export async function serveStatic(options: ServeOptions): Promise<StaticServer> 
     }
     // A folder URL serves its index.html (the demo opens at /demo/).
     if (pathname.endsWith('/')) pathname += 'index.html';
-    let file: string | undefined;
     const mount = mounts.find(([prefix]) => pathname.startsWith(prefix));
-    file = mount ? inside(mount[1], pathname.slice(mount[0].length)) : inside(root, pathname);
+    const file = mount ? inside(mount[1], pathname.slice(mount[0].length)) : inside(root, pathname);
     if (!file) return fail(403, 'outside the served folder');
     let size: number;
     try {

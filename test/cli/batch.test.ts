@@ -11,7 +11,7 @@ import type { RasterImage } from '../../src/io/image';
 import { decodeTiff } from '../../src/io/tiff';
 import { encodeTiff } from '../../src/io/tiff-write';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { writeSafetensors } from '../../src/weights/safetensors';
 import { readFixtureF32, readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';

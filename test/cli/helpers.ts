@@ -104,7 +104,7 @@ export function writePng(path: string, image: RasterImage): string {
 
 export function readPng(path: string): RasterImage {
   expect(existsSync(path), `${path} was written`).toBe(true);
-  return decodePng(new Uint8Array(readFileSync(path)), path) as RasterImage;
+  return decodePng(new Uint8Array(readFileSync(path)), path);
 }
 
 /** The bit depth stored in the PNG header (IHDR byte 24), independent of our decoder. */
@@ -114,7 +114,7 @@ export function headerBitDepth(path: string): number {
 
 /** A 24×20 crop of the noisy Set12 sample (8-bit gray): real image content, small enough for lavapipe. */
 export function sampleCrop(x0 = 100, y0 = 80, w = 24, h = 20): RasterImage {
-  const src = decodePng(new Uint8Array(readFileSync(join(ROOT, 'samples', 'set12-01-noisy25.png'))), 'sample') as RasterImage;
+  const src = decodePng(new Uint8Array(readFileSync(join(ROOT, 'samples', 'set12-01-noisy25.png'))), 'sample');
   expect(src.channels).toBe(1);
   const data = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[y * w + x] = src.data[(y0 + y) * src.width + x0 + x];

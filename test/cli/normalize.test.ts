@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restoreImage } from '../../src/cli/restore-image';
 import type { RasterImage } from '../../src/io/image';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { getTestContext } from '../helpers/gpu';
 import { seededRandom } from '../helpers/random';
 import { cli, expectCleanFailure, expectSuccess, FIXTURE, readPng, requireBuiltCli, tempDir, writePng } from './helpers';

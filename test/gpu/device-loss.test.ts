@@ -6,7 +6,7 @@ import type { GPUContext } from '../../src/gpu/context';
 import { createNodeContext } from '../../src/gpu/node-gpu';
 import type { RasterImage } from '../../src/io/image';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { loadDnCNNFixture, REPO } from '../helpers/fixtures';
 import { randomArray } from '../helpers/random';
 

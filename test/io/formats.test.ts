@@ -12,7 +12,7 @@ import { pseudoRandomSamples } from './helpers';
 
 function makeImage(channels: 1 | 3, bitDepth: 8 | 16 | 32, alpha: boolean, seed: number, width = 13, height = 7): AnyRasterImage {
   const img = { width, height, channels, bitDepth, data: pseudoRandomSamples(width * height * channels, bitDepth, seed) } as AnyRasterImage;
-  if (alpha) img.alpha = pseudoRandomSamples(width * height, bitDepth, seed + 100) as never;
+  if (alpha) img.alpha = pseudoRandomSamples(width * height, bitDepth, seed + 100);
   return img;
 }
 

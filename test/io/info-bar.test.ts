@@ -68,7 +68,7 @@ describe('Zeiss SEM data bar', () => {
     const { width, height } = image;
     const u16: AnyRasterImage = { width, height, channels: 1, bitDepth: 16, data: Uint16Array.from(image.data, (v) => v * 257) };
     const f32: AnyRasterImage = { width, height, channels: 1, bitDepth: 32, data: Float32Array.from(image.data, (v) => v / 255 - 0.1) };
-    for (const img of [u16, f32, toRgb(image as RasterImage)]) expect(detectInfoBar(img)?.top).toBe(690);
+    for (const img of [u16, f32, toRgb(image)]) expect(detectInfoBar(img)?.top).toBe(690);
   });
 });
 
@@ -110,7 +110,7 @@ describe('an FEI-style bar appended below the scan (black, white text)', () => {
     }
     bar.fill(255, 100 * w + 40, 100 * w + 240);
     const data = new Uint8Array(img.data.length + bar.length);
-    data.set(img.data as Uint8Array);
+    data.set(img.data);
     data.set(bar, img.data.length);
     return { ...img, height: img.height + rows, data };
   }

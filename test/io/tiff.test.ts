@@ -42,7 +42,7 @@ function makeImage(width: number, height: number, channels: 1 | 3, bitDepth: 8 |
     bitDepth,
     data: pseudoRandomSamples(width * height * channels, bitDepth, seed),
   } as AnyRasterImage;
-  if (alpha) img.alpha = pseudoRandomSamples(width * height, bitDepth, seed + 1) as never;
+  if (alpha) img.alpha = pseudoRandomSamples(width * height, bitDepth, seed + 1);
   return img;
 }
 

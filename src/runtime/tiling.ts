@@ -14,7 +14,7 @@
  * with feathered weights (tile-blend.ts) instead of pasted.
  */
 import { InvalidInputError } from '../errors';
-import type { Network } from './network';
+import type { Network } from '../models/network';
 
 export interface TilingSpec {
   /** Window origins are multiples of this (in input pixels): the network's total stride. */
@@ -72,7 +72,7 @@ export function planTiles(width: number, height: number, coreSize: number, spec:
 }
 
 interface Configured {
-  config?: Record<string, any>;
+  config?: Record<string, number>;
 }
 
 /**

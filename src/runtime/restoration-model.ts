@@ -1,12 +1,23 @@
-import { checkRunOptions } from '../check-run-options';
 import { AbortedError, DisposedError, InvalidInputError, LimitExceededError, RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { Graph } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw } from '../gpu/tensor';
-import { type FloatImage, floatToRaster, type RasterImage, rasterToFloat, validateFloat, validateRaster } from '../io/image';
-import { normalizeForRun, type PercentileRange } from '../io/normalize';
-import type { Network } from './network';
+import { type FloatImage, type RasterImage, validateFloat, validateRaster } from '../io/image';
+import { type PercentileRange, runNormalization } from '../io/normalize';
+import { ForwardBuilder } from '../layers/forward-builder';
+import type { Network } from '../models/network';
+import { checkRunOptions } from './check-run-options';
+import {
+  FloatInput,
+  FloatOutput,
+  floatPercentiles,
+  type InputSource,
+  type Normalization,
+  type OutputSink,
+  RasterInput,
+  RasterOutput,
+  rasterPercentiles,
+} from './layout';
 import { PlanCache } from './plan-cache';
 import { FeatherBlender } from './tile-blend';
 import { planTiles, type Tile, tilingFor } from './tiling';
@@ -63,33 +74,6 @@ function checkAborted(signal: AbortSignal | undefined, name: string): void {
   if (signal?.aborted) throw new AbortedError(`running model '${name}'`, { cause: signal.reason });
 }
 
-/** Rows [y0, y1) and columns [x0, x1) of a planar CHW image. */
-function cropChw(data: Float32Array, c: number, h: number, w: number, y0: number, y1: number, x0: number, x1: number): Float32Array {
-  const tw = x1 - x0;
-  const th = y1 - y0;
-  const out = new Float32Array(c * th * tw);
-  for (let ch = 0; ch < c; ch++) {
-    for (let y = 0; y < th; y++) {
-      const src = (ch * h + y0 + y) * w + x0;
-      out.set(data.subarray(src, src + tw), (ch * th + y) * tw);
-    }
-  }
-  return out;
-}
-
-/** Copies a rows × cols block at (sy, sx) of a CHW tile into (dy, dx) of a CHW image. */
-function pasteChw(
-  dst: Float32Array, dh: number, dw: number, src: Float32Array, sh: number, sw: number, c: number,
-  sy: number, sx: number, dy: number, dx: number, rows: number, cols: number,
-): void {
-  for (let ch = 0; ch < c; ch++) {
-    for (let y = 0; y < rows; y++) {
-      const from = (ch * sh + sy + y) * sw + sx;
-      dst.set(src.subarray(from, from + cols), (ch * dh + dy + y) * dw + dx);
-    }
-  }
-}
-
 function costOf(plan: Plan): { flops: number; bytes: number } {
   const { flops, bytes } = plan.cost;
   return { flops, bytes };
@@ -97,13 +81,37 @@ function costOf(plan: Plan): { flops: number; bytes: number } {
 
 /** Idle plans kept per input shape; older ones are disposed (their buffers go back to the pool). */
 const MAX_CACHED_PLANS = 4;
+/** Graphs kept per input shape (a tile shape's plan compiles again from its graph on the next tiled run). */
+const MAX_CACHED_GRAPHS = 16;
+/** Activation estimates kept per input shape. */
+const MAX_CACHED_ESTIMATES = 256;
+
+/** Makes the output of a run in the caller's layout, given the output image's size. */
+type OutputFor<T> = (width: number, height: number, channels: number) => OutputSink<T>;
+
+/** Puts `key` last in a map used as a least-recently-used list of at most `capacity` entries. */
+function remember<V>(map: Map<string, V>, key: string, value: V, capacity: number): V {
+  map.delete(key);
+  map.set(key, value);
+  for (const oldest of map.keys()) {
+    if (map.size <= capacity) break;
+    map.delete(oldest);
+  }
+  return value;
+}
 
 /**
  * A network bound to a GPU context. It compiles a plan per input shape on first use (pipelines, buffers,
- * bind groups), then each run only uploads, dispatches and reads back. Inputs are checked before any GPU work.
+ * bind groups), then each run only converts, uploads, dispatches, reads back and converts back (layout.ts: one
+ * pass each way). Inputs are checked before any GPU work. A shape seen before builds no graph again: its graph
+ * and activation estimate are kept, and its plan while it is among the last few used.
  */
 export class RestorationModel {
   private readonly plans = new PlanCache(MAX_CACHED_PLANS, (height, width) => this.compile(height, width));
+  /** Graphs by input shape `${height}x${width}`, least recently used first. */
+  private readonly graphs = new Map<string, Graph>();
+  /** Activation bytes of a whole-image plan by input shape, least recently used first. */
+  private readonly estimates = new Map<string, number>();
   /** Calls that have started and not settled: dispose() releases the weights only after them. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private disposed = false;
@@ -125,12 +133,17 @@ export class RestorationModel {
     checkRunOptions('run', options);
     validateRaster(image);
     this.checkChannels(image.channels, image.bitDepth === 16 ? '16-bit image' : 'image');
-    const symmetric = this.network.valueRange === 'symmetric';
-    const input = rasterToFloat(image);
-    if (symmetric) input.data = input.data.map((v) => 2 * v - 1);
-    const out = await this.runFloat(input, options);
-    if (symmetric) out.image.data = out.image.data.map((v) => (v + 1) / 2);
-    return floatToRaster(out.image, image.bitDepth);
+    return this.track(async () => {
+      this.throwIfDisposed();
+      checkAborted(options.signal, this.name);
+      // Codes map to [0, 1] ([-1, 1] for symmetric networks), then through the normalisation if asked, on the
+      // way into the network's layout; the output comes back the same way (layout.ts).
+      const symmetric = this.network.valueRange === 'symmetric';
+      const norm = this.normalization(image.channels, options.normalize, () => rasterPercentiles(image, symmetric));
+      const input = new RasterInput(image, symmetric, norm);
+      const out = await this.runNetwork(input, (w, h, c) => new RasterOutput(w, h, c, image.bitDepth, symmetric, norm), options);
+      return out.output.finish();
+    });
   }
 
   /**
@@ -147,49 +160,66 @@ export class RestorationModel {
     checkRunOptions('runFloat', options);
     validateFloat(image);
     this.checkChannels(image.channels, 'image');
-    const bad = image.data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
+    const data = image.data;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i])) continue;
       const plane = image.width * image.height;
-      const c = Math.floor(bad / plane);
-      const y = Math.floor((bad % plane) / image.width);
-      const x = bad % image.width;
-      throw new InvalidInputError(`input has a non-finite value (${image.data[bad]}) at channel ${c}, row ${y}, column ${x}`);
+      const c = Math.floor(i / plane);
+      const y = Math.floor((i % plane) / image.width);
+      const x = i % image.width;
+      throw new InvalidInputError(`input has a non-finite value (${data[i]}) at channel ${c}, row ${y}, column ${x}`);
     }
     checkAborted(options.signal, this.name);
-    if (options.normalize === undefined) return this.runNetwork(image, options);
-    // Statistics over the whole image, before any tiling, so that every tile sees the same map.
-    const symmetric = this.network.valueRange === 'symmetric';
-    const normalized = normalizeForRun(image, options.normalize, { outChannels: this.network.outChannels, symmetric });
-    const out = await this.runNetwork(normalized.image, options);
-    return { image: normalized.invert(out.image), stats: out.stats };
+    const norm = this.normalization(image.channels, options.normalize, () => floatPercentiles(image));
+    const out = await this.runNetwork(new FloatInput(image, norm), (w, h, c) => new FloatOutput(w, h, c, norm), options);
+    return { image: out.output.finish(), stats: out.stats };
+  }
+
+  /**
+   * The maps of `RunOptions.normalize` (io/normalize.ts): statistics over the whole image, before any tiling, so
+   * that every tile sees the same map.
+   */
+  private normalization(
+    channels: number,
+    option: PercentileRange | undefined,
+    percentilesOf: () => (channel: number | 'all', ps: readonly number[]) => number[],
+  ): Normalization | undefined {
+    if (option === undefined) return undefined;
+    const network = { outChannels: this.network.outChannels, symmetric: this.network.valueRange === 'symmetric' };
+    return runNormalization(channels, option, network, percentilesOf());
   }
 
   /** The network on a checked image: whole, or in tiles when it is too large (or `tileSize` says so). */
-  private async runNetwork(image: FloatImage, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
-    if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(image, options.tileSize, options);
+  private async runNetwork<T>(input: InputSource, output: OutputFor<T>, options: RunOptions): Promise<{ output: OutputSink<T>; stats: RunStats }> {
+    if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(input, output, options.tileSize, options);
     const budget = options.maxActivationBytes ?? DEFAULT_ACTIVATION_BUDGET;
-    if (options.tileSize === undefined && this.estimateBytes(image.height, image.width) > budget) {
-      return this.runTiledShrinking(image, this.autoTileSize(image, budget), options);
+    if (options.tileSize === undefined && this.estimateBytes(input.height, input.width) > budget) {
+      return this.runTiledShrinking(input, output, this.autoTileSize(input, budget), options);
     }
     try {
-      const result = await this.runWhole(image);
+      const result = await this.runWhole(input, output);
       options.onProgress?.({ done: 1, total: 1 });
       return result;
     } catch (e) {
       // A device that cannot hold the whole image (a limit, or out of memory) gets tiles, unless told not to.
       const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
-      if (!tooBig || options.tileSize === 0 || Math.max(image.width, image.height) <= MIN_AUTO_TILE) throw e;
+      if (!tooBig || options.tileSize === 0 || Math.max(input.width, input.height) <= MIN_AUTO_TILE) throw e;
       // A plan that compiled but could not run must not keep its activation buffers while the tiles run.
-      this.plans.drop(image.height, image.width);
-      return this.runTiledShrinking(image, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(image.width, image.height) / 2)), options);
+      this.plans.drop(input.height, input.width);
+      return this.runTiledShrinking(input, output, Math.max(MIN_AUTO_TILE, Math.floor(Math.max(input.width, input.height) / 2)), options);
     }
   }
 
   /** Automatic tiles: when the device refuses a tile size (a limit, or out of memory), halve it and start over. */
-  private async runTiledShrinking(image: FloatImage, tileSize: number, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
+  private async runTiledShrinking<T>(
+    input: InputSource,
+    output: OutputFor<T>,
+    tileSize: number,
+    options: RunOptions,
+  ): Promise<{ output: OutputSink<T>; stats: RunStats }> {
     for (let size = tileSize; ; size = Math.floor(size / 2)) {
       try {
-        return await this.runTiled(image, size, options);
+        return await this.runTiled(input, output, size, options);
       } catch (e) {
         const tooBig = e instanceof LimitExceededError || (e instanceof RestoreError && e.code === 'GPU_OUT_OF_MEMORY');
         if (!tooBig || size / 2 < MIN_AUTO_TILE) throw e;
@@ -197,28 +227,32 @@ export class RestorationModel {
     }
   }
 
-  private runWhole(image: FloatImage): Promise<{ image: FloatImage; stats: RunStats }> {
-    return this.plans.use(image.height, image.width, async (plan) => {
+  private runWhole<T>(input: InputSource, output: OutputFor<T>): Promise<{ output: OutputSink<T>; stats: RunStats }> {
+    return this.plans.use(input.height, input.width, async (plan) => {
       this.throwIfDisposed();
-      const shape = plan.graph.inputs[0].shape;
       const t0 = performance.now();
-      const { outputs, gpuMs } = await plan.run([nchwToNhwcPadded(image.data, shape)], { timing: true });
+      const { outputs, gpuMs } = await plan.run([input.pack(0, input.height, 0, input.width)], { timing: true });
       const wallMs = performance.now() - t0;
-      const outShape = plan.graph.outputs[0].shape;
+      const [, oh, ow, oc] = plan.graph.outputs[0].shape;
+      const sink = output(ow, oh, oc);
+      sink.paste(outputs[0], ow, 0, 0, 0, 0, oh, ow);
       return {
-        image: { width: outShape[2], height: outShape[1], channels: outShape[3], data: nhwcPaddedToNchw(outputs[0], outShape) },
+        output: sink,
         stats: { gpuMs, wallMs, dispatches: plan.dispatchCount, activationBytes: plan.activationBytes, tiles: 1, ...costOf(plan) },
       };
     });
   }
 
-  /** Activation bytes of a whole-image plan at this size, without compiling it. */
+  /** Activation bytes of a whole-image plan at this size, without compiling it (once per shape). */
   private estimateBytes(height: number, width: number): number {
-    return Plan.activationBytes(this.buildGraph(height, width));
+    const key = `${height}x${width}`;
+    const known = this.estimates.get(key);
+    const bytes = known ?? Plan.activationBytes(this.graphFor(height, width));
+    return remember(this.estimates, key, bytes, MAX_CACHED_ESTIMATES);
   }
 
   /** The largest power-of-two core (≤ 1024) whose tile window fits the budget. */
-  private autoTileSize(image: FloatImage, budget: number): number {
+  private autoTileSize(image: { width: number; height: number }, budget: number): number {
     const spec = tilingFor(this.network);
     for (let core = 1024; core >= MIN_AUTO_TILE; core /= 2) {
       const side = (n: number) => Math.min(n, core + 2 * Math.ceil(spec.halo / spec.alignment) * spec.alignment);
@@ -229,11 +263,13 @@ export class RestorationModel {
 
   /**
    * Runs tile by tile (see tiling.ts), grouped by window size so that one plan at a time holds activation
-   * memory; each group's plan is disposed when its tiles are done, or when the run fails or is aborted.
+   * memory; each group's plan is disposed when its tiles are done, or when the run fails or is aborted. Each
+   * window goes from the caller's image straight into the plan's input, and each core (or, for approximate
+   * tilings, each blended window) straight into the output (layout.ts).
    */
-  private async runTiled(image: FloatImage, tileSize: number, options: RunOptions): Promise<{ image: FloatImage; stats: RunStats }> {
+  private async runTiled<T>(input: InputSource, output: OutputFor<T>, tileSize: number, options: RunOptions): Promise<{ output: OutputSink<T>; stats: RunStats }> {
     const spec = tilingFor(this.network);
-    const tiles = planTiles(image.width, image.height, tileSize, spec);
+    const tiles = planTiles(input.width, input.height, tileSize, spec);
     const groups = new Map<string, Tile[]>();
     for (const t of tiles) {
       const key = `${t.wy1 - t.wy0}x${t.wx1 - t.wx0}`;
@@ -241,11 +277,11 @@ export class RestorationModel {
     }
     const s = this.network.scale;
     const oc = this.network.outChannels;
-    const ow = image.width * s;
-    const oh = image.height * s;
-    const out = new Float32Array(oc * ow * oh);
+    const ow = input.width * s;
+    const oh = input.height * s;
+    const sink = output(ow, oh, oc);
     // Exact tilings paste cores; approximate ones blend whole windows with ramps over the halo (tile-blend.ts).
-    const blender = spec.exact ? undefined : new FeatherBlender(out, oc, oh, ow, image, s, Math.max(1, spec.halo * s));
+    const blender = spec.exact ? undefined : new FeatherBlender(sink.blendSums(), oc, oh, ow, input, s, Math.max(1, spec.halo * s));
     const stats: RunStats = { wallMs: 0, dispatches: 0, activationBytes: 0, tiles: tiles.length, flops: 0, bytes: 0 };
     let gpuMs: number | undefined = 0;
     let done = 0;
@@ -262,28 +298,26 @@ export class RestorationModel {
         for (const t of group) {
           checkAborted(options.signal, this.name);
           this.throwIfDisposed();
-          const window = cropChw(image.data, image.channels, image.height, image.width, t.wy0, t.wy1, t.wx0, t.wx1);
-          const shape = plan.graph.inputs[0].shape;
+          const window = input.pack(t.wy0, t.wy1, t.wx0, t.wx1);
           const t0 = performance.now();
-          const { outputs, gpuMs: ms } = await plan.run([nchwToNhwcPadded(window, shape)], { timing: true });
+          const { outputs, gpuMs: ms } = await plan.run([window], { timing: true });
           stats.wallMs += performance.now() - t0;
           stats.dispatches += plan.dispatchCount;
           stats.flops += costOf(plan).flops;
           stats.bytes += costOf(plan).bytes;
           gpuMs = ms !== undefined && gpuMs !== undefined ? gpuMs + ms : undefined;
-          const outShape = plan.graph.outputs[0].shape;
-          const tileOut = nhwcPaddedToNchw(outputs[0], outShape);
-          if (blender) blender.add(t, tileOut, outShape[1], outShape[2]);
-          else pasteChw(out, oh, ow, tileOut, outShape[1], outShape[2], oc, (t.y0 - t.wy0) * s, (t.x0 - t.wx0) * s, t.y0 * s, t.x0 * s, (t.y1 - t.y0) * s, (t.x1 - t.x0) * s);
+          const [, th, tw] = plan.graph.outputs[0].shape;
+          if (blender) blender.add(t, outputs[0], th, tw);
+          else sink.paste(outputs[0], tw, (t.y0 - t.wy0) * s, (t.x0 - t.wx0) * s, t.y0 * s, t.x0 * s, (t.y1 - t.y0) * s, (t.x1 - t.x0) * s);
           options.onProgress?.({ done: ++done, total: tiles.length });
         }
       } finally {
         plan.dispose();
       }
     }
-    blender?.finish();
+    if (blender) sink.fromBlend(blender.sums, blender.weights);
     if (gpuMs !== undefined) stats.gpuMs = gpuMs;
-    return { image: { width: ow, height: oh, channels: oc, data: out }, stats };
+    return { output: sink, stats };
   }
 
   /** Compiles (and caches) the plan for an input size ahead of the first run. */
@@ -304,15 +338,22 @@ export class RestorationModel {
     );
   }
 
+  /** The graph for an input size: built once per shape (while among the last MAX_CACHED_GRAPHS used). */
+  private graphFor(height: number, width: number): Graph {
+    const key = `${height}x${width}`;
+    return remember(this.graphs, key, this.graphs.get(key) ?? this.buildGraph(height, width), MAX_CACHED_GRAPHS);
+  }
+
+  /** The only place the network builds a graph. */
   private buildGraph(height: number, width: number): Graph {
     const graph = new Graph();
     const x = graph.input([1, height, width, this.network.inChannels], 'image');
-    graph.output(this.network.forward(this.ctx, graph, x));
+    graph.output(this.network.forward(new ForwardBuilder(this.ctx, graph), x));
     return graph;
   }
 
   private async compile(height: number, width: number): Promise<Plan> {
-    const graph = this.buildGraph(height, width);
+    const graph = this.graphFor(height, width);
     try {
       return await Plan.compile(this.ctx, graph);
     } catch (e) {
@@ -338,6 +379,7 @@ export class RestorationModel {
       this.disposed = true;
       this.closed = Promise.allSettled([...this.inFlight]).then(async () => {
         await this.plans.clear();
+        this.graphs.clear();
         this.network.release();
       });
     }

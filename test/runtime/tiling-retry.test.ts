@@ -10,7 +10,7 @@ import type { GPUContext } from '../../src/gpu/context';
 import { Plan } from '../../src/gpu/plan';
 import type { FloatImage } from '../../src/io/image';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { loadDnCNNFixture } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';

@@ -13,9 +13,9 @@ import { Graph, type TensorValue } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { SSIM_TILE, squaredErrorPartials, ssimPartials, ssimWorkgroupBytes } from '../kernels/ssim';
-import { type AnyRasterImage, type FloatImage, isAnyRaster } from './image';
-import { checkImagePair, type MetricImage, type PsnrOptions } from './metrics';
-import { gaussianWeights, type SsimOptions } from './ssim';
+import { isAnyRaster } from '../io/image';
+import { checkImagePair, type MetricImage, type PsnrOptions } from '../io/metrics';
+import { gaussianWeights, type SsimOptions } from '../io/ssim';
 
 export interface GpuMetricOptions {
   /**
@@ -33,7 +33,7 @@ function packRows(img: MetricImage, y0: number, rows: number): Float32Array {
   const cp = paddedChannels(channels);
   const out = new Float32Array(rows * width * cp);
   if (isAnyRaster(img)) {
-    const data = (img as AnyRasterImage).data;
+    const data = img.data;
     for (let y = 0; y < rows; y++) {
       let src = (y0 + y) * width * channels;
       let dst = y * width * cp;
@@ -42,7 +42,7 @@ function packRows(img: MetricImage, y0: number, rows: number): Float32Array {
       }
     }
   } else {
-    const data = (img as FloatImage).data;
+    const data = img.data;
     for (let c = 0; c < channels; c++) {
       for (let y = 0; y < rows; y++) {
         const src = (c * height + y0 + y) * width;

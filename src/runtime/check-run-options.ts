@@ -1,6 +1,6 @@
 /**
- * RunOptions (models/restoration-model.ts) checked field by field, for denoise/upscale (api-checks.ts) and for
- * a model's own run methods. Imports nothing from models/, so that restoration-model.ts can import it.
+ * RunOptions (runtime/restoration-model.ts) checked field by field, for denoise/upscale (api-checks.ts) and for
+ * a model's own run methods. Imports only check-args and io/normalize, so that every floor above io may import it.
  */
 import {
   ABORT_SIGNAL,
@@ -9,8 +9,8 @@ import {
   FUNCTION,
   NON_NEGATIVE_INTEGER,
   POSITIVE_NUMBER,
-} from './check-args';
-import { checkPercentileRange } from './io/normalize';
+} from '../check-args';
+import { checkPercentileRange } from '../io/normalize';
 
 export const RUN_OPTION_FIELDS: Readonly<Record<string, ArgRule>> = {
   tileSize: NON_NEGATIVE_INTEGER,

@@ -8,7 +8,7 @@ import { createApi } from '../../src/api';
 import { GPUUnavailableError, InvalidInputError } from '../../src/errors';
 import type { FloatImage, RasterImage } from '../../src/io/image';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { writeSafetensors } from '../../src/weights/safetensors';
 import { readFixtureJson } from '../helpers/fixture-loader';
 import { loadDnCNNFixture } from '../helpers/fixtures';

@@ -4,6 +4,7 @@
  * rises from 0 at a window edge inside the image to 1 at `ramp` pixels from it (edges on the image border get
  * full weight), and the sum is normalised. Seams fade over the overlap instead of showing as steps.
  */
+import { paddedChannels } from '../gpu/tensor';
 import type { Tile } from './tiling';
 
 /** Weight along one axis of a window of `size` output pixels, for local coordinate `u`. */
@@ -13,12 +14,16 @@ export function rampWeight(u: number, size: number, ramp: number, openStart: boo
   return Math.min(1, Math.min(fromStart, fromEnd) / ramp);
 }
 
-/** Accumulates weighted tile outputs into a CHW image; `finish` divides by the weights. */
+/**
+ * Accumulates weighted tile outputs into planar (CHW) sums and per-pixel weights; the output sink divides them
+ * (layout.ts `fromBlend`).
+ */
 export class FeatherBlender {
-  private readonly weights: Float32Array;
+  readonly weights: Float32Array;
 
   constructor(
-    readonly out: Float32Array,
+    /** Zeros, channels × height × width: the weighted sums. */
+    readonly sums: Float32Array,
     private readonly channels: number,
     private readonly height: number,
     private readonly width: number,
@@ -30,8 +35,10 @@ export class FeatherBlender {
     this.weights = new Float32Array(height * width);
   }
 
+  /** Adds a tile's output, as the plan returns it: NHWC [1, tileHeight, tileWidth, channels padded to 4]. */
   add(tile: Tile, tileOut: Float32Array, tileHeight: number, tileWidth: number): void {
     const s = this.scale;
+    const cp = paddedChannels(this.channels);
     const wy = Array.from({ length: tileHeight }, (_, v) =>
       rampWeight(v, tileHeight, this.ramp, tile.wy0 > 0, tile.wy1 < this.input.height),
     );
@@ -44,18 +51,11 @@ export class FeatherBlender {
         if (w === 0) continue;
         const p = (oy + v) * this.width + ox + u;
         this.weights[p] += w;
+        const from = (v * tileWidth + u) * cp;
         for (let c = 0; c < this.channels; c++) {
-          this.out[c * this.height * this.width + p] += w * tileOut[(c * tileHeight + v) * tileWidth + u];
+          this.sums[c * this.height * this.width + p] += w * tileOut[from + c];
         }
       }
-    }
-  }
-
-  finish(): void {
-    const plane = this.height * this.width;
-    for (let p = 0; p < plane; p++) {
-      const w = this.weights[p];
-      for (let c = 0; c < this.channels; c++) this.out[c * plane + p] /= w;
     }
   }
 }
