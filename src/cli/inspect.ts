@@ -9,7 +9,8 @@ import { type Recognised, recogniseStateDict } from '../models/registry';
 import { parseCommandArgs } from './args';
 import { buildNetwork, CHECKSUMS, FORMAT_LABELS, readCheckpointFile, readContents, valueInterval } from './checkpoint-file';
 import { UsageError } from './errors';
-import { bytesText, configText, count, dtypesText, shapeText, summarise } from './summary';
+import { formatShape } from '../format-shape';
+import { bytesText, configText, count, dtypesText, summarise } from './summary';
 import { usageFor } from './usage';
 
 const OPTIONS = {
@@ -99,7 +100,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
         : `keys (${keys.length}):`,
     );
     const width = Math.max(0, ...shown.map((k) => k.key.length));
-    for (const k of shown) lines.push(`  ${k.key.padEnd(width)}  ${shapeText(k.shape).padEnd(16)} ${k.dtype}`);
+    for (const k of shown) lines.push(`  ${k.key.padEnd(width)}  ${formatShape(k.shape).padEnd(16)} ${k.dtype}`);
     console.log(lines.join('\n'));
   }
   if (problem) throw problem;

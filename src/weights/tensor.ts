@@ -3,6 +3,7 @@
  * methods) so it can cross worker boundaries with structured clone and be uploaded to GPU buffers as-is.
  */
 import { CheckpointError } from '../errors';
+import { formatShape } from '../format-shape';
 
 /** Element types as stored in the checkpoint. float16/bfloat16 keep their name even though data is widened. */
 export type DType =
@@ -71,10 +72,7 @@ export function isCpuTensor(x: unknown): x is CpuTensor {
   return typeof t.dtype === 'string' && Array.isArray(t.shape) && ArrayBuffer.isView(t.data);
 }
 
-/** Human-readable shape for error messages: `[64, 1, 3, 3]`. */
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
+export { formatShape };
 
 function checkData(t: CpuTensor): void {
   const expected = numel(t.shape);
