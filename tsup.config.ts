@@ -1,14 +1,29 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig([
-  // The library: browser-safe default entry, Node entry, CLI, and the scripts behind `npm run eval:set12` and
-  // `npm run bench`. Dependencies stay external (consumers' bundlers resolve them); `webgpu` is only ever
-  // imported dynamically by the Node entry.
+  // The library: browser-safe default entry, Node entry and CLI. Dependencies stay external (consumers' bundlers
+  // resolve them); `webgpu` is only ever imported dynamically by the Node entry. These, their chunks and the
+  // browser bundle below are what the package ships (package.json `files`; test/package-contents.test.ts).
+  {
+    entry: { index: 'src/index.ts', node: 'src/node.ts', cli: 'src/cli.ts' },
+    format: ['esm'],
+    target: 'es2022',
+    platform: 'node',
+    splitting: true,
+    sourcemap: true,
+    clean: true,
+    dts: { entry: { index: 'src/index.ts', node: 'src/node.ts' } },
+    external: ['webgpu'],
+  },
+  // The scripts behind `npm run eval:set12` and `npm run bench*`: a build of their own, so that no chunk of theirs
+  // lands among the library's. They keep the library's layout, because src/ finds assets/ and package.json one
+  // folder above the module that holds the code: entries in dist/bench/ and dist/tools/, shared chunks in dist/
+  // itself but named dev-chunk-*, and src/node.ts an entry (dist/dev-node.js) so that its code, which the scripts
+  // all use, always sits in a chunk at that depth. package.json `files` leaves out dist/bench, dist/tools and
+  // dist/dev-*.
   {
     entry: {
-      index: 'src/index.ts',
-      node: 'src/node.ts',
-      cli: 'src/cli.ts',
+      'dev-node': 'src/node.ts',
       'tools/eval-set12': 'tools/eval-set12.ts',
       'bench/dncnn': 'bench/dncnn.ts',
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
@@ -26,13 +41,16 @@ export default defineConfig([
     platform: 'node',
     splitting: true,
     sourcemap: true,
-    clean: true,
-    dts: { entry: { index: 'src/index.ts', node: 'src/node.ts' } },
+    clean: false,
+    esbuildOptions(options) {
+      options.chunkNames = 'dev-[name]-[hash]';
+    },
     // playwright-core is a dev dependency of the benchmark runners only (tsup would bundle dev dependencies).
     external: ['webgpu', 'playwright-core'],
   },
   // A self-contained ES module for pages without a bundler (and for the Chromium tests): every dependency
-  // inlined. It sits next to index.js so the built-in weights resolve to ../assets as they do there.
+  // inlined. It sits next to index.js so the built-in weights resolve to ../assets as they do there. Its source
+  // map (2.4 MB) is for the demo and the Chromium tests; package.json `files` leaves it out of the package.
   {
     entry: { 'webgpu-restore.browser': 'src/index.ts' },
     format: ['esm'],

@@ -10,6 +10,7 @@ import { InvalidInputError } from './errors';
 export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'string') return `string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a primitive here (objects are handled below)
   if (typeof value !== 'object') return typeof value === 'function' ? 'function' : `${typeof value} ${String(value)}`;
   const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name;
   return name && name !== 'Object' ? name : 'object';
@@ -152,6 +153,7 @@ export function guardedAsync<F extends (...args: never[]) => Promise<unknown>>(
     try {
       return checked.apply(this, args);
     } catch (e) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on the check's own typed error
       return Promise.reject(e);
     }
   };

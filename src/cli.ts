@@ -30,7 +30,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 /** The package version, from package.json one folder above this module (src/ or dist/). */
 function version(): string {
   try {
-    return JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }

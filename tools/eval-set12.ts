@@ -30,7 +30,7 @@ const model = values.weights
   ? await loadModel(new Uint8Array(readFileSync(values.weights)), { context: ctx, name: values.weights })
   : await loadBuiltinModel('dncnn_25', { context: ctx });
 const wanted = values.images?.split(',');
-const files = readdirSync(values.set12!)
+const files = readdirSync(values.set12)
   .filter((f) => f.endsWith('.png'))
   .filter((f) => !wanted || wanted.includes(f.replace(/\.png$/, '')))
   .sort();
@@ -41,7 +41,7 @@ console.log('| image | size | noisy PSNR | denoised PSNR | GPU ms |');
 console.log('|---|---|---|---|---|');
 const rows: { image: string; width: number; height: number; noisyPsnr: number; psnr: number; gpuMs?: number }[] = [];
 for (const file of files) {
-  const clean8 = decodePng(new Uint8Array(readFileSync(join(values.set12!, file))), file);
+  const clean8 = decodePng(new Uint8Array(readFileSync(join(values.set12, file))), file);
   const clean = rasterToFloat(clean8);
   const seed = Number.parseInt(file, 10) || 0;
   const noisy = { ...clean, data: addGaussianNoise(clean.data, sigma, seed) };

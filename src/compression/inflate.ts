@@ -234,7 +234,7 @@ export function inflateRaw(input: Uint8Array, out: Uint8Array, mode: InflateMode
 }
 
 function decodeStream(bits: BitInput, input: Uint8Array, output: Output): number {
-  let final = 0;
+  let final: number;
   do {
     if (output.done) return output.length;
     final = bits.bits(1);

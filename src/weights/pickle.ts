@@ -158,7 +158,7 @@ export function describePyValue(v: unknown): string {
   if (v instanceof Set) return 'set';
   if (v instanceof PyGlobal) return v.qualifiedName;
   if (v instanceof PyInstance) return `${v.className} object`;
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  if (typeof v === 'object') return (v).constructor?.name ?? 'object';
   return typeof v;
 }
 

@@ -141,7 +141,7 @@ function parseEntry(name: string, info: JsonValue, dataStart: number, format: (m
   }
   const [begin, end] = offsets as [number, number];
   if (end < begin) throw format(`${what}: data_offsets [${begin}, ${end}] end before they begin`);
-  const dims = shape as number[];
+  const dims = shape;
   // Compare in floating point first: a shape such as [2^40, 2^40] must not be multiplied out exactly.
   const count = dims.reduce((n, d) => n * d, 1);
   if (count > MAX_TENSOR_ELEMENTS) {

@@ -33,7 +33,7 @@ function dictView(label: string): AsDict {
     if (!isTorchModule(v)) return undefined;
     let sd = modules.get(v);
     if (!sd) {
-      sd = moduleStateDict(v, label) as Map<unknown, unknown>;
+      sd = moduleStateDict(v, label);
       modules.set(v, sd);
     }
     return sd;

@@ -142,7 +142,7 @@ export class ZipArchive {
   private entry(entryOrName: ZipEntry | string): ZipEntry {
     const entry = typeof entryOrName === 'string' ? this.byName.get(entryOrName) : entryOrName;
     if (!entry) {
-      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: zip archive has no entry '${String(entryOrName)}'`);
+      throw new CheckpointError('CHECKPOINT_FORMAT', `${this.label}: zip archive has no entry '${entryOrName as string}'`);
     }
     return entry;
   }

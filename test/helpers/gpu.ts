@@ -8,13 +8,13 @@ let ctx: Promise<GPUContext> | undefined;
 
 export function getTestContext(): Promise<GPUContext> {
   ctx ??= (async () => {
-    if (typeof navigator !== 'undefined' && (navigator as Navigator).gpu) {
+    if (typeof navigator !== 'undefined' && (navigator).gpu) {
       const { requestContext } = await import('../../src/gpu/context');
-      return requestContext((navigator as Navigator).gpu, { debug: true });
+      return requestContext((navigator).gpu, { debug: true });
     }
     const { createNodeContext } = await import('../../src/gpu/node-gpu');
     const context = await createNodeContext({ debug: true });
-    // WEBGPU_RESTORE_FORCE_CHUNKS=3 runs every test with each tensor split across 3 bindings (chunked-bindings.ts).
+    // WEBGPU_RESTORE_FORCE_CHUNKS=3 runs every test with each tensor split across 3 bindings (gpu/tensor-access.ts).
     const forced = Number(process.env.WEBGPU_RESTORE_FORCE_CHUNKS ?? '');
     if (forced >= 2) context.forceBindingChunks = forced;
     return context;

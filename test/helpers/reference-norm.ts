@@ -116,5 +116,5 @@ export function scseRef(
 
 /** Rounds to float32 (what the GPU actually receives), so references see the same inputs. */
 export function toF32(a: ArrayLike<number>): Float64Array {
-  return Float64Array.from(Float32Array.from(a as ArrayLike<number>));
+  return Float64Array.from(Float32Array.from(a));
 }

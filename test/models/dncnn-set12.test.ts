@@ -4,7 +4,7 @@ import { psnr } from '../../src/io/metrics';
 import { addGaussianNoise } from '../../src/io/noise';
 import { decodePng } from '../../src/io/png';
 import { networkFromCheckpoint } from '../../src/models/load';
-import { RestorationModel } from '../../src/models/restoration-model';
+import { RestorationModel } from '../../src/runtime/restoration-model';
 import { readBytes, REPO, SHARED } from '../helpers/fixtures';
 import { getTestContext } from '../helpers/gpu';
 

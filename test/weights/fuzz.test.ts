@@ -208,7 +208,7 @@ function headerMutation(r: Rand, original: Uint8Array): Mutation {
     const m = pick(r, numbers);
     const replacement = pick(r, ['9007199254740993', '18446744073709551616', '-1', '1e309', '0', String(Number(m[0]) + 1),
       String(Number(m[0]) - 1), String(data.length), String(data.length + 1), '4294967296', '1.5', String(int(r, 1000))]);
-    header = header.slice(0, m.index) + replacement + header.slice(m.index! + m[0].length);
+    header = header.slice(0, m.index) + replacement + header.slice(m.index + m[0].length);
   } else if (kind === 3) {
     header = header.replace(pick(r, ['"F32"', '"F16"', '"I64"', '"BOOL"', '"F64"']), pick(r, ['"F64"', '"U8"', '"F8_E4M3"', '"I32"', '1']));
   } else if (kind === 4) {

@@ -1,6 +1,5 @@
 /** Shared helpers for the checkpoint-reader tests: fixture loading and comparison against PyTorch's values. */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { CheckpointError } from '../../src/errors';
 import type { CpuTensor } from '../../src/weights';
