@@ -14,7 +14,6 @@ import { CHROMIUM_ARGS } from './test/browser/chromium-args';
  * `npx vitest run --project node` (or `--project chromium`) runs one of them.
  */
 
-
 const HOST = '127.0.0.1';
 
 /** Network parity tests written to run unchanged in the browser (fixtures fetched, no node:* imports). */

@@ -28,7 +28,8 @@ import { writeJson } from './write-json';
 import { ForwardBuilder } from '../src/layers/forward-builder';
 
 /** The sizes of the cold-start measurements in issue 15, and the demo's 256². */
-export const COLD_CASES = 'dncnn@70x50,dncnn@256x256,resnet34-unet@128x96,scunet@64x64,unet@64x64,rrdbnet@24x20,msrresnet@24x20,srresnet@24x20,sinsr@24x20';
+export const COLD_CASES =
+  'dncnn@70x50,dncnn@256x256,resnet34-unet@128x96,scunet@64x64,unet@64x64,rrdbnet@24x20,msrresnet@24x20,srresnet@24x20,sinsr@24x20';
 
 const USAGE = `
   node dist/bench/cold-start.js [--cases net@WxH,...] [--serial] [--json out.json]
@@ -90,7 +91,17 @@ async function child(spec: string, serial: boolean): Promise<void> {
   const w0 = performance.now();
   await model.runFloat(image, { tileSize: 0 });
   const warmRunMs = performance.now() - w0;
-  const result: ColdResult = { case: spec, adapter: ctx.adapterName, pipelines: ctx.pipelines.size, compileMs, firstRunMs, warmRunMs, reflectMs, slowest, serialTotalMs };
+  const result: ColdResult = {
+    case: spec,
+    adapter: ctx.adapterName,
+    pipelines: ctx.pipelines.size,
+    compileMs,
+    firstRunMs,
+    warmRunMs,
+    reflectMs,
+    slowest,
+    serialTotalMs,
+  };
   await model.dispose();
   ctx.dispose();
   releaseNodeGPU();
@@ -120,7 +131,8 @@ function parent(cases: string[], serial: boolean, json: string | undefined): voi
       const s = (ms: number) => `${fmt(ms / 1000)} s`;
       if (results.length === 1) console.log(`(adapter: ${r.adapter})`);
       console.log(`| ${r.case} | ${r.pipelines} | ${s(r.firstRunMs)} | ${s(r.compileMs)} | ${s(r.warmRunMs)} | ${s(r.reflectMs)} |`);
-      if (r.slowest) console.log(`|  serial compile ${s(r.serialTotalMs!)}; slowest: ${r.slowest.map((t) => `${t.label} ${s(t.ms)}`).join(', ')} |`);
+      if (r.slowest)
+        console.log(`|  serial compile ${s(r.serialTotalMs!)}; slowest: ${r.slowest.map((t) => `${t.label} ${s(t.ms)}`).join(', ')} |`);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

@@ -50,10 +50,7 @@ console.log(`conv ${k}×${k} s${stride} ${cin}→${cout} on ${width}×${height} 
 const picked = selectConv2dVariant(ctx, geometry, wo);
 const variants: Conv2dVariant[] = values.variants
   ? values.variants.split(';').map(parseConv2dVariant)
-  : [
-      picked,
-      ...['px8,cb4', 'px16,cb2', 'px16,cb4', 'px32,cb1', 'px32,cb2', 'px64,cb1'].map((t) => parseConv2dVariant(`${t},wg64,uw,rr`)),
-    ];
+  : [picked, ...['px8,cb4', 'px16,cb2', 'px16,cb4', 'px32,cb1', 'px32,cb2', 'px64,cb1'].map((t) => parseConv2dVariant(`${t},wg64,uw,rr`))];
 
 const w = ctx.createBufferWithData(packConv2dWeight(new Float32Array(cout * cin * k * k).fill(0.01), geometry), BufferUsage.STORAGE, 'w');
 const b = ctx.createBufferWithData(packBias(new Float32Array(cout), cout), BufferUsage.STORAGE, 'b');

@@ -119,19 +119,15 @@ function convCase(
       }
       const [, , wo] = conv2dOutputShape(x.shape, geometry);
       const variant = selectConv2dVariant(ctx, geometry, wo);
-      const output = conv2d(
-        g,
-        x,
-        {
-          weight: buffers[0],
-          bias: bias ? buffers[1] : undefined,
-          geometry,
-          variant,
-          label,
-          // As the Conv2d layer does: row bands when a tensor exceeds one binding (1024×768 × 64 ch on lavapipe).
-          bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
-        },
-      );
+      const output = conv2d(g, x, {
+        weight: buffers[0],
+        bias: bias ? buffers[1] : undefined,
+        geometry,
+        variant,
+        label,
+        // As the Conv2d layer does: row bands when a tensor exceeds one binding (1024×768 × 64 ch on lavapipe).
+        bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
+      });
       return { output, constBytes, variant, buffers };
     },
   };
@@ -196,8 +192,6 @@ const CASES: BenchCase[] = [
   attentionCase('swmsa_c64', 'SW-MSA C=64 (2 heads)', 64, true),
   attentionCase('wmsa_c128', 'W-MSA C=128 (4 heads)', 128, false),
 ];
-
-
 
 const { values } = parseBenchArgs(USAGE, {
   cases: { type: 'string' },
@@ -369,12 +363,19 @@ const rows = results.map((r) => {
     const why = r.limit ? `${r.limit.name} ${fmt(r.limit.requested / 2 ** 20)} MiB > ${fmt(r.limit.allowed / 2 ** 20)} MiB` : r.reason;
     return [r.description, size, r.kernel ?? '–', `${r.status}: ${why}`, '–', '–', '–', '–'];
   }
-  return [r.description, size, r.kernel ?? '–', fmt(s.median), fmtRange(s.p10, s.p90), fmt(r.gflopPerSecond), fmt(r.gbPerSecond), r.timing!];
+  return [
+    r.description,
+    size,
+    r.kernel ?? '–',
+    fmt(s.median),
+    fmtRange(s.p10, s.p90),
+    fmt(r.gflopPerSecond),
+    fmt(r.gbPerSecond),
+    r.timing!,
+  ];
 });
 console.log();
-console.log(
-  markdownTable(['case', 'size (W×H)', 'variant', 'median ms', 'p10–p90 ms', 'GFLOP/s', 'GB/s (est.)', 'timing source'], rows),
-);
+console.log(markdownTable(['case', 'size (W×H)', 'variant', 'median ms', 'p10–p90 ms', 'GFLOP/s', 'GB/s (est.)', 'timing source'], rows));
 console.log();
 console.log(`${FLOPS_NOTE} ${BYTES_NOTE}`);
 console.log(`runs: ${runs} after ${warmup} warm-up; wall time = upload + dispatch + readback.`);

@@ -57,7 +57,8 @@ const suite = values.suite === undefined ? undefined : SUITES[values.suite];
 if (values.suite !== undefined && !suite) usage(`unknown suite '${values.suite}' (known: ${Object.keys(SUITES).join(', ')})`);
 const runs = Number(values.runs ?? suite?.runs ?? 5);
 const warmup = Number(values.warmup);
-if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0)) usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
+if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0))
+  usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
 const rooflineMode = values.roofline ?? suite?.roofline ?? 'quick';
 if (!['quick', 'full', 'none'].includes(rooflineMode)) usage(`--roofline must be quick, full or none, got '${rooflineMode}'`);
 let cases: BenchCase[];

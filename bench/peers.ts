@@ -64,7 +64,8 @@ function usage(message: string): never {
 }
 const runs = Number(values.runs);
 const warmup = Number(values.warmup);
-if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0)) usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
+if (!(Number.isInteger(runs) && runs >= 1 && Number.isInteger(warmup) && warmup >= 0))
+  usage('--runs must be ≥ 1 and --warmup ≥ 0 (integers)');
 // Each case: a network and, when given (`key@WxH`), its size.
 const cases = (values.cases ?? values.networks).split(',').map((t) => {
   const [key, size] = t.trim().split('@');
@@ -139,7 +140,11 @@ function fromTimed(t: Timed, setupMs: number, reference: Float32Array | undefine
   };
 }
 
-async function benchOurs(meta: ExportMeta, image: FloatImage, reference: Float32Array | undefined): Promise<{ r: RuntimeResult; out?: Float32Array }> {
+async function benchOurs(
+  meta: ExportMeta,
+  image: FloatImage,
+  reference: Float32Array | undefined,
+): Promise<{ r: RuntimeResult; out?: Float32Array }> {
   let ctx: GPUContext | undefined;
   try {
     ctx = await createNodeContext();
@@ -193,7 +198,8 @@ async function bench(network: string, caseSize?: { width: number; height: number
   const { width, height } = caseSize ?? fixedSize ?? NETWORKS[network];
   const size = `${width}x${height}`;
   const found = findExport(onnxDir, network, size);
-  if (!found.ok) return { network, status: 'missing-export', reason: found.reason, input: { width, height, channels: 0 }, runtimes: {}, agreement: {} };
+  if (!found.ok)
+    return { network, status: 'missing-export', reason: found.reason, input: { width, height, channels: 0 }, runtimes: {}, agreement: {} };
   const { meta, modelPath, reference: ref, referencePath } = found;
   const channels = (meta.config as { inChannels: number }).inChannels;
   const image = pattern(width, height, channels);
@@ -206,7 +212,9 @@ async function bench(network: string, caseSize?: { width: number; height: number
     status: 'ok',
     input: { width, height, channels },
     onnx: { file: modelPath, opset: meta.opset, dynamicAxes: meta.dynamicAxes, seed: meta.seed },
-    pytorch: ref ? { sensitivity: ref.sensitivity, residualRelNorm: ref.residualRelNorm, float32VsFloat64RelL2: ref.float32VsFloat64RelL2 } : undefined,
+    pytorch: ref
+      ? { sensitivity: ref.sensitivity, residualRelNorm: ref.residualRelNorm, float32VsFloat64RelL2: ref.float32VsFloat64RelL2 }
+      : undefined,
     runtimes: {},
     agreement: {},
   };
@@ -229,7 +237,11 @@ async function bench(network: string, caseSize?: { width: number; height: number
     );
   }
   const pair = (a: Runtime, b: Runtime) => (outputs[a] && outputs[b] ? relL2(outputs[a], outputs[b]) : undefined);
-  result.agreement = { oursVsOrtWeb: pair('ours', 'ort-web'), oursVsOrtNode: pair('ours', 'ort-node'), ortWebVsOrtNode: pair('ort-web', 'ort-node') };
+  result.agreement = {
+    oursVsOrtWeb: pair('ours', 'ort-web'),
+    oursVsOrtNode: pair('ours', 'ort-node'),
+    ortWebVsOrtNode: pair('ort-web', 'ort-node'),
+  };
   const ours = result.runtimes.ours?.wallMs?.median;
   const web = result.runtimes['ort-web']?.wallMs?.median;
   if (ours !== undefined && web !== undefined) result.ortWebOverOurs = web / ours;
@@ -286,14 +298,30 @@ const agreeRows = results
 console.log();
 console.log(
   markdownTable(
-    ['network', 'ours ms (p10–p90)', 'ours GPU ms', 'ort-web WebGPU ms (p10–p90)', 'ort-web / ours', 'ort-node CPU ms (p10–p90)', 'first run ms ours / ort-web'],
+    [
+      'network',
+      'ours ms (p10–p90)',
+      'ours GPU ms',
+      'ort-web WebGPU ms (p10–p90)',
+      'ort-web / ours',
+      'ort-node CPU ms (p10–p90)',
+      'first run ms ours / ort-web',
+    ],
     timeRows,
   ),
 );
 console.log();
 console.log(
   markdownTable(
-    ['network', 'rel. L2 ours vs ort-web', 'ours vs ort-node', 'ort-web vs ort-node', 'vs PyTorch: ours / ort-web / ort-node', 'PyTorch f32 vs f64', 'sensitivity'],
+    [
+      'network',
+      'rel. L2 ours vs ort-web',
+      'ours vs ort-node',
+      'ort-web vs ort-node',
+      'vs PyTorch: ours / ort-web / ort-node',
+      'PyTorch f32 vs f64',
+      'sensitivity',
+    ],
     agreeRows,
   ),
 );

@@ -31,7 +31,6 @@ export function mib(bytes: number): string {
   return `${fmt(bytes / 2 ** 20)} MiB`;
 }
 
-
 /** Parses `WxH` (image convention: width × height), e.g. `1024x768`, into { width, height }. */
 export function parseSize(text: string): { width: number; height: number } {
   const m = /^\s*(\d+)\s*[x×]\s*(\d+)\s*$/i.exec(text);

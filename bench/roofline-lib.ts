@@ -16,13 +16,7 @@ import { Plan } from '../src/gpu/plan';
 import { readMapped } from '../src/gpu/recorder';
 import { packUniforms } from '../src/gpu/shader';
 import { paddedChannels } from '../src/gpu/tensor';
-import {
-  type MatmulVariant,
-  matmul,
-  matmulVariantTags,
-  matmulWorkgroupBytes,
-  selectMatmulVariant,
-} from '../src/kernels/matmul';
+import { type MatmulVariant, matmul, matmulVariantTags, matmulWorkgroupBytes, selectMatmulVariant } from '../src/kernels/matmul';
 import { conv2d } from '../src/kernels/conv2d';
 import { type Conv2dGeometry, packConv2dWeight } from '../src/kernels/conv2d-geometry';
 import { selectConv2dVariant } from '../src/kernels/conv2d-variants';
@@ -250,7 +244,13 @@ async function measureGemms(
 ): Promise<GemmResult[]> {
   const { m, n, k } = size;
   const inputs = [randomMatrix(m, k, 1), randomMatrix(k, n, 2)];
-  return timeInRounds(ctx, `matmul ${m}x${n}x${k}`, variants.map((v) => () => prepareGemm(ctx, v, size, inputs, warmup)), runs, log);
+  return timeInRounds(
+    ctx,
+    `matmul ${m}x${n}x${k}`,
+    variants.map((v) => () => prepareGemm(ctx, v, size, inputs, warmup)),
+    runs,
+    log,
+  );
 }
 
 /**
@@ -319,7 +319,14 @@ async function timeInRounds(
  * (each gathered input feeds three taps), so it belongs in the adapter's compute roof.
  */
 async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, warmup: number): Promise<PreparedGemm> {
-  const geometry: Conv2dGeometry = { inChannels: channels, outChannels: channels, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
+  const geometry: Conv2dGeometry = {
+    inChannels: channels,
+    outChannels: channels,
+    kernelSize: [3, 3],
+    stride: 1,
+    padding: [1, 1],
+    dilation: 1,
+  };
   const variant = selectConv2dVariant(ctx, geometry, side);
   const size = { m: side * side, n: channels, k: 9 * channels };
   const base: GemmResult = {
@@ -354,7 +361,12 @@ async function prepareConvGemm(ctx: GPUContext, side: number, channels: number, 
     if (!(sampledRelError <= 1e-4)) {
       plan.dispose();
       weight.destroy();
-      return { result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` }, inputs: [x], gpu: [], wall: [] };
+      return {
+        result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` },
+        inputs: [x],
+        gpu: [],
+        wall: [],
+      };
     }
     return { result, plan, inputs: [x], release: () => weight.destroy(), gpu: [], wall: [] };
   } catch (e) {
@@ -418,7 +430,11 @@ async function prepareGemm(
   if (matmulWorkgroupBytes(v) > limits.maxComputeWorkgroupStorageSize) {
     return skipped(`needs ${matmulWorkgroupBytes(v)} B of workgroup memory, device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
-  if (v.wgX * v.wgY > limits.maxComputeInvocationsPerWorkgroup || v.wgX > limits.maxComputeWorkgroupSizeX || v.wgY > limits.maxComputeWorkgroupSizeY) {
+  if (
+    v.wgX * v.wgY > limits.maxComputeInvocationsPerWorkgroup ||
+    v.wgX > limits.maxComputeWorkgroupSizeX ||
+    v.wgY > limits.maxComputeWorkgroupSizeY
+  ) {
     return skipped(`workgroup ${v.wgX}x${v.wgY} exceeds the device's limits`);
   }
   let plan: Plan | undefined;
@@ -442,7 +458,12 @@ async function prepareGemm(
     const result = { ...base, compileMs, warmupMs, sampledRelError };
     if (!(sampledRelError <= 1e-4)) {
       plan.dispose();
-      return { result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` }, inputs, gpu: [], wall: [] };
+      return {
+        result: { ...result, status: 'failed', reason: `wrong result: sampled relative error ${sampledRelError}` },
+        inputs,
+        gpu: [],
+        wall: [],
+      };
     }
     return { result, plan, inputs, gpu: [], wall: [] };
   } catch (e) {

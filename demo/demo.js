@@ -408,7 +408,8 @@ async function restoreImage(model, input, runOptions) {
 }
 
 function setProgress(done, total, text) {
-  if (total === undefined) ui.progress.removeAttribute('value'); // indeterminate
+  if (total === undefined)
+    ui.progress.removeAttribute('value'); // indeterminate
   else {
     ui.progress.max = total;
     ui.progress.value = done;
@@ -458,7 +459,11 @@ async function run() {
     setState('done');
   } catch (e) {
     if (errorParts(e).code === 'ABORTED') {
-      setProgress(done, total || 1, `Cancelled after ${done} of ${total || '?'} tiles (ABORTED); the GPU buffers of the run were released.`);
+      setProgress(
+        done,
+        total || 1,
+        `Cancelled after ${done} of ${total || '?'} tiles (ABORTED); the GPU buffers of the run were released.`,
+      );
       setState('cancelled');
     } else {
       setProgress(0, 1, 'Failed.');

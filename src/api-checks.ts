@@ -2,17 +2,7 @@
  * Checks of the arguments of `denoise`, `upscale` and `loadModel` (api.ts), made before a checkpoint is read
  * or a device requested, so that a wrong call fails at once with InvalidInputError naming the argument.
  */
-import {
-  anyOf,
-  type ArgRule,
-  BYTES_OR_BUFFER,
-  checkOptionFields,
-  IMAGE,
-  instanceOf,
-  NON_EMPTY_STRING,
-  rule,
-  STRING,
-} from './check-args';
+import { anyOf, type ArgRule, BYTES_OR_BUFFER, checkOptionFields, IMAGE, instanceOf, NON_EMPTY_STRING, rule, STRING } from './check-args';
 import { RUN_OPTION_FIELDS } from './runtime/check-run-options';
 import { GPU_DEVICE, GPUContext } from './gpu/context';
 import { validateFloat, validateRaster } from './io/image';

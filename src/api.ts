@@ -1,10 +1,4 @@
-import {
-  checkImageArgument,
-  checkRunCallOptions,
-  CONTEXT_CHOICE_FIELDS,
-  LOAD_MODEL_FIELDS,
-  WEIGHTS_SOURCE,
-} from './api-checks';
+import { checkImageArgument, checkRunCallOptions, CONTEXT_CHOICE_FIELDS, LOAD_MODEL_FIELDS, WEIGHTS_SOURCE } from './api-checks';
 import { checkOptionFields, oneOf, POSITIVE_INTEGER } from './check-args';
 import { InvalidInputError } from './errors';
 import { GPUContext } from './gpu/context';
@@ -99,10 +93,11 @@ export function createApi(env: Environment) {
     WEIGHTS_SOURCE.check(weights, 'loadModel', 'weights');
     checkOptionFields('loadModel', options, LOAD_MODEL_FIELDS);
     // The checkpoint before the device: a missing or wrong file fails without starting a GPU.
-    const name = options.name ?? (typeof weights === 'string' ? weights : (weights as Partial<File>).name ?? 'checkpoint');
+    const name = options.name ?? (typeof weights === 'string' ? weights : ((weights as Partial<File>).name ?? 'checkpoint'));
     let network;
     if (typeof weights === 'string') {
-      if (!env.readWeightsFrom) throw new InvalidInputError(`weights '${weights}': this environment cannot read checkpoints by name; pass the bytes`);
+      if (!env.readWeightsFrom)
+        throw new InvalidInputError(`weights '${weights}': this environment cannot read checkpoints by name; pass the bytes`);
       network = networkFromCheckpoint(await env.readWeightsFrom(weights), { name, architecture: options.architecture });
     } else if (weights instanceof Uint8Array || weights instanceof ArrayBuffer) {
       network = networkFromCheckpoint(weights, { name, architecture: options.architecture });
@@ -130,9 +125,7 @@ export function createApi(env: Environment) {
     if (!perCtx) builtinByContext.set(ctx, (perCtx = new Map<BuiltinModelName, Promise<RestorationModel>>()));
     let model = perCtx.get(name);
     if (!model) {
-      model = env
-        .readBuiltinWeights(name)
-        .then((bytes) => new RestorationModel(ctx, networkFromCheckpoint(bytes, { name }), name));
+      model = env.readBuiltinWeights(name).then((bytes) => new RestorationModel(ctx, networkFromCheckpoint(bytes, { name }), name));
       perCtx.set(name, model);
       model.catch(() => perCtx.delete(name));
     }
@@ -180,7 +173,8 @@ export function createApi(env: Environment) {
     }
     try {
       const scale = model.info.scale;
-      if (scale <= 1) throw new InvalidInputError(`model '${model.name}' (${model.info.architecture}) does not upscale (scale ${scale}); use denoise`);
+      if (scale <= 1)
+        throw new InvalidInputError(`model '${model.name}' (${model.info.architecture}) does not upscale (scale ${scale}); use denoise`);
       if (options.scale !== undefined && options.scale !== scale) {
         throw new InvalidInputError(`model '${model.name}' upscales ×${scale}, not ×${options.scale}`);
       }

@@ -65,10 +65,7 @@ export const OBJECT = rule('an object', isObject);
 /** An options argument: an object, or left out. `null` is refused: it is not "no options" in this API. */
 export const OPTIONS = optional(rule('an options object', (v) => isObject(v) && !Array.isArray(v)));
 export const BYTES = rule('a Uint8Array', (v) => v instanceof Uint8Array);
-export const BYTES_OR_BUFFER = rule(
-  'a Uint8Array or ArrayBuffer',
-  (v) => v instanceof Uint8Array || v instanceof ArrayBuffer,
-);
+export const BYTES_OR_BUFFER = rule('a Uint8Array or ArrayBuffer', (v) => v instanceof Uint8Array || v instanceof ArrayBuffer);
 export const STRING_ARRAY = rule('an array of strings', (v) => Array.isArray(v) && v.every((s) => typeof s === 'string'));
 /** Numbers by index (arrays, typed arrays); strings are array-like too, but never what a caller meant. */
 export const NUMBERS = rule('an array or typed array of numbers', isArrayLike);
@@ -113,12 +110,7 @@ export function checkArgs(where: string, args: ArrayLike<unknown>, rules: readon
 }
 
 /** Checks the fields of an options object that are present (`options.tileSize`, …); the object itself first. */
-export function checkOptionFields(
-  where: string,
-  options: unknown,
-  fields: Readonly<Record<string, ArgRule>>,
-  name = 'options',
-): void {
+export function checkOptionFields(where: string, options: unknown, fields: Readonly<Record<string, ArgRule>>, name = 'options'): void {
   OPTIONS.check(options, where, name);
   if (options === undefined) return;
   for (const [field, r] of Object.entries(fields)) {

@@ -95,11 +95,7 @@ export class ImageFormatError extends RestoreError {
 
 /** Problems reading a checkpoint file: unknown format, truncation, forbidden pickle content. */
 export class CheckpointError extends RestoreError {
-  constructor(
-    code: 'CHECKPOINT_FORMAT' | 'CHECKPOINT_TRUNCATED' | 'CHECKPOINT_UNSAFE',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  constructor(code: 'CHECKPOINT_FORMAT' | 'CHECKPOINT_TRUNCATED' | 'CHECKPOINT_UNSAFE', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }

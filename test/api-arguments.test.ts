@@ -88,7 +88,12 @@ const ROWS: Row[] = [
     row.name === 'upscale(options)' ? { ...row, mentions: /options|model|weights/ } : row,
   ),
   { name: 'loadModel(weights)', call: (v) => lib.loadModel(v as never), valid: ["'str'"] },
-  ...optionRows('loadModel', (o) => lib.loadModel(new Uint8Array(8), o as never), { name: ["'str'"], architecture: [], context: [], device: [] }),
+  ...optionRows('loadModel', (o) => lib.loadModel(new Uint8Array(8), o as never), {
+    name: ["'str'"],
+    architecture: [],
+    context: [],
+    device: [],
+  }),
   { name: 'loadBuiltinModel(name)', call: (v) => lib.loadBuiltinModel(v as never), valid: ['undefined'], mentions: /built-in model/ },
   ...optionRows('loadBuiltinModel', (o) => lib.loadBuiltinModel('dncnn_25', o as never), { context: [], device: [] }).map((row) => ({
     ...row,
@@ -102,14 +107,29 @@ const ROWS: Row[] = [
   ...optionRows('readImageFilePages', (o) => lib.readImageFilePages('x.png', o as never), { page: ['42'] }),
   { name: 'writeImageFile(path)', call: (v) => lib.writeImageFile(v as never, image8()), valid: ["'str'"] },
   { name: 'writeImageFile(image)', call: (v) => lib.writeImageFile('/nonexistent/x.png', v as never), valid: ['[]'] },
-  ...optionRows('writeImageFile', (o) => lib.writeImageFile('/nonexistent/x.png', image8(), o as never), { format: [], compression: [], level: [] }),
-  ...optionRows('createNodeContext', (o) => lib.createNodeContext(o as never), { dawnFlags: ['[]'], powerPreference: [], debug: ['true'], timestamps: ['true'] }),
+  ...optionRows('writeImageFile', (o) => lib.writeImageFile('/nonexistent/x.png', image8(), o as never), {
+    format: [],
+    compression: [],
+    level: [],
+  }),
+  ...optionRows('createNodeContext', (o) => lib.createNodeContext(o as never), {
+    dawnFlags: ['[]'],
+    powerPreference: [],
+    debug: ['true'],
+    timestamps: ['true'],
+  }),
   { name: 'nodeGPU(flags)', call: (v) => lib.nodeGPU(v as never), valid: ['undefined', '[]'] },
   // Left out, the GPU object means "no WebGPU here" (GPU_UNAVAILABLE, as for a missing navigator.gpu).
   { name: 'requestContext(gpu)', call: (v) => lib.requestContext(v as never), valid: ['undefined', 'null'] },
-  ...optionRows('requestContext', (o) => lib.requestContext({ requestAdapter: () => null } as never, o as never), { powerPreference: [], debug: ['true'] }),
+  ...optionRows('requestContext', (o) => lib.requestContext({ requestAdapter: () => null } as never, o as never), {
+    powerPreference: [],
+    debug: ['true'],
+  }),
   { name: 'GPUContext(device)', call: (v) => new lib.GPUContext(v as never) },
-  ...optionRows('GPUContext', (o) => new lib.GPUContext({ createBuffer() {}, addEventListener() {} } as never, o as never), { debug: ['true'], adapter: [] }),
+  ...optionRows('GPUContext', (o) => new lib.GPUContext({ createBuffer() {}, addEventListener() {} } as never, o as never), {
+    debug: ['true'],
+    adapter: [],
+  }),
   // A model's run methods (their images; the options are checked by denoise/upscale above).
   { name: 'model.run(image)', call: (v) => model.run(v as never) },
   { name: 'model.runFloat(image)', call: (v) => model.runFloat(v as never) },
@@ -177,7 +197,11 @@ const ROWS: Row[] = [
   { name: 'networkFromStateDict(sd)', call: (v) => lib.networkFromStateDict(v as never) },
   { name: 'networkFromCheckpoint(bytes)', call: (v) => lib.networkFromCheckpoint(v as never) },
   ...optionRows('networkFromCheckpoint', (o) => lib.networkFromCheckpoint(new Uint8Array(8), o as never), { architecture: [] }),
-  { name: 'planTiles(width)', call: (v) => lib.planTiles(v as never, 8, 8, { alignment: 1, halo: 0, exact: true, minSize: 1 }), valid: ['42'] },
+  {
+    name: 'planTiles(width)',
+    call: (v) => lib.planTiles(v as never, 8, 8, { alignment: 1, halo: 0, exact: true, minSize: 1 }),
+    valid: ['42'],
+  },
   { name: 'planTiles(spec)', call: (v) => lib.planTiles(8, 8, 8, v as never), valid: ['{}', '[]'] },
   { name: 'tilingFor(network)', call: (v) => lib.tilingFor(v as never) },
   { name: 'readPth(bytes)', call: (v) => lib.readPth(v as never) },
@@ -227,7 +251,9 @@ describe('wrong argument types are InvalidInputError (INVALID_INPUT), naming the
     await expect(lib.denoise(image8(), { tileSize: 'a' as never })).rejects.toThrow(
       "denoise: options.tileSize must be an integer >= 0, got string 'a'",
     );
-    await expect(lib.denoise(image8(), { signal: {} as never })).rejects.toThrow('denoise: options.signal must be an AbortSignal, got object');
+    await expect(lib.denoise(image8(), { signal: {} as never })).rejects.toThrow(
+      'denoise: options.signal must be an AbortSignal, got object',
+    );
     expect(() => lib.decodeTiff(new Uint8Array(8), null as never)).toThrow('decodeTiff: options must be an options object, got null');
     await expect(model.runFloat(floatImage(), null as never)).rejects.toThrow('runFloat: options must be an options object, got null');
     await expect(model.runFloat(floatImage(), { tileSize: 'a' as never })).rejects.toThrow(

@@ -24,7 +24,13 @@ describe('public API', () => {
     const ctx = await getTestContext();
     const f = loadDnCNNFixture('tiny_r_gray');
     const [, , h, w] = f.inputShape;
-    const raster = { width: w, height: h, channels: 1 as const, bitDepth: 8 as const, data: Uint8Array.from(f.input, (v) => Math.round(v * 255)) };
+    const raster = {
+      width: w,
+      height: h,
+      channels: 1 as const,
+      bitDepth: 8 as const,
+      data: Uint8Array.from(f.input, (v) => Math.round(v * 255)),
+    };
     const out = await api.denoise(raster, { context: ctx, weights: f.weights });
     expect([out.width, out.height, out.channels, out.bitDepth]).toEqual([w, h, 1, 8]);
     expect(out.data).toBeInstanceOf(Uint8Array);
@@ -32,9 +38,9 @@ describe('public API', () => {
 
   it('without a device, the environment error surfaces as a typed error', async () => {
     const f = loadDnCNNFixture('tiny_r_gray');
-    await expect(api.denoise({ width: 1, height: 1, channels: 1, data: new Float32Array(1) }, { weights: f.weights })).rejects.toBeInstanceOf(
-      GPUUnavailableError,
-    );
+    await expect(
+      api.denoise({ width: 1, height: 1, channels: 1, data: new Float32Array(1) }, { weights: f.weights }),
+    ).rejects.toBeInstanceOf(GPUUnavailableError);
   });
 
   it('names unknown built-in models', async () => {

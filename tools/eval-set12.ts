@@ -56,12 +56,17 @@ for (const file of files) {
     gpuMs: stats.gpuMs,
   };
   rows.push(row);
-  console.log(`| ${file} | ${row.width}×${row.height} | ${row.noisyPsnr.toFixed(2)} | ${row.psnr.toFixed(2)} | ${stats.gpuMs?.toFixed(0) ?? '–'} |`);
+  console.log(
+    `| ${file} | ${row.width}×${row.height} | ${row.noisyPsnr.toFixed(2)} | ${row.psnr.toFixed(2)} | ${stats.gpuMs?.toFixed(0) ?? '–'} |`,
+  );
 }
 const mean = rows.reduce((s, r) => s + r.psnr, 0) / rows.length;
 console.log(`\nmean PSNR: ${mean.toFixed(2)} dB over ${rows.length} images (reference 30.43 dB)`);
 if (values.json) {
-  writeFileSync(values.json, JSON.stringify({ adapter: ctx.describe(), model: model.info, sigma: Number(values.sigma), rows, meanPsnr: mean }, null, 2));
+  writeFileSync(
+    values.json,
+    JSON.stringify({ adapter: ctx.describe(), model: model.info, sigma: Number(values.sigma), rows, meanPsnr: mean }, null, 2),
+  );
 }
 model.dispose();
 ctx.dispose();

@@ -8,16 +8,7 @@ import { BUILTIN_MODELS, createApi } from '../../src/api';
 import { requestContext } from '../../src/gpu/context';
 import type { BenchEnvironment } from '../networks';
 import { measureRoofline, type RooflineResult } from '../roofline-lib';
-import {
-  benchCase,
-  modelsReport,
-  modelsTable,
-  type NetworkResult,
-  parseCases,
-  rooflineLine,
-  SUITES,
-  withRoofline,
-} from '../suite-core';
+import { benchCase, modelsReport, modelsTable, type NetworkResult, parseCases, rooflineLine, SUITES, withRoofline } from '../suite-core';
 
 export interface BrowserSuiteOptions {
   /** `full` or `quick` (bench/suite-core.ts), unless `cases` says otherwise. */
@@ -68,7 +59,9 @@ export async function runBenchSuite(options: BrowserSuiteOptions = {}, log: (lin
     try {
       const r = withRoofline(await benchCase(ctx, c, { runs, warmup, env }), roofline);
       results.push(r);
-      log(`${c.spec.key} ${c.width}x${c.height}: ${r.status === 'ok' ? `${r.ms!.median.toFixed(0)} ms (${r.timing})` : `${r.status}: ${r.reason}`}`);
+      log(
+        `${c.spec.key} ${c.width}x${c.height}: ${r.status === 'ok' ? `${r.ms!.median.toFixed(0)} ms (${r.timing})` : `${r.status}: ${r.reason}`}`,
+      );
     } finally {
       ctx.dispose();
     }

@@ -44,8 +44,7 @@ export interface ExportMeta {
 }
 
 export type ExportLookup =
-  | { ok: true; meta: ExportMeta; modelPath: string; reference?: PyTorchReference; referencePath?: string }
-  | { ok: false; reason: string };
+  { ok: true; meta: ExportMeta; modelPath: string; reference?: PyTorchReference; referencePath?: string } | { ok: false; reason: string };
 
 /** The command that writes what is missing for `network` at `size` (W×H). */
 export function exportCommand(network: string, size: string): string {

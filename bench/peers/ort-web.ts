@@ -93,7 +93,7 @@ export async function createOrtWebSession(ortWeb: OrtWeb, model: Uint8Array, opt
     ...(options.preferredLayout ? { preferredLayout: options.preferredLayout } : {}),
   };
   const session = await ortWeb.InferenceSession.create(model, { executionProviders: [ep], graphOptimizationLevel: 'all' });
-  const device = (await ortWeb.env.webgpu.device);
+  const device = await ortWeb.env.webgpu.device;
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   return {

@@ -44,7 +44,8 @@ export function integerInRange(command: string, option: string, value: string, m
 
 /** Two percentiles `low,high` with 0 <= low < high <= 100 (`--normalize 1,99.8`). */
 export function percentileRange(command: string, option: string, value: string): PercentileRange {
-  const bad = () => new UsageError(`${option} needs two percentiles low,high with 0 <= low < high <= 100 (e.g. 1,99.8), got '${value}'`, command);
+  const bad = () =>
+    new UsageError(`${option} needs two percentiles low,high with 0 <= low < high <= 100 (e.g. 1,99.8), got '${value}'`, command);
   const [low, high, ...rest] = value.split(',').map((p) => (p.trim() === '' ? Number.NaN : Number(p)));
   if (high === undefined || rest.length > 0) throw bad();
   try {

@@ -63,8 +63,13 @@ export function collectInputs(args: readonly string[], isEarlierOutput: (name: s
     if (hasGlob(arg) && !exists(arg)) {
       problem = addImages(expandGlob(arg), 'pattern');
     } else if (isDirectory(arg)) {
-      const names = readdirSync(arg).filter((n) => !n.startsWith('.')).sort();
-      problem = addImages(names.map((n) => join(arg, n)), 'folder');
+      const names = readdirSync(arg)
+        .filter((n) => !n.startsWith('.'))
+        .sort();
+      problem = addImages(
+        names.map((n) => join(arg, n)),
+        'folder',
+      );
     } else {
       add(arg); // missing or unreadable files fail when read, with the reader's message
     }

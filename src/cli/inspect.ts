@@ -91,13 +91,15 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     }
     lines.push(`tensors: ${count(summary.tensors)}`, `parameters: ${count(summary.parameters)}`);
     lines.push(`dtypes: ${dtypesText(summary.dtypes)}`);
-    lines.push(`modules: ${Object.entries(summary.modules).map(([m, n]) => `${m} (${n})`).join(', ')}`);
+    lines.push(
+      `modules: ${Object.entries(summary.modules)
+        .map(([m, n]) => `${m} (${n})`)
+        .join(', ')}`,
+    );
     for (const [k, v] of contents.metadata) lines.push(`metadata: ${k} = ${v}`);
     const shown = values.all ? keys : keys.slice(0, KEYS_SHOWN);
     lines.push(
-      shown.length < keys.length
-        ? `keys (first ${shown.length} of ${keys.length}; --all lists every key):`
-        : `keys (${keys.length}):`,
+      shown.length < keys.length ? `keys (first ${shown.length} of ${keys.length}; --all lists every key):` : `keys (${keys.length}):`,
     );
     const width = Math.max(0, ...shown.map((k) => k.key.length));
     for (const k of shown) lines.push(`  ${k.key.padEnd(width)}  ${formatShape(k.shape).padEnd(16)} ${k.dtype}`);

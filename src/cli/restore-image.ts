@@ -82,7 +82,6 @@ async function runImage(
   img: AnyRasterImage,
   options: ImageJobOptions,
 ): Promise<AnyRasterImage> {
-
   let out: AnyRasterImage;
   if (img.bitDepth !== 32 && valueRange === 'unit') {
     const run: RasterRun = model.run.bind(model);

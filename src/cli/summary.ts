@@ -38,7 +38,6 @@ export function bytesText(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-
 /** "float32 (34)" or "float32 (32), int64 (2)". */
 export function dtypesText(dtypes: Record<string, number>): string {
   return Object.entries(dtypes)

@@ -279,7 +279,7 @@ function readDynamicCodes(bits: BitInput): { literal: HuffmanTable; distance: Hu
   const codeLengthTable = buildTable(codeLengthLengths, 'code length');
 
   const lengths = new Uint8Array(literalCount + distanceCount);
-  for (let i = 0; i < lengths.length; ) {
+  for (let i = 0; i < lengths.length;) {
     const symbol = bits.symbol(codeLengthTable, 'code length');
     if (symbol < 16) {
       lengths[i++] = symbol;

@@ -1,12 +1,6 @@
 import { BOOLEAN, checkOptionFields, oneOf, rule } from '../check-args';
 import { BufferUsage } from './flags';
-import {
-  DeviceLostError,
-  DisposedError,
-  GPUOperationError,
-  GPUUnavailableError,
-  LimitExceededError,
-} from '../errors';
+import { DeviceLostError, DisposedError, GPUOperationError, GPUUnavailableError, LimitExceededError } from '../errors';
 import { type AdapterDescription, adapterLabel, describeAdapter } from './adapter-info';
 import { describeLimits, requiredLimitsFor } from './limits';
 import { BufferPool } from './buffer-pool';
@@ -81,7 +75,7 @@ export class GPUContext implements VariantSource {
       return this.lostError;
     });
     device.addEventListener('uncapturederror', (event) => {
-      const error = (event).error;
+      const error = event.error;
       // Keep the first one: later errors are usually consequences of it.
       this.uncaptured ??= toOperationError('uncaptured WebGPU error', error);
     });

@@ -7,7 +7,16 @@ import type { BufferPool } from './buffer-pool';
 import type { GPUContext } from './context';
 import { writeBuffer } from './context';
 import { dispatchGrid } from './dispatch';
-import { boundTensor, type Graph, type GraphCost, graphCost, type GraphNode, isTensorSlice, isTensorValue, type TensorValue } from './graph';
+import {
+  boundTensor,
+  type Graph,
+  type GraphCost,
+  graphCost,
+  type GraphNode,
+  isTensorSlice,
+  isTensorValue,
+  type TensorValue,
+} from './graph';
 import { assignBuffers, type LiveInterval } from './liveness';
 import type { CompiledKernel } from './pipelines';
 import { type DispatchProfile, timeEachDispatch } from './profile';
@@ -370,7 +379,9 @@ function prepareBindings(ctx: GPUContext, node: GraphNode): PreparedNode {
   const storageBindings = Object.values(chunks).reduce((n, c) => n + c.count - 1, Object.keys(node.bindings).length);
   const max = ctx.limits.maxStorageBuffersPerShaderStage;
   if (storageBindings > max) {
-    const split = Object.entries(chunks).map(([k, c]) => `'${k}' into ${c.count}`).join(', ');
+    const split = Object.entries(chunks)
+      .map(([k, c]) => `'${k}' into ${c.count}`)
+      .join(', ');
     throw new LimitExceededError('maxStorageBuffersPerShaderStage', storageBindings, max, `${node.label} (splitting ${split} bindings)`);
   }
   for (const [name, spec] of Object.entries(chunks)) {

@@ -78,7 +78,10 @@ export interface KernelSummary {
   uncounted: number;
 }
 
-export function summarizeByKernel(profile: readonly DispatchProfile[], keyOf: (p: DispatchProfile) => string = (p) => p.kernel): KernelSummary[] {
+export function summarizeByKernel(
+  profile: readonly DispatchProfile[],
+  keyOf: (p: DispatchProfile) => string = (p) => p.kernel,
+): KernelSummary[] {
   const byKernel = new Map<string, KernelSummary>();
   for (const p of profile) {
     const key = keyOf(p);

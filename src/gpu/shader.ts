@@ -35,7 +35,9 @@ export function isLazySource(source: KernelSource): source is LazyShaderSource {
 /** The pipeline cache's key of a source: its text, or its generator's key. */
 export function sourceCacheKey(source: KernelSource): string {
   const entry = source.entryPoint ?? '';
-  return isLazySource(source) ? `gen\u0000${source.label}\u0000${entry}\u0000${source.key}` : `code\u0000${source.label}\u0000${entry}\u0000${source.code}`;
+  return isLazySource(source)
+    ? `gen\u0000${source.label}\u0000${entry}\u0000${source.key}`
+    : `code\u0000${source.label}\u0000${entry}\u0000${source.code}`;
 }
 
 /** The source with its text: generated (one binding per tensor unless `access` says otherwise), or as given. */
@@ -73,9 +75,7 @@ export interface ReflectedShader {
 
 export function reflectShader(source: ShaderSource): ReflectedShader {
   const reflect = new WgslReflect(source.code);
-  const entry = source.entryPoint
-    ? reflect.entry.compute.find((f) => f.name === source.entryPoint)
-    : reflect.entry.compute[0];
+  const entry = source.entryPoint ? reflect.entry.compute.find((f) => f.name === source.entryPoint) : reflect.entry.compute[0];
   if (!entry) throw new InvalidInputError(`shader '${source.label}' has no compute entry point`);
   const bindings: BindingInfo[] = [];
   let uniform: ReflectedShader['uniform'];

@@ -12,7 +12,15 @@
  * the parts that need no DOM (ImageData-like objects in, PNG/TIFF blobs in and out) work in Node as well.
  */
 import { ImageFormatError, InvalidInputError } from '../errors';
-import { type DecodedImageFile, type ImageFormat, type ImagePage, type ReadImageOptions, readImage, sniffFormat, writeImage } from './formats';
+import {
+  type DecodedImageFile,
+  type ImageFormat,
+  type ImagePage,
+  type ReadImageOptions,
+  readImage,
+  sniffFormat,
+  writeImage,
+} from './formats';
 import { type AnyRasterImage, type RasterImage, convertAlpha, validateAnyRaster, withoutAlpha } from './image';
 import { describeImageBytes } from './png';
 
@@ -189,7 +197,7 @@ function scratchContext(width: number, height: number, what: string): Context2D 
  */
 export async function imagesFromFile(file: Blob, options: ImageFromFileOptions = {}): Promise<BrowserDecodedImageFile> {
   alphaPolicy(options);
-  if (file === null || typeof file !== 'object' || typeof (file).arrayBuffer !== 'function') {
+  if (file === null || typeof file !== 'object' || typeof file.arrayBuffer !== 'function') {
     throw new InvalidInputError('imagesFromFile: expected a File or Blob');
   }
   const name = options.name ?? fileName(file);

@@ -78,9 +78,7 @@ const ARRAY_FOR_DEPTH = { 8: Uint8Array, 16: Uint16Array, 32: Float32Array } as 
 function checkSamples(img: AnyRasterImage, name: string): void {
   const Expected = ARRAY_FOR_DEPTH[img.bitDepth];
   if (!(img.data instanceof Expected)) {
-    throw new InvalidInputError(
-      `${name}.data must be a ${Expected.name} for bitDepth ${img.bitDepth}, got ${describeArray(img.data)}`,
-    );
+    throw new InvalidInputError(`${name}.data must be a ${Expected.name} for bitDepth ${img.bitDepth}, got ${describeArray(img.data)}`);
   }
   const expected = img.width * img.height * img.channels;
   if (img.data.length !== expected) {
@@ -238,9 +236,7 @@ export function floatToRaster(img: FloatImage, bitDepth: BitDepth): AnyRasterIma
       const v = data[base + i];
       if (Number.isNaN(v)) {
         const y = Math.floor(i / width);
-        throw new InvalidInputError(
-          `floatToRaster: image contains NaN at channel ${c}, row ${y}, column ${i - y * width}`,
-        );
+        throw new InvalidInputError(`floatToRaster: image contains NaN at channel ${c}, row ${y}, column ${i - y * width}`);
       }
       const clamped = v < 0 ? 0 : v > 1 ? 1 : v;
       // The float64 product of a float32 and 255/65535 is exact; fround gives the float32 product.

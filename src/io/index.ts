@@ -17,15 +17,7 @@ export {
   withoutAlpha,
 } from './image';
 export { decodePng, describeImageBytes, encodePng, isPng } from './png';
-export {
-  decodeTiff,
-  isTiff,
-  paletteIsGrayRamp,
-  type DecodeTiffOptions,
-  type TiffMetadata,
-  type TiffPage,
-  type TiffTag,
-} from './tiff';
+export { decodeTiff, isTiff, paletteIsGrayRamp, type DecodeTiffOptions, type TiffMetadata, type TiffPage, type TiffTag } from './tiff';
 export { encodeTiff, type EncodeTiffOptions, type TiffWritePage } from './tiff-write';
 export {
   decodeImage,

@@ -145,8 +145,7 @@ export function detectInfoBar(image: AnyRasterImage, options: DetectInfoBarOptio
 export function infoBarFromRows(image: AnyRasterImage, rows: number): InfoBar {
   if (!Number.isInteger(rows) || rows <= 0 || rows >= image.height) {
     throw new InvalidInputError(
-      `info bar rows must be an integer between 1 and ${image.height - 1} ` +
-        `(the image has ${image.height} rows), got ${String(rows)}`,
+      `info bar rows must be an integer between 1 and ${image.height - 1} ` + `(the image has ${image.height} rows), got ${String(rows)}`,
     );
   }
   return { top: image.height - rows, rows, source: 'explicit' };
@@ -179,8 +178,7 @@ export function splitInfoBar<T extends AnyRasterImage>(
 ): SplitImage<T> {
   validateAnyRaster(image);
   if (bar === 'none') return { content: image };
-  const info =
-    bar === 'auto' ? detectInfoBar(image, options) : typeof bar === 'number' ? infoBarFromRows(image, bar) : bar;
+  const info = bar === 'auto' ? detectInfoBar(image, options) : typeof bar === 'number' ? infoBarFromRows(image, bar) : bar;
   if (info === undefined) return { content: image };
   if (!Number.isInteger(info.top) || info.top <= 0 || info.top >= image.height) {
     throw new InvalidInputError(`info bar top must be an integer in 1..${image.height - 1}, got ${String(info.top)}`);

@@ -58,8 +58,7 @@ export function checkImagePair(fn: string, a: MetricImage, b: MetricImage): numb
   }
   if (kind(a) !== kind(b)) {
     throw new InvalidInputError(
-      `${fn}: a is a ${kind(a)} and b is a ${kind(b)}; ` +
-        'convert one (rasterToFloat / floatToRaster) so both have the same value scale',
+      `${fn}: a is a ${kind(a)} and b is a ${kind(b)}; ` + 'convert one (rasterToFloat / floatToRaster) so both have the same value scale',
     );
   }
   return isAnyRaster(a) && a.bitDepth !== 32 ? maxValue(a.bitDepth) : 1;
@@ -80,11 +79,7 @@ export function checkImagePair(fn: string, a: MetricImage, b: MetricImage): numb
  */
 export function psnr(a: MetricImage, b: MetricImage, options?: number | PsnrOptions): number;
 export function psnr(a: ArrayLike<number>, b: ArrayLike<number>, options?: number | PsnrOptions): number;
-export function psnr(
-  a: ArrayLike<number> | MetricImage,
-  b: ArrayLike<number> | MetricImage,
-  options?: number | PsnrOptions,
-): number {
+export function psnr(a: ArrayLike<number> | MetricImage, b: ArrayLike<number> | MetricImage, options?: number | PsnrOptions): number {
   let defaultRange = 1;
   let xa: ArrayLike<number>;
   let xb: ArrayLike<number>;

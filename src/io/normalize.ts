@@ -147,9 +147,7 @@ export function percentileDenormalize(image: FloatImage, range: NormalizationRan
   validateFloat(image);
   const { width, height, channels, data } = image;
   if (range.low.length !== channels || range.high.length !== channels) {
-    throw new InvalidInputError(
-      `percentileDenormalize: the range has ${range.low.length} channel(s) but the image has ${channels}`,
-    );
+    throw new InvalidInputError(`percentileDenormalize: the range has ${range.low.length} channel(s) but the image has ${channels}`);
   }
   const plane = width * height;
   const out = new Float32Array(data.length);
@@ -232,6 +230,9 @@ export function runNormalization(
   const input = { low: lows, scale: lows.map((lo, c) => highs[c] - lo + eps) };
   const output = perChannel
     ? input
-    : { low: new Array<number>(network.outChannels).fill(lows[0]), scale: new Array<number>(network.outChannels).fill(highs[0] - lows[0] + eps) };
+    : {
+        low: new Array<number>(network.outChannels).fill(lows[0]),
+        scale: new Array<number>(network.outChannels).fill(highs[0] - lows[0] + eps),
+      };
   return { input, output, symmetric: network.symmetric };
 }

@@ -84,8 +84,7 @@ export function describeImageBytes(bytes: Uint8Array): string {
   let kind: string | undefined;
   if (startsWith(bytes, [0xff, 0xd8, 0xff])) kind = 'a JPEG file';
   else if (ascii(bytes, 0, 6) === 'GIF87a' || ascii(bytes, 0, 6) === 'GIF89a') kind = 'a GIF file';
-  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a]))
-    kind = 'a TIFF file';
+  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) kind = 'a TIFF file';
   else if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 12) === 'WEBP') kind = 'a WebP file';
   else if (ascii(bytes, 0, 2) === 'BM') kind = 'a BMP file';
   else if (ascii(bytes, 4, 12) === 'ftypavif') kind = 'an AVIF file';
@@ -95,8 +94,7 @@ export function describeImageBytes(bytes: Uint8Array): string {
   else if (startsWith(bytes, [0x1f, 0x8b])) kind = 'a gzip file';
   else if (ascii(bytes, 1, 4) === 'PNG')
     kind = 'a PNG file whose signature was altered (e.g. by a text-mode transfer that rewrote line endings)';
-  else if (ascii(bytes, 0, 24) === 'version https://git-lfs.')
-    kind = 'a Git LFS pointer file (run `git lfs pull` to fetch the real image)';
+  else if (ascii(bytes, 0, 24) === 'version https://git-lfs.') kind = 'a Git LFS pointer file (run `git lfs pull` to fetch the real image)';
   else if (isMostlyText(bytes)) {
     const head = ascii(bytes, 0, 40).replace(/\s+/g, ' ').trim();
     kind = /^<(!doctype|html|\?xml|svg)/i.test(head) ? `an HTML/XML/SVG text file ("${head}")` : `text ("${head}")`;
@@ -461,10 +459,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
   } catch (err) {
     // A stream cut off before the last row is missing rows, like one that ends early: say how many bytes came.
     if (err instanceof InflateError && err.failure === 'truncated' && err.produced < expectedRaw) {
-      fail(
-        `PNG image data is truncated: ${err.produced} bytes after decompression, ` +
-          `${width}x${height} needs ${expectedRaw}`,
-      );
+      fail(`PNG image data is truncated: ${err.produced} bytes after decompression, ` + `${width}x${height} needs ${expectedRaw}`);
     }
     const why = err instanceof Error ? err.message : String(err);
     throw new ImageFormatError(`${name}: PNG image data is corrupt or truncated (inflate failed: ${why})`, {
@@ -478,10 +473,7 @@ export function decodePng(bytes: Uint8Array, name = 'input'): RasterImage {
     );
   }
   if (inflated.produced < expectedRaw) {
-    fail(
-      `PNG image data is truncated: ${inflated.produced} bytes after decompression, ` +
-        `${width}x${height} needs ${expectedRaw}`,
-    );
+    fail(`PNG image data is truncated: ${inflated.produced} bytes after decompression, ` + `${width}x${height} needs ${expectedRaw}`);
   }
   if (idat.length >= 6) {
     const stored = readU32(idat, idat.length - 4);

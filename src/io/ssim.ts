@@ -62,14 +62,7 @@ function channelPlane(img: MetricImage, c: number): Float64Array {
  * 'Valid' separable correlation with `w`: rows first (width shrinks by 2r), then columns (height shrinks).
  * Output is (H − 2r) × (W − 2r).
  */
-function filterValid(
-  src: Float64Array,
-  width: number,
-  height: number,
-  w: Float64Array,
-  tmp: Float64Array,
-  out: Float64Array,
-): void {
+function filterValid(src: Float64Array, width: number, height: number, w: Float64Array, tmp: Float64Array, out: Float64Array): void {
   const k = w.length;
   const ow = width - k + 1;
   const oh = height - k + 1;
@@ -91,15 +84,7 @@ function filterValid(
 }
 
 /** Mean SSIM of one channel pair. */
-function ssimPlane(
-  x: Float64Array,
-  y: Float64Array,
-  width: number,
-  height: number,
-  w: Float64Array,
-  c1: number,
-  c2: number,
-): number {
+function ssimPlane(x: Float64Array, y: Float64Array, width: number, height: number, w: Float64Array, c1: number, c2: number): number {
   const k = w.length;
   const ow = width - k + 1;
   const oh = height - k + 1;

@@ -222,7 +222,13 @@ function encodePage(page: TiffWritePage, index: number, options: EncodeTiffOptio
   if (meta?.orientation !== undefined) entries.push(entry(TAG.Orientation, TYPE.SHORT, [meta.orientation]));
   entries.push(entry(TAG.SamplesPerPixel, TYPE.SHORT, [spp]));
   entries.push(entry(TAG.RowsPerStrip, TYPE.LONG, [rowsPerStrip]));
-  entries.push(entry(TAG.StripByteCounts, TYPE.LONG, strips.map((s) => s.length)));
+  entries.push(
+    entry(
+      TAG.StripByteCounts,
+      TYPE.LONG,
+      strips.map((s) => s.length),
+    ),
+  );
   if (meta?.resolution) {
     entries.push(rationalEntry(TAG.XResolution, meta.resolution.x));
     entries.push(rationalEntry(TAG.YResolution, meta.resolution.y));

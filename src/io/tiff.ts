@@ -29,23 +29,8 @@
  */
 import { ImageFormatError, InvalidInputError } from '../errors';
 import type { AnyRasterImage } from './image';
-import {
-  HOST_LITTLE_ENDIAN,
-  inflateChunk,
-  lzwDecode,
-  undoFloatPredictor,
-  undoHorizontalPredictor,
-  unpackBits,
-} from './tiff-codecs';
-import {
-  type Layout,
-  MAX_SAMPLES,
-  checkChunksFit,
-  chunkLabel,
-  chunkRowBytes,
-  chunkRows,
-  tileSizeProblem,
-} from './tiff-layout';
+import { HOST_LITTLE_ENDIAN, inflateChunk, lzwDecode, undoFloatPredictor, undoHorizontalPredictor, unpackBits } from './tiff-codecs';
+import { type Layout, MAX_SAMPLES, checkChunksFit, chunkLabel, chunkRowBytes, chunkRows, tileSizeProblem } from './tiff-layout';
 import {
   COMPRESSION,
   COMPRESSION_NAMES,
@@ -184,9 +169,7 @@ class Reader {
     const n = this.u16(offset);
     const end = offset + 2 + 12 * n;
     if (end + 4 > bytes.length) {
-      this.fail(
-        `TIFF file is truncated: IFD ${index} at byte ${offset} has ${n} entries but the file ends at byte ${bytes.length}`,
-      );
+      this.fail(`TIFF file is truncated: IFD ${index} at byte ${offset} has ${n} entries but the file ends at byte ${bytes.length}`);
     }
     const entries = new Map<number, TiffTag>();
     for (let k = 0; k < n; k++) {
@@ -200,9 +183,7 @@ class Reader {
       const at = total <= 4 ? e + 8 : this.u32(e + 8);
       if (at + total > bytes.length) {
         if (LAYOUT_TAGS.has(tag)) {
-          this.fail(
-            `TIFF file is truncated: the value of ${tagLabel(tag)} (${total} bytes at byte ${at}) is beyond the end of the file`,
-          );
+          this.fail(`TIFF file is truncated: the value of ${tagLabel(tag)} (${total} bytes at byte ${at}) is beyond the end of the file`);
         }
         continue; // a broken descriptive tag should not make the image unreadable
       }
@@ -370,7 +351,14 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
     const tooLarge = tileSizeProblem(tw, th, width, height, planarConfiguration === 2 ? 1 : spp);
     if (tooLarge !== undefined) pageFail(tooLarge);
     layout = {
-      width, height, spp, bits, float, compression, predictor, tiled,
+      width,
+      height,
+      spp,
+      bits,
+      float,
+      compression,
+      predictor,
+      tiled,
       planar: planarConfiguration === 2 && spp > 1,
       chunkWidth: tw,
       chunkHeight: th,
@@ -383,7 +371,14 @@ function decodePage(r: Reader, ifd: Ifd, pageIndex: number, options: DecodeTiffO
     let rps = one(TAG.RowsPerStrip, 0xffffffff);
     if (rps <= 0 || rps > height) rps = height;
     layout = {
-      width, height, spp, bits, float, compression, predictor, tiled,
+      width,
+      height,
+      spp,
+      bits,
+      float,
+      compression,
+      predictor,
+      tiled,
       planar: planarConfiguration === 2 && spp > 1,
       chunkWidth: width,
       chunkHeight: rps,
@@ -628,10 +623,9 @@ function fetchChunk(
     }
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ImageFormatError(
-      `${prefix}${where} is corrupt (${COMPRESSION_NAMES[L.compression]} decoding failed: ${why})`,
-      { cause: err },
-    );
+    throw new ImageFormatError(`${prefix}${where} is corrupt (${COMPRESSION_NAMES[L.compression]} decoding failed: ${why})`, {
+      cause: err,
+    });
   }
   if (produced < needed) {
     fail(`${where} is truncated or corrupt: ${COMPRESSION_NAMES[L.compression]} data gave ${produced} bytes, ${needed} needed`);

@@ -5,12 +5,7 @@ import { InvalidInputError } from '../errors';
  * vec4) and a float64 CPU twin used by the tests' references.
  */
 export type Activation =
-  | { kind: 'none' }
-  | { kind: 'relu' }
-  | { kind: 'leakyRelu'; alpha: number }
-  | { kind: 'sigmoid' }
-  | { kind: 'tanh' }
-  | { kind: 'gelu' };
+  { kind: 'none' } | { kind: 'relu' } | { kind: 'leakyRelu'; alpha: number } | { kind: 'sigmoid' } | { kind: 'tanh' } | { kind: 'gelu' };
 
 export const NO_ACTIVATION: Activation = { kind: 'none' };
 export const RELU: Activation = { kind: 'relu' };
@@ -115,7 +110,7 @@ export function erf64(x: number): number {
   }
   // erfc(x) = exp(-x²)/(x√π) · 1/(1 + 1/(2x²)/(1 + 2/(2x²)/(1 + ...))) via Lentz-free backward recursion.
   let f = 0;
-  for (let k = 60; k >= 1; k--) f = (k / 2) / (ax + f);
+  for (let k = 60; k >= 1; k--) f = k / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
 }

@@ -46,7 +46,12 @@ export function packCbamMlp(w: CbamMlpWeights, channels: number, hidden: number)
   if (!Number.isInteger(hidden) || hidden < 1 || hidden > CBAM_MAX_HIDDEN) {
     throw new InvalidInputError(`CBAM hidden width ${hidden} must be an integer in 1..${CBAM_MAX_HIDDEN}`);
   }
-  const sizes: [string, ArrayLike<number>, number][] = [['w1', w.w1, hidden * c], ['b1', w.b1, hidden], ['w2', w.w2, c * hidden], ['b2', w.b2, c]];
+  const sizes: [string, ArrayLike<number>, number][] = [
+    ['w1', w.w1, hidden * c],
+    ['b1', w.b1, hidden],
+    ['w2', w.w2, c * hidden],
+    ['b2', w.b2, c],
+  ];
   for (const [name, a, n] of sizes) {
     if (a.length !== n) throw new InvalidInputError(`CBAM ${name} has ${a.length} values, expected ${n} (C=${c}, hidden=${hidden})`);
   }
@@ -194,7 +199,8 @@ export function cbamChannelGate(
   params: { weights: GPUBuffer; hidden: number; label: string },
 ): TensorValue {
   const [n, one, two, c] = pooled.shape;
-  if (one !== 1 || two !== 2) throw new InvalidInputError(`${params.label}: pooled tensor ${formatShape(pooled.shape)} must be [n, 1, 2, C]`);
+  if (one !== 1 || two !== 2)
+    throw new InvalidInputError(`${params.label}: pooled tensor ${formatShape(pooled.shape)} must be [n, 1, 2, C]`);
   const hidden = params.hidden;
   if (!Number.isInteger(hidden) || hidden < 1 || hidden > CBAM_MAX_HIDDEN) {
     throw new InvalidInputError(`${params.label}: CBAM hidden width ${hidden} must be an integer in 1..${CBAM_MAX_HIDDEN}`);
@@ -202,7 +208,9 @@ export function cbamChannelGate(
   const c4 = paddedChannels(c) / 4;
   const bytes = (2 * hidden * c4 + Math.ceil(hidden / 4) + c4) * 16;
   if (params.weights.size < bytes) {
-    throw new InvalidInputError(`${params.label}: CBAM weights buffer holds ${params.weights.size} bytes, expected ${bytes} for C=${c}, hidden=${hidden}`);
+    throw new InvalidInputError(
+      `${params.label}: CBAM weights buffer holds ${params.weights.size} bytes, expected ${bytes} for C=${c}, hidden=${hidden}`,
+    );
   }
   const gate = graph.tensor([n, 1, 1, c], `${params.label}.gate`);
   graph.add({
@@ -273,20 +281,22 @@ export function applyCbam(
   if (!Number.isInteger(offset) || offset < 0 || offset % 4 !== 0 || offset + c > y.shape[3]) {
     throw new InvalidInputError(`${label}: channel offset ${offset} (+${c}) must be a multiple of 4 inside ${y.shape[3]} channels`);
   }
-  if ([x, channelGate, spatialGate, res].some((t) => t?.id === y.id)) throw new InvalidInputError(`${label}: the output cannot also be an input`);
+  if ([x, channelGate, spatialGate, res].some((t) => t?.id === y.id))
+    throw new InvalidInputError(`${label}: the output cannot also be an input`);
   const c4 = paddedChannels(c) / 4;
   const count = n * h * w * c4;
   graph.add({
     label,
-    kernel: kernelShader(`cbam[apply${res ? ',res' : ''}]`, { family: 'cbam_apply', residual: res !== undefined }, (io) => applyCbamWgsl(res !== undefined, io)),
+    kernel: kernelShader(`cbam[apply${res ? ',res' : ''}]`, { family: 'cbam_apply', residual: res !== undefined }, (io) =>
+      applyCbamWgsl(res !== undefined, io),
+    ),
     uniforms: { count, c4, pixels_per_item: h * w, y_c4: paddedChannels(y.shape[3]) / 4, y_off4: offset / 4 },
     bindings: res ? { x, cgate: channelGate, sgate: spatialGate, res, y } : { x, cgate: channelGate, sgate: spatialGate, y },
     workgroups: Math.ceil(count / APPLY_WORKGROUP),
     // Two multiplies (and the residual's add) per element; x, both gates and the residual read, C channels written.
     cost: {
       flops: logicalElements(x.shape) * (res ? 3 : 2),
-      bytes:
-        (res ? 3 : 2) * logicalBytes(x.shape) + logicalBytes(channelGate.shape) + logicalBytes(spatialGate.shape),
+      bytes: (res ? 3 : 2) * logicalBytes(x.shape) + logicalBytes(channelGate.shape) + logicalBytes(spatialGate.shape),
     },
   });
   return y;

@@ -39,15 +39,12 @@ ${linearEntry(WORKGROUP)}
 }
 
 /** [n, h, w, C] (optionally times a per-channel `gate` [n, 1, 1, C]) → [n, h, w, 2]: mean, max over channels. */
-export function channelMeanMax(
-  graph: Graph,
-  x: TensorValue,
-  label: string,
-  gate?: TensorValue,
-): TensorValue {
+export function channelMeanMax(graph: Graph, x: TensorValue, label: string, gate?: TensorValue): TensorValue {
   const [n, h, w, c] = x.shape;
   if (gate && (gate.shape[0] !== n || gate.shape[1] !== 1 || gate.shape[2] !== 1 || gate.shape[3] !== c)) {
-    throw new InvalidInputError(`${label}: gate ${formatShape(gate.shape)} does not match input ${formatShape(x.shape)} (expected [${n}, 1, 1, ${c}])`);
+    throw new InvalidInputError(
+      `${label}: gate ${formatShape(gate.shape)} does not match input ${formatShape(x.shape)} (expected [${n}, 1, 1, ${c}])`,
+    );
   }
   const y = graph.tensor([n, h, w, 2], label);
   const count = n * h * w;

@@ -48,8 +48,12 @@ function slice(
   outOffset: number,
   label: string,
 ): TensorValue {
-  if (!Number.isInteger(channels) || channels < 1) throw new InvalidInputError(`${label}: channel count ${channels} must be a positive integer`);
-  for (const [t, what] of [[a, 'input'], [b, 'second input']] as const) {
+  if (!Number.isInteger(channels) || channels < 1)
+    throw new InvalidInputError(`${label}: channel count ${channels} must be a positive integer`);
+  for (const [t, what] of [
+    [a, 'input'],
+    [b, 'second input'],
+  ] as const) {
     if (!t) continue;
     if (t.shape[3] < channels) throw new InvalidInputError(`${label}: ${what} ${formatShape(t.shape)} has fewer than ${channels} channels`);
     if (!sameSpatial(t, a)) throw new InvalidInputError(`${label}: ${what} ${formatShape(t.shape)} does not match ${formatShape(a.shape)}`);
@@ -58,7 +62,9 @@ function slice(
   const y = out ?? graph.tensor([n, h, w, outOffset + channels], label);
   if (!sameSpatial(y, a)) throw new InvalidInputError(`${label}: output ${formatShape(y.shape)} does not match ${formatShape(a.shape)}`);
   if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset % 4 !== 0 || outOffset + channels > y.shape[3]) {
-    throw new InvalidInputError(`${label}: channel offset ${outOffset} (+${channels}) must be a multiple of 4 inside ${y.shape[3]} channels`);
+    throw new InvalidInputError(
+      `${label}: channel offset ${outOffset} (+${channels}) must be a multiple of 4 inside ${y.shape[3]} channels`,
+    );
   }
   if (y.id === a.id || y.id === b?.id) throw new InvalidInputError(`${label}: the output cannot also be an input`);
   if (!Number.isFinite(alpha)) throw new InvalidInputError(`${label}: alpha ${alpha} is not finite`);
@@ -88,13 +94,7 @@ function slice(
 }
 
 /** Copies all channels of `src` into channels [dstOffset, dstOffset + C) of `dst` (same n, h, w). */
-export function copyChannels(
-  graph: Graph,
-  src: TensorValue,
-  dst: TensorValue,
-  dstOffset: number,
-  label: string,
-): TensorValue {
+export function copyChannels(graph: Graph, src: TensorValue, dst: TensorValue, dstOffset: number, label: string): TensorValue {
   return slice(graph, src, undefined, 0, src.shape[3], dst, dstOffset, label);
 }
 

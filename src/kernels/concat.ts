@@ -95,13 +95,7 @@ ${body}
 }
 
 /** cat([place(first), place(second)], channels): see the module comment. */
-export function concatChannels(
-  graph: Graph,
-  first: TensorValue,
-  second: TensorValue,
-  options: ConcatOptions,
-  label: string,
-): TensorValue {
+export function concatChannels(graph: Graph, first: TensorValue, second: TensorValue, options: ConcatOptions, label: string): TensorValue {
   const pa = placement(options.first, 'first input', label);
   const pb = placement(options.second, 'second input', label);
   const [n, ha, wa, ca] = first.shape;

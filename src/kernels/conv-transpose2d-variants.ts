@@ -44,11 +44,7 @@ declare module '../gpu/context' {
  * GPUs get a moderate tile that keeps occupancy (untuned so far). A variant forced on the context
  * (`ctx.variantOverrides.convTranspose2d`) wins, its channel block capped at the output's channel vec4s.
  */
-export function selectConvTranspose2dVariant(
-  source: VariantSourceArg,
-  g: ConvTranspose2dGeometry,
-  inWidth = 256,
-): ConvTranspose2dVariant {
+export function selectConvTranspose2dVariant(source: VariantSourceArg, g: ConvTranspose2dGeometry, inWidth = 256): ConvTranspose2dVariant {
   const { adapter, overrides } = variantSource(source);
   const cout4 = paddedChannels(g.outChannels) / 4;
   const forced = overrides.convTranspose2d;

@@ -73,11 +73,7 @@ function epilogueChannelSetup(key: ConvTranspose2dShaderKey, c: number): string 
 }
 
 /** Generates the WGSL; tile loops are unrolled in the text because Tint does not unroll loops. */
-export function convTranspose2dWgsl(
-  key: ConvTranspose2dShaderKey,
-  v: ConvTranspose2dVariant,
-  io: TensorAccess = WHOLE_BINDINGS,
-): string {
+export function convTranspose2dWgsl(key: ConvTranspose2dShaderKey, v: ConvTranspose2dVariant, io: TensorAccess = WHOLE_BINDINGS): string {
   return v.algorithm === 'subpixel' ? subpixelWgsl(key, v, io) : gatherWgsl(key, v, io);
 }
 
@@ -224,4 +220,3 @@ fn main(${WORKGROUP_BUILTINS},
   emit('}');
   return lines.join('\n');
 }
-

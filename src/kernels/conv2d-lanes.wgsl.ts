@@ -1,11 +1,4 @@
-import {
-  bindingsWgsl,
-  channelPrologueWgsl,
-  type Conv2dShaderKey,
-  epilogueTags,
-  storeWgsl,
-  variantTags,
-} from './conv2d.wgsl';
+import { bindingsWgsl, channelPrologueWgsl, type Conv2dShaderKey, epilogueTags, storeWgsl, variantTags } from './conv2d.wgsl';
 import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import type { Conv2dVariant } from './conv2d-variants';
@@ -126,4 +119,3 @@ export function conv2dLanesLabel(key: Conv2dShaderKey, v: Conv2dVariant): string
     key.maskChannels ? ',mask' : ''
   }]`;
 }
-

@@ -78,7 +78,9 @@ export function conv2d(
   if (params.readInputPrefix) {
     if ((g.groups ?? 1) !== 1) throw new InvalidInputError(`${params.label}: reading an input channel prefix needs groups = 1`);
     if (input.shape[3] < g.inChannels) {
-      throw new InvalidInputError(`${params.label}: input has ${input.shape[3]} channels, fewer than the ${g.inChannels} the convolution reads`);
+      throw new InvalidInputError(
+        `${params.label}: input has ${input.shape[3]} channels, fewer than the ${g.inChannels} the convolution reads`,
+      );
     }
   }
   const [n, h, w, cin] = input.shape;
@@ -89,7 +91,9 @@ export function conv2d(
     throw new InvalidInputError(`${params.label}: output tensor ${out.shape.join('x')} does not match ${outShape.join('x')}`);
   }
   if (offset % 4 !== 0 || offset + g.outChannels > out.shape[3]) {
-    throw new InvalidInputError(`${params.label}: channel offset ${offset} (+${g.outChannels}) must be a multiple of 4 inside ${out.shape[3]} channels`);
+    throw new InvalidInputError(
+      `${params.label}: channel offset ${offset} (+${g.outChannels}) must be a multiple of 4 inside ${out.shape[3]} channels`,
+    );
   }
   const activation = epilogue.activation ?? NO_ACTIVATION;
   if (epilogue.prelu && activation.kind !== 'none') {
@@ -108,7 +112,9 @@ export function conv2d(
       throw new InvalidInputError(`${params.label}: the residual cannot be the output tensor itself (write to a new tensor)`);
     }
     if (residual.mode !== 'beforeActivation' && residual.mode !== 'afterActivation') {
-      throw new InvalidInputError(`${params.label}: residual mode '${String(residual.mode)}' (expected beforeActivation or afterActivation)`);
+      throw new InvalidInputError(
+        `${params.label}: residual mode '${String(residual.mode)}' (expected beforeActivation or afterActivation)`,
+      );
     }
   }
   const [, ho, wo] = outShape;
@@ -158,7 +164,10 @@ export function conv2d(
   let grid = (rows: number): { workgroups: number; uniforms: Record<string, number> } => {
     const t = n * rows * tilesX;
     const tot = v.uniformWeights ? t : t * coBlocks;
-    return { workgroups: v.uniformWeights ? coBlocks * Math.ceil(t / v.workgroupSize) : Math.ceil(tot / v.workgroupSize), uniforms: { total: tot } };
+    return {
+      workgroups: v.uniformWeights ? coBlocks * Math.ceil(t / v.workgroupSize) : Math.ceil(tot / v.workgroupSize),
+      uniforms: { total: tot },
+    };
   };
   if (v.channelLanes && !depthwise) {
     if (groups !== 1) throw new InvalidInputError(`${params.label}: channel-lanes convolution needs groups = 1, got ${groups}`);

@@ -87,14 +87,7 @@ function invocationIndexWgsl(v: Conv2dVariant): string {
  * channels) at output pixel `pix` (n·ho·wo linear): conv → + bias → (+ residual) → activation → × scale →
  * (+ residual) → zero padded lanes → store at the channel offset of a maybe wider tensor.
  */
-export function storeWgsl(
-  key: Conv2dEpilogueKey,
-  io: TensorAccess,
-  mask: boolean,
-  acc: string,
-  pix: string,
-  indent: string,
-): string {
+export function storeWgsl(key: Conv2dEpilogueKey, io: TensorAccess, mask: boolean, acc: string, pix: string, indent: string): string {
   const res = io.load('res', `(${pix}) * p.res_c4_total + co`);
   const s: string[] = [];
   s.push(`var v = ${acc}${key.hasBias ? ' + b' : ''};`);
@@ -323,4 +316,3 @@ function emitRowReuseLoops(emit: (s: string) => void, key: Conv2dShaderKey, v: C
   emit(`    }
   }`);
 }
-

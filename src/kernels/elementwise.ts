@@ -25,13 +25,7 @@ ${linearEntry(WORKGROUP)}
 }
 
 /** `y = a op b`. Padded channels stay 0 because they are 0 in both operands (0−0, 0+0, 0·0). */
-export function binary(
-  graph: Graph,
-  op: BinaryOp,
-  a: TensorValue,
-  b: TensorValue,
-  label: string,
-): TensorValue {
+export function binary(graph: Graph, op: BinaryOp, a: TensorValue, b: TensorValue, label: string): TensorValue {
   if (a.shape.some((d, i) => d !== b.shape[i])) {
     throw new InvalidInputError(`${label}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
   }

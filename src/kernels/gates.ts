@@ -58,8 +58,8 @@ const APPLY_WORKGROUP = 64;
 function checkTensor(t: TorchTensorLike, what: string, shape: number[]): void {
   const ok = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
   // Also accept the squeezed [a, b] form of a 1×1 conv weight (a Linear-like export).
-  const squeezedOk = shape.length === 4 && shape[2] === 1 && shape[3] === 1 && t.shape.length === 2 &&
-    t.shape[0] === shape[0] && t.shape[1] === shape[1];
+  const squeezedOk =
+    shape.length === 4 && shape[2] === 1 && shape[3] === 1 && t.shape.length === 2 && t.shape[0] === shape[0] && t.shape[1] === shape[1];
   if (!ok && !squeezedOk) {
     throw new InvalidInputError(`${what} has shape ${formatShape(t.shape)}, expected ${formatShape(shape)}`);
   }
@@ -74,10 +74,12 @@ function checkTensor(t: TorchTensorLike, what: string, shape: number[]): void {
  * Padded lanes are 0.
  */
 export function packGateWeights(w: SCSEWeights): PackedGates {
-  if (w.cse1Weight.shape.length < 2) throw new InvalidInputError(`cSE.1.weight has shape ${formatShape(w.cse1Weight.shape)}, expected [hidden, C, 1, 1]`);
+  if (w.cse1Weight.shape.length < 2)
+    throw new InvalidInputError(`cSE.1.weight has shape ${formatShape(w.cse1Weight.shape)}, expected [hidden, C, 1, 1]`);
   const hidden = w.cse1Weight.shape[0];
   const c = w.cse1Weight.shape[1];
-  if (c < 1 || hidden < 1) throw new InvalidInputError(`cSE.1.weight has shape ${formatShape(w.cse1Weight.shape)}, expected [hidden, C, 1, 1]`);
+  if (c < 1 || hidden < 1)
+    throw new InvalidInputError(`cSE.1.weight has shape ${formatShape(w.cse1Weight.shape)}, expected [hidden, C, 1, 1]`);
   if (c > GATE_MAX_CHANNELS) throw new InvalidInputError(`SCSE on ${c} channels: at most ${GATE_MAX_CHANNELS} are supported`);
   if (hidden > GATE_MAX_HIDDEN) throw new InvalidInputError(`SCSE hidden width ${hidden}: at most ${GATE_MAX_HIDDEN} is supported`);
   checkTensor(w.cse1Weight, 'cSE.1.weight', [hidden, c, 1, 1]);
@@ -170,14 +172,11 @@ fn main(${WORKGROUP_BUILTINS},
  * Adds the channel-gate dispatch: cSE for every batch item, as an [n, 1, 1, C] tensor (padded lanes 0).
  * `weights` is a GPU buffer holding `packGateWeights(...).channelGate`.
  */
-export function channelGate(
-  graph: Graph,
-  input: TensorValue,
-  params: { weights: GPUBuffer; hidden: number; label: string },
-): TensorValue {
+export function channelGate(graph: Graph, input: TensorValue, params: { weights: GPUBuffer; hidden: number; label: string }): TensorValue {
   const [n, h, w, c] = input.shape;
   const hidden = params.hidden;
-  if (c > GATE_MAX_CHANNELS) throw new InvalidInputError(`${params.label}: SCSE on ${c} channels: at most ${GATE_MAX_CHANNELS} are supported`);
+  if (c > GATE_MAX_CHANNELS)
+    throw new InvalidInputError(`${params.label}: SCSE on ${c} channels: at most ${GATE_MAX_CHANNELS} are supported`);
   if (!Number.isInteger(hidden) || hidden < 1 || hidden > GATE_MAX_HIDDEN) {
     throw new InvalidInputError(`${params.label}: SCSE hidden width ${hidden} must be an integer in 1..${GATE_MAX_HIDDEN}`);
   }
@@ -253,19 +252,25 @@ export function applyGates(
 ): TensorValue {
   const [n, h, w, c] = input.shape;
   if (gate.shape[0] !== n || gate.shape[1] !== 1 || gate.shape[2] !== 1 || gate.shape[3] !== c) {
-    throw new InvalidInputError(`${params.label}: gate shape ${formatShape(gate.shape)} does not match input ${formatShape(input.shape)} (expected [${n}, 1, 1, ${c}])`);
+    throw new InvalidInputError(
+      `${params.label}: gate shape ${formatShape(gate.shape)} does not match input ${formatShape(input.shape)} (expected [${n}, 1, 1, ${c}])`,
+    );
   }
   const c4 = paddedChannels(c) / 4;
   const spatial = params.spatialGate !== undefined;
   if (params.spatialGate && params.spatialGate.size < (c4 + 1) * 16) {
-    throw new InvalidInputError(`${params.label}: spatial-gate weights buffer holds ${params.spatialGate.size} bytes, expected ${(c4 + 1) * 16} for C=${c}`);
+    throw new InvalidInputError(
+      `${params.label}: spatial-gate weights buffer holds ${params.spatialGate.size} bytes, expected ${(c4 + 1) * 16} for C=${c}`,
+    );
   }
   const pixels = h * w;
   const total = spatial ? n * pixels : n * pixels * c4;
   const y = graph.tensor(input.shape, params.label);
   graph.add({
     label: params.label,
-    kernel: kernelShader(`gates[apply,${spatial ? 'scse' : 'se'}]`, { family: 'gates_apply', spatial }, (io) => applyGatesWgsl(spatial, io)),
+    kernel: kernelShader(`gates[apply,${spatial ? 'scse' : 'se'}]`, { family: 'gates_apply', spatial }, (io) =>
+      applyGatesWgsl(spatial, io),
+    ),
     uniforms: { pixels_per_item: pixels, total, c4 },
     bindings: spatial ? { x: input, gate, sse: params.spatialGate as GPUBuffer, y } : { x: input, gate, y },
     workgroups: Math.ceil(total / APPLY_WORKGROUP),

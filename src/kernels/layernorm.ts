@@ -20,9 +20,15 @@ import { linearEntry } from './wgsl-common';
 const WORKGROUP = 64;
 
 /** weight and bias [C] → one buffer: `paddedChannels(C)` weights then `paddedChannels(C)` biases, padding 0. */
-export function packLayerNormParams(weight: ArrayLike<number> | undefined, bias: ArrayLike<number> | undefined, channels: number): Float32Array {
-  if (!Number.isInteger(channels) || channels < 1) throw new InvalidInputError(`LayerNorm channel count ${channels} must be a positive integer`);
-  if (weight && weight.length !== channels) throw new InvalidInputError(`LayerNorm weight has ${weight.length} values, expected ${channels}`);
+export function packLayerNormParams(
+  weight: ArrayLike<number> | undefined,
+  bias: ArrayLike<number> | undefined,
+  channels: number,
+): Float32Array {
+  if (!Number.isInteger(channels) || channels < 1)
+    throw new InvalidInputError(`LayerNorm channel count ${channels} must be a positive integer`);
+  if (weight && weight.length !== channels)
+    throw new InvalidInputError(`LayerNorm weight has ${weight.length} values, expected ${channels}`);
   if (bias && bias.length !== channels) throw new InvalidInputError(`LayerNorm bias has ${bias.length} values, expected ${channels}`);
   const cp = paddedChannels(channels);
   const out = new Float32Array(2 * cp);
@@ -75,14 +81,11 @@ ${linearEntry(WORKGROUP, 'px', 'p.pixels')}
  * Adds a channels-last LayerNorm over the input's C channels. `params` is a GPU buffer holding
  * `packLayerNormParams(weight, bias, C)`.
  */
-export function layerNorm(
-  graph: Graph,
-  input: TensorValue,
-  options: { params: GPUBuffer; eps?: number; label: string },
-): TensorValue {
+export function layerNorm(graph: Graph, input: TensorValue, options: { params: GPUBuffer; eps?: number; label: string }): TensorValue {
   const [n, h, w, c] = input.shape;
   const eps = options.eps ?? 1e-5;
-  if (!(eps >= 0) || !Number.isFinite(eps)) throw new InvalidInputError(`${options.label}: LayerNorm eps must be a finite number >= 0, got ${eps}`);
+  if (!(eps >= 0) || !Number.isFinite(eps))
+    throw new InvalidInputError(`${options.label}: LayerNorm eps must be a finite number >= 0, got ${eps}`);
   const cp = paddedChannels(c);
   if (options.params.size < 2 * cp * 4) {
     throw new InvalidInputError(

@@ -201,4 +201,3 @@ function emitSharedLoop(emit: (s: string) => void, v: MatmulVariant, io: TensorA
     workgroupBarrier();
   }`);
 }
-

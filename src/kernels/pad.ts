@@ -37,9 +37,7 @@ export function pad2dOutputShape(input: Shape4, pads: Pad2d, mode: PadMode, labe
     throw new InvalidInputError(`${label}: negative padding ${JSON.stringify(pads)} is only supported in 'zeros' mode (use crop2d)`);
   }
   if (mode === 'reflect' && (top >= h || bottom >= h || left >= w || right >= w)) {
-    throw new InvalidInputError(
-      `${label}: reflect padding ${JSON.stringify(pads)} must be smaller than the input size ${h}x${w}`,
-    );
+    throw new InvalidInputError(`${label}: reflect padding ${JSON.stringify(pads)} must be smaller than the input size ${h}x${w}`);
   }
   const ho = h + top + bottom;
   const wo = w + left + right;
@@ -83,13 +81,7 @@ ${linearEntry(WORKGROUP)}
 }
 
 /** F.pad(x, (left, right, top, bottom), mode) for zeros (constant 0), replicate and reflect. */
-export function pad2d(
-  graph: Graph,
-  x: TensorValue,
-  pads: Pad2d,
-  mode: PadMode,
-  label: string,
-): TensorValue {
+export function pad2d(graph: Graph, x: TensorValue, pads: Pad2d, mode: PadMode, label: string): TensorValue {
   const outShape = pad2dOutputShape(x.shape, pads, mode, label);
   const [n, h, w, ch] = x.shape;
   const [, ho, wo] = outShape;
@@ -112,12 +104,7 @@ export function pad2d(
 }
 
 /** Replicate-pads right and bottom up to the next multiple of `multiple` (SCUNet: 64); a no-op size stays a copy. */
-export function replicatePadToMultiple(
-  graph: Graph,
-  x: TensorValue,
-  multiple: number,
-  label: string,
-): TensorValue {
+export function replicatePadToMultiple(graph: Graph, x: TensorValue, multiple: number, label: string): TensorValue {
   if (!Number.isInteger(multiple) || multiple < 1) {
     throw new InvalidInputError(`${label}: multiple ${multiple} must be a positive integer`);
   }
@@ -140,19 +127,12 @@ export interface CropWindow {
 }
 
 /** x[:, :, y0:y0+h, x0:x0+w]; the window must lie inside the input. */
-export function crop2d(
-  graph: Graph,
-  x: TensorValue,
-  win: CropWindow,
-  label: string,
-): TensorValue {
+export function crop2d(graph: Graph, x: TensorValue, win: CropWindow, label: string): TensorValue {
   const [, h, w] = x.shape;
   const { y0, x0 } = win;
   const ok = [y0, x0, win.h, win.w].every((v) => Number.isInteger(v)) && y0 >= 0 && x0 >= 0 && win.h >= 1 && win.w >= 1;
   if (!ok || y0 + win.h > h || x0 + win.w > w) {
-    throw new InvalidInputError(
-      `${label}: crop window ${JSON.stringify(win)} does not lie inside the input ${formatShape(x.shape)}`,
-    );
+    throw new InvalidInputError(`${label}: crop window ${JSON.stringify(win)} does not lie inside the input ${formatShape(x.shape)}`);
   }
   const pads: Pad2d = { top: -y0, bottom: y0 + win.h - h, left: -x0, right: x0 + win.w - w };
   return pad2d(graph, x, pads, 'zeros', label);

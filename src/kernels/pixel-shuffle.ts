@@ -88,13 +88,7 @@ ${outputPixelIndex('p.c4_out', 'g')}
 }`;
 }
 
-function rearrange(
-  graph: Graph,
-  x: TensorValue,
-  mode: PixelShuffleMode,
-  r: number,
-  label: string,
-): TensorValue {
+function rearrange(graph: Graph, x: TensorValue, mode: PixelShuffleMode, r: number, label: string): TensorValue {
   const outShape = pixelShuffleOutputShape(x.shape, mode, r, label);
   const [n, h, w, cin] = x.shape;
   const [, ho, wo, cout] = outShape;

@@ -88,13 +88,7 @@ function checkNumber(value: number, what: string, label: string, allowInfinite =
 const F32_MAX = 3.4028234663852886e38;
 
 /** `y = clamp(x, lo, hi)`; either bound may be ±Infinity for a one-sided clamp. */
-export function clamp(
-  graph: Graph,
-  x: TensorValue,
-  lo: number,
-  hi: number,
-  label: string,
-): TensorValue {
+export function clamp(graph: Graph, x: TensorValue, lo: number, hi: number, label: string): TensorValue {
   checkNumber(lo, 'clamp min', label, true);
   checkNumber(hi, 'clamp max', label, true);
   if (lo > hi) throw new InvalidInputError(`${label}: clamp min ${lo} is greater than max ${hi}`);
@@ -106,26 +100,14 @@ export function clamp(
 }
 
 /** `y = a·x + b` (ESRGAN's ×0.2 residual scale: a = 0.2, b = 0). */
-export function affine(
-  graph: Graph,
-  x: TensorValue,
-  a: number,
-  b: number,
-  label: string,
-): TensorValue {
+export function affine(graph: Graph, x: TensorValue, a: number, b: number, label: string): TensorValue {
   checkNumber(a, 'scale', label);
   checkNumber(b, 'shift', label);
   return addNode(graph, 'affine', x, undefined, { a, b }, b === 0, label);
 }
 
 /** `y = x + alpha·r` (scaled residual add of two tensors of the same shape). */
-export function scaledAdd(
-  graph: Graph,
-  x: TensorValue,
-  r: TensorValue,
-  alpha: number,
-  label: string,
-): TensorValue {
+export function scaledAdd(graph: Graph, x: TensorValue, r: TensorValue, alpha: number, label: string): TensorValue {
   if (x.shape.some((d, i) => d !== r.shape[i])) {
     throw new InvalidInputError(`${label}: shapes ${formatShape(x.shape)} and ${formatShape(r.shape)} differ`);
   }

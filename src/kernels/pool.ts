@@ -56,9 +56,7 @@ function poolGeometry(opts: Pool2dOptions, label: string): PoolGeometry {
   if (stride.some((s) => s < 1)) throw new InvalidInputError(`${label}: stride ${stride.join('x')} must be positive`);
   if (padding.some((p) => p < 0)) throw new InvalidInputError(`${label}: padding ${padding.join('x')} must not be negative`);
   if (padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2) {
-    throw new InvalidInputError(
-      `${label}: padding ${padding.join('x')} must be at most half the kernel size ${kernel.join('x')}`,
-    );
+    throw new InvalidInputError(`${label}: padding ${padding.join('x')} must be at most half the kernel size ${kernel.join('x')}`);
   }
   return { kernel, stride, padding };
 }
@@ -138,13 +136,7 @@ ${linearEntry(WORKGROUP)}
 }`;
 }
 
-function pool2d(
-  graph: Graph,
-  op: PoolOp,
-  x: TensorValue,
-  opts: Pool2dOptions,
-  label: string,
-): TensorValue {
+function pool2d(graph: Graph, op: PoolOp, x: TensorValue, opts: Pool2dOptions, label: string): TensorValue {
   const g = poolGeometry(opts, label);
   const outShape = pool2dOutputShape(x.shape, opts, label);
   const [n, h, w, ch] = x.shape;
@@ -183,22 +175,12 @@ function pool2d(
 }
 
 /** nn.MaxPool2d(kernel, stride, padding, ceil_mode) (dilation 1); padding acts as −inf. */
-export function maxPool2d(
-  graph: Graph,
-  x: TensorValue,
-  opts: Pool2dOptions,
-  label: string,
-): TensorValue {
+export function maxPool2d(graph: Graph, x: TensorValue, opts: Pool2dOptions, label: string): TensorValue {
   return pool2d(graph, 'max', x, opts, label);
 }
 
 /** nn.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad). */
-export function avgPool2d(
-  graph: Graph,
-  x: TensorValue,
-  opts: Pool2dOptions,
-  label: string,
-): TensorValue {
+export function avgPool2d(graph: Graph, x: TensorValue, opts: Pool2dOptions, label: string): TensorValue {
   return pool2d(graph, 'avg', x, opts, label);
 }
 

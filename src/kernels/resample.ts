@@ -107,12 +107,7 @@ ${outputPixelIndex('p.c4')}
 }
 
 /** F.interpolate(x, size | scale_factor, mode, align_corners) for 'nearest' and 'bilinear'. */
-export function resample(
-  graph: Graph,
-  x: TensorValue,
-  opts: ResampleOptions,
-  label: string,
-): TensorValue {
+export function resample(graph: Graph, x: TensorValue, opts: ResampleOptions, label: string): TensorValue {
   const outShape = resampleOutputShape(x.shape, opts, label);
   const [n, h, w, ch] = x.shape;
   const [, ho, wo] = outShape;

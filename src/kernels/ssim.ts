@@ -205,12 +205,7 @@ fn main(${WORKGROUP_BUILTINS},
  * Sums of (a − b)² over runs of the NHWC-padded elements: → [1, 1, groups, 4]; the sum of every value of the
  * result is Σ (a − b)² over all pixels and channels.
  */
-export function squaredErrorPartials(
-  graph: Graph,
-  a: TensorValue,
-  b: TensorValue,
-  label: string,
-): TensorValue {
+export function squaredErrorPartials(graph: Graph, a: TensorValue, b: TensorValue, label: string): TensorValue {
   if (b.shape.some((d, i) => d !== a.shape[i])) throw new InvalidInputError(`${label}: the two images differ in shape`);
   const [n, h, w, ch] = a.shape;
   const count = (n * h * w * paddedChannels(ch)) / 4;

@@ -52,12 +52,7 @@ export interface WindowAttentionParams {
  * original (unrolled) position: for `shifted`, roll(+4,+4) of the window attention of roll(qkv, −4, −4).
  * C is a multiple of 32, so the tensors have no padded channels.
  */
-export function windowAttention(
-  graph: Graph,
-  qkv: TensorValue,
-  params: WindowAttentionParams,
-  output?: TensorValue,
-): TensorValue {
+export function windowAttention(graph: Graph, qkv: TensorValue, params: WindowAttentionParams, output?: TensorValue): TensorValue {
   const { heads, label } = params;
   const variant = { ...params.variant };
   checkWindowAttentionVariant(variant);

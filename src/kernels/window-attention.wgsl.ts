@@ -83,9 +83,11 @@ fn main(${WORKGROUP_BUILTINS},
 ${WINDOW_PREAMBLE}
   let pix = token_pixel(b, wy, wx, lid);
   let base = pix * row_stride + head * 8u;
-${J.map((j) => `  let q${j} = ${qkv(`base + ${j}u`)} * p.scale;
+${J.map(
+  (j) => `  let q${j} = ${qkv(`base + ${j}u`)} * p.scale;
   ks[lid * 8u + ${j}u] = ${qkv(`base + c4 + ${j}u`)};
-  vs[lid * 8u + ${j}u] = ${qkv(`base + 2u * c4 + ${j}u`)};`).join('\n')}
+  vs[lid * 8u + ${j}u] = ${qkv(`base + 2u * c4 + ${j}u`)};`,
+).join('\n')}
   workgroupBarrier();
 
   let rp = lid / 8u;
@@ -127,18 +129,21 @@ ${LINEAR_WORKGROUP_INDEX_WGSL}
 fn main(${WORKGROUP_BUILTINS},
         @builtin(local_invocation_index) lid: u32) {
 ${WINDOW_PREAMBLE}
-${R.map((k) => `  let tq${k} = ${k}u * WG + lid;
+${R.map(
+  (k) => `  let tq${k} = ${k}u * WG + lid;
   let pix${k} = token_pixel(b, wy, wx, tq${k});
   let qb${k} = pix${k} * row_stride + head * 8u;
 ${J.map((j) => `  let q${k}_${j} = ${qkv(`qb${k} + ${j}u`)} * p.scale;`).join('\n')}
 ${J.map((j) => `  var o${k}_${j} = vec4<f32>(0.0);`).join('\n')}
   var m${k} = MASKED;
-  var l${k} = 0.0;`).join('\n')}
+  var l${k} = 0.0;`,
+).join('\n')}
   for (var t = 0u; t < p.tokens; t++) {
     let kb = token_pixel(b, wy, wx, t) * row_stride + c4 + head * 8u;
 ${J.map((j) => `    let k${j} = ${qkv(`kb + ${j}u`)};`).join('\n')}
 ${J.map((j) => `    let v${j} = ${qkv(`kb + c4 + ${j}u`)};`).join('\n')}
-${R.map((k) => `    {
+${R.map(
+  (k) => `    {
       let hide = masked(wy, wx, tq${k}, t);
       let d = select(${J.map((j) => `dot(q${k}_${j}, k${j})`).join(' + ')}
         + rel_bias[bias_base + (tq${k} / 8u + 7u - t / 8u) * 15u + (tq${k} % 8u + 7u - t % 8u)], MASKED, hide);
@@ -148,13 +153,16 @@ ${R.map((k) => `    {
       m${k} = mn;
       l${k} = l${k} * corr + e;
 ${J.map((j) => `      o${k}_${j} = o${k}_${j} * corr + e * v${j};`).join('\n')}
-    }`).join('\n')}
+    }`,
+).join('\n')}
   }
-${R.map((k) => `  {
+${R.map(
+  (k) => `  {
     let inv = 1.0 / l${k};
     let ob = pix${k} * c4 + head * 8u;
 ${J.map((j) => `    ${io.store('y', `ob + ${j}u`, `o${k}_${j} * inv`)}`).join('\n')}
-  }`).join('\n')}
+  }`,
+).join('\n')}
 }`;
 }
 

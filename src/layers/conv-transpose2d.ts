@@ -100,7 +100,7 @@ export class ConvTranspose2d extends Module {
         label,
       },
       { activation, outChannelOffset: options.output?.channelOffset },
-      options.output?.tensor
+      options.output?.tensor,
     );
   }
 }

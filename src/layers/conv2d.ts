@@ -135,7 +135,7 @@ export class Conv2d extends Module {
         bindingLimits: { maxBytes: ctx.storageBindingLimit, align: ctx.limits.minStorageBufferOffsetAlignment },
       },
       { ...options.epilogue, outChannelOffset: options.output?.channelOffset },
-      options.output?.tensor
+      options.output?.tensor,
     );
   }
 }

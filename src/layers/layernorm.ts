@@ -33,7 +33,11 @@ export class LayerNorm extends Module {
       throw new InvalidInputError(`${label}: LayerNorm(${this.normalizedShape}) got ${x.shape[3]} channels`);
     }
     const { params } = this.onDevice(b.ctx, () => {
-      const packed = packLayerNormParams(requireData(this.weight, 'LayerNorm weight'), requireData(this.bias, 'LayerNorm bias'), this.normalizedShape);
+      const packed = packLayerNormParams(
+        requireData(this.weight, 'LayerNorm weight'),
+        requireData(this.bias, 'LayerNorm bias'),
+        this.normalizedShape,
+      );
       return { params: b.ctx.createBufferWithData(packed, BufferUsage.STORAGE, `layernorm ${this.normalizedShape}`) };
     });
     return layerNorm(b.graph, x, { params, eps: this.eps, label });

@@ -92,11 +92,7 @@ export class ResNetEncoder extends Module<TensorValue, TensorValue[]> {
   }
 
   override children(): [string, Module][] {
-    return [
-      ['conv1', this.conv1],
-      ['bn1', this.bn1],
-      ...this.layers.map((l, i): [string, Module] => [`layer${i + 1}`, l]),
-    ];
+    return [['conv1', this.conv1], ['bn1', this.bn1], ...this.layers.map((l, i): [string, Module] => [`layer${i + 1}`, l])];
   }
 
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue[] {

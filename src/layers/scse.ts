@@ -27,7 +27,10 @@ export class SCSEModule extends Module {
   private readonly excite: Conv2d;
   private readonly spatial: Conv2d;
 
-  constructor(readonly channels: number, reduction = SCSE_REDUCTION) {
+  constructor(
+    readonly channels: number,
+    reduction = SCSE_REDUCTION,
+  ) {
     super();
     this.hidden = Math.floor(channels / reduction);
     if (this.hidden < 1) {
@@ -84,7 +87,8 @@ export class Attention extends Module {
 
   constructor(type: AttentionType, channels: number) {
     super();
-    if (type !== 'scse' && type !== 'none') throw new InvalidInputError(`unknown decoder attention '${String(type)}' (expected 'scse' or 'none')`);
+    if (type !== 'scse' && type !== 'none')
+      throw new InvalidInputError(`unknown decoder attention '${String(type)}' (expected 'scse' or 'none')`);
     this.attention = type === 'scse' ? new SCSEModule(channels) : undefined;
   }
 

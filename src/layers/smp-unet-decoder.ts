@@ -81,7 +81,9 @@ export class UnetDecoder extends Module<readonly TensorValue[]> {
   constructor(encoderChannels: readonly number[], decoderChannels: readonly number[], attention: AttentionType) {
     super();
     if (decoderChannels.length !== encoderChannels.length) {
-      throw new InvalidInputError(`the U-Net decoder needs ${encoderChannels.length} decoder channel counts, got ${decoderChannels.length}`);
+      throw new InvalidInputError(
+        `the U-Net decoder needs ${encoderChannels.length} decoder channel counts, got ${decoderChannels.length}`,
+      );
     }
     const deepFirst = [...encoderChannels].reverse();
     const ins = [deepFirst[0], ...decoderChannels.slice(0, -1)];

@@ -77,7 +77,7 @@ export class WMSA extends Module {
         variant: selectWindowAttentionVariant(b.ctx),
         label: `${label}.attention${this.shifted ? '[SW]' : '[W]'}`,
       },
-      undefined
+      undefined,
     );
     return this.linear.forward(b, attention, { ...options, label: `${label}.linear` });
   }
@@ -126,7 +126,10 @@ export class SwinBlock extends Module {
       throw new InvalidInputError(`${label}: Swin block of ${this.dim} channels got ${formatShape(x.shape)}`);
     }
     const shortcut = (tensor: TensorValue) => ({ residual: { tensor, mode: 'afterActivation' as const } });
-    const attended = this.msa.forward(b, this.ln1.forward(b, x, { label: `${label}.ln1` }), { epilogue: shortcut(x), label: `${label}.msa` });
+    const attended = this.msa.forward(b, this.ln1.forward(b, x, { label: `${label}.ln1` }), {
+      epilogue: shortcut(x),
+      label: `${label}.msa`,
+    });
     const normed = this.ln2.forward(b, attended, { label: `${label}.ln2` });
     return this.mlp.forward(b, normed, { epilogue: shortcut(attended), output: options.output, label: `${label}.mlp` });
   }

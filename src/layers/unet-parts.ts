@@ -67,7 +67,11 @@ export class Up extends Module<readonly [low: TensorValue, skip: TensorValue]> {
   readonly up: ConvTranspose2d | Upsample;
   readonly conv: DoubleConv;
 
-  constructor(inChannels: number, outChannels: number, readonly bilinear: boolean) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    readonly bilinear: boolean,
+  ) {
     super();
     if (bilinear) {
       this.up = new Upsample({ mode: 'bilinear', scaleFactor: 2, alignCorners: true });

@@ -8,7 +8,6 @@ import { formatShape } from '../format-shape';
  */
 export type KeyShapes = ReadonlyMap<string, { readonly shape: readonly number[] }>;
 
-
 /** The shape of `key`, which must exist and, when given, have `rank` dimensions. */
 export function shapeOf(keys: KeyShapes, key: string, net: string, rank?: number): readonly number[] {
   const t = keys.get(key);
@@ -23,7 +22,9 @@ export function shapeOf(keys: KeyShapes, key: string, net: string, rank?: number
 export function expectShape(keys: KeyShapes, key: string, shape: readonly number[], net: string, why = ''): void {
   const actual = shapeOf(keys, key, net);
   if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-    throw new InvalidInputError(`${net} checkpoint: '${key}' has shape ${formatShape(actual)}, expected ${formatShape(shape)}${why ? ` (${why})` : ''}`);
+    throw new InvalidInputError(
+      `${net} checkpoint: '${key}' has shape ${formatShape(actual)}, expected ${formatShape(shape)}${why ? ` (${why})` : ''}`,
+    );
   }
 }
 

@@ -29,7 +29,10 @@ export function networkFromStateDict(sd: StateDict, arch?: ArchitectureConfig, n
 }
 
 /** Reads a checkpoint (.pth zip or legacy, or safetensors) and builds its network. */
-export function networkFromCheckpoint(bytes: Uint8Array | ArrayBuffer, options: { name?: string; architecture?: ArchitectureConfig } = {}): Network {
+export function networkFromCheckpoint(
+  bytes: Uint8Array | ArrayBuffer,
+  options: { name?: string; architecture?: ArchitectureConfig } = {},
+): Network {
   const sd = readCheckpoint(bytes, { name: options.name });
   return networkFromStateDict(sd, options.architecture, options.name);
 }

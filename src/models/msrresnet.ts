@@ -120,13 +120,7 @@ export class MSRResNet extends Module implements Network {
   override children(): [string, Module][] {
     const up: [string, Module][] = [['upconv1', this.upconv1]];
     if (this.upconv2) up.push(['upconv2', this.upconv2]);
-    return [
-      ['conv_first', this.conv_first],
-      ['body', this.body],
-      ...up,
-      ['conv_hr', this.conv_hr],
-      ['conv_last', this.conv_last],
-    ];
+    return [['conv_first', this.conv_first], ['body', this.body], ...up, ['conv_hr', this.conv_hr], ['conv_last', this.conv_last]];
   }
 
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {

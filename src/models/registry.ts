@@ -71,7 +71,12 @@ export const ARCHITECTURES: readonly Architecture<any>[] = [
     recognise: (keys) => recogniseSINSR(keys),
     build: (config: SINSRConfig, sd) => sinsrFromStateDict(sd, config),
   } satisfies Architecture<SINSRConfig>,
-  plain<SCUNetConfig>('SCUNet', 'denoise', (k) => recogniseSCUNet(k), (c) => new SCUNet(c)),
+  plain<SCUNetConfig>(
+    'SCUNet',
+    'denoise',
+    (k) => recogniseSCUNet(k),
+    (c) => new SCUNet(c),
+  ),
   plain<UNetConfig>('UNet', 'denoise', recogniseUNet, (c) => new UNet(c)),
   plain<ResNet34UNetConfig>('ResNet34UNet', 'denoise', recogniseResNet34UNet, (c) => new ResNet34UNet(c)),
   plain<MSRResNetConfig>('MSRResNet', 'upscale', recogniseMSRResNet, (c) => new MSRResNet(c)),

@@ -43,7 +43,11 @@ export const RESNET34_UNET_MULTIPLE = 32;
 export const SMP_DECODER_CHANNELS = [256, 128, 64, 32, 16];
 
 /** smp.Unet('resnet34', decoder_attention_type='scse') defaults, for the given channels. */
-export function resnet34UNetConfig(inChannels: number, outChannels: number, overrides: Partial<ResNet34UNetConfig> = {}): ResNet34UNetConfig {
+export function resnet34UNetConfig(
+  inChannels: number,
+  outChannels: number,
+  overrides: Partial<ResNet34UNetConfig> = {},
+): ResNet34UNetConfig {
   return {
     inChannels,
     outChannels,
@@ -74,7 +78,8 @@ export class ResNet34UNet extends Module implements Network {
     const { inChannels, outChannels, decoderChannels, sizePolicy, padMode } = config;
     requireIntegers('ResNet34 U-Net', { inChannels: [inChannels, 1], outChannels: [outChannels, 1] });
     decoderChannels.forEach((c, i) => requireIntegers('ResNet34 U-Net', { [`decoderChannels[${i}]`]: [c, 1] }));
-    if (sizePolicy !== 'pad' && sizePolicy !== 'strict') throw new InvalidInputError(`unknown sizePolicy '${String(sizePolicy)}' (expected 'pad' or 'strict')`);
+    if (sizePolicy !== 'pad' && sizePolicy !== 'strict')
+      throw new InvalidInputError(`unknown sizePolicy '${String(sizePolicy)}' (expected 'pad' or 'strict')`);
     if (!['replicate', 'zeros', 'reflect'].includes(padMode)) throw new InvalidInputError(`unknown padMode '${String(padMode)}'`);
     this.encoder = new ResNetEncoder(inChannels, RESNET34_LAYERS);
     this.decoder = new UnetDecoder(this.encoder.outChannels, decoderChannels, config.attention);
@@ -141,13 +146,17 @@ export function recogniseResNet34UNet(keys: KeyShapes): ResNet34UNetConfig | nul
   const stem = keys.get('encoder.conv1.weight');
   const head = keys.get('segmentation_head.0.weight');
   if (!stem || stem.shape.length !== 4) {
-    throw new InvalidInputError(`the weights are a ${what} whose encoder is not a ResNet (no 4-D 'encoder.conv1.weight'); only resnet34 is supported`);
+    throw new InvalidInputError(
+      `the weights are a ${what} whose encoder is not a ResNet (no 4-D 'encoder.conv1.weight'); only resnet34 is supported`,
+    );
   }
   if (!head || head.shape.length !== 4) {
     throw new InvalidInputError(`the weights look like a ${what} but lack a 4-D 'segmentation_head.0.weight'`);
   }
   if (keys.has('encoder.layer1.0.conv3.weight')) {
-    throw new InvalidInputError(`the weights are a ${what} with a Bottleneck ResNet encoder (resnet50 or deeper); only resnet34 is supported`);
+    throw new InvalidInputError(
+      `the weights are a ${what} with a Bottleneck ResNet encoder (resnet50 or deeper); only resnet34 is supported`,
+    );
   }
   const blocks = [1, 2, 3, 4].map((l) => {
     let n = 0;
@@ -164,10 +173,14 @@ export function recogniseResNet34UNet(keys: KeyShapes): ResNet34UNetConfig | nul
     decoderChannels.push(keys.get(`decoder.blocks.${decoderChannels.length}.conv1.0.weight`)!.shape[0]);
   }
   if (decoderChannels.length !== 5) {
-    throw new InvalidInputError(`the weights are a ${what} with ${decoderChannels.length} decoder blocks; a resnet34 encoder needs 5 (encoder_depth=5)`);
+    throw new InvalidInputError(
+      `the weights are a ${what} with ${decoderChannels.length} decoder blocks; a resnet34 encoder needs 5 (encoder_depth=5)`,
+    );
   }
   if (!keys.has('decoder.blocks.0.conv1.1.running_var')) {
-    throw new InvalidInputError(`the weights are a ${what} without decoder BatchNorm (decoder_use_batchnorm=False), which is not supported`);
+    throw new InvalidInputError(
+      `the weights are a ${what} without decoder BatchNorm (decoder_use_batchnorm=False), which is not supported`,
+    );
   }
   const config = resnet34UNetConfig(stem.shape[1], head.shape[0], {
     decoderChannels,

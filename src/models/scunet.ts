@@ -121,14 +121,11 @@ export class SCUNet extends Module implements Network {
     if (c !== this.config.inChannels) {
       throw new InvalidInputError(`SCUNet expects ${this.config.inChannels} image channel(s), got ${c} (input ${formatShape(x.shape)})`);
     }
-    const add = (p: TensorValue, q: TensorValue, label: string) =>
-      binary(b.graph, 'add', p, q, label);
+    const add = (p: TensorValue, q: TensorValue, label: string) => binary(b.graph, 'add', p, q, label);
     // Each stage is a Sequential of ConvTransBlocks and its strided (transposed) convolution, run in order.
     const stage = (name: StageName, t: TensorValue) => this.stages[name].forward(b, t, { label: name });
     const padded = paddedToMultiple(h, PAD_MULTIPLE) !== h || paddedToMultiple(w, PAD_MULTIPLE) !== w;
-    const x0 = padded
-      ? replicatePadToMultiple(b.graph, x, PAD_MULTIPLE, 'replication pad')
-      : x;
+    const x0 = padded ? replicatePadToMultiple(b.graph, x, PAD_MULTIPLE, 'replication pad') : x;
     const x1 = this.mHead.forward(b, x0, { label: 'm_head' });
     const x2 = stage('m_down1', x1);
     const x3 = stage('m_down2', x2);

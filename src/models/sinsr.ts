@@ -196,8 +196,11 @@ class RRDB extends Module {
   constructor(cin: number, c: SINSRConfig) {
     super();
     this.convRes = new ConcatConv2d([cin], c.numFeat, 3, { padding: 1 });
-    this.rdbs = new ModuleList(Array.from({ length: c.numRDBs }, (_, k) => new RDB(k === 0 ? cin : c.numFeat, c.numFeat, c.growth, c.numLayers)));
-    this.cbams = c.attention === 'cbam' ? new ModuleList(Array.from({ length: c.numRDBs }, () => new CBAM(c.numFeat, c.reduction))) : undefined;
+    this.rdbs = new ModuleList(
+      Array.from({ length: c.numRDBs }, (_, k) => new RDB(k === 0 ? cin : c.numFeat, c.numFeat, c.growth, c.numLayers)),
+    );
+    this.cbams =
+      c.attention === 'cbam' ? new ModuleList(Array.from({ length: c.numRDBs }, () => new CBAM(c.numFeat, c.reduction))) : undefined;
   }
 
   override children(): [string, Module][] {
@@ -335,9 +338,12 @@ export class SINSR extends Module implements Network {
     this.checkOptions(options, options.label ?? this.architecture);
     const { inChannels, numFeat: f } = this.config;
     const graph = b.graph;
-    if (x.shape[3] !== inChannels) throw new InvalidInputError(`${this.architecture} expects ${inChannels} image channel(s), got ${x.shape[3]}`);
+    if (x.shape[3] !== inChannels)
+      throw new InvalidInputError(`${this.architecture} expects ${inChannels} image channel(s), got ${x.shape[3]}`);
     if (x.shape[1] % 2 !== 0 || x.shape[2] % 2 !== 0) {
-      throw new InvalidInputError(`${this.architecture} needs an even height and width (its 2×2 average pools), got ${x.shape[1]}×${x.shape[2]}`);
+      throw new InvalidInputError(
+        `${this.architecture} needs an even height and width (its 2×2 average pools), got ${x.shape[1]}×${x.shape[2]}`,
+      );
     }
     const relu = { activation: RELU };
     const b1 = this.branch1.items[0].inputBuffer(b, x.shape, 'branch1.0.cat');

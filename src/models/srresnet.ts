@@ -229,7 +229,9 @@ export function recogniseSRResNet(keys: KeyShapes): SRResNetConfig | null {
   const [count] = slopeCounts;
   if (slopeCounts.size !== 1 || (count !== 1 && count !== features)) {
     const found = [...slopeCounts].map((c) => `[${c}]`).join(', ');
-    throw new InvalidInputError(`${NET} checkpoint: PReLU slopes must all be [1] (shared) or all [${features}] (per channel), found ${found}`);
+    throw new InvalidInputError(
+      `${NET} checkpoint: PReLU slopes must all be [1] (shared) or all [${features}] (per channel), found ${found}`,
+    );
   }
   const scale = (2 ** ups) as 2 | 4 | 8;
   const config: SRResNetConfig = {

@@ -85,9 +85,7 @@ export class UNet extends Module implements Network {
       throw new InvalidInputError(`U-Net expects ${this.config.inChannels} image channel(s), got ${c}`);
     }
     if (h < UNET_MIN_SIZE || w < UNET_MIN_SIZE) {
-      throw new InvalidInputError(
-        `U-Net needs an image of at least ${UNET_MIN_SIZE}×${UNET_MIN_SIZE} (four 2× poolings), got ${w}×${h}`,
-      );
+      throw new InvalidInputError(`U-Net needs an image of at least ${UNET_MIN_SIZE}×${UNET_MIN_SIZE} (four 2× poolings), got ${w}×${h}`);
     }
     const x1 = this.inc.forward(b, x, { label: 'inc' });
     const x2 = this.down1.forward(b, x1, { label: 'down1' });
@@ -115,9 +113,7 @@ export function recogniseUNet(keys: KeyShapes): UNetConfig | null {
   const marker = keys.has('up1.conv.double_conv.0.weight') || keys.has('down1.maxpool_conv.1.double_conv.0.weight');
   if (!head && !tail && !marker) return null;
   if (!head || head.shape.length !== 4 || !tail || tail.shape.length !== 4) {
-    throw new InvalidInputError(
-      "the weights look like milesial's U-Net but lack a 4-D 'inc.double_conv.0.weight' or 'outc.conv.weight'",
-    );
+    throw new InvalidInputError("the weights look like milesial's U-Net but lack a 4-D 'inc.double_conv.0.weight' or 'outc.conv.weight'");
   }
   const config: UNetConfig = {
     inChannels: head.shape[1],
@@ -126,6 +122,10 @@ export function recogniseUNet(keys: KeyShapes): UNetConfig | null {
     baseChannels: head.shape[0],
     sigmoid: false,
   };
-  checkKeysMatch(new UNet(config), keys, `milesial U-Net (${config.bilinear ? 'bilinear' : 'transposed-conv'}, base ${config.baseChannels})`);
+  checkKeysMatch(
+    new UNet(config),
+    keys,
+    `milesial U-Net (${config.bilinear ? 'bilinear' : 'transposed-conv'}, base ${config.baseChannels})`,
+  );
   return config;
 }

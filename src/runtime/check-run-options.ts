@@ -2,14 +2,7 @@
  * RunOptions (runtime/restoration-model.ts) checked field by field, for denoise/upscale (api-checks.ts) and for
  * a model's own run methods. Imports only check-args and io/normalize, so that every floor above io may import it.
  */
-import {
-  ABORT_SIGNAL,
-  type ArgRule,
-  checkOptionFields,
-  FUNCTION,
-  NON_NEGATIVE_INTEGER,
-  POSITIVE_NUMBER,
-} from '../check-args';
+import { ABORT_SIGNAL, type ArgRule, checkOptionFields, FUNCTION, NON_NEGATIVE_INTEGER, POSITIVE_NUMBER } from '../check-args';
 import { checkPercentileRange } from '../io/normalize';
 
 export const RUN_OPTION_FIELDS: Readonly<Record<string, ArgRule>> = {

@@ -87,6 +87,10 @@ export class PlanCache {
   /** Resolves when the plan is disposed, or at once when a call still holds it (its release disposes it). */
   private async disposeIfIdle(entry: Entry): Promise<void> {
     // An entry without users has settled: each call holds it from acquire until after its plan promise settles.
-    if (entry.users === 0) await entry.plan.then((p) => p.dispose(), () => undefined);
+    if (entry.users === 0)
+      await entry.plan.then(
+        (p) => p.dispose(),
+        () => undefined,
+      );
   }
 }

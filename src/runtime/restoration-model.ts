@@ -190,7 +190,11 @@ export class RestorationModel {
   }
 
   /** The network on a checked image: whole, or in tiles when it is too large (or `tileSize` says so). */
-  private async runNetwork<T>(input: InputSource, output: OutputFor<T>, options: RunOptions): Promise<{ output: OutputSink<T>; stats: RunStats }> {
+  private async runNetwork<T>(
+    input: InputSource,
+    output: OutputFor<T>,
+    options: RunOptions,
+  ): Promise<{ output: OutputSink<T>; stats: RunStats }> {
     if (options.tileSize !== undefined && options.tileSize !== 0) return this.runTiled(input, output, options.tileSize, options);
     const budget = options.maxActivationBytes ?? DEFAULT_ACTIVATION_BUDGET;
     if (options.tileSize === undefined && this.estimateBytes(input.height, input.width) > budget) {
@@ -258,7 +262,12 @@ export class RestorationModel {
       const side = (n: number) => Math.min(n, core + 2 * Math.ceil(spec.halo / spec.alignment) * spec.alignment);
       if (this.estimateBytes(side(image.height), side(image.width)) <= budget) return core;
     }
-    throw new LimitExceededError('activation memory', this.estimateBytes(MIN_AUTO_TILE, MIN_AUTO_TILE), budget, `model '${this.name}' on tiles of ${MIN_AUTO_TILE} px`);
+    throw new LimitExceededError(
+      'activation memory',
+      this.estimateBytes(MIN_AUTO_TILE, MIN_AUTO_TILE),
+      budget,
+      `model '${this.name}' on tiles of ${MIN_AUTO_TILE} px`,
+    );
   }
 
   /**
@@ -267,7 +276,12 @@ export class RestorationModel {
    * window goes from the caller's image straight into the plan's input, and each core (or, for approximate
    * tilings, each blended window) straight into the output (layout.ts).
    */
-  private async runTiled<T>(input: InputSource, output: OutputFor<T>, tileSize: number, options: RunOptions): Promise<{ output: OutputSink<T>; stats: RunStats }> {
+  private async runTiled<T>(
+    input: InputSource,
+    output: OutputFor<T>,
+    tileSize: number,
+    options: RunOptions,
+  ): Promise<{ output: OutputSink<T>; stats: RunStats }> {
     const spec = tilingFor(this.network);
     const tiles = planTiles(input.width, input.height, tileSize, spec);
     const groups = new Map<string, Tile[]>();

@@ -77,7 +77,10 @@ function isBlob(x: unknown): x is Blob {
 export function readCheckpoint(input: Uint8Array | ArrayBuffer, options?: ReadCheckpointOptions): StateDict;
 export function readCheckpoint(input: Blob, options?: ReadCheckpointOptions): Promise<StateDict>;
 export function readCheckpoint(input: Uint8Array | ArrayBuffer | Blob, options?: ReadCheckpointOptions): StateDict | Promise<StateDict>;
-export function readCheckpoint(input: Uint8Array | ArrayBuffer | Blob, options: ReadCheckpointOptions = {}): StateDict | Promise<StateDict> {
+export function readCheckpoint(
+  input: Uint8Array | ArrayBuffer | Blob,
+  options: ReadCheckpointOptions = {},
+): StateDict | Promise<StateDict> {
   if (isBlob(input)) {
     return readCheckpointContentsAsync(input, options).then((c) => c.stateDict);
   }

@@ -28,14 +28,7 @@ export {
 export { encodeTensor, numberToBfloat16Bits, numberToFloat16Bits } from './encode';
 export { isTorchModule, moduleStateDict } from './module-state';
 export { PyInstance } from './py-instance';
-export {
-  canonicalizeStateDict,
-  checkFinite,
-  checkNoUnexpected,
-  takeTensor,
-  type CanonicalizeOptions,
-  type StateDict,
-} from './state-dict';
+export { canonicalizeStateDict, checkFinite, checkNoUnexpected, takeTensor, type CanonicalizeOptions, type StateDict } from './state-dict';
 export {
   dtypeByteSize,
   formatShape,

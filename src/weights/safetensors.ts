@@ -149,9 +149,7 @@ function parseEntry(name: string, info: JsonValue, dataStart: number, format: (m
   }
   const expected = count * dtypeByteSize(dtype);
   if (end - begin !== expected) {
-    throw format(
-      `${what}: ${code} ${formatShape(dims)} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
-    );
+    throw format(`${what}: ${code} ${formatShape(dims)} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
   }
   return { name, dtype, shape: dims, begin: dataStart + begin, end: dataStart + end };
 }

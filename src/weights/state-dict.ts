@@ -126,7 +126,7 @@ export function canonicalizeStateDict(obj: unknown, options: CanonicalizeOptions
     const top = obj instanceof Map ? ` (top-level keys: ${keyList(obj.keys())})` : '';
     throw new CheckpointError('CHECKPOINT_FORMAT', `${label}: no tensors found in the checkpoint${top}`);
   }
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const prefix of STRIP_PREFIXES) {
       if ([...flat.keys()].every((k) => k.startsWith(prefix) && k.length > prefix.length)) {
@@ -160,8 +160,7 @@ export function takeTensor(sd: StateDict, key: string, expectedShape?: readonly 
       .map((e) => `'${e.k}'`);
     throw new StateDictError(
       'MISSING_KEY',
-      `missing key '${key}' in the state dict; it has ${keys.length} keys` +
-        (similar.length ? `, e.g. ${similar.join(', ')}` : ''),
+      `missing key '${key}' in the state dict; it has ${keys.length} keys` + (similar.length ? `, e.g. ${similar.join(', ')}` : ''),
       [key],
     );
   }

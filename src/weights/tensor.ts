@@ -6,17 +6,7 @@ import { CheckpointError } from '../errors';
 import { formatShape } from '../format-shape';
 
 /** Element types as stored in the checkpoint. float16/bfloat16 keep their name even though data is widened. */
-export type DType =
-  | 'float16'
-  | 'bfloat16'
-  | 'float32'
-  | 'float64'
-  | 'uint8'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'bool';
+export type DType = 'float16' | 'bfloat16' | 'float32' | 'float64' | 'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'bool';
 
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | BigInt64Array;
 

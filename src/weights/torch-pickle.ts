@@ -66,8 +66,7 @@ export function moduleClassFromPid(pid: unknown, label: string): PyGlobal | unde
  * in the legacy format (where it is usually None).
  */
 export function parseStoragePid(pid: unknown, label: string): StoragePid {
-  const bad = (why: string): CheckpointError =>
-    new CheckpointError('CHECKPOINT_FORMAT', `${label}: unsupported persistent id (${why})`);
+  const bad = (why: string): CheckpointError => new CheckpointError('CHECKPOINT_FORMAT', `${label}: unsupported persistent id (${why})`);
   if (!Array.isArray(pid) || pid.length < 5) throw bad(`expected a storage tuple, got ${describePyValue(pid)}`);
   const [tag, type, key, location, numel, viewMetadata] = pid as unknown[];
   if (tag !== 'storage') throw bad(`tag ${JSON.stringify(describeTag(tag))}, expected 'storage'`);
@@ -88,8 +87,12 @@ export function parseStoragePid(pid: unknown, label: string): StoragePid {
     if (!Array.isArray(viewMetadata) || viewMetadata.length !== 3) throw bad('malformed view metadata');
     const [viewKey, offset, viewNumel] = viewMetadata as unknown[];
     if (
-      typeof offset !== 'number' || typeof viewNumel !== 'number' ||
-      !Number.isSafeInteger(offset) || !Number.isSafeInteger(viewNumel) || offset < 0 || viewNumel < 0
+      typeof offset !== 'number' ||
+      typeof viewNumel !== 'number' ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(viewNumel) ||
+      offset < 0 ||
+      viewNumel < 0
     ) {
       throw bad('malformed view metadata');
     }
@@ -199,7 +202,14 @@ export function torchGlobals(label: string, options: TorchGlobalsOptions = {}): 
     ['builtins.set', (args, _how, ctx) => new Set(copied(iterableArg(args), ctx))],
     ['builtins.frozenset', (args, _how, ctx) => new Set(copied(iterableArg(args), ctx))],
     // torch.device('cpu') / ('cuda', 0): only a location string.
-    ['torch.device', (args) => args.filter((a) => a !== null && a !== undefined).map(String).join(':')],
+    [
+      'torch.device',
+      (args) =>
+        args
+          .filter((a) => a !== null && a !== undefined)
+          .map(String)
+          .join(':'),
+    ],
     // Modules pickled by torch <= 0.4 carry `_backend = _get_thnn_function_backend()`; torch itself now
     // defines it as a no-op for exactly this purpose.
     ['torch.nn.backends.thnn._get_thnn_function_backend', () => null],

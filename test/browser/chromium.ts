@@ -8,7 +8,6 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
  * failing test can show what the page said.
  */
 
-
 /** `CHROMIUM_PATH`, else Debian's chromium, else a browser installed by `npx playwright install`. */
 export function findChromium(): string {
   const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
@@ -19,9 +18,7 @@ export function findChromium(): string {
   }
   const found = candidates.find((p): p is string => !!p && existsSync(p));
   if (!found) {
-    throw new Error(
-      `no Chromium found (tried ${candidates.filter(Boolean).join(', ')}); install Chromium or set CHROMIUM_PATH`,
-    );
+    throw new Error(`no Chromium found (tried ${candidates.filter(Boolean).join(', ')}); install Chromium or set CHROMIUM_PATH`);
   }
   return found;
 }

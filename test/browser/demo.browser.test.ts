@@ -68,11 +68,10 @@ async function text(selector: string): Promise<string> {
 
 /** Waits until the page leaves 'running' for one of `states`; fails with the page's error box otherwise. */
 async function waitForOutcome(states: string[]): Promise<string> {
-  await page().waitForFunction(
-    (wanted) => wanted.includes(document.body.dataset.state ?? ''),
-    [...states, 'error'],
-    { timeout: SLOW, polling: 100 },
-  );
+  await page().waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ''), [...states, 'error'], {
+    timeout: SLOW,
+    polling: 100,
+  });
   const state = (await page().getAttribute('body', 'data-state')) ?? '';
   if (!states.includes(state)) {
     throw new Error(`the demo ended in state '${state}': ${await text('#error')} (progress: ${await text('#progress-text')})`);

@@ -150,9 +150,9 @@ describe('built-in model in Chromium', () => {
     // Uncaught, the rejection reaches Node through page.evaluate with the class name and message intact.
     const rejected = harness().evaluate(
       () =>
-        (window as unknown as HarnessWindow).harness.restore.loadBuiltinModel('dncnn_25').then((m) =>
-          m.runFloat({ width: 2, height: 2, channels: 3, data: new Float32Array(12) }),
-        ),
+        (window as unknown as HarnessWindow).harness.restore
+          .loadBuiltinModel('dncnn_25')
+          .then((m) => m.runFloat({ width: 2, height: 2, channels: 3, data: new Float32Array(12) })),
       undefined,
     );
     await expect(rejected).rejects.toThrow(/InvalidInputError.*grayscale/s);

@@ -65,7 +65,11 @@ export interface Harness {
     folder: string,
     name: string,
     weightsUrl?: string,
-  ): Promise<{ info: { name: string; architecture: string; inChannels: number; outChannels: number; scale: number }; output: PlainImage; ms: number }>;
+  ): Promise<{
+    info: { name: string; architecture: string; inChannels: number; outChannels: number; scale: number };
+    output: PlainImage;
+    ms: number;
+  }>;
 }
 
 /** `window` inside the page, as the page.evaluate callbacks see it. */

@@ -64,11 +64,14 @@ describe('every network family in Chromium through the browser bundle', () => {
         const expected = readF32(new URL(`${c.name}.output.f32`, dir));
         const [, ch, h, w] = meta.inputShape;
         const node = await loadModel(weights, { context: await getTestContext(), name: c.name });
-        const nodeOut = (await node.runFloat({ width: w, height: h, channels: ch, data: readF32(new URL(`${c.name}.input.f32`, dir)) })).image.data;
+        const nodeOut = (await node.runFloat({ width: w, height: h, channels: ch, data: readF32(new URL(`${c.name}.input.f32`, dir)) }))
+          .image.data;
         node.dispose();
         const vsTorch = relL2(r.output.data, expected);
         const vsNode = relL2(r.output.data, nodeOut);
-        console.log(`[browser bundle] ${c.folder}/${c.name}: vs PyTorch ${vsTorch.toExponential(2)}, vs Node ${vsNode.toExponential(2)}, ${r.ms.toFixed(0)} ms`);
+        console.log(
+          `[browser bundle] ${c.folder}/${c.name}: vs PyTorch ${vsTorch.toExponential(2)}, vs Node ${vsNode.toExponential(2)}, ${r.ms.toFixed(0)} ms`,
+        );
         expect(vsTorch).toBeLessThanOrEqual(1e-4);
         expect(vsNode).toBeLessThanOrEqual(1e-4);
       },

@@ -78,7 +78,13 @@ describe('webgpu-restore denoise: batches', () => {
     const page1 = noisyPair(20, 16, 1, 16, 12).image;
     const page2 = noisyPair(12, 10, 1, 16, 13).image;
     const resolution = { x: 250, y: 250, unit: 3 };
-    writeFileSync(join(inDir, 'b.tif'), encodeTiff([{ image: page1, metadata: { resolution } }, { image: page2, metadata: { resolution } }]));
+    writeFileSync(
+      join(inDir, 'b.tif'),
+      encodeTiff([
+        { image: page1, metadata: { resolution } },
+        { image: page2, metadata: { resolution } },
+      ]),
+    );
     writeFileSync(join(inDir, 'notes.txt'), 'not an image');
     writePng(join(inDir, 'c.denoised.png'), a); // an earlier output: skipped
     const d = noisyPair(16, 12, 1, 8, 14).image;

@@ -86,7 +86,15 @@ describe('webgpu-restore denoise', () => {
   it('--kernels lists the kernel variants the run used', async () => {
     const { image } = noisyPair(9, 7, 3, 8, 5);
     const input = writePng('rgb-kernels.png', image);
-    const r = await cli('denoise', input, '-o', join(dir, 'rgb-kernels.out.png'), '--weights', FIXTURE('dncnn/tiny_r_color.pth'), '--kernels');
+    const r = await cli(
+      'denoise',
+      input,
+      '-o',
+      join(dir, 'rgb-kernels.out.png'),
+      '--weights',
+      FIXTURE('dncnn/tiny_r_color.pth'),
+      '--kernels',
+    );
     expect(r.code, ownStderr(r)).toBe(0);
     // tiny_r_color: 3→8 head (ReLU), 8→8 body (ReLU), 8→3 tail, then the residual subtraction.
     expect(r.stdout).toMatch(/^kernel: conv2d\[k3x3,.*relu,bias\]$/m);

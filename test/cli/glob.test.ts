@@ -12,7 +12,17 @@ let removeDir: () => void;
 beforeAll(() => {
   ({ path: dir, remove: removeDir } = tempDir());
   for (const d of ['a', 'b', 'b/deep', 'c.png']) mkdirSync(join(dir, d), { recursive: true });
-  for (const f of ['a/1.png', 'a/2.png', 'a/10.tif', 'a/x.txt', 'a/.hidden.png', 'b/3.png', 'b/deep/4.png', 'a/1.denoised.png', 'a/[x].png']) {
+  for (const f of [
+    'a/1.png',
+    'a/2.png',
+    'a/10.tif',
+    'a/x.txt',
+    'a/.hidden.png',
+    'b/3.png',
+    'b/deep/4.png',
+    'a/1.denoised.png',
+    'a/[x].png',
+  ]) {
     writeFileSync(join(dir, f), '');
   }
 });
@@ -44,9 +54,7 @@ describe('glob', () => {
 describe('collectInputs', () => {
   it('takes files as given, folders as their images, patterns expanded; skips earlier outputs; dedups', () => {
     const explicit = join(dir, 'a', 'x.txt'); // named explicitly: taken (its content decides later)
-    const got = collectInputs([join(dir, 'a'), join(dir, 'b', '*.png'), explicit, join(dir, 'a', '1.png')], (n) =>
-      /\.denoised\./.test(n),
-    );
+    const got = collectInputs([join(dir, 'a'), join(dir, 'b', '*.png'), explicit, join(dir, 'a', '1.png')], (n) => /\.denoised\./.test(n));
     expect(got.files).toEqual([
       ...['1.png', '10.tif', '2.png', '[x].png'].map((n) => join(dir, 'a', n)),
       join(dir, 'b', '3.png'),

@@ -9,17 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpointContents } from '../../src/weights/checkpoint';
 import { toFloat64 } from '../../src/weights/tensor';
-import {
-  cli,
-  expectCleanFailure,
-  expectSuccess,
-  FIXTURE,
-  KAIR_DNCNN_25,
-  requireBuiltCli,
-  sampleCrop,
-  tempDir,
-  writePng,
-} from './helpers';
+import { cli, expectCleanFailure, expectSuccess, FIXTURE, KAIR_DNCNN_25, requireBuiltCli, sampleCrop, tempDir, writePng } from './helpers';
 
 let dir: string;
 let removeDir: () => void;

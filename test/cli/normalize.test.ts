@@ -55,7 +55,14 @@ function semImage(width: number, height: number, bar: number, seed: number): Ras
 }
 
 /** Content rows of `img` through the model, normalised by percentiles of rows [0, statsRows), in float64. */
-async function manualContent(model: RestorationModel, img: RasterImage, rows: number, statsRows: number, low: number, high: number): Promise<Uint8Array> {
+async function manualContent(
+  model: RestorationModel,
+  img: RasterImage,
+  rows: number,
+  statsRows: number,
+  low: number,
+  high: number,
+): Promise<Uint8Array> {
   const n = img.width * rows;
   const values = Float64Array.from(img.data.subarray(0, img.width * statsRows), (v) => v / 255);
   const lo = npPercentile(values, low);

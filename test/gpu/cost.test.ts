@@ -58,10 +58,31 @@ describe('kernel costs', () => {
     const g = new Graph();
     const x = g.input([1, 5, 11, 16]);
     const res = g.input([1, 5, 11, 8], 'res');
-    const grouped: Conv2dGeometry = { inChannels: 16, outChannels: 8, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1, groups: 2 };
-    conv2d(g, x, { weight: buffer(), geometry: grouped, variant: VARIANT, label: 'grouped' }, { prelu: buffer(), residual: { tensor: res, mode: 'afterActivation' } });
+    const grouped: Conv2dGeometry = {
+      inChannels: 16,
+      outChannels: 8,
+      kernelSize: [3, 3],
+      stride: 1,
+      padding: [1, 1],
+      dilation: 1,
+      groups: 2,
+    };
+    conv2d(
+      g,
+      x,
+      { weight: buffer(), geometry: grouped, variant: VARIANT, label: 'grouped' },
+      { prelu: buffer(), residual: { tensor: res, mode: 'afterActivation' } },
+    );
     const y = g.input([1, 9, 13, 5], 'y');
-    const depthwise: Conv2dGeometry = { inChannels: 5, outChannels: 5, kernelSize: [3, 3], stride: 2, padding: [1, 1], dilation: 2, groups: 5 };
+    const depthwise: Conv2dGeometry = {
+      inChannels: 5,
+      outChannels: 5,
+      kernelSize: [3, 3],
+      stride: 2,
+      padding: [1, 1],
+      dilation: 2,
+      groups: 5,
+    };
     conv2d(g, y, { weight: buffer(), bias: buffer(), geometry: depthwise, variant: VARIANT, label: 'depthwise' });
     expect(g.nodes[0].cost).toEqual({
       flops: 2 * 8 * 9 * 8 * (5 * 11),
@@ -89,7 +110,12 @@ describe('kernel costs', () => {
       const g = new Graph();
       const x = g.input([1, 37, 11, 5]);
       const res = g.input([1, 37, 11, 6], 'res');
-      conv2d(g, x, { weight: buffer(), bias: buffer(), geometry, variant: VARIANT, label: 'c', bindingLimits }, { residual: { tensor: res, mode: 'beforeActivation' } });
+      conv2d(
+        g,
+        x,
+        { weight: buffer(), bias: buffer(), geometry, variant: VARIANT, label: 'c', bindingLimits },
+        { residual: { tensor: res, mode: 'beforeActivation' } },
+      );
       return g;
     };
     const whole = build();
@@ -108,8 +134,21 @@ describe('kernel costs', () => {
   it('convTranspose2d: 2·Cin·Cout·kH·kW per input pixel', () => {
     const g = new Graph();
     const x = g.input([1, 5, 7, 6]);
-    const geometry = { inChannels: 6, outChannels: 3, kernelSize: [3, 3] as const, stride: 2, padding: [1, 1] as const, outputPadding: [1, 0] as const };
-    convTranspose2d(g, x, { weight: buffer(), bias: buffer(), geometry, variant: { algorithm: 'gather', px: 2, cb: 1, workgroupSize: 64 }, label: 't' });
+    const geometry = {
+      inChannels: 6,
+      outChannels: 3,
+      kernelSize: [3, 3] as const,
+      stride: 2,
+      padding: [1, 1] as const,
+      outputPadding: [1, 0] as const,
+    };
+    convTranspose2d(g, x, {
+      weight: buffer(),
+      bias: buffer(),
+      geometry,
+      variant: { algorithm: 'gather', px: 2, cb: 1, workgroupSize: 64 },
+      label: 't',
+    });
     // Ho = (5 − 1)·2 − 2 + 3 + 1 = 10, Wo = (7 − 1)·2 − 2 + 3 = 13.
     expect(single(g)).toEqual({ flops: 2 * 6 * 3 * 9 * 35, bytes: (35 * 6 + 6 * 3 * 9 + 3 + 10 * 13 * 3) * F32 });
   });
@@ -212,7 +251,12 @@ describe('network graphs', () => {
     ['ResNet34 U-Net SCSE', () => new ResNet34UNet(resnet34UNetConfig(1, 1, { decoderChannels: [64, 32, 32, 16, 16] })), 40, 36],
     ['MSRResNet ×3', () => new MSRResNet({ inChannels: 3, outChannels: 3, features: 8, blocks: 2, scale: 3 }), 9, 7],
     ['MSRResNet ×4', () => new MSRResNet({ inChannels: 1, outChannels: 1, features: 8, blocks: 2, scale: 4 }), 9, 7],
-    ['SRResNet ×2', () => new SRResNet({ inChannels: 3, outChannels: 3, features: 8, blocks: 2, scale: 2, prelu: 'channel', clampOutput: true }), 9, 7],
+    [
+      'SRResNet ×2',
+      () => new SRResNet({ inChannels: 3, outChannels: 3, features: 8, blocks: 2, scale: 2, prelu: 'channel', clampOutput: true }),
+      9,
+      7,
+    ],
     ['RRDBNet ×2', () => new RRDBNet({ inChannels: 3, outChannels: 3, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 2 }), 10, 6],
     ['RRDBNet ×4', () => new RRDBNet({ inChannels: 1, outChannels: 1, numFeat: 8, numGrowCh: 4, numBlock: 2, scale: 4 }), 9, 7],
     ['SINSR', () => new SINSR(sinsrSmall), 10, 6],
@@ -231,7 +275,11 @@ describe('network graphs', () => {
 
   it('DnCNN-17 totals match the analytic formula', async () => {
     const [h, w, nc, c] = [45, 37, 64, 1];
-    const { flops, bytes, dispatches } = await costOf(withWeights(new DnCNN({ inChannels: c, outChannels: c, nc, nb: 17, actMode: 'R' })), h, w);
+    const { flops, bytes, dispatches } = await costOf(
+      withWeights(new DnCNN({ inChannels: c, outChannels: c, nc, nb: 17, actMode: 'R' })),
+      h,
+      w,
+    );
     const px = h * w;
     // 17 3×3 convolutions (1→64, 15 × 64→64, 64→1) and the residual x − model(x).
     expect(dispatches).toBe(18);

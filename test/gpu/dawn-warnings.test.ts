@@ -40,7 +40,10 @@ describe('stderr of a new context', () => {
     expect(context.code, context.stderr).toBe(0);
     // Whatever Dawn prints while finding the adapter (two lines on lavapipe, none on most GPUs) …
     const discovery = lines(adapterOnly.stderr);
-    expect(discovery.every((l) => DAWN_LIMIT_WARNING.test(l)), discovery.join('\n')).toBe(true);
+    expect(
+      discovery.every((l) => DAWN_LIMIT_WARNING.test(l)),
+      discovery.join('\n'),
+    ).toBe(true);
     // … is all a context prints: requesting the device and its limits adds no warning of any kind.
     expect(lines(context.stderr)).toEqual(discovery);
   });

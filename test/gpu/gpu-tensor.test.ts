@@ -8,7 +8,11 @@ import { getTestContext } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 
 describe('GPUTensor', () => {
-  for (const shape of [[1, 1, 1, 1], [1, 7, 13, 3], [2, 5, 3, 6]] as Shape4[]) {
+  for (const shape of [
+    [1, 1, 1, 1],
+    [1, 7, 13, 3],
+    [2, 5, 3, 6],
+  ] as Shape4[]) {
     it(`round-trips NCHW data ${shape.join('x')} exactly`, async () => {
       const ctx = await getTestContext();
       const [n, h, w, c] = shape;

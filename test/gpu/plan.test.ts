@@ -93,7 +93,10 @@ describe('Plan: a chain of dispatches', () => {
     // A second run with other data gives the new answer (nothing stale).
     const input2 = inputData(2);
     const again = await plan.run([input2]);
-    expect(again.outputs[0][3]).toBeCloseTo(steps.reduce((acc, [gain, offset]) => acc * gain + offset, input2[3]), 4);
+    expect(again.outputs[0][3]).toBeCloseTo(
+      steps.reduce((acc, [gain, offset]) => acc * gain + offset, input2[3]),
+      4,
+    );
     plan.dispose();
     expect(pool.inUse).toBe(0);
     pool.trim();
@@ -150,7 +153,10 @@ describe('Plan: graph and input errors', () => {
   it('a uniform the shader does not have (or a missing one) is an error', async () => {
     const ctx = await getTestContext();
     const pool = new BufferPool(ctx);
-    const cases: Record<string, number>[] = [{ count: 35, gain: 1, offset: 0, extra: 1 }, { count: 35, gain: 1 }];
+    const cases: Record<string, number>[] = [
+      { count: 35, gain: 1, offset: 0, extra: 1 },
+      { count: 35, gain: 1 },
+    ];
     for (const uniforms of cases) {
       const g = new Graph();
       const x = g.input(SHAPE);
@@ -307,7 +313,10 @@ describe('buffer pool', () => {
       const p2 = await Plan.compile(ctx, chainGraph(SHAPE, 4), { pool });
       expect(pool.inUse).toBe(2);
       expect(pool.pooled).toBe(0);
-      expect(created.filter((w) => /activation/.test(w)), 'no new activation buffers').toEqual([]);
+      expect(
+        created.filter((w) => /activation/.test(w)),
+        'no new activation buffers',
+      ).toEqual([]);
       const input = inputData(5);
       const { outputs } = await p2.run([input]);
       expect(outputs[0]).toEqual(input);
@@ -355,7 +364,14 @@ describe('buffer pool', () => {
 describe('padded channels', () => {
   it('a 3-channel conv with sigmoid writes exact zeros in the padded 4th channel', async () => {
     const ctx = await getTestContext();
-    const geometry = { inChannels: 2, outChannels: 3, kernelSize: [3, 3] as [number, number], stride: 1, padding: [1, 1] as [number, number], dilation: 1 };
+    const geometry = {
+      inChannels: 2,
+      outChannels: 3,
+      kernelSize: [3, 3] as [number, number],
+      stride: 1,
+      padding: [1, 1] as [number, number],
+      dilation: 1,
+    };
     const [h, w] = [6, 5];
     const x = randomArray(2 * h * w, 11);
     const wt = randomArray(3 * 2 * 9, 12, 0.3);

@@ -11,7 +11,10 @@ describe('readMapped', () => {
     const buffer = ctx.createBuffer({ size: 256, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'doomed readback');
     const reading = readMapped(ctx, buffer, 256);
     buffer.destroy();
-    const error = await reading.then(() => undefined, (e: unknown) => e);
+    const error = await reading.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(RestoreError);
     expect((error as RestoreError).code).toBe('GPU_VALIDATION');
     expect((error as RestoreError).message).toContain('doomed readback');

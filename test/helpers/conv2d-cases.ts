@@ -30,7 +30,10 @@ export const CONV2D_CASES: [string, Conv2dCase][] = [
   ['1x1 conv 13→6 sigmoid', { cin: 13, cout: 6, h: 5, w: 9, k: [1, 1], act: { kind: 'sigmoid' } }],
   ['2x2 stride 2, 8→16', { cin: 8, cout: 16, h: 10, w: 14, k: [2, 2], stride: 2, pad: [0, 0] }],
   ['7x7 stride 2 pad 3, 3→8', { cin: 3, cout: 8, h: 17, w: 19, k: [7, 7], stride: 2, pad: [3, 3] }],
-  ['3x3 dilation 2, 4→4 leaky', { cin: 4, cout: 4, h: 12, w: 9, k: [3, 3], pad: [2, 2], dilation: 2, act: { kind: 'leakyRelu', alpha: 0.2 } }],
+  [
+    '3x3 dilation 2, 4→4 leaky',
+    { cin: 4, cout: 4, h: 12, w: 9, k: [3, 3], pad: [2, 2], dilation: 2, act: { kind: 'leakyRelu', alpha: 0.2 } },
+  ],
   ['5x3 kernel, asym pad, 6→5 tanh', { cin: 6, cout: 5, h: 8, w: 11, k: [5, 3], pad: [2, 1], act: { kind: 'tanh' } }],
   ['3x3 gelu 4→8', { cin: 4, cout: 8, h: 6, w: 7, k: [3, 3], act: { kind: 'gelu' } }],
   ['3x3 sigmoid 5→3 (one padded lane)', { cin: 5, cout: 3, h: 6, w: 5, k: [3, 3], act: { kind: 'sigmoid' } }],

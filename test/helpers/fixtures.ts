@@ -35,4 +35,11 @@ export function loadDnCNNFixture(name: string): DnCNNFixture {
   };
 }
 
-export const DNCNN_FIXTURES = ['tiny_r_gray', 'tiny_br_gray', 'tiny_r_color', 'tiny_br_color', 'full_br_gray', 'real_dncnn25_set12_01_crop'];
+export const DNCNN_FIXTURES = [
+  'tiny_r_gray',
+  'tiny_br_gray',
+  'tiny_r_color',
+  'tiny_br_color',
+  'full_br_gray',
+  'real_dncnn25_set12_01_crop',
+];

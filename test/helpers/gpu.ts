@@ -8,9 +8,9 @@ let ctx: Promise<GPUContext> | undefined;
 
 export function getTestContext(): Promise<GPUContext> {
   ctx ??= (async () => {
-    if (typeof navigator !== 'undefined' && (navigator).gpu) {
+    if (typeof navigator !== 'undefined' && navigator.gpu) {
       const { requestContext } = await import('../../src/gpu/context');
-      return requestContext((navigator).gpu, { debug: true });
+      return requestContext(navigator.gpu, { debug: true });
     }
     const { createNodeContext } = await import('../../src/gpu/node-gpu');
     const context = await createNodeContext({ debug: true });

@@ -42,7 +42,11 @@ export async function loadNetworkFixture<Config>(folder: string, name: string): 
 }
 
 /** Loads the fixture's weights into `network` (strict) and runs it on the fixture's input; returns NCHW data. */
-export async function runNetworkFixture(ctx: GPUContext, network: Network, f: NetworkFixture<unknown>): Promise<{ data: Float32Array; shape: number[] }> {
+export async function runNetworkFixture(
+  ctx: GPUContext,
+  network: Network,
+  f: NetworkFixture<unknown>,
+): Promise<{ data: Float32Array; shape: number[] }> {
   loadStateDict(network, f.stateDict);
   const model = new RestorationModel(ctx, network, f.name);
   try {

@@ -10,14 +10,14 @@ import { getTestContext } from './gpu';
  */
 export type NCHW = [n: number, c: number, h: number, w: number];
 
-const at = (x: ArrayLike<number>, [, c, h, w]: NCHW, b: number, ch: number, y: number, xx: number) =>
-  x[((b * c + ch) * h + y) * w + xx];
+const at = (x: ArrayLike<number>, [, c, h, w]: NCHW, b: number, ch: number, y: number, xx: number) => x[((b * c + ch) * h + y) * w + xx];
 
 function build(shape: NCHW, f: (b: number, c: number, y: number, x: number) => number): Float64Array {
   const [n, c, h, w] = shape;
   const out = new Float64Array(n * c * h * w);
   let i = 0;
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[i++] = f(b, ch, y, x);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[i++] = f(b, ch, y, x);
   return out;
 }
 
@@ -146,7 +146,9 @@ export function bilinearRef(x: ArrayLike<number>, shape: NCHW, ho: number, wo: n
 export function pixelShuffleRef(x: ArrayLike<number>, shape: NCHW, r: number) {
   const [n, c, h, w] = shape;
   const outShape: NCHW = [n, c / (r * r), h * r, w * r];
-  const y = build(outShape, (b, co, oy, ox) => at(x, shape, b, co * r * r + (oy % r) * r + (ox % r), Math.floor(oy / r), Math.floor(ox / r)));
+  const y = build(outShape, (b, co, oy, ox) =>
+    at(x, shape, b, co * r * r + (oy % r) * r + (ox % r), Math.floor(oy / r), Math.floor(ox / r)),
+  );
   return { y, shape: outShape };
 }
 
@@ -155,7 +157,9 @@ export function depthToSpaceRef(x: ArrayLike<number>, shape: NCHW, r: number) {
   const [n, c, h, w] = shape;
   const cOut = c / (r * r);
   const outShape: NCHW = [n, cOut, h * r, w * r];
-  const y = build(outShape, (b, co, oy, ox) => at(x, shape, b, ((oy % r) * r + (ox % r)) * cOut + co, Math.floor(oy / r), Math.floor(ox / r)));
+  const y = build(outShape, (b, co, oy, ox) =>
+    at(x, shape, b, ((oy % r) * r + (ox % r)) * cOut + co, Math.floor(oy / r), Math.floor(ox / r)),
+  );
   return { y, shape: outShape };
 }
 

@@ -15,9 +15,7 @@ let zeroMiBBlocks: Uint8Array | undefined;
 
 /** Non-final Deflate blocks that decode to 1 MiB of zeros, ending on a byte boundary. */
 function oneMiBOfZeros(): Uint8Array {
-  zeroMiBBlocks ??= new Uint8Array(
-    deflateRawSync(new Uint8Array(MIB), { level: 9, finishFlush: constants.Z_SYNC_FLUSH }),
-  );
+  zeroMiBBlocks ??= new Uint8Array(deflateRawSync(new Uint8Array(MIB), { level: 9, finishFlush: constants.Z_SYNC_FLUSH }));
   return zeroMiBBlocks;
 }
 

@@ -120,7 +120,12 @@ function bmp24(px: Uint8ClampedArray, width: number, height: number): Uint8Array
   return out;
 }
 
-function canvasWith(px: Uint8ClampedArray<ArrayBuffer>, width: number, height: number, kind: 'offscreen' | 'element'): OffscreenCanvas | HTMLCanvasElement {
+function canvasWith(
+  px: Uint8ClampedArray<ArrayBuffer>,
+  width: number,
+  height: number,
+  kind: 'offscreen' | 'element',
+): OffscreenCanvas | HTMLCanvasElement {
   const canvas = kind === 'offscreen' ? new OffscreenCanvas(width, height) : document.createElement('canvas');
   canvas.width = width;
   canvas.height = height;
@@ -178,9 +183,7 @@ describe('imageFromImageData / imageToImageData', () => {
     expect(throwsSync(() => imageFromImageData({ width: 3, height: 2, data: new Uint8ClampedArray(20) }))).toBeInstanceOf(
       InvalidInputError,
     );
-    expect(throwsSync(() => imageFromImageData(new ImageData(1, 1), { alpha: 'maybe' as never }))).toBeInstanceOf(
-      InvalidInputError,
-    );
+    expect(throwsSync(() => imageFromImageData(new ImageData(1, 1), { alpha: 'maybe' as never }))).toBeInstanceOf(InvalidInputError);
   });
 
   it('16-bit images are scaled to 8 bits with rounding, gray is replicated, 16-bit alpha is scaled', () => {
@@ -340,7 +343,9 @@ describe('imageFromFile / imagesFromFile', () => {
     junk.set([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46]);
     const e = await rejection(imageFromFile(new File([junk], 'photo.jpg', { type: 'image/jpeg' })));
     expect(e).toBeInstanceOf(ImageFormatError);
-    expect(e.message).toMatch(/^photo\.jpg: unsupported image format or corrupt file, the browser could not decode it \(it looks like a JPEG file/);
+    expect(e.message).toMatch(
+      /^photo\.jpg: unsupported image format or corrupt file, the browser could not decode it \(it looks like a JPEG file/,
+    );
     expect(e.message).toMatch(/PNG and TIFF/);
   });
 

@@ -59,7 +59,11 @@ describe('readImage / writeImage: every format, bit depth and channel layout rou
 describe('format errors', () => {
   it('JPEG, BMP, WebP, GIF and text are refused with a hint to convert', () => {
     const jpeg = Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46);
-    expectFormatError(() => readImage(jpeg, { name: 'photo.jpg' }), /photo\.jpg: unsupported image format \(it looks like a JPEG file/, /convert it to PNG or TIFF/);
+    expectFormatError(
+      () => readImage(jpeg, { name: 'photo.jpg' }),
+      /photo\.jpg: unsupported image format \(it looks like a JPEG file/,
+      /convert it to PNG or TIFF/,
+    );
     const bmp = new Uint8Array([0x42, 0x4d, 0, 0, 0, 0, 0, 0, 0, 0]);
     expectFormatError(() => readImage(bmp), /a BMP file/);
     const webp = new TextEncoder().encode('RIFF\0\0\0\0WEBPVP8 ');
@@ -70,8 +74,14 @@ describe('format errors', () => {
   });
 
   it('float samples and several pages do not fit a PNG', () => {
-    expectFormatError(() => writeImage(makeImage(1, 32, false, 1), { format: 'png' }), /PNG cannot store 32-bit float samples: write a TIFF/);
-    expectFormatError(() => writeImage([makeImage(1, 8, false, 1), makeImage(1, 8, false, 2)], { format: 'png' }), /a PNG file holds one image, got 2 pages/);
+    expectFormatError(
+      () => writeImage(makeImage(1, 32, false, 1), { format: 'png' }),
+      /PNG cannot store 32-bit float samples: write a TIFF/,
+    );
+    expectFormatError(
+      () => writeImage([makeImage(1, 8, false, 1), makeImage(1, 8, false, 2)], { format: 'png' }),
+      /a PNG file holds one image, got 2 pages/,
+    );
     expect(() => writeImage(makeImage(1, 8, false, 1), { format: 'jpeg' as 'png' })).toThrow(/format must be 'png' or 'tiff'/);
     expectFormatError(() => readImage(writeImage(makeImage(1, 8, false, 1), { format: 'png' }), { page: 1 }), /page 1 does not exist/);
   });

@@ -120,17 +120,13 @@ describe('floatToRaster', () => {
     const two: FloatImage = { width: 1, height: 1, channels: 2, data: new Float32Array(2) };
     expect(() => floatToRaster(two, 8)).toThrow(/1- or 3-channel/);
     expect(() => floatToRaster(gray([0]), 12 as 8)).toThrow(/bitDepth must be 8, 16 or 32/);
-    expect(() => floatToRaster({ width: 2, height: 2, channels: 1, data: new Float32Array(3) }, 8)).toThrow(
-      /length 3.*= 4/,
-    );
+    expect(() => floatToRaster({ width: 2, height: 2, channels: 1, data: new Float32Array(3) }, 8)).toThrow(/length 3.*= 4/);
   });
 });
 
 describe('roundHalfEven', () => {
   it('rounds ties to even, other values to nearest', () => {
-    expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4999, 2.5001, 7].map(roundHalfEven)).toEqual([
-      0, 2, 2, 4, -0, -2, -2, 2, 3, 7,
-    ]);
+    expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4999, 2.5001, 7].map(roundHalfEven)).toEqual([0, 2, 2, 4, -0, -2, -2, 2, 3, 7]);
   });
 });
 
@@ -154,9 +150,9 @@ describe('validateRaster / validateFloat', () => {
     expect(() => validateRaster({ width: 1, height: 1, channels: 1, bitDepth: 16, data: new Uint8Array(1) })).toThrow(
       'image.data must be a Uint16Array for bitDepth 16, got Uint8Array',
     );
-    expect(() =>
-      validateRaster({ width: 1, height: 1, channels: 1, bitDepth: 8, data: [0] as unknown as Uint8Array }),
-    ).toThrow(/got Array/);
+    expect(() => validateRaster({ width: 1, height: 1, channels: 1, bitDepth: 8, data: [0] as unknown as Uint8Array })).toThrow(
+      /got Array/,
+    );
   });
 
   it('catches bad sizes, channel counts and bit depths', () => {
@@ -287,7 +283,9 @@ describe('float32 rasters, alpha planes and channel policies', () => {
     );
     expect(Array.from(conformChannels(rgb, 1, 'convert').data)).toEqual([76]);
     const gray: FloatImage = { width: 1, height: 1, channels: 1, data: Float32Array.of(0.5) };
-    expect(() => conformChannels(gray, 3)).toThrow(/expects 3 channels \(RGB\), but the image has 1 channel \(grayscale\); convert it with toRgb\(\)/);
+    expect(() => conformChannels(gray, 3)).toThrow(
+      /expects 3 channels \(RGB\), but the image has 1 channel \(grayscale\); convert it with toRgb\(\)/,
+    );
     expect(conformChannels(gray, 3, 'convert').channels).toBe(3);
     expect(conformChannels(gray, 1)).toBe(gray);
     expect(() => conformChannels(gray, 4, 'convert')).toThrow(/no automatic conversion/);

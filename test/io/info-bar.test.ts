@@ -12,8 +12,12 @@ import { encodeTiff } from '../../src/io/tiff-write';
 import { pseudoRandomBytes } from './helpers';
 
 const SEM = new URL('../../../shared/data/sem/', import.meta.url);
-const ZEISS_FILES = readdirSync(new URL('zeiss-with-databar/', SEM)).filter((f) => f.endsWith('.tif')).sort();
-const NANO_FILES = readdirSync(new URL('nanomembranes/', SEM)).filter((f) => f.endsWith('.png')).sort();
+const ZEISS_FILES = readdirSync(new URL('zeiss-with-databar/', SEM))
+  .filter((f) => f.endsWith('.tif'))
+  .sort();
+const NANO_FILES = readdirSync(new URL('nanomembranes/', SEM))
+  .filter((f) => f.endsWith('.png'))
+  .sort();
 const SET12_DIR = new URL('../../../shared/data/set12/', import.meta.url);
 
 function zeiss(file: string) {
@@ -37,9 +41,17 @@ describe('Zeiss SEM data bar', () => {
       expect(bar).toEqual({ top: 690, rows: 78, source: 'detected', background: 243 });
       // The frame: row 690 is black from column 2 to 1022, the rows below are the bar background.
       const row = (y: number) => image.data.subarray(y * 1024, (y + 1) * 1024);
-      expect(row(690).subarray(2, 1023).every((v) => v === 0)).toBe(true);
+      expect(
+        row(690)
+          .subarray(2, 1023)
+          .every((v) => v === 0),
+      ).toBe(true);
       expect(row(691)[500]).toBe(243);
-      expect(row(689).subarray(2, 1023).every((v) => v === 0)).toBe(false);
+      expect(
+        row(689)
+          .subarray(2, 1023)
+          .every((v) => v === 0),
+      ).toBe(false);
     });
 
     it(`${file}: split, process the content, paste: the bar comes back byte-identical, also through a TIFF file`, () => {
@@ -158,7 +170,9 @@ describe('explicit rows, alpha and errors', () => {
     expect(() => pasteInfoBar(content, { ...b, bitDepth: 8, data: new Uint8Array(6), alpha: new Uint8Array(6) })).toThrow(
       'pasteInfoBar: the content has bitDepth 16 but the bar has 8',
     );
-    expect(() => pasteInfoBar(content, { ...b, width: 2, data: new Uint16Array(4), alpha: new Uint16Array(4) })).toThrow(/width 3 but the bar has 2/);
+    expect(() => pasteInfoBar(content, { ...b, width: 2, data: new Uint16Array(4), alpha: new Uint16Array(4) })).toThrow(
+      /width 3 but the bar has 2/,
+    );
     expect(pasteInfoBar(content, undefined)).toBe(content);
   });
 });

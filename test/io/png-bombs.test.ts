@@ -10,7 +10,6 @@ import { decodePng } from '../../src/io/png';
 import { zlibZeros } from './bombs';
 import { SIGNATURE, chunk, concat, ihdr, zlib } from './helpers';
 
-
 function png(header: Uint8Array, idat: Uint8Array): Uint8Array {
   return concat(SIGNATURE, header, chunk('IDAT', idat), chunk('IEND', new Uint8Array(0)));
 }
@@ -59,7 +58,9 @@ describe('PNG trailing image data', () => {
     const rows = Uint8Array.of(0, 1, 2, 3, 4, 0, 5, 6, 7, 8, 0, 9, 10, 11, 12);
     expect(Array.from(decodePng(png(ihdr(4, 3, 8, 0), zlib(rows))).data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     const err = formatError(() => decodePng(png(ihdr(4, 3, 8, 0), zlib(concat(rows, Uint8Array.of(0)))), 't.png'));
-    expect(err.message).toMatch(/^t\.png: PNG image data is corrupt: it decompresses to more than the 15 bytes that 4x3 needs \(trailing data/);
+    expect(err.message).toMatch(
+      /^t\.png: PNG image data is corrupt: it decompresses to more than the 15 bytes that 4x3 needs \(trailing data/,
+    );
   });
 
   it('a whole extra row is IMAGE_FORMAT too', () => {

@@ -90,7 +90,9 @@ describe('decodePng on Set12', () => {
     string,
     { width: number; height: number; sum: number; sumSquares: number; pixels: [number, number, number][] }
   >;
-  const files = readdirSync(SET12_DIR).filter((f) => f.endsWith('.png')).sort();
+  const files = readdirSync(SET12_DIR)
+    .filter((f) => f.endsWith('.png'))
+    .sort();
 
   it('finds the twelve images', () => {
     expect(files.length).toBe(12);
@@ -215,10 +217,7 @@ describe('decodePng on PNGs written by fast-png', () => {
       [1, 16],
     ] as const) {
       const img = makeRaster(11, 9, channels, depth, 42 + channels);
-      const bytes = fastPngEncode(
-        { width: 11, height: 9, channels, depth, data: img.data },
-        { interlace: 'Adam7' },
-      );
+      const bytes = fastPngEncode({ width: 11, height: 9, channels, depth, data: img.data }, { interlace: 'Adam7' });
       expect(bytes[8 + 8 + 12]).toBe(1); // IHDR interlace byte
       const back = decodePng(bytes);
       expect(Array.from(back.data)).toEqual(Array.from(img.data));
@@ -334,10 +333,7 @@ describe('decodePng errors', () => {
       () => decodePng(buildPng({ width: 2, height: 1, bitDepth: 8, colorType: 3, raw: new Uint8Array(3) })),
       /without a PLTE/,
     );
-    expectFormatError(
-      () => decodePng(concat(SIGNATURE, ihdr(1, 1, 8, 0), chunk('IEND', new Uint8Array(0)))),
-      /no IDAT/,
-    );
+    expectFormatError(() => decodePng(concat(SIGNATURE, ihdr(1, 1, 8, 0), chunk('IEND', new Uint8Array(0)))), /no IDAT/);
     expectFormatError(
       () => decodePng(concat(SIGNATURE, chunk('IDAT', zlib(Uint8Array.of(0, 0))), chunk('IEND', new Uint8Array(0)))),
       /first chunk is 'IDAT', expected 'IHDR'/,
@@ -380,7 +376,10 @@ describe('decodePng errors', () => {
     const rows = new Uint8Array(100 * 101).map((_, i) => (i % 101 === 0 ? 0 : (i * 7) % 13));
     const z = zlib(rows);
     const cut = concat(SIGNATURE, ihdr(100, 100, 8, 0), chunk('IDAT', z.subarray(0, z.length >> 1)), chunk('IEND', new Uint8Array(0)));
-    const message = expectFormatError(() => decodePng(cut), /image data is truncated: \d+ bytes after decompression, 100x100 needs 10100/).message;
+    const message = expectFormatError(
+      () => decodePng(cut),
+      /image data is truncated: \d+ bytes after decompression, 100x100 needs 10100/,
+    ).message;
     expect(Number(/truncated: (\d+) bytes/.exec(message)?.[1])).toBeGreaterThan(0);
   });
 });

@@ -19,7 +19,6 @@ const DEFLATE = 8;
 const DEFLATE_OLD = 32946;
 const PACKBITS = 32773;
 
-
 function formatError(page: RawTiffPage, ...fragments: (string | RegExp)[]): ImageFormatError {
   const bytes = buildRawTiff(page);
   let caught: unknown;
@@ -69,9 +68,9 @@ describe('TIFF Deflate bombs', () => {
     // Three tiles of 256 bytes, then the bomb tile filled to its 256 bytes and refused.
     expect(inflatedByteCount() - before).toBe(4 * 256);
     // The same page without the bomb decodes.
-    expect(pixels({ width: 20, height: 20, compression: DEFLATE, tile: { width: 16, height: 16 }, chunks: [tile, tile, tile, tile] })).toEqual(
-      new Array(400).fill(7),
-    );
+    expect(
+      pixels({ width: 20, height: 20, compression: DEFLATE, tile: { width: 16, height: 16 }, chunks: [tile, tile, tile, tile] }),
+    ).toEqual(new Array(400).fill(7));
   });
 
   it('one byte more than the strip holds is IMAGE_FORMAT', () => {
@@ -108,7 +107,10 @@ describe('TIFF LZW overruns', () => {
     expect(pixels(page(concat(lzwEncode(rows, 'none'), new Uint8Array(8))))).toEqual(Array.from(rows));
     expect(pixels(page(concat(lzwEncode(rows, 'eoi'), pseudoRandomBytes(50, 1))))).toEqual(Array.from(rows));
     // Without an end code, non-zero bits after the data are more data.
-    formatError(page(concat(lzwEncode(rows, 'none'), Uint8Array.of(0x12, 0x34))), /LZW decoding failed: the data decodes to more than the 12 bytes/);
+    formatError(
+      page(concat(lzwEncode(rows, 'none'), Uint8Array.of(0x12, 0x34))),
+      /LZW decoding failed: the data decodes to more than the 12 bytes/,
+    );
   });
 
   it('decodes the test encoder exactly at every ending, across code widths and table resets', () => {
@@ -161,7 +163,10 @@ describe('TIFF strip sizes', () => {
 
 describe('TIFF size limits from the header', () => {
   it('a page over 2^30 samples is refused from the IFD', () => {
-    formatError({ width: 65536, height: 16385, compression: DEFLATE, chunks: [zlib(new Uint8Array(1))] }, /image is too large to decode: 65536x16385x1 samples/);
+    formatError(
+      { width: 65536, height: 16385, compression: DEFLATE, chunks: [zlib(new Uint8Array(1))] },
+      /image is too large to decode: 65536x16385x1 samples/,
+    );
   });
 
   it('a tile far larger than the image is refused before it is allocated', () => {
@@ -170,9 +175,15 @@ describe('TIFF size limits from the header', () => {
       /page 0: tile size 16384x16384 is too large for a 1x1 image \(limit 2048x2048/,
     );
     // Ordinary padded tiles of small images are fine.
-    expect(pixels({ width: 3, height: 2, compression: DEFLATE, tile: { width: 256, height: 256 }, chunks: [zlib(new Uint8Array(65536).fill(4))] })).toEqual(
-      new Array(6).fill(4),
-    );
+    expect(
+      pixels({
+        width: 3,
+        height: 2,
+        compression: DEFLATE,
+        tile: { width: 256, height: 256 },
+        chunks: [zlib(new Uint8Array(65536).fill(4))],
+      }),
+    ).toEqual(new Array(6).fill(4));
   });
 
   it('strips whose compressed bytes cannot hold the declared page are refused before it is allocated', () => {

@@ -104,7 +104,11 @@ describe('Zeiss SEM palette TIFFs (shared/data/sem/zeiss-with-databar)', () => {
       });
       expect(metadata.palette).toBe('index');
       expect(Array.from(metadata.colorMap?.subarray(0, 30) ?? [])).toEqual(ref.colormap);
-      expect(createHash('sha256').update(image.data as Uint8Array).digest('hex')).toBe(ref.sha256);
+      expect(
+        createHash('sha256')
+          .update(image.data as Uint8Array)
+          .digest('hex'),
+      ).toBe(ref.sha256);
       const czSem = metadata.extraTags.find((t) => t.tag === 34118);
       expect(typeof czSem?.value).toBe('string');
       expect((czSem?.value as string).length).toBe(ref.czSemLength);
@@ -155,9 +159,7 @@ describe('Zeiss SEM palette TIFFs (shared/data/sem/zeiss-with-databar)', () => {
       expect(back.metadata.colorMap).toEqual(page.metadata.colorMap);
       expect(back.metadata.palette).toBe('index');
       expect(sameBits(back.image.data, page.image.data)).toBe(true);
-      expect(back.metadata.extraTags.find((t) => t.tag === 34118)?.value).toBe(
-        page.metadata.extraTags.find((t) => t.tag === 34118)?.value,
-      );
+      expect(back.metadata.extraTags.find((t) => t.tag === 34118)?.value).toBe(page.metadata.extraTags.find((t) => t.tag === 34118)?.value);
       expect(back.metadata.resolution).toEqual(page.metadata.resolution);
     }
   });
@@ -290,7 +292,10 @@ describe('decodeTiff errors name the tag and value', () => {
   const rgb = encodeTiff(makeImage(6, 4, 3, 16, false, 2));
 
   it('unsupported compression, photometric, sample format, bit depth, planar config, predictor', () => {
-    expectFormatError(() => decodeTiff(patchTag(base, 259, 7), { name: 'x.tif' }), 'x.tif: page 0: unsupported Compression (tag 259) = 7 (JPEG)');
+    expectFormatError(
+      () => decodeTiff(patchTag(base, 259, 7), { name: 'x.tif' }),
+      'x.tif: page 0: unsupported Compression (tag 259) = 7 (JPEG)',
+    );
     expectFormatError(() => decodeTiff(patchTag(base, 259, 4)), /Compression \(tag 259\) = 4 \(CCITT Group 4 fax\)/);
     expectFormatError(() => decodeTiff(patchTag(base, 259, 50000)), /Compression \(tag 259\) = 50000 \(Zstandard\)/);
     expectFormatError(() => decodeTiff(patchTag(rgb, 262, 6)), /PhotometricInterpretation \(tag 262\) = 6 \(YCbCr\)/);
@@ -301,7 +306,10 @@ describe('decodeTiff errors name the tag and value', () => {
     expectFormatError(() => decodeTiff(retag(patchTag(base, 284, 2), 284, 266)), /FillOrder \(tag 266\) = 2/);
     const deflated = encodeTiff(makeImage(6, 4, 1, 8, false, 1), { compression: 'deflate' });
     expectFormatError(() => decodeTiff(patchTag(deflated, 317, 5)), /Predictor \(tag 317\) = 5/);
-    expectFormatError(() => decodeTiff(patchTag(deflated, 317, 3)), /Predictor \(tag 317\) = 3 \(the floating-point predictor on integer samples\)/);
+    expectFormatError(
+      () => decodeTiff(patchTag(deflated, 317, 3)),
+      /Predictor \(tag 317\) = 3 \(the floating-point predictor on integer samples\)/,
+    );
   });
 
   it('missing required tags, too few strip offsets, truncated files, corrupt data', () => {
@@ -346,7 +354,10 @@ describe('codecs', () => {
   it('lzwDecode refuses old-style LZW and impossible codes', () => {
     expect(() => lzwDecode(Uint8Array.of(0, 1, 2, 3), new Uint8Array(4))).toThrow(/old-style/);
     // 9-bit codes: CLEAR (256), 65, then 300 (beyond the next free code 258).
-    const bits = [256, 65, 300].map((c) => c.toString(2).padStart(9, '0')).join('').padEnd(32, '0');
+    const bits = [256, 65, 300]
+      .map((c) => c.toString(2).padStart(9, '0'))
+      .join('')
+      .padEnd(32, '0');
     const src = new Uint8Array(4);
     for (let i = 0; i < 4; i++) src[i] = parseInt(bits.slice(8 * i, 8 * i + 8), 2);
     expect(() => lzwDecode(src, new Uint8Array(10))).toThrow(/code 300 is beyond the table/);

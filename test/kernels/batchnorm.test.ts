@@ -71,7 +71,9 @@ describe('batchNorm (eval, standalone) against a float64 reference', () => {
     const g = new Graph();
     const input = g.input([1, 2, 2, 5]);
     const small = ctx.createBufferWithData(new Float32Array(8), BufferUsage.STORAGE, 'small');
-    expect(() => batchNorm(g, input, { affine: small, label: 'bn1' })).toThrow(/bn1: affine buffer holds 32 bytes, expected 64 for 5 channels/);
+    expect(() => batchNorm(g, input, { affine: small, label: 'bn1' })).toThrow(
+      /bn1: affine buffer holds 32 bytes, expected 64 for 5 channels/,
+    );
     small.destroy();
   });
 });

@@ -18,7 +18,12 @@ import { ForwardBuilder } from '../../src/layers/forward-builder';
 const f32 = (a: ArrayLike<number>) => Float64Array.from(a, (v) => Math.fround(v));
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
-function channelGateRef(x: Float64Array, [n, c, h, w]: number[], hidden: number, p: { w1: Float64Array; b1: Float64Array; w2: Float64Array; b2: Float64Array }) {
+function channelGateRef(
+  x: Float64Array,
+  [n, c, h, w]: number[],
+  hidden: number,
+  p: { w1: Float64Array; b1: Float64Array; w2: Float64Array; b2: Float64Array },
+) {
   const plane = h * w;
   const gate = new Float64Array(n * c);
   const mlp = (v: Float64Array) => {
@@ -41,7 +46,12 @@ function channelGateRef(x: Float64Array, [n, c, h, w]: number[], hidden: number,
   return gate;
 }
 
-function cbamRef(x: Float64Array, shape: number[], hidden: number, p: { w1: Float64Array; b1: Float64Array; w2: Float64Array; b2: Float64Array; ws: Float64Array }) {
+function cbamRef(
+  x: Float64Array,
+  shape: number[],
+  hidden: number,
+  p: { w1: Float64Array; b1: Float64Array; w2: Float64Array; b2: Float64Array; ws: Float64Array },
+) {
   const [n, c, h, w] = shape;
   const plane = h * w;
   const gate = channelGateRef(x, shape, hidden, p);
@@ -165,7 +175,11 @@ describe('CBAM layer (channel gate, channel mean/max, 7×7 conv, gating) against
     g.output(wide);
     const plan = await Plan.compile(ctx, g);
     plan.poison();
-    const { outputs } = await plan.run([nchwToNhwcPadded(x, [n, h, w, c]), nchwToNhwcPadded(res, [n, h, w, c]), nchwToNhwcPadded(f32(sgate), [n, h, w, 1])]);
+    const { outputs } = await plan.run([
+      nchwToNhwcPadded(x, [n, h, w, c]),
+      nchwToNhwcPadded(res, [n, h, w, c]),
+      nchwToNhwcPadded(f32(sgate), [n, h, w, 1]),
+    ]);
     plan.dispose();
     buf.destroy();
     const got = nhwcPaddedToNchw(outputs[0], [n, h, w, 16]);

@@ -20,7 +20,7 @@ function meanMaxRef(x: ArrayLike<number>, [n, c, h, w]: number[], gate?: ArrayLi
         sum += v;
         max = Math.max(max, v);
       }
-      out[(b * 2) * plane + p] = sum / c;
+      out[b * 2 * plane + p] = sum / c;
       out[(b * 2 + 1) * plane + p] = max;
     }
   return out;

@@ -30,8 +30,7 @@ function concatRef(a: Float64Array, sa: NCHW, b: Float64Array, sb: NCHW, options
   for (let bi = 0; bi < n; bi++)
     for (let ch = 0; ch < c; ch++)
       for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++)
-          out[i++] = ch < sa[1] ? read(a, sa, pa, bi, ch, oy, ox) : read(b, sb, pb, bi, ch - sa[1], oy, ox);
+        for (let ox = 0; ox < wo; ox++) out[i++] = ch < sa[1] ? read(a, sa, pa, bi, ch, oy, ox) : read(b, sb, pb, bi, ch - sa[1], oy, ox);
   return { y: out, shape: [n, c, ho, wo] as NCHW };
 }
 
@@ -73,8 +72,14 @@ const CASES: [string, NCHW, NCHW, ConcatOptions][] = [
 describe('concatChannels against a float64 reference (exact)', () => {
   for (const [name, sa, sb, options] of CASES) {
     it(name, async () => {
-      const a = randomArray(sa.reduce((p, q) => p * q), 3 + sa[1]);
-      const b = randomArray(sb.reduce((p, q) => p * q), 7 + sb[1]);
+      const a = randomArray(
+        sa.reduce((p, q) => p * q),
+        3 + sa[1],
+      );
+      const b = randomArray(
+        sb.reduce((p, q) => p * q),
+        7 + sb[1],
+      );
       const ref = concatRef(a, sa, b, sb, options);
       const out = await runConcat(a, sa, b, sb, options);
       expect(out.shape).toEqual(ref.shape);

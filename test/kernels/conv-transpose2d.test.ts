@@ -42,16 +42,35 @@ const CASES: [string, Case][] = [
   ['k2 s2, 3→3, 7x13', { cin: 3, cout: 3, h: 7, w: 13, k: [2, 2], stride: 2 }],
   ['k2 s2, 13→6, 9x5, batch 2', { fixed: true, n: 2, cin: 13, cout: 6, h: 9, w: 5, k: [2, 2], stride: 2 }],
   ['k2 s2, 64→32, 7x13', { cin: 64, cout: 32, h: 7, w: 13, k: [2, 2], stride: 2 }],
-  ['k2 s2, 5→5, 9x5, no bias, relu', { fixed: true, cin: 5, cout: 5, h: 9, w: 5, k: [2, 2], stride: 2, bias: false, act: { kind: 'relu' } }],
+  [
+    'k2 s2, 5→5, 9x5, no bias, relu',
+    { fixed: true, cin: 5, cout: 5, h: 9, w: 5, k: [2, 2], stride: 2, bias: false, act: { kind: 'relu' } },
+  ],
   // The general gather.
-  ['k3 s2 p1 op1, 5→3, 7x6, sigmoid', { fixed: true, cin: 5, cout: 3, h: 7, w: 6, k: [3, 3], stride: 2, pad: [1, 1], outputPadding: [1, 1], act: { kind: 'sigmoid' } }],
+  [
+    'k3 s2 p1 op1, 5→3, 7x6, sigmoid',
+    { fixed: true, cin: 5, cout: 3, h: 7, w: 6, k: [3, 3], stride: 2, pad: [1, 1], outputPadding: [1, 1], act: { kind: 'sigmoid' } },
+  ],
   ['k4 s2 p1, 6→8, 5x9, no bias', { cin: 6, cout: 8, h: 5, w: 9, k: [4, 4], stride: 2, pad: [1, 1], bias: false }],
   ['k3 s1 p1, 4→5, 5x7', { fixed: true, cin: 4, cout: 5, h: 5, w: 7, k: [3, 3], stride: 1, pad: [1, 1] }],
   ['k3 s1 p1, 4→5, 1x1', { cin: 4, cout: 5, h: 1, w: 1, k: [3, 3], stride: 1, pad: [1, 1] }],
   ['k2 s2 op1, 3→6, 5x7 (odd, bias-only last row/col)', { cin: 3, cout: 6, h: 5, w: 7, k: [2, 2], stride: 2, outputPadding: [1, 1] }],
-  ['k5x3 s3 p(2,1) op(2,0), 7→4, 4x5, leaky', { fixed: true, cin: 7, cout: 4, h: 4, w: 5, k: [5, 3], stride: 3, pad: [2, 1], outputPadding: [2, 0], act: { kind: 'leakyRelu', alpha: 0.2 } }],
+  [
+    'k5x3 s3 p(2,1) op(2,0), 7→4, 4x5, leaky',
+    {
+      fixed: true,
+      cin: 7,
+      cout: 4,
+      h: 4,
+      w: 5,
+      k: [5, 3],
+      stride: 3,
+      pad: [2, 1],
+      outputPadding: [2, 0],
+      act: { kind: 'leakyRelu', alpha: 0.2 },
+    },
+  ],
 ];
-
 
 function geometryOf(c: Case): ConvTranspose2dGeometry {
   return {
@@ -74,7 +93,9 @@ function variantsFor(c: Case): ConvTranspose2dVariant[] {
   const sub = isSubpixelConvTranspose2d(g);
   // Sub-pixel geometries are also checked with one gather variant (it must agree); general ones only gather.
   const fixed = c.fixed
-    ? CONV_TRANSPOSE2D_TEST_VARIANTS.filter((v) => (sub ? v.algorithm === 'subpixel' || (c.n === 2 && v.px === 3) : v.algorithm === 'gather'))
+    ? CONV_TRANSPOSE2D_TEST_VARIANTS.filter((v) =>
+        sub ? v.algorithm === 'subpixel' || (c.n === 2 && v.px === 3) : v.algorithm === 'gather',
+      )
     : [];
   // The software table's pick for this input and for a wide one (its tile and workgroup follow the input's shape).
   const software = [selectConvTranspose2dVariant(SOFTWARE, g, c.w), selectConvTranspose2dVariant(SOFTWARE, g)];
@@ -177,9 +198,9 @@ describe('convTranspose2d against a float64 reference', () => {
     const input = g.input([1, 4, 4, 5]);
     const fake = {} as GPUBuffer;
     const geometry = geometryOf(CASES[5][1]);
-    expect(() =>
-      convTranspose2d(g, input, { weight: fake, geometry, variant: CONV_TRANSPOSE2D_TEST_VARIANTS[0], label: 'bad' }),
-    ).toThrow(/sub-pixel/);
+    expect(() => convTranspose2d(g, input, { weight: fake, geometry, variant: CONV_TRANSPOSE2D_TEST_VARIANTS[0], label: 'bad' })).toThrow(
+      /sub-pixel/,
+    );
     expect(() =>
       convTranspose2d(g, input, {
         weight: fake,
@@ -212,8 +233,20 @@ describe('convTranspose2d against a float64 reference', () => {
     ];
     const gather = CONV_TRANSPOSE2D_TEST_VARIANTS[4];
     const sub = CONV_TRANSPOSE2D_TEST_VARIANTS[0];
-    convTranspose2d(g, input, { weight: bufs[0], bias: bufs[1], geometry: pa.geometry, variant: gather, label: 'a' }, { outChannelOffset: 0 }, wide);
-    convTranspose2d(g, input, { weight: bufs[2], bias: bufs[3], geometry: pb.geometry, variant: sub, label: 'b' }, { outChannelOffset: 4 }, wide);
+    convTranspose2d(
+      g,
+      input,
+      { weight: bufs[0], bias: bufs[1], geometry: pa.geometry, variant: gather, label: 'a' },
+      { outChannelOffset: 0 },
+      wide,
+    );
+    convTranspose2d(
+      g,
+      input,
+      { weight: bufs[2], bias: bufs[3], geometry: pb.geometry, variant: sub, label: 'b' },
+      { outChannelOffset: 4 },
+      wide,
+    );
     const out = nhwcPaddedToNchw(await runChecked(g, nchwToNhwcPadded(pa.x, pa.inShape), wide), wide.shape);
     for (const buf of bufs) buf.destroy();
     const plane = ho * wo;

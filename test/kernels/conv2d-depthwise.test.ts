@@ -24,7 +24,6 @@ interface ExtCase extends Conv2dCase {
   variants?: 'all' | 'selected' | 'fixed';
 }
 
-
 function geometryOf(c: Conv2dCase): Conv2dGeometry {
   return {
     inChannels: c.cin,
@@ -134,12 +133,24 @@ const CASES: [string, ExtCase][] = [
   // PReLU: a shared slope (nn.PReLU()) and one per channel.
   ['3x3 5→7 PReLU scalar', { cin: 5, cout: 7, h: 6, w: 9, k: [3, 3], prelu: 'scalar', variants: 'selected' }],
   ['3x3 5→7 PReLU per channel', { cin: 5, cout: 7, h: 6, w: 9, k: [3, 3], prelu: 'channel', variants: 'selected' }],
-  ['dw 3x3 s2 C=6 batch 2 no bias, PReLU per channel', dw(6, 9, 11, { n: 2, stride: 2, bias: false, prelu: 'channel', variants: 'selected' })],
+  [
+    'dw 3x3 s2 C=6 batch 2 no bias, PReLU per channel',
+    dw(6, 9, 11, { n: 2, stride: 2, bias: false, prelu: 'channel', variants: 'selected' }),
+  ],
   ['dw 3x3 s2 C=3, PReLU scalar', dw(3, 8, 7, { stride: 2, bias: false, prelu: 'scalar', variants: 'selected' })],
   // Residuals with scale 0.2: ResNet's relu(conv + identity) and ESRGAN's conv·0.2 + x.
-  ['3x3 6→6 relu, residual before activation, ×0.2', { cin: 6, cout: 6, h: 7, w: 9, k: [3, 3], act: { kind: 'relu' }, residual: 'beforeActivation', scale: 0.2, variants: 'selected' }],
-  ['3x3 5→3 sigmoid, residual after activation, ×0.2', { cin: 5, cout: 3, h: 5, w: 11, k: [3, 3], act: { kind: 'sigmoid' }, residual: 'afterActivation', scale: 0.2, variants: 'selected' }],
-  ['dw 3x3 C=6 leaky, residual after activation, ×0.2', dw(6, 7, 9, { act: { kind: 'leakyRelu', alpha: 0.2 }, residual: 'afterActivation', scale: 0.2, variants: 'selected' })],
+  [
+    '3x3 6→6 relu, residual before activation, ×0.2',
+    { cin: 6, cout: 6, h: 7, w: 9, k: [3, 3], act: { kind: 'relu' }, residual: 'beforeActivation', scale: 0.2, variants: 'selected' },
+  ],
+  [
+    '3x3 5→3 sigmoid, residual after activation, ×0.2',
+    { cin: 5, cout: 3, h: 5, w: 11, k: [3, 3], act: { kind: 'sigmoid' }, residual: 'afterActivation', scale: 0.2, variants: 'selected' },
+  ],
+  [
+    'dw 3x3 C=6 leaky, residual after activation, ×0.2',
+    dw(6, 7, 9, { act: { kind: 'leakyRelu', alpha: 0.2 }, residual: 'afterActivation', scale: 0.2, variants: 'selected' }),
+  ],
 ];
 
 describe('grouped and depthwise conv2d, PReLU, scale and residual epilogues against a float64 reference', () => {
@@ -213,17 +224,31 @@ describe('Conv2d layer with groups', () => {
     const x = randomArray(c * 5 * 7, 53);
     const g = new Graph();
     const input = g.input([1, 5, 7, c]);
-    const y = conv.forward(new ForwardBuilder(ctx, g), input, { epilogue: { activation: { kind: 'relu' }, residual: { tensor: input, mode: 'beforeActivation' } } });
+    const y = conv.forward(new ForwardBuilder(ctx, g), input, {
+      epilogue: { activation: { kind: 'relu' }, residual: { tensor: input, mode: 'beforeActivation' } },
+    });
     g.output(y);
     const plan = await Plan.compile(ctx, g);
     plan.poison();
     const { outputs } = await plan.run([nchwToNhwcPadded(x, [1, 5, 7, c])]);
     plan.dispose();
     conv.release();
-    const ref = conv2dRef(x, [1, c, 5, 7], wt, b, c, [3, 3], 1, [1, 1], 1, { kind: 'relu' }, {
-      groups: c,
-      residual: { y: x, mode: 'beforeActivation' },
-    });
+    const ref = conv2dRef(
+      x,
+      [1, c, 5, 7],
+      wt,
+      b,
+      c,
+      [3, 3],
+      1,
+      [1, 1],
+      1,
+      { kind: 'relu' },
+      {
+        groups: c,
+        residual: { y: x, mode: 'beforeActivation' },
+      },
+    );
     expect(relL2(nhwcPaddedToNchw(outputs[0], y.shape), ref.y)).toBeLessThanOrEqual(1e-5);
   });
 

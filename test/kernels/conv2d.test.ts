@@ -63,10 +63,14 @@ const COLD_COMPILE_MS = 400_000;
 describe('conv2d against a float64 reference', () => {
   CONV2D_CASES.forEach(([name, c], i) => {
     for (const variant of conv2dVariantsFor(c)) {
-      it(`${name} [${variantKey(variant)}]`, async () => {
-        const err = await check(c, variant, 100 + i);
-        expect(err).toBeLessThanOrEqual(1e-5);
-      }, COLD_COMPILE_MS);
+      it(
+        `${name} [${variantKey(variant)}]`,
+        async () => {
+          const err = await check(c, variant, 100 + i);
+          expect(err).toBeLessThanOrEqual(1e-5);
+        },
+        COLD_COMPILE_MS,
+      );
     }
   });
 });
@@ -79,7 +83,12 @@ function smallLimits(c: Conv2dCase, align: number): BindingLimits {
   const ho = Math.floor((c.h + 2 * pad[0] - dilation * (c.k[0] - 1) - 1) / stride) + 1;
   const wo = Math.floor((c.w + 2 * pad[1] - dilation * (c.k[1] - 1) - 1) / stride) + 1;
   const g = {
-    h: c.h, ho, kernelH: c.k[0], stride, dilation, padTop: pad[0],
+    h: c.h,
+    ho,
+    kernelH: c.k[0],
+    stride,
+    dilation,
+    padTop: pad[0],
     inRowBytes: c.w * Math.ceil(c.cin / 4) * 16,
     outRowBytes: wo * Math.ceil(c.cout / 4) * 16,
   };
@@ -100,22 +109,39 @@ describe('conv2d in row bands (tensors larger than one binding) against a float6
       } catch {
         continue; // too few rows to split at this alignment
       }
-      const geometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: c.stride ?? 1, padding: [0, 0] as [number, number], dilation: c.dilation ?? 1 };
+      const geometry = {
+        inChannels: c.cin,
+        outChannels: c.cout,
+        kernelSize: c.k,
+        stride: c.stride ?? 1,
+        padding: [0, 0] as [number, number],
+        dilation: c.dilation ?? 1,
+      };
       // The pixel-tile pick, and a channel-lanes tile of 2 rows (bands cut through its tile grid).
       const lanes: Conv2dVariant = { channelLanes: true, rows: 2, px: 3, cb: 1, workgroupSize: 8 };
       for (const variant of [selectConv2dVariant(SOFTWARE, geometry, 128), lanes]) {
-        it(`${name}, offsets aligned to ${align} [${variantKey(variant)}]`, async () => {
-          const ctx = await getTestContext();
-          if (ctx.limits.minStorageBufferOffsetAlignment > align) return; // the device cannot bind at this alignment
-          const err = await check(c, variant, 300 + i, limits);
-          expect(err).toBeLessThanOrEqual(1e-5);
-        }, COLD_COMPILE_MS);
+        it(
+          `${name}, offsets aligned to ${align} [${variantKey(variant)}]`,
+          async () => {
+            const ctx = await getTestContext();
+            if (ctx.limits.minStorageBufferOffsetAlignment > align) return; // the device cannot bind at this alignment
+            const err = await check(c, variant, 300 + i, limits);
+            expect(err).toBeLessThanOrEqual(1e-5);
+          },
+          COLD_COMPILE_MS,
+        );
       }
     }
   });
 
   it('bands cover every output row, read every input row they need, and respect the limit and alignment', () => {
-    for (const [k, s, d, p] of [[3, 1, 1, 1], [7, 2, 1, 3], [3, 1, 2, 2], [2, 2, 1, 0], [5, 1, 1, 2]]) {
+    for (const [k, s, d, p] of [
+      [3, 1, 1, 1],
+      [7, 2, 1, 3],
+      [3, 1, 2, 2],
+      [2, 2, 1, 0],
+      [5, 1, 1, 2],
+    ]) {
       for (const align of [16, 256]) {
         const h = 97;
         const ho = Math.floor((h + 2 * p - d * (k - 1) - 1) / s) + 1;
@@ -146,8 +172,18 @@ describe('conv2d in row bands (tensors larger than one binding) against a float6
         expect(next).toBe(ho);
       }
     }
-    expect(convRowBands({ h: 10, ho: 10, kernelH: 3, stride: 1, dilation: 1, padTop: 1, inRowBytes: 64, outRowBytes: 64 }, { maxBytes: 1 << 20, align: 16 })).toBeNull();
+    expect(
+      convRowBands(
+        { h: 10, ho: 10, kernelH: 3, stride: 1, dilation: 1, padTop: 1, inRowBytes: 64, outRowBytes: 64 },
+        { maxBytes: 1 << 20, align: 16 },
+      ),
+    ).toBeNull();
     // One output row with its input rows cannot fit: the plan's chunked bindings take over.
-    expect(convRowBands({ h: 10, ho: 10, kernelH: 3, stride: 1, dilation: 1, padTop: 1, inRowBytes: 4096, outRowBytes: 64 }, { maxBytes: 8192, align: 16 })).toBeNull();
+    expect(
+      convRowBands(
+        { h: 10, ho: 10, kernelH: 3, stride: 1, dilation: 1, padTop: 1, inRowBytes: 4096, outRowBytes: 64 },
+        { maxBytes: 8192, align: 16 },
+      ),
+    ).toBeNull();
   });
 });

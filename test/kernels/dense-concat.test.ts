@@ -25,11 +25,15 @@ type NCHW = [number, number, number, number];
 function channelPrefix(x: ArrayLike<number>, [n, ctot, h, w]: NCHW, c: number): Float64Array {
   const out = new Float64Array(n * c * h * w);
   const plane = h * w;
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let p = 0; p < plane; p++) out[(b * c + ch) * plane + p] = x[(b * ctot + ch) * plane + p];
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) for (let p = 0; p < plane; p++) out[(b * c + ch) * plane + p] = x[(b * ctot + ch) * plane + p];
   return out;
 }
 
-async function runGraph(inputs: { shape: Shape4; data: ArrayLike<number> }[], build: (g: Graph, t: TensorValue[]) => TensorValue): Promise<{ y: Float32Array; shape: Shape4 }> {
+async function runGraph(
+  inputs: { shape: Shape4; data: ArrayLike<number> }[],
+  build: (g: Graph, t: TensorValue[]) => TensorValue,
+): Promise<{ y: Float32Array; shape: Shape4 }> {
   const ctx = await getTestContext();
   const g = new Graph();
   const ts = inputs.map((inp, i) => g.input(inp.shape, `in${i}`));
@@ -66,8 +70,28 @@ interface PrefixCase {
 
 const PREFIX_CASES: PrefixCase[] = [
   { name: '3x3 reads 5 of 12, 3 out', ctot: 12, cin: 5, cout: 3, h: 7, w: 9, act: { kind: 'leakyRelu', alpha: 0.2 } },
-  { name: '3x3 reads 16 of 48, 8 out, + 0.2 scale and residual prefix 8 of 24', ctot: 48, cin: 16, cout: 8, h: 6, w: 11, rtot: 24, act: { kind: 'none' }, scale: 0.2 },
-  { name: '3x3 reads 8 of 8 (whole), 6 out, residual prefix 6 of 20', ctot: 8, cin: 8, cout: 6, h: 5, w: 4, rtot: 20, act: { kind: 'none' }, scale: 0.2 },
+  {
+    name: '3x3 reads 16 of 48, 8 out, + 0.2 scale and residual prefix 8 of 24',
+    ctot: 48,
+    cin: 16,
+    cout: 8,
+    h: 6,
+    w: 11,
+    rtot: 24,
+    act: { kind: 'none' },
+    scale: 0.2,
+  },
+  {
+    name: '3x3 reads 8 of 8 (whole), 6 out, residual prefix 6 of 20',
+    ctot: 8,
+    cin: 8,
+    cout: 6,
+    h: 5,
+    w: 4,
+    rtot: 20,
+    act: { kind: 'none' },
+    scale: 0.2,
+  },
   { name: '3x3 reads 12 of 13, 4 out, relu', ctot: 13, cin: 12, cout: 4, h: 1, w: 1, act: { kind: 'relu' } },
 ];
 
@@ -94,17 +118,29 @@ describe('conv2d reading a channel prefix and adding a residual prefix (float64 
           scale: c.scale,
           residual: r ? { y: channelPrefix(r, rShape, c.cout), mode: 'afterActivation' } : undefined,
         });
-        const geometry: Conv2dGeometry = { inChannels: c.cin, outChannels: c.cout, kernelSize: [3, 3], stride: 1, padding: [1, 1], dilation: 1 };
+        const geometry: Conv2dGeometry = {
+          inChannels: c.cin,
+          outChannels: c.cout,
+          kernelSize: [3, 3],
+          stride: 1,
+          padding: [1, 1],
+          dilation: 1,
+        };
         const weight = ctx.createBufferWithData(packConv2dWeight(wt, geometry), BufferUsage.STORAGE, 'w');
         const bias = ctx.createBufferWithData(packBias(b, c.cout), BufferUsage.STORAGE, 'b');
         const inputs = [{ shape: [1, c.h, c.w, c.ctot] as Shape4, data: x }];
         if (r) inputs.push({ shape: [1, c.h, c.w, c.rtot!] as Shape4, data: r });
         const out = await runGraph(inputs, (g, [t, rt]) =>
-          conv2d(g, t, { weight, bias, geometry, variant, label: 'conv', readInputPrefix: true }, {
-            activation: c.act,
-            scale: c.scale,
-            residual: rt ? { tensor: rt, mode: 'afterActivation', prefix: true } : undefined,
-          }),
+          conv2d(
+            g,
+            t,
+            { weight, bias, geometry, variant, label: 'conv', readInputPrefix: true },
+            {
+              activation: c.act,
+              scale: c.scale,
+              residual: rt ? { tensor: rt, mode: 'afterActivation', prefix: true } : undefined,
+            },
+          ),
         );
         weight.destroy();
         bias.destroy();
@@ -125,9 +161,14 @@ describe('conv2d reading a channel prefix and adding a residual prefix (float64 
     const wide = g.input([1, 4, 4, 12]);
     expect(() => conv2d(g, wide, { weight, geometry, variant, label: 'c' })).toThrow(/expects 8 input channels/);
     const r = g.input([1, 4, 4, 3]);
-    expect(() => conv2d(g, wide, { weight, geometry, variant, label: 'c', readInputPrefix: true }, { residual: { tensor: r, mode: 'afterActivation', prefix: true } })).toThrow(
-      /residual/,
-    );
+    expect(() =>
+      conv2d(
+        g,
+        wide,
+        { weight, geometry, variant, label: 'c', readInputPrefix: true },
+        { residual: { tensor: r, mode: 'afterActivation', prefix: true } },
+      ),
+    ).toThrow(/residual/);
     weight.destroy();
   });
 });

@@ -24,7 +24,12 @@ function randomWeights(c: number, hidden: number, seed: number, spatial: boolean
 }
 
 /** Runs SCSE/SE on NCHW `x`; returns NCHW output and the gate vector after checking the padding. */
-async function runGates(x: ArrayLike<number>, shape: Shape4, weights: SCSEWeights, spatial: boolean): Promise<{ y: Float32Array; gate: Float32Array }> {
+async function runGates(
+  x: ArrayLike<number>,
+  shape: Shape4,
+  weights: SCSEWeights,
+  spatial: boolean,
+): Promise<{ y: Float32Array; gate: Float32Array }> {
   const ctx = await getTestContext();
   const packed = packGateWeights(weights);
   const cg = ctx.createBufferWithData(packed.channelGate, BufferUsage.STORAGE, 'cse weights');
@@ -140,7 +145,9 @@ describe('SCSE / SE gates against a float64 reference', () => {
     expect(() => packGateWeights({ ...w, cse2Weight: { data: new Float32Array(16), shape: [8, 3, 1, 1] } })).toThrow(
       /cSE\.3\.weight has shape \[8, 3, 1, 1\], expected \[8, 2, 1, 1\]/,
     );
-    expect(() => packGateWeights({ ...w, cse1Bias: { data: new Float32Array(3), shape: [3] } })).toThrow(/cSE\.1\.bias has shape \[3\], expected \[2\]/);
+    expect(() => packGateWeights({ ...w, cse1Bias: { data: new Float32Array(3), shape: [3] } })).toThrow(
+      /cSE\.1\.bias has shape \[3\], expected \[2\]/,
+    );
     expect(() => packGateWeights({ ...w, sseBias: undefined })).toThrow(/sSE\.0 needs both weight and bias/);
     const ctx = await getTestContext();
     const packed = packGateWeights(w);
@@ -152,7 +159,9 @@ describe('SCSE / SE gates against a float64 reference', () => {
     expect(() => channelGate(g, input, { weights: cg, hidden: 0, label: 'att' })).toThrow(/hidden width 0/);
     const gate = channelGate(g, input, { weights: cg, hidden: 2, label: 'att' });
     expect(gate.shape).toEqual([1, 1, 1, 8]);
-    expect(() => applyGates(g, wrong, gate, { label: 'att' })).toThrow(/att: gate shape \[1, 1, 1, 8\] does not match input \[1, 4, 4, 12\]/);
+    expect(() => applyGates(g, wrong, gate, { label: 'att' })).toThrow(
+      /att: gate shape \[1, 1, 1, 8\] does not match input \[1, 4, 4, 12\]/,
+    );
     expect(() => scse(g, input, { channelGate: cg, hidden: 2, label: 'att' })).toThrow(/needs the spatial-gate/);
     cg.destroy();
   });

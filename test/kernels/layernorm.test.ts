@@ -124,7 +124,9 @@ describe('layerNorm (channels-last) against a float64 reference', () => {
     const g = new Graph();
     const input = g.input([1, 2, 2, 8]);
     const small = ctx.createBufferWithData(packLayerNormParams(undefined, undefined, 4), BufferUsage.STORAGE, 'small');
-    expect(() => layerNorm(g, input, { params: small, label: 'ln' })).toThrow(/ln: LayerNorm params buffer holds 32 bytes, expected 64 for 8 channels/);
+    expect(() => layerNorm(g, input, { params: small, label: 'ln' })).toThrow(
+      /ln: LayerNorm params buffer holds 32 bytes, expected 64 for 8 channels/,
+    );
     expect(() => layerNorm(g, input, { params: small, eps: -1, label: 'ln' })).toThrow(/eps/);
     small.destroy();
   });

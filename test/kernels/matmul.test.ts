@@ -4,13 +4,7 @@ import { Graph } from '../../src/gpu/graph';
 import { Plan } from '../../src/gpu/plan';
 import { paddedChannels, type Shape4 } from '../../src/gpu/tensor';
 import { packBias } from '../../src/kernels/conv2d-geometry';
-import {
-  type MatmulVariant,
-  matmul,
-  matmulVariantTags,
-  parseMatmulVariant,
-  selectMatmulVariant,
-} from '../../src/kernels/matmul';
+import { type MatmulVariant, matmul, matmulVariantTags, parseMatmulVariant, selectMatmulVariant } from '../../src/kernels/matmul';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { HARDWARE, MATMUL_TEST_VARIANTS, SOFTWARE } from '../helpers/test-variants';
@@ -29,7 +23,6 @@ const CASES: [string, Case][] = [
   ['130×68×257 +bias', { a: [1, 1, 130, 257], n: 68, bias: true }],
   ['(2·3·5)×6×8 from a 4-D tensor, +bias', { a: [2, 3, 5, 8], n: 6, bias: true }],
 ];
-
 
 function variantsUnderTest(): MatmulVariant[] {
   const all = [...MATMUL_TEST_VARIANTS, selectMatmulVariant(SOFTWARE), selectMatmulVariant(HARDWARE)];

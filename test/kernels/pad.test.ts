@@ -21,7 +21,10 @@ const checkExact = (y: Float32Array, ref: Float64Array) => expect(Array.from(y))
 describe('pad2d against a float64 reference (exact)', () => {
   for (const [mode, shape, pads] of CASES) {
     it(`${mode} ${JSON.stringify(pads)} on ${shape.join('x')}`, async () => {
-      const x = randomArray(shape.reduce((a, b) => a * b), 17 + shape[1] + shape[3]);
+      const x = randomArray(
+        shape.reduce((a, b) => a * b),
+        17 + shape[1] + shape[3],
+      );
       const ref = padRef(x, shape, pads, mode);
       const out = await runSpatial(x, shape, (g, t) => pad2d(g, t, pads, mode, 'pad'));
       expect(out.shape).toEqual(ref.shape);
@@ -58,7 +61,9 @@ describe('pad2d against a float64 reference (exact)', () => {
   it('pad then crop restores the input (SCUNet round trip)', async () => {
     const shape: NCHW = [1, 6, 9, 5];
     const x = randomArray(6 * 9 * 5, 9);
-    const out = await runSpatial(x, shape, (g, t) => crop2d(g, replicatePadToMultiple(g, t, 8, 'pad'), { y0: 0, x0: 0, h: 9, w: 5 }, 'crop'));
+    const out = await runSpatial(x, shape, (g, t) =>
+      crop2d(g, replicatePadToMultiple(g, t, 8, 'pad'), { y0: 0, x0: 0, h: 9, w: 5 }, 'crop'),
+    );
     expect(out.shape).toEqual(shape);
     checkExact(out.y, x);
   });
@@ -86,10 +91,14 @@ describe('pad2d geometry', () => {
     expect(() => pad2d(g, x, { top: 5, bottom: 0, left: 0, right: 0 }, 'reflect', 'rp')).toThrow(
       /rp: reflect padding .* must be smaller than the input size 5x7/,
     );
-    expect(() => pad2d(g, x, { top: -1, bottom: 0, left: 0, right: 0 }, 'replicate', 'p')).toThrow(/negative padding .* only supported in 'zeros'/);
+    expect(() => pad2d(g, x, { top: -1, bottom: 0, left: 0, right: 0 }, 'replicate', 'p')).toThrow(
+      /negative padding .* only supported in 'zeros'/,
+    );
     expect(() => pad2d(g, x, { top: -3, bottom: -2, left: 0, right: 0 }, 'zeros', 'p')).toThrow(/leaves no output of a 5x7 input/);
     expect(() => pad2d(g, x, { top: 0.5, bottom: 0, left: 0, right: 0 }, 'zeros', 'p')).toThrow(/must be integers/);
-    expect(() => pad2d(g, x, { top: 0, bottom: 0, left: 0, right: 0 }, 'circular' as PadMode, 'p')).toThrow(/unknown padding mode 'circular'/);
+    expect(() => pad2d(g, x, { top: 0, bottom: 0, left: 0, right: 0 }, 'circular' as PadMode, 'p')).toThrow(
+      /unknown padding mode 'circular'/,
+    );
     expect(() => crop2d(g, x, { y0: 1, x0: 0, h: 5, w: 7 }, 'c')).toThrow(/c: crop window .* does not lie inside the input \[1, 5, 7, 3\]/);
     expect(() => replicatePadToMultiple(g, x, 0, 'r')).toThrow(/multiple 0 must be a positive integer/);
   });

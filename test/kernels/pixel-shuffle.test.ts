@@ -51,7 +51,10 @@ describe('pixel rearrangement against a float64 reference (exact)', () => {
     const cases = mode === 'pixel_shuffle' || mode === 'depth_to_space' ? DEEP : SHALLOW;
     for (const [shape, r] of cases) {
       it(`${mode} r=${r} on ${shape.join('x')}`, async () => {
-        const x = randomArray(shape.reduce((a, b) => a * b), 3 + shape[1] * 7 + shape[2]);
+        const x = randomArray(
+          shape.reduce((a, b) => a * b),
+          3 + shape[1] * 7 + shape[2],
+        );
         const ref = REFS[mode](x, shape, r);
         const out = await runSpatial(x, shape, (g, t) => OPS[mode](g, t, r, mode));
         expect(out.shape).toEqual(ref.shape);

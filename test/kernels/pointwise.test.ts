@@ -20,14 +20,40 @@ const f = Math.fround;
 
 const CASES: Case[] = [
   { name: 'clamp [0,1] C3', shape: [1, 7, 5, 3], build: (g, x) => clamp(g, x, 0, 1, 'c'), ref: (x) => Math.min(Math.max(x, 0), 1) },
-  { name: 'clamp [0.25,0.75] C5 (masked)', shape: [2, 3, 5, 5], build: (g, x) => clamp(g, x, 0.25, 0.75, 'c'), ref: (x) => Math.min(Math.max(x, f(0.25)), f(0.75)) },
-  { name: 'clamp [-0.9,-0.1] C1 (masked)', shape: [1, 1, 1, 1], build: (g, x) => clamp(g, x, -0.9, -0.1, 'c'), ref: (x) => Math.min(Math.max(x, f(-0.9)), f(-0.1)) },
-  { name: 'clamp [0.3,inf) C6 (masked)', shape: [1, 4, 3, 6], build: (g, x) => clamp(g, x, 0.3, Infinity, 'c'), ref: (x) => Math.max(x, f(0.3)) },
-  { name: 'clamp [0.3,0.5] C8 (no padding)', shape: [1, 5, 3, 8], build: (g, x) => clamp(g, x, 0.3, 0.5, 'c'), ref: (x) => Math.min(Math.max(x, f(0.3)), f(0.5)) },
+  {
+    name: 'clamp [0.25,0.75] C5 (masked)',
+    shape: [2, 3, 5, 5],
+    build: (g, x) => clamp(g, x, 0.25, 0.75, 'c'),
+    ref: (x) => Math.min(Math.max(x, f(0.25)), f(0.75)),
+  },
+  {
+    name: 'clamp [-0.9,-0.1] C1 (masked)',
+    shape: [1, 1, 1, 1],
+    build: (g, x) => clamp(g, x, -0.9, -0.1, 'c'),
+    ref: (x) => Math.min(Math.max(x, f(-0.9)), f(-0.1)),
+  },
+  {
+    name: 'clamp [0.3,inf) C6 (masked)',
+    shape: [1, 4, 3, 6],
+    build: (g, x) => clamp(g, x, 0.3, Infinity, 'c'),
+    ref: (x) => Math.max(x, f(0.3)),
+  },
+  {
+    name: 'clamp [0.3,0.5] C8 (no padding)',
+    shape: [1, 5, 3, 8],
+    build: (g, x) => clamp(g, x, 0.3, 0.5, 'c'),
+    ref: (x) => Math.min(Math.max(x, f(0.3)), f(0.5)),
+  },
   { name: 'affine ×0.2 C13', shape: [1, 3, 9, 13], build: (g, x) => affine(g, x, 0.2, 0, 'a'), ref: (x) => f(0.2) * x },
   { name: 'affine ×255 + 0.5 C3 (masked)', shape: [2, 5, 7, 3], build: (g, x) => affine(g, x, 255, 0.5, 'a'), ref: (x) => 255 * x + 0.5 },
   { name: 'affine −1.5x − 2 C64', shape: [1, 3, 5, 64], build: (g, x) => affine(g, x, -1.5, -2, 'a'), ref: (x) => -1.5 * x - 2 },
-  { name: 'scaledAdd 0.2 C5', shape: [2, 3, 7, 5], build: (g, x, r) => scaledAdd(g, x, r, 0.2, 's'), ref: (x, r) => x + f(0.2) * r, binary: true },
+  {
+    name: 'scaledAdd 0.2 C5',
+    shape: [2, 3, 7, 5],
+    build: (g, x, r) => scaledAdd(g, x, r, 0.2, 's'),
+    ref: (x, r) => x + f(0.2) * r,
+    binary: true,
+  },
   { name: 'scaledAdd −1 C1 1x1', shape: [1, 1, 1, 1], build: (g, x, r) => scaledAdd(g, x, r, -1, 's'), ref: (x, r) => x - r, binary: true },
   { name: 'scaledAdd 1 C64', shape: [1, 5, 3, 64], build: (g, x, r) => scaledAdd(g, x, r, 1, 's'), ref: (x, r) => x + r, binary: true },
 ];

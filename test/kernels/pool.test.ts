@@ -55,7 +55,10 @@ const describeOpts = (o: Pool2dOptions) =>
 describe('maxPool2d against a float64 reference', () => {
   for (const { shape, opts } of MAX_CASES) {
     it(`${describeOpts(opts)} on ${shape.join('x')}`, async () => {
-      const x = randomArray(shape.reduce((a, b) => a * b), 101 + shape[1] + shape[2]);
+      const x = randomArray(
+        shape.reduce((a, b) => a * b),
+        101 + shape[1] + shape[2],
+      );
       const k = pair(opts.kernel);
       const ref = maxPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0), opts);
       const out = await runSpatial(x, shape, (g, t) => maxPool2d(g, t, opts, 'maxpool'));
@@ -68,7 +71,10 @@ describe('maxPool2d against a float64 reference', () => {
 describe('avgPool2d against a float64 reference', () => {
   for (const { shape, opts } of AVG_CASES) {
     it(`${describeOpts(opts)} on ${shape.join('x')}`, async () => {
-      const x = randomArray(shape.reduce((a, b) => a * b), 7 + shape[1] * shape[3]);
+      const x = randomArray(
+        shape.reduce((a, b) => a * b),
+        7 + shape[1] * shape[3],
+      );
       const k = pair(opts.kernel);
       const ref = avgPool2dRef(x, shape, k, pair(opts.stride ?? k), pair(opts.padding ?? 0), opts);
       const out = await runSpatial(x, shape, (g, t) => avgPool2d(g, t, opts, 'avgpool'));
@@ -89,7 +95,10 @@ describe('globalAvgPool2d against a float64 reference', () => {
   for (const shape of shapes) {
     it(`${shape.join('x')}`, async () => {
       // An offset mean makes cancellation visible if the sum were poorly accumulated.
-      const x = randomArray(shape.reduce((a, b) => a * b), 5 + shape[2]).map((v) => v + 3);
+      const x = randomArray(
+        shape.reduce((a, b) => a * b),
+        5 + shape[2],
+      ).map((v) => v + 3);
       const ref = globalAvgPoolRef(x, shape);
       const out = await runSpatial(x, shape, (g, t) => globalAvgPool2d(g, t, 'gap'));
       expect(out.shape).toEqual(ref.shape);
@@ -126,7 +135,8 @@ describe('pooling against PyTorch fixtures', () => {
         return globalAvgPool2d(g, t, name);
       });
       expect(out.shape).toEqual(f.outputShape);
-      if (f.op === 'maxPool2d') expect(Array.from(out.y)).toEqual(f.output); // NaN positions included
+      if (f.op === 'maxPool2d')
+        expect(Array.from(out.y)).toEqual(f.output); // NaN positions included
       else expect(maxRelError(out.y, f.output)).toBeLessThanOrEqual(1e-6);
     });
   }

@@ -41,7 +41,10 @@ const BILINEAR: Case[] = [
 describe('nearest resampling (legacy floor index) against a float64 reference', () => {
   for (const c of NEAREST) {
     it(`${c.shape.join('x')} ${targetName(c.target)}`, async () => {
-      const x = randomArray(c.shape.reduce((a, b) => a * b), 31 + c.shape[1] + c.shape[3]);
+      const x = randomArray(
+        c.shape.reduce((a, b) => a * b),
+        31 + c.shape[1] + c.shape[3],
+      );
       const [ho, wo] = outSize(c.shape, c.target);
       const ref = nearestRef(x, c.shape, ho, wo);
       const out = await runSpatial(x, c.shape, (g, t) => upsampleNearest(g, t, c.target, 'nearest'));
@@ -55,7 +58,10 @@ for (const alignCorners of [true, false]) {
   describe(`bilinear resampling, align_corners=${alignCorners}, against a float64 reference`, () => {
     for (const c of BILINEAR) {
       it(`${c.shape.join('x')} ${targetName(c.target)}`, async () => {
-        const x = randomArray(c.shape.reduce((a, b) => a * b), 57 + c.shape[1] + c.shape[2]);
+        const x = randomArray(
+          c.shape.reduce((a, b) => a * b),
+          57 + c.shape[1] + c.shape[2],
+        );
         const [ho, wo] = outSize(c.shape, c.target);
         const ref = bilinearRef(x, c.shape, ho, wo, alignCorners);
         const out = await runSpatial(x, c.shape, (g, t) => upsampleBilinear(g, t, c.target, alignCorners, 'bilinear'));

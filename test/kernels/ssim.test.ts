@@ -15,7 +15,14 @@ const PSNR_TOL = 1e-4;
 type Pair<T> = [T, T];
 
 /** An 8- or 16-bit raster and a noisy copy (noise amplitude `noise`·max, clipped), or an unrelated image. */
-function rasterPair(width: number, height: number, channels: 1 | 3, bitDepth: 8 | 16, noise: number | 'independent', seed: number): Pair<RasterImage> {
+function rasterPair(
+  width: number,
+  height: number,
+  channels: 1 | 3,
+  bitDepth: 8 | 16,
+  noise: number | 'independent',
+  seed: number,
+): Pair<RasterImage> {
   const rand = seededRandom(seed);
   const max = bitDepth === 8 ? 255 : 65535;
   const n = width * height * channels;
@@ -24,7 +31,8 @@ function rasterPair(width: number, height: number, channels: 1 | 3, bitDepth: 8 
   const b = make();
   for (let i = 0; i < n; i++) {
     a[i] = Math.round(rand() * max);
-    b[i] = noise === 'independent' ? Math.round(rand() * max) : Math.min(max, Math.max(0, Math.round(a[i] + (rand() - 0.5) * 2 * noise * max)));
+    b[i] =
+      noise === 'independent' ? Math.round(rand() * max) : Math.min(max, Math.max(0, Math.round(a[i] + (rand() - 0.5) * 2 * noise * max)));
   }
   return [
     { width, height, channels, bitDepth, data: a },

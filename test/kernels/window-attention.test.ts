@@ -30,7 +30,9 @@ interface FixtureCase {
 // and in the browser project alike.
 const FIXTURE_DIR = 'test/fixtures/wmsa/';
 const MANIFEST: { cases: FixtureCase[] } = await readFixtureJson(`${FIXTURE_DIR}cases.json`);
-const OUTPUTS = new Map(await Promise.all(MANIFEST.cases.map(async (c) => [c.name, await readFixtureF32(`${FIXTURE_DIR}${c.name}.f32`)] as const)));
+const OUTPUTS = new Map(
+  await Promise.all(MANIFEST.cases.map(async (c) => [c.name, await readFixtureF32(`${FIXTURE_DIR}${c.name}.f32`)] as const)),
+);
 /** `WMSA_VERBOSE=1` prints the errors (Node only: the browser has no process.env). */
 const VERBOSE = !!globalThis.process?.env.WMSA_VERBOSE;
 
@@ -166,7 +168,8 @@ describe('window attention kernel against the float64 and PyTorch references', (
         const { y } = await runKernel(x, variant);
         const errRef = relL2(y, reference(c.name, x));
         const errTorch = relL2(samplePixels(y, c.h * c.w, c.heads * 32, c.pixelStride), fixtureOutput(c));
-        if (VERBOSE) console.log(`${c.name} [${tag(variant)}] relL2 vs TS ${errRef.toExponential(2)}, vs torch ${errTorch.toExponential(2)}`);
+        if (VERBOSE)
+          console.log(`${c.name} [${tag(variant)}] relL2 vs TS ${errRef.toExponential(2)}, vs torch ${errTorch.toExponential(2)}`);
         expect(errRef).toBeLessThanOrEqual(1e-5);
         expect(errTorch).toBeLessThanOrEqual(1e-5);
       });

@@ -7,7 +7,15 @@ import type { StateDict } from '../../src/weights/state-dict';
 import { getTestContext } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { layerNormRef } from '../helpers/reference-norm';
-import { bilinearRef, maxPool2dRef, nearestRef, pixelShuffleRef, pixelUnshuffleRef, globalAvgPoolRef, runSpatial } from '../helpers/reference-spatial';
+import {
+  bilinearRef,
+  maxPool2dRef,
+  nearestRef,
+  pixelShuffleRef,
+  pixelUnshuffleRef,
+  globalAvgPoolRef,
+  runSpatial,
+} from '../helpers/reference-spatial';
 import { AdaptiveAvgPool2d, MaxPool2d, PixelShuffle, PixelUnshuffle, Upsample } from '../../src/layers/spatial';
 import { BatchNorm2d } from '../../src/layers/batchnorm';
 import { ForwardBuilder } from '../../src/layers/forward-builder';
@@ -30,7 +38,9 @@ describe('layers with PyTorch parameter names', () => {
     const bn = new BatchNorm2d(c, 1e-4);
     loadStateDict(bn, stateDict({ weight: [[c], gamma], bias: [[c], beta], running_mean: [[c], mean], running_var: [[c], variance] }));
     const x = randomArray(n * c * h * w, 15);
-    const { y } = await runSpatial(x, [n, c, h, w], (g, t) => bn.forward(new ForwardBuilder(ctx, g), t, { epilogue: { activation: { kind: 'relu' } } }));
+    const { y } = await runSpatial(x, [n, c, h, w], (g, t) =>
+      bn.forward(new ForwardBuilder(ctx, g), t, { epilogue: { activation: { kind: 'relu' } } }),
+    );
     const ref = x.map((v, i) => {
       const ch = Math.floor(i / (h * w)) % c;
       return Math.max(0, ((v - mean[ch]) / Math.sqrt(variance[ch] + 1e-4)) * gamma[ch] + beta[ch]);
@@ -78,7 +88,9 @@ describe('layers with PyTorch parameter names', () => {
     const layer = new LayerNorm(8);
     loadStateDict(layer, stateDict({ weight: [[8], new Float64Array(8)], bias: [[8], new Float64Array(8)] }));
     const g = new Graph();
-    expect(() => layer.forward(new ForwardBuilder(ctx, g), g.input([1, 2, 2, 6]), { label: 'norm1' })).toThrow(/norm1: LayerNorm\(8\) got 6 channels/);
+    expect(() => layer.forward(new ForwardBuilder(ctx, g), g.input([1, 2, 2, 6]), { label: 'norm1' })).toThrow(
+      /norm1: LayerNorm\(8\) got 6 channels/,
+    );
   });
 
   it('parameter-free modules dispatch the matching kernels', async () => {
@@ -89,7 +101,11 @@ describe('layers with PyTorch parameter names', () => {
       ['MaxPool2d(2)', new MaxPool2d({ kernel: 2 }), maxPool2dRef(x, shape, [2, 2], [2, 2], [0, 0])],
       ['AdaptiveAvgPool2d(1)', new AdaptiveAvgPool2d(), globalAvgPoolRef(x, shape)],
       ['Upsample(2, nearest)', new Upsample({ mode: 'nearest', scaleFactor: 2 }), nearestRef(x, shape, 12, 20)],
-      ['Upsample(2, bilinear, align_corners)', new Upsample({ mode: 'bilinear', scaleFactor: 2, alignCorners: true }), bilinearRef(x, shape, 12, 20, true)],
+      [
+        'Upsample(2, bilinear, align_corners)',
+        new Upsample({ mode: 'bilinear', scaleFactor: 2, alignCorners: true }),
+        bilinearRef(x, shape, 12, 20, true),
+      ],
       ['PixelShuffle(2)', new PixelShuffle(2), pixelShuffleRef(x, shape, 2)],
       ['PixelUnshuffle(2)', new PixelUnshuffle(2), pixelUnshuffleRef(x, shape, 2)],
     ];

@@ -37,21 +37,25 @@ async function keyShapes(name: string): Promise<Map<string, { shape: number[] }>
 
 describe('DnCNN variants (cszn, SaoYan) against PyTorch', () => {
   for (const name of FIXTURES) {
-    it(name, async () => {
-      const ctx = await getTestContext();
-      const f = await load(name);
-      // The recogniser reads the config from the keys alone; it always picks the clean output.
-      expect(recogniseDnCNNVariant(f.stateDict)).toEqual({ ...f.config, output: 'clean' });
-      const network = new DnCNNVariant(f.config);
-      expect(network.architecture).toBe(f.architecture);
-      const y = await runNetworkFixture(ctx, network, f);
-      expect(y.shape).toEqual(f.outputShape);
-      expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
-      if (f.config.output === 'clean') {
-        // The clean output is mostly the input itself; compare the network's part (the noise) on its own too.
-        expect(relL2(subtract(f.input, y.data), subtract(f.input, f.output))).toBeLessThanOrEqual(1e-4);
-      }
-    }, FIXTURE_TIMEOUT_MS);
+    it(
+      name,
+      async () => {
+        const ctx = await getTestContext();
+        const f = await load(name);
+        // The recogniser reads the config from the keys alone; it always picks the clean output.
+        expect(recogniseDnCNNVariant(f.stateDict)).toEqual({ ...f.config, output: 'clean' });
+        const network = new DnCNNVariant(f.config);
+        expect(network.architecture).toBe(f.architecture);
+        const y = await runNetworkFixture(ctx, network, f);
+        expect(y.shape).toEqual(f.outputShape);
+        expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
+        if (f.config.output === 'clean') {
+          // The clean output is mostly the input itself; compare the network's part (the noise) on its own too.
+          expect(relL2(subtract(f.input, y.data), subtract(f.input, f.output))).toBeLessThanOrEqual(1e-4);
+        }
+      },
+      FIXTURE_TIMEOUT_MS,
+    );
   }
 });
 
@@ -111,8 +115,18 @@ describe('DnCNN variants: wrong channel counts and inconsistent checkpoints', ()
   });
 
   const cases: [string, string, (k: Map<string, { shape: number[] }>) => void, RegExp][] = [
-    ['last conv with other output channels', 'cszn_tiny_gray', (k) => k.set('dncnn.11.weight', { shape: [3, 8, 3, 3] }), /outputs 3 channels but the input has 1/],
-    ['hidden conv of the wrong width', 'saoyan_tiny_gray', (k) => k.set('dncnn.5.weight', { shape: [8, 16, 3, 3] }), /dncnn\.5\.weight.*\[8, 16, 3, 3\]/],
+    [
+      'last conv with other output channels',
+      'cszn_tiny_gray',
+      (k) => k.set('dncnn.11.weight', { shape: [3, 8, 3, 3] }),
+      /outputs 3 channels but the input has 1/,
+    ],
+    [
+      'hidden conv of the wrong width',
+      'saoyan_tiny_gray',
+      (k) => k.set('dncnn.5.weight', { shape: [8, 16, 3, 3] }),
+      /dncnn\.5\.weight.*\[8, 16, 3, 3\]/,
+    ],
     ['missing BatchNorm', 'cszn_tiny_gray', (k) => k.delete('dncnn.6.running_var'), /dncnn\.6\.running_var/],
     ['bias on a body conv', 'cszn_tiny_gray', (k) => k.set('dncnn.2.bias', { shape: [8] }), /dncnn\.2\.bias/],
     ['a missing layer', 'cszn_tiny_gray', (k) => k.delete('dncnn.5.weight'), /expected dncnn\.5/],

@@ -27,20 +27,24 @@ async function keyShapes(name: string): Promise<Map<string, { shape: number[] }>
 
 describe('MSRResNet against PyTorch', () => {
   for (const name of FIXTURES) {
-    it(name, async () => {
-      const ctx = await getTestContext();
-      const f = await load(name);
-      expect(recogniseMSRResNet(f.stateDict)).toEqual(f.config);
-      const network = new MSRResNet(f.config);
-      expect(network.scale).toBe(f.config.scale);
-      const y = await runNetworkFixture(ctx, network, f);
-      const [n, c, h, w] = f.inputShape;
-      expect(y.shape).toEqual([n, c, h * f.config.scale, w * f.config.scale]);
-      expect(y.shape).toEqual(f.outputShape);
-      // The fixture JSON records that the network's own part (output − bilinear base) is 30-100 % of the
-      // output's norm, so this comparison is not dominated by the bilinear upsampling.
-      expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
-    }, FIXTURE_TIMEOUT_MS);
+    it(
+      name,
+      async () => {
+        const ctx = await getTestContext();
+        const f = await load(name);
+        expect(recogniseMSRResNet(f.stateDict)).toEqual(f.config);
+        const network = new MSRResNet(f.config);
+        expect(network.scale).toBe(f.config.scale);
+        const y = await runNetworkFixture(ctx, network, f);
+        const [n, c, h, w] = f.inputShape;
+        expect(y.shape).toEqual([n, c, h * f.config.scale, w * f.config.scale]);
+        expect(y.shape).toEqual(f.outputShape);
+        // The fixture JSON records that the network's own part (output − bilinear base) is 30-100 % of the
+        // output's norm, so this comparison is not dominated by the bilinear upsampling.
+        expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
+      },
+      FIXTURE_TIMEOUT_MS,
+    );
   }
 });
 
@@ -56,7 +60,10 @@ describe('MSRResNet checkpoints', () => {
   });
 
   it('other networks are not recognised', () => {
-    const sr = new Map([['conv1.0.weight', { shape: [64, 3, 9, 9] }], ['conv2.0.weight', { shape: [64, 64, 3, 3] }]]);
+    const sr = new Map([
+      ['conv1.0.weight', { shape: [64, 3, 9, 9] }],
+      ['conv2.0.weight', { shape: [64, 64, 3, 3] }],
+    ]);
     expect(recogniseMSRResNet(sr)).toBeNull();
     // BasicSR EDSR shares conv_first and body.<i>.conv1/2 but has no upconv1 / conv_hr.
     const edsr = new Map([
@@ -75,7 +82,9 @@ describe('MSRResNet: wrong channel counts and inconsistent checkpoints', () => {
     const network = new MSRResNet(f.config);
     loadStateDict(network, f.stateDict);
     const model = new RestorationModel(ctx, network, 'msrresnet tiny');
-    await expect(model.runFloat({ width: 4, height: 3, channels: 1, data: new Float32Array(12) })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(model.runFloat({ width: 4, height: 3, channels: 1, data: new Float32Array(12) })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
     model.dispose();
   });
 
@@ -86,16 +95,26 @@ describe('MSRResNet: wrong channel counts and inconsistent checkpoints', () => {
   });
 
   const cases: [string, string, (k: Map<string, { shape: number[] }>) => void, RegExp][] = [
-    ['conv_last with other output channels', 'tiny_x2', (k) => {
-      k.set('conv_last.weight', { shape: [1, 8, 3, 3] });
-      k.set('conv_last.bias', { shape: [1] });
-    }, /conv_last outputs 1 channels but conv_first takes 3/],
+    [
+      'conv_last with other output channels',
+      'tiny_x2',
+      (k) => {
+        k.set('conv_last.weight', { shape: [1, 8, 3, 3] });
+        k.set('conv_last.bias', { shape: [1] });
+      },
+      /conv_last outputs 1 channels but conv_first takes 3/,
+    ],
     ['upconv1 outputs fitting no scale', 'tiny_x2', (k) => k.set('upconv1.weight', { shape: [40, 8, 3, 3] }), /upconv1 has 40 outputs/],
     ['x4 with an upconv1 of 9F', 'tiny_x4', (k) => k.set('upconv1.weight', { shape: [72, 8, 3, 3] }), /upconv1\.weight.*\[72, 8, 3, 3\]/],
     ['a body conv of the wrong width', 'tiny_x3', (k) => k.set('body.1.conv2.weight', { shape: [8, 4, 3, 3] }), /body\.1\.conv2\.weight/],
-    ['a missing block', 'tiny_x4', (k) => {
-      for (const key of [...k.keys()]) if (key.startsWith('body.1.')) k.delete(key);
-    }, /residual block 1 is missing/],
+    [
+      'a missing block',
+      'tiny_x4',
+      (k) => {
+        for (const key of [...k.keys()]) if (key.startsWith('body.1.')) k.delete(key);
+      },
+      /residual block 1 is missing/,
+    ],
     ['conv_hr of other width', 'tiny_x2', (k) => k.set('conv_hr.weight', { shape: [16, 8, 3, 3] }), /conv_hr\.weight/],
   ];
   for (const [what, name, edit, message] of cases) {

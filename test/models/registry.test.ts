@@ -43,7 +43,17 @@ describe('recognising every fixture network from its keys alone', () => {
   const fixtures = networkFixtures();
   it('finds fixtures of every architecture', () => {
     const archs = new Set(fixtures.map((f) => EXPECTED[f.label] ?? f.label));
-    expect([...archs].sort()).toEqual(['DnCNN', 'DnCNNVariant', 'MSRResNet', 'RRDBNet', 'ResNet34UNet', 'SCUNet', 'SINSR', 'SRResNet', 'UNet']);
+    expect([...archs].sort()).toEqual([
+      'DnCNN',
+      'DnCNNVariant',
+      'MSRResNet',
+      'RRDBNet',
+      'ResNet34UNet',
+      'SCUNet',
+      'SINSR',
+      'SRResNet',
+      'UNet',
+    ]);
   });
   for (const f of fixtures) {
     it(f.name, () => {
@@ -65,12 +75,16 @@ describe('recognising every fixture network from its keys alone', () => {
       ['head.fc.weight', { shape: [10, 32] }],
     ]);
     expect(() => recogniseStateDict(keys, 'mystery.pth')).toThrow(InvalidInputError);
-    expect(() => recogniseStateDict(keys, 'mystery.pth')).toThrow(/mystery\.pth: not a network we know.*3 tensors in encoder \(2\), head \(1\); e\.g\. encoder\.stem\.weight \[32, 3, 3, 3\]/);
+    expect(() => recogniseStateDict(keys, 'mystery.pth')).toThrow(
+      /mystery\.pth: not a network we know.*3 tensors in encoder \(2\), head \(1\); e\.g\. encoder\.stem\.weight \[32, 3, 3, 3\]/,
+    );
   });
 
   it('an explicit architecture that does not fit the keys names both', () => {
     const sd = readCheckpoint(readBytes(new URL('test/fixtures/msrresnet/tiny_x2.pth', REPO)));
-    expect(() => networkFromStateDict(sd, { architecture: 'SCUNet' }, 'tiny_x2.pth')).toThrow(/tiny_x2\.pth: the keys do not look like SCUNet/);
+    expect(() => networkFromStateDict(sd, { architecture: 'SCUNet' }, 'tiny_x2.pth')).toThrow(
+      /tiny_x2\.pth: the keys do not look like SCUNet/,
+    );
     expect(() => networkFromStateDict(sd, { architecture: 'NoSuchNet' })).toThrow(/unknown architecture 'NoSuchNet'/);
   });
 });

@@ -21,21 +21,25 @@ const FIRST_RUN_TIMEOUT_MS = 600_000;
 
 describe('smp U-Net (ResNet34 encoder) against PyTorch', () => {
   for (const name of RESNET34_UNET_FIXTURES) {
-    it(name, async () => {
-      const f = await loadUNetFixture<ResNet34UNetConfig>(name);
-      // Everything but what weights cannot show (sigmoid, padding) comes from the keys; those take defaults.
-      expect(recogniseResNet34UNet(f.weights)).toEqual({ ...f.config, sigmoid: false, padMode: 'replicate', sizePolicy: 'pad' });
-      const network = new ResNet34UNet(f.config);
-      loadStateDict(network, f.weights);
-      const model = new RestorationModel(await getTestContext(), network, name);
-      const [, c, h, w] = f.inputShape;
-      const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
-      model.dispose();
-      expect([image.channels, image.height, image.width]).toEqual(f.outputShape.slice(1));
-      const err = relL2(image.data, f.output);
-      console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)} (input sensitivity ${f.sensitivity})`);
-      expect(err).toBeLessThanOrEqual(1e-4);
-    }, FIRST_RUN_TIMEOUT_MS);
+    it(
+      name,
+      async () => {
+        const f = await loadUNetFixture<ResNet34UNetConfig>(name);
+        // Everything but what weights cannot show (sigmoid, padding) comes from the keys; those take defaults.
+        expect(recogniseResNet34UNet(f.weights)).toEqual({ ...f.config, sigmoid: false, padMode: 'replicate', sizePolicy: 'pad' });
+        const network = new ResNet34UNet(f.config);
+        loadStateDict(network, f.weights);
+        const model = new RestorationModel(await getTestContext(), network, name);
+        const [, c, h, w] = f.inputShape;
+        const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
+        model.dispose();
+        expect([image.channels, image.height, image.width]).toEqual(f.outputShape.slice(1));
+        const err = relL2(image.data, f.output);
+        console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)} (input sensitivity ${f.sensitivity})`);
+        expect(err).toBeLessThanOrEqual(1e-4);
+      },
+      FIRST_RUN_TIMEOUT_MS,
+    );
   }
 });
 
@@ -69,7 +73,9 @@ describe('smp U-Net weights', () => {
     const reshaped = new Map(keys);
     reshaped.set('decoder.blocks.1.conv2.0.weight', { shape: [64, 32, 3, 3] });
     expect(() => recogniseResNet34UNet(reshaped)).toThrow(InvalidInputError);
-    expect(() => recogniseResNet34UNet(reshaped)).toThrow(/decoder\.blocks\.1\.conv2\.0\.weight' has shape \[64, 32, 3, 3\], expected \[64, 64, 3, 3\]/);
+    expect(() => recogniseResNet34UNet(reshaped)).toThrow(
+      /decoder\.blocks\.1\.conv2\.0\.weight' has shape \[64, 32, 3, 3\], expected \[64, 64, 3, 3\]/,
+    );
 
     const bottleneck = new Map(keys);
     bottleneck.set('encoder.layer1.0.conv3.weight', { shape: [256, 64, 1, 1] });
@@ -101,7 +107,7 @@ describe('smp U-Net input errors', () => {
     model.dispose();
   });
 
-  it("strict sizes reject what is not a multiple of 32, as smp 0.3 does", async () => {
+  it('strict sizes reject what is not a multiple of 32, as smp 0.3 does', async () => {
     const { f, model } = await modelFor('r34_scse_gray_sigmoid_70x90', { sizePolicy: 'strict' });
     const image = { width: 90, height: 70, channels: 1, data: f.input };
     await expect(model.runFloat(image)).rejects.toBeInstanceOf(InvalidInputError);

@@ -36,7 +36,9 @@ async function loadFixture(name: string): Promise<Fixture> {
     inputShape: Fixture['inputShape'];
     outputShape: Fixture['outputShape'];
   }>(`${DIR}/${name}.json`);
-  const sd = meta.checkpoint ? readPth(await readFixtureBytes(`${DIR}/${meta.checkpoint}`), { name }) : seededStateDict(meta.seed!, meta.manifest!);
+  const sd = meta.checkpoint
+    ? readPth(await readFixtureBytes(`${DIR}/${meta.checkpoint}`), { name })
+    : seededStateDict(meta.seed!, meta.manifest!);
   return {
     name,
     config: meta.config,
@@ -62,22 +64,26 @@ const FIXTURES = [
 
 describe('RRDBNet against PyTorch', () => {
   for (const name of FIXTURES) {
-    it(name, async () => {
-      const ctx = await getTestContext();
-      const f = await loadFixture(name);
-      expect(recogniseRRDBNet(f.sd)).toEqual({ config: f.config, scheme: f.keyScheme });
-      expect(recogniseSINSR(f.sd)).toBeNull();
-      const network = rrdbNetFromStateDict(f.sd);
-      expect(network.config).toEqual(f.config);
-      const model = new RestorationModel(ctx, network, name);
-      const [, c, h, w] = f.inputShape;
-      const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
-      model.dispose();
-      expect([1, image.channels, image.height, image.width]).toEqual(f.outputShape);
-      const err = relL2(image.data, f.output);
-      console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)}`);
-      expect(err).toBeLessThanOrEqual(1e-4);
-    }, 600_000); // the full network's first run compiles its pipelines: minutes on lavapipe with a cold shader cache
+    it(
+      name,
+      async () => {
+        const ctx = await getTestContext();
+        const f = await loadFixture(name);
+        expect(recogniseRRDBNet(f.sd)).toEqual({ config: f.config, scheme: f.keyScheme });
+        expect(recogniseSINSR(f.sd)).toBeNull();
+        const network = rrdbNetFromStateDict(f.sd);
+        expect(network.config).toEqual(f.config);
+        const model = new RestorationModel(ctx, network, name);
+        const [, c, h, w] = f.inputShape;
+        const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
+        model.dispose();
+        expect([1, image.channels, image.height, image.width]).toEqual(f.outputShape);
+        const err = relL2(image.data, f.output);
+        console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)}`);
+        expect(err).toBeLessThanOrEqual(1e-4);
+      },
+      600_000,
+    ); // the full network's first run compiles its pipelines: minutes on lavapipe with a cold shader cache
   }
 });
 
@@ -171,7 +177,11 @@ describe('RRDBNet recognition and input errors', () => {
   });
 
   it('rejects impossible configurations', () => {
-    expect(() => new RRDBNet({ inChannels: 3, outChannels: 3, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 3 as 4 })).toThrow(InvalidInputError);
-    expect(() => new RRDBNet({ inChannels: 0, outChannels: 3, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 4 })).toThrow(InvalidInputError);
+    expect(() => new RRDBNet({ inChannels: 3, outChannels: 3, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 3 as 4 })).toThrow(
+      InvalidInputError,
+    );
+    expect(() => new RRDBNet({ inChannels: 0, outChannels: 3, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 4 })).toThrow(
+      InvalidInputError,
+    );
   });
 });

@@ -61,7 +61,9 @@ describe('SCUNet against PyTorch', () => {
         model.dispose();
         expect([1, image.channels, image.height, image.width]).toEqual(meta.outputShape);
         const err = relL2(image.data, output);
-        console.log(`SCUNet ${name}: relL2 vs PyTorch ${err.toExponential(2)} (PyTorch f32 vs f64: ${meta.float32VsFloat64RelL2.toExponential(2)})`);
+        console.log(
+          `SCUNet ${name}: relL2 vs PyTorch ${err.toExponential(2)} (PyTorch f32 vs f64: ${meta.float32VsFloat64RelL2.toExponential(2)})`,
+        );
         expect(err).toBeLessThanOrEqual(1e-4);
       },
       SLOW,
@@ -126,7 +128,9 @@ describe('recogniseSCUNet', () => {
 
     const shape = base();
     shape.get('m_body.1.trans_block.msa.relative_position_params')!.shape = [4, 15, 15];
-    expect(() => recogniseSCUNet(shape)).toThrow(/'m_body\.1\.trans_block\.msa\.relative_position_params' has shape \[4, 15, 15\], expected \[8, 15, 15\]/);
+    expect(() => recogniseSCUNet(shape)).toThrow(
+      /'m_body\.1\.trans_block\.msa\.relative_position_params' has shape \[4, 15, 15\], expected \[8, 15, 15\]/,
+    );
 
     const extra = base();
     extra.set('m_down1.4.bias', { shape: [128] });

@@ -56,22 +56,26 @@ const FIXTURES = [
 
 describe('SINSR against PyTorch', () => {
   for (const name of FIXTURES) {
-    it(name, async () => {
-      const ctx = await getTestContext();
-      const f = await loadFixture(name);
-      expect(recogniseSINSR(f.sd)).toEqual(f.config);
-      expect(recogniseRRDBNet(f.sd)).toBeNull();
-      const network = sinsrFromStateDict(f.sd);
-      expect(network.architecture).toBe(f.architecture);
-      const model = new RestorationModel(ctx, network, name);
-      const [, c, h, w] = f.inputShape;
-      const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
-      model.dispose();
-      expect([1, image.channels, image.height, image.width]).toEqual(f.outputShape);
-      const err = relL2(image.data, f.output);
-      console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)}`);
-      expect(err).toBeLessThanOrEqual(1e-4);
-    }, 600_000); // first runs compile many pipelines: minutes on lavapipe with a cold shader cache
+    it(
+      name,
+      async () => {
+        const ctx = await getTestContext();
+        const f = await loadFixture(name);
+        expect(recogniseSINSR(f.sd)).toEqual(f.config);
+        expect(recogniseRRDBNet(f.sd)).toBeNull();
+        const network = sinsrFromStateDict(f.sd);
+        expect(network.architecture).toBe(f.architecture);
+        const model = new RestorationModel(ctx, network, name);
+        const [, c, h, w] = f.inputShape;
+        const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
+        model.dispose();
+        expect([1, image.channels, image.height, image.width]).toEqual(f.outputShape);
+        const err = relL2(image.data, f.output);
+        console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)}`);
+        expect(err).toBeLessThanOrEqual(1e-4);
+      },
+      600_000,
+    ); // first runs compile many pipelines: minutes on lavapipe with a cold shader cache
   }
 });
 
@@ -113,7 +117,9 @@ describe('SINSR configuration, recognition and input errors', () => {
     const ctx = await getTestContext();
     const f = await loadFixture('tiny');
     const model = new RestorationModel(ctx, sinsrFromStateDict(f.sd), 'tiny');
-    await expect(model.runFloat({ width: 4, height: 4, channels: 1, data: new Float32Array(16) })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(model.runFloat({ width: 4, height: 4, channels: 1, data: new Float32Array(16) })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
     await expect(model.runFloat({ width: 5, height: 4, channels: 3, data: new Float32Array(60) })).rejects.toThrow(/even height and width/);
     model.dispose();
   });

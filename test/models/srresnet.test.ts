@@ -36,19 +36,23 @@ async function keyShapes(name: string): Promise<Map<string, { shape: number[] }>
 
 describe('SRResNet against PyTorch', () => {
   for (const name of FIXTURES) {
-    it(name, async () => {
-      const ctx = await getTestContext();
-      const f = await load(name);
-      // The keys cannot tell whether the caller wants the clamp; the recogniser follows the reference forward.
-      expect(recogniseSRResNet(f.stateDict)).toEqual({ ...f.config, clampOutput: true });
-      const network = new SRResNet(f.config);
-      const y = await runNetworkFixture(ctx, network, f);
-      const [n, , h, w] = f.inputShape;
-      expect(y.shape).toEqual([n, f.config.outChannels, h * f.config.scale, w * f.config.scale]);
-      expect(y.shape).toEqual(f.outputShape);
-      expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
-      if (f.config.clampOutput) expect(y.data.every((v) => v >= 0 && v <= 1)).toBe(true);
-    }, FIXTURE_TIMEOUT_MS);
+    it(
+      name,
+      async () => {
+        const ctx = await getTestContext();
+        const f = await load(name);
+        // The keys cannot tell whether the caller wants the clamp; the recogniser follows the reference forward.
+        expect(recogniseSRResNet(f.stateDict)).toEqual({ ...f.config, clampOutput: true });
+        const network = new SRResNet(f.config);
+        const y = await runNetworkFixture(ctx, network, f);
+        const [n, , h, w] = f.inputShape;
+        expect(y.shape).toEqual([n, f.config.outChannels, h * f.config.scale, w * f.config.scale]);
+        expect(y.shape).toEqual(f.outputShape);
+        expect(relL2(y.data, f.output)).toBeLessThanOrEqual(1e-4);
+        if (f.config.clampOutput) expect(y.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+      },
+      FIXTURE_TIMEOUT_MS,
+    );
   }
 });
 
@@ -73,7 +77,9 @@ describe('SRResNet: wrong channel counts and inconsistent checkpoints', () => {
     const network = new SRResNet(f.config);
     loadStateDict(network, f.stateDict);
     const model = new RestorationModel(ctx, network, 'srresnet tiny');
-    await expect(model.runFloat({ width: 2, height: 2, channels: 3, data: new Float32Array(12) })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(model.runFloat({ width: 2, height: 2, channels: 3, data: new Float32Array(12) })).rejects.toBeInstanceOf(
+      InvalidInputError,
+    );
     model.dispose();
   });
 
@@ -89,20 +95,50 @@ describe('SRResNet: wrong channel counts and inconsistent checkpoints', () => {
   });
 
   const cases: [string, string, (k: Map<string, { shape: number[] }>) => void, RegExp][] = [
-    ['mixed shared and per-channel PReLUs', 'tiny_x4_shared', (k) => k.set('trunk.1.rcb.2.weight', { shape: [8] }), /PReLU slopes must all be/],
-    ['PReLU slopes of another width', 'tiny_x2_channel', (k) => {
-      for (const key of [...k.keys()]) if (/(^conv1\.1|rcb\.2|upsample_block\.2)\.weight$/.test(key)) k.set(key, { shape: [4] });
-    }, /PReLU slopes must all be.*\[4\]/],
-    ['upsample conv not 4·features', 'tiny_x4_shared', (k) => k.set('upsampling.1.upsample_block.0.weight', { shape: [72, 8, 3, 3] }), /upsampling\.1\.upsample_block\.0\.weight/],
+    [
+      'mixed shared and per-channel PReLUs',
+      'tiny_x4_shared',
+      (k) => k.set('trunk.1.rcb.2.weight', { shape: [8] }),
+      /PReLU slopes must all be/,
+    ],
+    [
+      'PReLU slopes of another width',
+      'tiny_x2_channel',
+      (k) => {
+        for (const key of [...k.keys()]) if (/(^conv1\.1|rcb\.2|upsample_block\.2)\.weight$/.test(key)) k.set(key, { shape: [4] });
+      },
+      /PReLU slopes must all be.*\[4\]/,
+    ],
+    [
+      'upsample conv not 4·features',
+      'tiny_x4_shared',
+      (k) => k.set('upsampling.1.upsample_block.0.weight', { shape: [72, 8, 3, 3] }),
+      /upsampling\.1\.upsample_block\.0\.weight/,
+    ],
     ['a 3×3 head conv', 'tiny_x4_shared', (k) => k.set('conv1.0.weight', { shape: [8, 3, 3, 3] }), /conv1\.0\.weight.*9×9/],
-    ['a trunk conv of the wrong width', 'tiny_x2_channel', (k) => k.set('trunk.0.rcb.3.weight', { shape: [8, 16, 3, 3] }), /trunk\.0\.rcb\.3\.weight/],
+    [
+      'a trunk conv of the wrong width',
+      'tiny_x2_channel',
+      (k) => k.set('trunk.0.rcb.3.weight', { shape: [8, 16, 3, 3] }),
+      /trunk\.0\.rcb\.3\.weight/,
+    ],
     ['a missing BatchNorm', 'tiny_x4_shared', (k) => k.delete('conv2.1.running_mean'), /conv2\.1\.running_mean/],
-    ['a missing trunk block', 'tiny_x4_shared', (k) => {
-      for (const key of [...k.keys()]) if (key.startsWith('trunk.0.')) k.delete(key);
-    }, /residual block 0 is missing/],
-    ['no upsample block', 'tiny_x2_channel', (k) => {
-      for (const key of [...k.keys()]) if (key.startsWith('upsampling.')) k.delete(key);
-    }, /0 upsample blocks/],
+    [
+      'a missing trunk block',
+      'tiny_x4_shared',
+      (k) => {
+        for (const key of [...k.keys()]) if (key.startsWith('trunk.0.')) k.delete(key);
+      },
+      /residual block 0 is missing/,
+    ],
+    [
+      'no upsample block',
+      'tiny_x2_channel',
+      (k) => {
+        for (const key of [...k.keys()]) if (key.startsWith('upsampling.')) k.delete(key);
+      },
+      /0 upsample blocks/,
+    ],
   ];
   for (const [what, name, edit, message] of cases) {
     it(`recogniser: ${what}`, async () => {

@@ -21,21 +21,25 @@ const FIRST_RUN_TIMEOUT_MS = 600_000;
 
 describe('milesial U-Net against PyTorch', () => {
   for (const name of UNET_FIXTURES) {
-    it(name, async () => {
-      const f = await loadUNetFixture<UNetConfig>(name);
-      // The recogniser infers everything but the sigmoid, which leaves no trace in the weights.
-      expect(recogniseUNet(f.weights)).toEqual({ ...f.config, sigmoid: false });
-      const network = new UNet(f.config);
-      loadStateDict(network, f.weights);
-      const model = new RestorationModel(await getTestContext(), network, name);
-      const [, c, h, w] = f.inputShape;
-      const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
-      model.dispose();
-      expect([image.channels, image.height, image.width]).toEqual(f.outputShape.slice(1));
-      const err = relL2(image.data, f.output);
-      console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)} (input sensitivity ${f.sensitivity})`);
-      expect(err).toBeLessThanOrEqual(1e-4);
-    }, FIRST_RUN_TIMEOUT_MS);
+    it(
+      name,
+      async () => {
+        const f = await loadUNetFixture<UNetConfig>(name);
+        // The recogniser infers everything but the sigmoid, which leaves no trace in the weights.
+        expect(recogniseUNet(f.weights)).toEqual({ ...f.config, sigmoid: false });
+        const network = new UNet(f.config);
+        loadStateDict(network, f.weights);
+        const model = new RestorationModel(await getTestContext(), network, name);
+        const [, c, h, w] = f.inputShape;
+        const { image } = await model.runFloat({ width: w, height: h, channels: c, data: f.input });
+        model.dispose();
+        expect([image.channels, image.height, image.width]).toEqual(f.outputShape.slice(1));
+        const err = relL2(image.data, f.output);
+        console.log(`${name}: relative L2 vs PyTorch ${err.toExponential(2)} (input sensitivity ${f.sensitivity})`);
+        expect(err).toBeLessThanOrEqual(1e-4);
+      },
+      FIRST_RUN_TIMEOUT_MS,
+    );
   }
 });
 
@@ -68,7 +72,9 @@ describe('milesial U-Net checkpoints', () => {
 
     const reshaped = new Map(keys);
     reshaped.set('down2.maxpool_conv.1.double_conv.0.weight', { shape: [16, 9, 3, 3] });
-    expect(() => recogniseUNet(reshaped)).toThrow(/down2\.maxpool_conv\.1\.double_conv\.0\.weight' has shape \[16, 9, 3, 3\], expected \[16, 8, 3, 3\]/);
+    expect(() => recogniseUNet(reshaped)).toThrow(
+      /down2\.maxpool_conv\.1\.double_conv\.0\.weight' has shape \[16, 9, 3, 3\], expected \[16, 8, 3, 3\]/,
+    );
 
     const extra = new Map(keys);
     extra.set('up5.up.weight', { shape: [4, 2, 2, 2] });

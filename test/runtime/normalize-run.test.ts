@@ -58,13 +58,7 @@ function image(width: number, height: number, offset: number[], span: number[], 
 }
 
 /** The reference: normalise (float64) → the model without the option → map back (float64). */
-async function manual(
-  model: RestorationModel,
-  img: FloatImage,
-  low: number,
-  high: number,
-  symmetric = false,
-): Promise<Float64Array> {
+async function manual(model: RestorationModel, img: FloatImage, low: number, high: number, symmetric = false): Promise<Float64Array> {
   const { lo, hi } = ranges(img, low, high);
   const plane = img.width * img.height;
   const x = new Float32Array(img.data.length);
@@ -168,7 +162,9 @@ describe('RunOptions.normalize', { timeout: SLOW }, () => {
     }
     // A flat image has equal percentiles: no map exists.
     const flat = { width: 8, height: 8, channels: 1, data: new Float32Array(64).fill(0.25) };
-    await expect(model.runFloat(flat, { normalize: { low: 1, high: 99 } })).rejects.toThrow(/^normalize: the 1 and 99 percentiles of channel 0 are both 0.25/);
+    await expect(model.runFloat(flat, { normalize: { low: 1, high: 99 } })).rejects.toThrow(
+      /^normalize: the 1 and 99 percentiles of channel 0 are both 0.25/,
+    );
     model.dispose();
   });
 

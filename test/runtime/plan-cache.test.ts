@@ -173,7 +173,8 @@ describe('one model, more sizes at once than it caches', { timeout: SLOW }, () =
       const [t0, t1, ...w] = await Promise.all([...tiled, ...whole]);
       expectBitIdentical((t0 as Awaited<(typeof tiled)[0]>).image.data, wantTiled[0], `round ${round}, tiled 23×17`);
       expectBitIdentical((t1 as Awaited<(typeof tiled)[0]>).image.data, wantTiled[1], `round ${round}, tiled 17×23`);
-      for (const [i, o] of w as (readonly [number, Awaited<(typeof tiled)[0]>])[]) expectBitIdentical(o.image.data, wantWhole[i], `round ${round}, whole ${SIZES[i].join('×')}`);
+      for (const [i, o] of w as (readonly [number, Awaited<(typeof tiled)[0]>])[])
+        expectBitIdentical(o.image.data, wantWhole[i], `round ${round}, whole ${SIZES[i].join('×')}`);
     }
     await model.dispose();
     expect(ctx.buffers.inUse).toBe(before);

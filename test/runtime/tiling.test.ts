@@ -29,7 +29,12 @@ describe('planTiles', () => {
   ];
   for (const spec of specs) {
     it(`cores partition the image and windows hold their halo (alignment ${spec.alignment}, halo ${spec.halo})`, () => {
-      for (const [w, h, tile] of [[1000, 37, 64], [97, 301, 50], [16, 16, 256], [500, 400, 128]]) {
+      for (const [w, h, tile] of [
+        [1000, 37, 64],
+        [97, 301, 50],
+        [16, 16, 256],
+        [500, 400, 128],
+      ]) {
         const tiles = planTiles(w, h, tile, spec);
         const covered = new Uint8Array(w * h);
         for (const t of tiles) {
@@ -131,7 +136,6 @@ describe('abort', { timeout: SLOW }, () => {
     model.dispose();
   });
 });
-
 
 describe('approximate tilings blend their overlaps', () => {
   it('ramp weights: 0→1 across the ramp from an inner edge, full weight at image borders', () => {

@@ -66,10 +66,7 @@ describe('zip checkpoints: what is inflated is bounded by what the tensors need'
   it('inflates a huge storage only as far as its tensors reach', () => {
     // A 4-element tensor on a storage that declares 256 MiB and deflates to 256 MiB (honestly).
     const declared = 256 * MiB;
-    const bytes = torchZip(
-      [{ name: 'w', storage: '0', storageNumel: declared / 4, size: [4] }],
-      [bombEntry('archive/data/0', declared)],
-    );
+    const bytes = torchZip([{ name: 'w', storage: '0', storageNumel: declared / 4, size: [4] }], [bombEntry('archive/data/0', declared)]);
     expect(bytes.length).toBeLessThan(2 * MiB);
     const { sd, inflated, buffers } = readCounting(bytes);
     expect(Array.from(sd.get('w')!.data as Float32Array)).toEqual([0, 0, 0, 0]);
@@ -98,7 +95,10 @@ describe('zip checkpoints: what is inflated is bounded by what the tensors need'
       storageNumel: declared / 4,
       size: [declared / 4],
     }));
-    const bytes = torchZip(tensors, tensors.map((t) => bombEntry(`archive/data/${t.storage}`, declared)));
+    const bytes = torchZip(
+      tensors,
+      tensors.map((t) => bombEntry(`archive/data/${t.storage}`, declared)),
+    );
     const { message, inflated } = failCounting(bytes, ['CHECKPOINT_FORMAT']);
     expect(message).toMatch(/tensors take 1073741824 bytes once decoded, more than the \d+ bytes a \d+-byte file may expand to/);
     expect(inflated).toBe(0);
@@ -152,7 +152,7 @@ describe('zip checkpoints: what is inflated is bounded by what the tensors need'
     // Storages of random declared and actual sizes, tensors of random extents: whatever happens, the bytes
     // inflated stay within the bound of the tensors that were declared.
     let seed = 1234;
-    const next = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     let loaded = 0;
     for (let k = 0; k < 40; k++) {
       const storageNumel = 1 + Math.floor(next() * (k % 4 === 0 ? 8 * MiB : 4096));

@@ -41,7 +41,12 @@ describe('readCheckpoint', () => {
 
   it('unwraps safetensors keys like .pth ones (module. prefix)', () => {
     const t: CpuTensor = { dtype: 'float32', shape: [1], data: new Float32Array([2]) };
-    const bytes = writeSafetensors(new Map([['module.a.weight', t], ['module.a.bias', t]]));
+    const bytes = writeSafetensors(
+      new Map([
+        ['module.a.weight', t],
+        ['module.a.bias', t],
+      ]),
+    );
     expect([...readCheckpoint(bytes).keys()]).toEqual(['a.bias', 'a.weight']);
   });
 
@@ -100,7 +105,8 @@ describe('browser compatibility', () => {
       const code = readFileSync(new URL(f, dir), 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, '')
         .replace(/\/\/.*$/gm, '');
-      if (/from\s+['"](node:|fs['"]|path['"]|crypto['"]|zlib['"]|buffer['"])|\brequire\(|\bBuffer\.|\bprocess\./.test(code)) offenders.push(f);
+      if (/from\s+['"](node:|fs['"]|path['"]|crypto['"]|zlib['"]|buffer['"])|\brequire\(|\bBuffer\.|\bprocess\./.test(code))
+        offenders.push(f);
       for (const m of code.matchAll(/from\s+['"]([^'"]+)['"]/g)) {
         if (!m[1].startsWith('.') && m[1] !== 'fflate') offenders.push(`${f}: ${m[1]}`);
       }

@@ -61,12 +61,22 @@ describe('dncnn_25.pth (KAIR)', () => {
   });
 
   it('reports truncation at any cut, never another error type', () => {
-    const cuts = [0, 8, 14, 60, Math.floor(bytes.length * 0.1), Math.floor(bytes.length * 0.5), Math.floor(bytes.length * 0.6), Math.floor(bytes.length * 0.99), bytes.length - 1];
+    const cuts = [
+      0,
+      8,
+      14,
+      60,
+      Math.floor(bytes.length * 0.1),
+      Math.floor(bytes.length * 0.5),
+      Math.floor(bytes.length * 0.6),
+      Math.floor(bytes.length * 0.99),
+      bytes.length - 1,
+    ];
     for (const cut of cuts) {
-      const err = expectCheckpointError(() => readPth(bytes.subarray(0, cut), { name: 'dncnn_25.pth' }), [
-        'CHECKPOINT_TRUNCATED',
-        'CHECKPOINT_FORMAT',
-      ]);
+      const err = expectCheckpointError(
+        () => readPth(bytes.subarray(0, cut), { name: 'dncnn_25.pth' }),
+        ['CHECKPOINT_TRUNCATED', 'CHECKPOINT_FORMAT'],
+      );
       if (cut === 0) expect(err.message).toMatch(/empty/);
       else {
         expect(err.code).toBe('CHECKPOINT_TRUNCATED');

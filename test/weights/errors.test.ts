@@ -35,7 +35,8 @@ describe('truncated files', () => {
 
 describe('files that are not checkpoints', () => {
   it('Git LFS pointer', () => {
-    const text = 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2143aab6e0b0c0c3f2f5fb27a0e4f1ab3c2de0a1b2c3d4e5f60718293a4b\nsize 2224903\n';
+    const text =
+      'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2143aab6e0b0c0c3f2f5fb27a0e4f1ab3c2de0a1b2c3d4e5f60718293a4b\nsize 2224903\n';
     expect(sniffCheckpoint(ascii(text)).kind).toBe('git-lfs-pointer');
     const err = expectCheckpointError(() => readPth(ascii(text), { name: 'dncnn_25.pth' }), ['CHECKPOINT_FORMAT']);
     expect(err.message).toMatch(/Git LFS pointer/);

@@ -96,11 +96,7 @@ describe('tensor layouts', () => {
     const bytes = fixture('zip_basic.pth');
     const padded = new Uint8Array(bytes.length + 3);
     padded.set(bytes, 3);
-    const inputs: (Uint8Array | ArrayBuffer)[] = [
-      Buffer.from(bytes),
-      bytes.slice().buffer,
-      padded.subarray(3),
-    ];
+    const inputs: (Uint8Array | ArrayBuffer)[] = [Buffer.from(bytes), bytes.slice().buffer, padded.subarray(3)];
     for (const input of inputs) {
       const other = readPth(input);
       expect(values(other.get('conv.weight'))).toEqual(values(sd.get('conv.weight')));

@@ -28,10 +28,32 @@ const int = (r: Rand, n: number) => Math.floor(r() * n);
 // ---- pickle opcode scanner: where the integer and length arguments are -----------------------------------
 
 const FIXED_ARGS: Record<number, number> = {
-  0x80: 1, 0x95: 8, 0x4a: 4, 0x4b: 1, 0x4d: 2, 0x47: 8, 0x68: 1, 0x6a: 4, 0x71: 1, 0x72: 4, 0x82: 1, 0x83: 2, 0x84: 4,
+  0x80: 1,
+  0x95: 8,
+  0x4a: 4,
+  0x4b: 1,
+  0x4d: 2,
+  0x47: 8,
+  0x68: 1,
+  0x6a: 4,
+  0x71: 1,
+  0x72: 4,
+  0x82: 1,
+  0x83: 2,
+  0x84: 4,
 };
 const LENGTH_PREFIXED: Record<number, number> = {
-  0x8a: 1, 0x55: 1, 0x43: 1, 0x8c: 1, 0x8b: 4, 0x54: 4, 0x42: 4, 0x58: 4, 0x8d: 8, 0x8e: 8, 0x96: 8,
+  0x8a: 1,
+  0x55: 1,
+  0x43: 1,
+  0x8c: 1,
+  0x8b: 4,
+  0x54: 4,
+  0x42: 4,
+  0x58: 4,
+  0x8d: 8,
+  0x8e: 8,
+  0x96: 8,
 };
 const LINE_ARGS: Record<number, number> = { 0x49: 1, 0x4c: 1, 0x46: 1, 0x53: 1, 0x56: 1, 0x50: 1, 0x70: 1, 0x67: 1, 0x63: 2, 0x69: 2 };
 
@@ -64,10 +86,34 @@ function zipFields(bytes: Uint8Array): Field[] {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fields: Field[] = [];
   const layout: Record<number, [number, number][]> = {
-    0x04034b50: [[18, 4], [22, 4], [26, 2], [28, 2]],
-    0x02014b50: [[10, 2], [20, 4], [24, 4], [28, 2], [30, 2], [32, 2], [42, 4]],
-    0x06054b50: [[8, 2], [10, 2], [12, 4], [16, 4], [20, 2]],
-    0x06064b50: [[24, 8], [32, 8], [40, 8], [48, 8]],
+    0x04034b50: [
+      [18, 4],
+      [22, 4],
+      [26, 2],
+      [28, 2],
+    ],
+    0x02014b50: [
+      [10, 2],
+      [20, 4],
+      [24, 4],
+      [28, 2],
+      [30, 2],
+      [32, 2],
+      [42, 4],
+    ],
+    0x06054b50: [
+      [8, 2],
+      [10, 2],
+      [12, 4],
+      [16, 4],
+      [20, 2],
+    ],
+    0x06064b50: [
+      [24, 8],
+      [32, 8],
+      [40, 8],
+      [48, 8],
+    ],
     0x07064b50: [[8, 8]],
   };
   for (let p = 0; p + 4 <= bytes.length; p++) {
@@ -79,7 +125,8 @@ function zipFields(bytes: Uint8Array): Field[] {
     if (dv.getUint32(p, true) !== 0x02014b50) continue;
     const extra = p + 46 + dv.getUint16(p + 28, true);
     if (extra + 4 <= bytes.length && dv.getUint16(extra, true) === 1) {
-      for (let q = extra + 4; q + 8 <= Math.min(bytes.length, extra + 4 + dv.getUint16(extra + 2, true)); q += 8) fields.push({ at: q, width: 8 });
+      for (let q = extra + 4; q + 8 <= Math.min(bytes.length, extra + 4 + dv.getUint16(extra + 2, true)); q += 8)
+        fields.push({ at: q, width: 8 });
     }
   }
   return fields;
@@ -155,8 +202,21 @@ function nastyValue(r: Rand, width: number, fileLength: number, current: bigint)
   const bits = BigInt(8 * width);
   const all = (1n << bits) - 1n;
   const choices = [
-    all, all >> 1n, 1n << (bits - 1n), 0n, 1n, current + 1n, current - 1n, current * 2n, current + 8n,
-    BigInt(fileLength), BigInt(fileLength + 1), BigInt(fileLength) * 1000n, 0x7fffffffn, 0xffffffffn, 1n << 31n,
+    all,
+    all >> 1n,
+    1n << (bits - 1n),
+    0n,
+    1n,
+    current + 1n,
+    current - 1n,
+    current * 2n,
+    current + 8n,
+    BigInt(fileLength),
+    BigInt(fileLength + 1),
+    BigInt(fileLength) * 1000n,
+    0x7fffffffn,
+    0xffffffffn,
+    1n << 31n,
     BigInt(Math.floor(r() * 2 ** 32)) * BigInt(Math.floor(r() * 2 ** 20)),
   ];
   return pick(r, choices) & all;
@@ -206,8 +266,20 @@ function headerMutation(r: Rand, original: Uint8Array): Mutation {
   const kind = int(r, 6);
   if (kind <= 2 && numbers.length > 0) {
     const m = pick(r, numbers);
-    const replacement = pick(r, ['9007199254740993', '18446744073709551616', '-1', '1e309', '0', String(Number(m[0]) + 1),
-      String(Number(m[0]) - 1), String(data.length), String(data.length + 1), '4294967296', '1.5', String(int(r, 1000))]);
+    const replacement = pick(r, [
+      '9007199254740993',
+      '18446744073709551616',
+      '-1',
+      '1e309',
+      '0',
+      String(Number(m[0]) + 1),
+      String(Number(m[0]) - 1),
+      String(data.length),
+      String(data.length + 1),
+      '4294967296',
+      '1.5',
+      String(int(r, 1000)),
+    ]);
     header = header.slice(0, m.index) + replacement + header.slice(m.index + m[0].length);
   } else if (kind === 3) {
     header = header.replace(pick(r, ['"F32"', '"F16"', '"I64"', '"BOOL"', '"F64"']), pick(r, ['"F64"', '"U8"', '"F8_E4M3"', '"I32"', '1']));
@@ -215,7 +287,10 @@ function headerMutation(r: Rand, original: Uint8Array): Mutation {
     // Duplicate or drop a key.
     const keys = [...header.matchAll(/"([^"]+)":\{"dtype"/g)];
     const k = pick(r, keys);
-    header = r() < 0.5 ? header.replace(`"${k[1]}":`, `"${pick(r, keys)[1]}":`) : header.replace(`"${k[1]}":{"dtype"`, `"${k[1]}":{"dtype":"F32","dtype"`);
+    header =
+      r() < 0.5
+        ? header.replace(`"${k[1]}":`, `"${pick(r, keys)[1]}":`)
+        : header.replace(`"${k[1]}":{"dtype"`, `"${k[1]}":{"dtype":"F32","dtype"`);
   } else {
     // Swap the offsets of two tensors.
     const offsets = [...header.matchAll(/"data_offsets":\[\d+,\d+\]/g)];
@@ -317,12 +392,33 @@ const TARGETS: Target[] = [
   zipTarget('zip64_comment.pth', 1200),
   zipTarget('zip_deflate_renamed.pth', 800),
   zipTarget('module_nested_zip_protocol4.pth', 1500),
-  { name: 'legacy_basic.pth', cases: 2200, mutate: (() => { let f: Field[] | undefined; return (r: Rand, o: Uint8Array) => fieldMutation(r, o, (f ??= legacyFields(o))); })() },
-  { name: 'module_legacy.pth', cases: 1200, mutate: (() => { let f: Field[] | undefined; return (r: Rand, o: Uint8Array) => fieldMutation(r, o, (f ??= legacyFields(o))); })() },
+  {
+    name: 'legacy_basic.pth',
+    cases: 2200,
+    mutate: (() => {
+      let f: Field[] | undefined;
+      return (r: Rand, o: Uint8Array) => fieldMutation(r, o, (f ??= legacyFields(o)));
+    })(),
+  },
+  {
+    name: 'module_legacy.pth',
+    cases: 1200,
+    mutate: (() => {
+      let f: Field[] | undefined;
+      return (r: Rand, o: Uint8Array) => fieldMutation(r, o, (f ??= legacyFields(o)));
+    })(),
+  },
   {
     name: 'st_basic.safetensors',
     cases: 3000,
-    mutate: (r, o) => (r() < 0.6 ? headerMutation(r, o) : fieldMutation(r, o, [{ at: 0, width: 8 }, { at: 0, width: 4 }, { at: 0, width: 2 }])),
+    mutate: (r, o) =>
+      r() < 0.6
+        ? headerMutation(r, o)
+        : fieldMutation(r, o, [
+            { at: 0, width: 8 },
+            { at: 0, width: 4 },
+            { at: 0, width: 2 },
+          ]),
   },
 ];
 
@@ -354,7 +450,9 @@ describe('seeded fuzz: every mutation ends in a RestoreError or a consistent loa
     expect(total.cases).toBeGreaterThanOrEqual(10_000);
     expect(total.errors.CHECKPOINT_FORMAT).toBeGreaterThan(0);
     expect(total.errors.CHECKPOINT_TRUNCATED).toBeGreaterThan(0);
-    console.log(`fuzz: ${total.cases} cases, ${total.loaded} loaded, errors ${JSON.stringify(total.errors)}, slowest ${total.slowestMs.toFixed(1)} ms`);
+    console.log(
+      `fuzz: ${total.cases} cases, ${total.loaded} loaded, errors ${JSON.stringify(total.errors)}, slowest ${total.slowestMs.toFixed(1)} ms`,
+    );
   });
 });
 

@@ -54,7 +54,11 @@ describe('legacy checkpoints: values no trained network holds are refused', () =
   it('refuses NaN and infinities', () => {
     const t = dncnn.get('model.0.bias')!;
     const at = offsetOf(dncnnBytes, t);
-    for (const [value, text] of [[NaN, 'NaN'], [Infinity, '+Infinity'], [-Infinity, '-Infinity']] as const) {
+    for (const [value, text] of [
+      [NaN, 'NaN'],
+      [Infinity, '+Infinity'],
+      [-Infinity, '-Infinity'],
+    ] as const) {
       const err = expectCheckpointError(() => readCheckpoint(withValue(dncnnBytes, at, 5, value)), ['CHECKPOINT_FORMAT']);
       expect(err.message).toContain(`tensor 'model.0.bias' (float32 [64]) holds ${text} at flat index 5`);
     }

@@ -23,7 +23,8 @@ function onnxModel(): Uint8Array {
   const graph = Uint8Array.from([...field(0x0a, ascii('node')), ...field(0x12, ascii('main_graph'))]);
   const opset = Uint8Array.from([0x10, 17]);
   return Uint8Array.from([
-    0x08, 0x08,
+    0x08,
+    0x08,
     ...field(0x12, ascii('pytorch')),
     ...field(0x1a, ascii('2.1.0')),
     ...field(0x3a, graph),

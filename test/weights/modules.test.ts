@@ -22,9 +22,7 @@ import { torchGlobals } from '../../src/weights/torch-pickle';
 import { EXPECTED, expectCheckpointError, fixture } from './helpers';
 
 const bytesOf = (...parts: (number | string | number[])[]) =>
-  Uint8Array.from(
-    parts.flatMap((p) => (typeof p === 'number' ? [p] : Array.isArray(p) ? p : [...p].map((c) => c.charCodeAt(0)))),
-  );
+  Uint8Array.from(parts.flatMap((p) => (typeof p === 'number' ? [p] : Array.isArray(p) ? p : [...p].map((c) => c.charCodeAt(0)))));
 /** BININT (4-byte little-endian int) opcode. */
 const binint = (v: number) => ['J'.charCodeAt(0), v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 /** SHORT_BINUNICODE opcode. */
@@ -33,7 +31,12 @@ const str = (s: string) => [0x8c, s.length, ...[...s].map((c) => c.charCodeAt(0)
 const inert: UnpickleOptions = { globals: torchGlobals('test'), unknownGlobals: 'inert', name: 'test.pkl' };
 const t = (values: number[]): CpuTensor => ({ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) });
 
-function module(className: string, parameters: [string, unknown][] = [], children: [string, unknown][] = [], buffers: [string, unknown][] = []): PyInstance {
+function module(
+  className: string,
+  parameters: [string, unknown][] = [],
+  children: [string, unknown][] = [],
+  buffers: [string, unknown][] = [],
+): PyInstance {
   const m = new PyInstance(className);
   m.__setstate__(
     new Map<unknown, unknown>([
@@ -95,7 +98,7 @@ describe('whole pickled models from torch.save(model)', () => {
     expect(sd.get('head.dncnn.3.num_batches_tracked')!.data).toEqual(new BigInt64Array([3n]));
   });
 
-  it('unwraps a model stored under a wrapper key and strips DataParallel\'s module. prefix', () => {
+  it("unwraps a model stored under a wrapper key and strips DataParallel's module. prefix", () => {
     const root = readTorchObject(fixture('module_wrapped_dataparallel.pth')) as Map<string, unknown>;
     expect(root.get('epoch')).toBe(3);
     expect((root.get('model') as PyInstance).className).toBe('torch.nn.parallel.data_parallel.DataParallel');
@@ -106,9 +109,27 @@ describe('whole pickled models from torch.save(model)', () => {
 describe('moduleStateDict', () => {
   it('orders own parameters, own buffers, then children, like Module.state_dict()', () => {
     const child = module('C', [['w', t([1])]], [], [['b', t([2])]]);
-    const root = module('R', [['p', t([0])], ['none', null]], [['kid', child], ['gone', null]], [['buf', t([3])]]);
+    const root = module(
+      'R',
+      [
+        ['p', t([0])],
+        ['none', null],
+      ],
+      [
+        ['kid', child],
+        ['gone', null],
+      ],
+      [['buf', t([3])]],
+    );
     expect([...moduleStateDict(root).keys()]).toEqual(['p', 'buf', 'kid.w', 'kid.b']);
-    expect([...canonicalizeStateDict(new Map<string, unknown>([['net', root], ['epoch', 1]])).keys()]).toEqual(['p', 'buf', 'kid.w', 'kid.b']);
+    expect([
+      ...canonicalizeStateDict(
+        new Map<string, unknown>([
+          ['net', root],
+          ['epoch', 1],
+        ]),
+      ).keys(),
+    ]).toEqual(['p', 'buf', 'kid.w', 'kid.b']);
   });
 
   it('rejects cycles, non-tensor parameters, non-module children and non-string names', () => {
@@ -134,13 +155,38 @@ describe('moduleStateDict', () => {
 describe('inert unknown classes in the unpickler', () => {
   it('NEWOBJ records an instance, BUILD stores dict and slot state as attributes', () => {
     // models.Net.__new__(models.Net, 1) then BUILD ({'a': 1}, {'s': 2}), then BUILD 'opaque'
-    const p = bytesOf(0x80, 2, 'cmodels\nNet\n', 'K', 1, 0x85, 0x81,
-      '}', str('a'), 'K', 1, 's', '}', str('s'), 'K', 2, 's', 0x86, 'b', str('opaque'), 'b', '.');
+    const p = bytesOf(
+      0x80,
+      2,
+      'cmodels\nNet\n',
+      'K',
+      1,
+      0x85,
+      0x81,
+      '}',
+      str('a'),
+      'K',
+      1,
+      's',
+      '}',
+      str('s'),
+      'K',
+      2,
+      's',
+      0x86,
+      'b',
+      str('opaque'),
+      'b',
+      '.',
+    );
     const v = unpickle(p, inert) as PyInstance;
     expect(v).toBeInstanceOf(PyInstance);
     expect(v.className).toBe('models.Net');
     expect(v.args).toEqual([1]);
-    expect([...v.attributes]).toEqual([['a', 1], ['s', 2]]);
+    expect([...v.attributes]).toEqual([
+      ['a', 1],
+      ['s', 2],
+    ]);
     expect(v.otherStates).toEqual(['opaque']);
   });
 
@@ -153,8 +199,22 @@ describe('inert unknown classes in the unpickler', () => {
 
   it('copyreg._reconstructor(cls, object, None) and copyreg.__newobj__ make inert records', () => {
     const p = bytesOf(
-      'ccopy_reg\n_reconstructor\n', '(', 'cmodels\nNet\n', 'c__builtin__\nobject\n', 'N', 't', 'R',
-      'ccopyreg\n__newobj__\n', '(', 'cmodels\nOther\n', 'K', 7, 't', 'R', 0x86, '.',
+      'ccopy_reg\n_reconstructor\n',
+      '(',
+      'cmodels\nNet\n',
+      'c__builtin__\nobject\n',
+      'N',
+      't',
+      'R',
+      'ccopyreg\n__newobj__\n',
+      '(',
+      'cmodels\nOther\n',
+      'K',
+      7,
+      't',
+      'R',
+      0x86,
+      '.',
     );
     const [a, b] = unpickle(p, inert) as PyInstance[];
     expect(a.className).toBe('models.Net');
@@ -191,7 +251,9 @@ describe('inert unknown classes in the unpickler', () => {
     ];
     for (const [what, p] of cases) {
       const err = expectCheckpointError(() => unpickle(p, inert), ['CHECKPOINT_UNSAFE']);
-      expect(err.message, what).toMatch(/calls the global '(os|posix)\.system'|'subprocess\.Popen'|'builtins\.eval'|'models\.Net'|'builtins\.getattr'/);
+      expect(err.message, what).toMatch(
+        /calls the global '(os|posix)\.system'|'subprocess\.Popen'|'builtins\.eval'|'models\.Net'|'builtins\.getattr'/,
+      );
     }
   });
 
@@ -202,7 +264,10 @@ describe('inert unknown classes in the unpickler', () => {
   });
 
   it("in 'reject' mode (the default) any unknown name is refused as soon as it is referenced", () => {
-    const err = expectCheckpointError(() => unpickle(bytesOf('cmodels\nNet\n', '.'), { globals: torchGlobals('t') }), ['CHECKPOINT_UNSAFE']);
+    const err = expectCheckpointError(
+      () => unpickle(bytesOf('cmodels\nNet\n', '.'), { globals: torchGlobals('t') }),
+      ['CHECKPOINT_UNSAFE'],
+    );
     expect(err.message).toMatch(/references the global 'models.Net'/);
   });
 });
@@ -217,7 +282,15 @@ describe('work and memory bounds', () => {
     expect(err.message).toMatch(/copies far more data/);
     // The same with builtins.set(list) calls.
     const list = Array.from({ length: 1000 }, () => 'N'.charCodeAt(0));
-    const sets = Array.from({ length: 2000 }, () => ['h'.charCodeAt(0), 0, 'h'.charCodeAt(0), 1, 0x85, 'R'.charCodeAt(0), '0'.charCodeAt(0)]).flat();
+    const sets = Array.from({ length: 2000 }, () => [
+      'h'.charCodeAt(0),
+      0,
+      'h'.charCodeAt(0),
+      1,
+      0x85,
+      'R'.charCodeAt(0),
+      '0'.charCodeAt(0),
+    ]).flat();
     const q = bytesOf(0x80, 2, 'c__builtin__\nset\n', 'q', 0, ']', '(', list, 'e', 'q', 1, '0', sets, 'N', '.');
     expect(expectCheckpointError(() => unpickle(q, inert), ['CHECKPOINT_FORMAT']).message).toMatch(/copies far more data/);
   });

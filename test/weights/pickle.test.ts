@@ -54,7 +54,8 @@ function expectPy(actual: unknown, expected: Tagged, path: string): void {
       expect(actual, at).toBe(want);
       expect(want > BigInt(Number.MAX_SAFE_INTEGER) || want < BigInt(Number.MIN_SAFE_INTEGER), at).toBe(true);
     }
-  } else if ('float' in expected) expect(Object.is(actual, pyFloat(expected.float)), `${at}: ${String(actual)} vs ${expected.float}`).toBe(true);
+  } else if ('float' in expected)
+    expect(Object.is(actual, pyFloat(expected.float)), `${at}: ${String(actual)} vs ${expected.float}`).toBe(true);
   else if ('str' in expected) expect(actual, at).toBe(expected.str);
   else if ('bytes' in expected) {
     expect(actual, at).toBeInstanceOf(Uint8Array);
@@ -134,8 +135,22 @@ describe('pickles written by CPython', () => {
 describe('hand-written opcodes', () => {
   it('protocol 0 text opcodes: INT, LONG, FLOAT, STRING, UNICODE, PUT/GET, DICT, LIST, TUPLE', () => {
     const p = bytesOf(
-      '(', 'I01\n', 'I00\n', 'I-42\n', 'L123456789012345678901234567890L\n', 'F-1.5e3\n',
-      "S'it\\'s\\n\\x41\\101'\n", 'Vcaf\\u00e9\n', 'p7\n', 'g7\n', '(lp1\n', 'I1\n', 'a', '(dI2\nN', 's', 't.',
+      '(',
+      'I01\n',
+      'I00\n',
+      'I-42\n',
+      'L123456789012345678901234567890L\n',
+      'F-1.5e3\n',
+      "S'it\\'s\\n\\x41\\101'\n",
+      'Vcaf\\u00e9\n',
+      'p7\n',
+      'g7\n',
+      '(lp1\n',
+      'I1\n',
+      'a',
+      '(dI2\nN',
+      's',
+      't.',
     );
     const v = unpickle(p, opts) as unknown[];
     expect(v.slice(0, 3)).toEqual([true, false, -42]);
@@ -150,11 +165,48 @@ describe('hand-written opcodes', () => {
 
   it('POP, POP_MARK, DUP, EMPTY_SET/ADDITEMS, FROZENSET, BINFLOAT, SHORT_BINBYTES', () => {
     const p = bytesOf(
-      0x80, 4, 'K', 1, '0', '(', 'K', 2, '1', 'K', 3, '2', 0x86, // (3, 3)
-      0x8f, '(', 'K', 5, 'K', 6, 0x90, 0x86, // ((3, 3), {5, 6})
-      '(', 'K', 9, 0x91, 0x86,
-      'G', 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0x86, // 1.5 big-endian
-      'C', 2, 0xde, 0xad, 0x86, '.',
+      0x80,
+      4,
+      'K',
+      1,
+      '0',
+      '(',
+      'K',
+      2,
+      '1',
+      'K',
+      3,
+      '2',
+      0x86, // (3, 3)
+      0x8f,
+      '(',
+      'K',
+      5,
+      'K',
+      6,
+      0x90,
+      0x86, // ((3, 3), {5, 6})
+      '(',
+      'K',
+      9,
+      0x91,
+      0x86,
+      'G',
+      0x3f,
+      0xf8,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0x86, // 1.5 big-endian
+      'C',
+      2,
+      0xde,
+      0xad,
+      0x86,
+      '.',
     );
     const v = unpickle(p, opts) as unknown[];
     const [[[[dup, set], frozen], float], bytes] = v as [[[[unknown[], Set<number>], Set<number>], number], Uint8Array];
@@ -174,14 +226,31 @@ describe('hand-written opcodes', () => {
         this.state = s;
       }
     }
-    const allow: GlobalAllowList = new Map([
-      ['m.f', (args: readonly unknown[], how: string) => (calls.push(how), new Thing(args))],
-    ]);
+    const allow: GlobalAllowList = new Map([['m.f', (args: readonly unknown[], how: string) => (calls.push(how), new Thing(args))]]);
     const p = bytesOf(
-      0x80, 2, '(', 'cm\nf\n', ')', 'R', 'K', 7, 'b', // f() then BUILD 7
-      'cm\nf\n', 'K', 1, 0x85, 0x81, // NEWOBJ f(1)
-      '(', 'K', 2, 'im\nf\n', // INST f(2)
-      '(', 'cm\nf\n', 'K', 3, 'o', // OBJ f(3)
+      0x80,
+      2,
+      '(',
+      'cm\nf\n',
+      ')',
+      'R',
+      'K',
+      7,
+      'b', // f() then BUILD 7
+      'cm\nf\n',
+      'K',
+      1,
+      0x85,
+      0x81, // NEWOBJ f(1)
+      '(',
+      'K',
+      2,
+      'im\nf\n', // INST f(2)
+      '(',
+      'cm\nf\n',
+      'K',
+      3,
+      'o', // OBJ f(3)
       't.',
     );
     const [a, b, c, d] = unpickle(p, { globals: allow }) as Thing[];
@@ -261,7 +330,7 @@ describe('unsafe and malformed pickles', () => {
     expectCheckpointError(() => unpickle(long4, opts), ['CHECKPOINT_TRUNCATED']);
   });
 
-  it("fuzzes a torch data.pkl (mutated opcodes) without escaping CheckpointError", () => {
+  it('fuzzes a torch data.pkl (mutated opcodes) without escaping CheckpointError', () => {
     const archive = new ZipArchive(fixture('zip_protocol4.pth'));
     const pkl = archive.read(archive.entries.find((e) => e.name.endsWith('/data.pkl'))!);
     const fake = { key: 'x', dtype: 'float32', numel: 1 << 20, bytes: new Uint8Array(4 << 20) };

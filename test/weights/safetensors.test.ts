@@ -128,7 +128,9 @@ describe('writeSafetensors round trips', () => {
       expect(b.dtype, k).toBe(t.dtype);
       expect(b.shape, k).toEqual(t.shape);
       expect(b.data.constructor, k).toBe(t.data.constructor);
-      const same = Array.from(b.data as ArrayLike<number>).every((v, i) => Object.is(v, (t.data as ArrayLike<number>)[i]) || (Number.isNaN(v) && Number.isNaN((t.data as ArrayLike<number>)[i])));
+      const same = Array.from(b.data as ArrayLike<number>).every(
+        (v, i) => Object.is(v, (t.data as ArrayLike<number>)[i]) || (Number.isNaN(v) && Number.isNaN((t.data as ArrayLike<number>)[i])),
+      );
       expect(same, k).toBe(true);
     }
   });
@@ -204,7 +206,9 @@ describe('half-precision encoders', () => {
       const h = Math.floor(r() * 0x7bff);
       samples.push(Math.fround((positives[h] + positives[h + 1]) / 2));
     }
-    const wrong = samples.filter((x) => numberToFloat16Bits(x) !== nearest(x)).map((x) => `${x}: ${numberToFloat16Bits(x)} != ${nearest(x)}`);
+    const wrong = samples
+      .filter((x) => numberToFloat16Bits(x) !== nearest(x))
+      .map((x) => `${x}: ${numberToFloat16Bits(x)} != ${nearest(x)}`);
     expect(wrong).toEqual([]);
   });
 
@@ -278,7 +282,9 @@ describe('header validation', () => {
     reject(file(ok, 12), 'CHECKPOINT_FORMAT', /4 bytes after the last tensor/);
     reject(file(ok, 6), 'CHECKPOINT_TRUNCATED', /need 8 bytes of data but only 6/);
     // zero-sized tensors may sit anywhere on the tiling
-    expect(readSafetensors(file(`{"e":${entry('F32', [0], 8, 8)},"a":${entry('F32', [2], 0, 8)}}`, 8)).tensors.get('e')!.shape).toEqual([0]);
+    expect(readSafetensors(file(`{"e":${entry('F32', [0], 8, 8)},"a":${entry('F32', [2], 0, 8)}}`, 8)).tensors.get('e')!.shape).toEqual([
+      0,
+    ]);
   });
 
   it('__metadata__ must map strings to strings', () => {

@@ -28,7 +28,12 @@ function catchError(fn: () => unknown): unknown {
 
 describe('canonicalizeStateDict', () => {
   it('keeps a flat state dict as is', () => {
-    const sd = canonicalizeStateDict(dict([['a.weight', t([2])], ['a.bias', t([1])]]));
+    const sd = canonicalizeStateDict(
+      dict([
+        ['a.weight', t([2])],
+        ['a.bias', t([1])],
+      ]),
+    );
     expect([...sd.keys()]).toEqual(['a.weight', 'a.bias']);
   });
 
@@ -45,29 +50,71 @@ describe('canonicalizeStateDict', () => {
     // A wrapper key whose value holds no tensors is skipped.
     root.set('params', dict([['lr', 0.1]]));
     expect([...canonicalizeStateDict(root).keys()]).toEqual(['from_net']);
-    expect([...canonicalizeStateDict(dict([['model_state_dict', inner('x')], ['epoch', 3]])).keys()]).toEqual(['x']);
+    expect([
+      ...canonicalizeStateDict(
+        dict([
+          ['model_state_dict', inner('x')],
+          ['epoch', 3],
+        ]),
+      ).keys(),
+    ]).toEqual(['x']);
   });
 
   it('unwraps single-key dicts and flattens nesting with dots', () => {
-    const root = dict([['generator', dict([['body', dict([['0', dict([['weight', t([1])]])], ['1', t([1])]])]])]]);
+    const root = dict([
+      [
+        'generator',
+        dict([
+          [
+            'body',
+            dict([
+              ['0', dict([['weight', t([1])]])],
+              ['1', t([1])],
+            ]),
+          ],
+        ]),
+      ],
+    ]);
     expect([...canonicalizeStateDict(root).keys()]).toEqual(['0.weight', '1']);
   });
 
   it('strips module. and netG. only when every key has them', () => {
-    const all = canonicalizeStateDict(dict([['module.netG.a', t([1])], ['module.netG.b', t([1])]]));
+    const all = canonicalizeStateDict(
+      dict([
+        ['module.netG.a', t([1])],
+        ['module.netG.b', t([1])],
+      ]),
+    );
     expect([...all.keys()]).toEqual(['a', 'b']);
-    const some = canonicalizeStateDict(dict([['module.a', t([1])], ['b', t([1])]]));
+    const some = canonicalizeStateDict(
+      dict([
+        ['module.a', t([1])],
+        ['b', t([1])],
+      ]),
+    );
     expect([...some.keys()]).toEqual(['module.a', 'b']);
   });
 
   it('drops non-tensor entries and survives cycles', () => {
-    const root = dict([['w', t([1])], ['epoch', 5], ['name', 'x'], ['list', [t([1])]]]);
+    const root = dict([
+      ['w', t([1])],
+      ['epoch', 5],
+      ['name', 'x'],
+      ['list', [t([1])]],
+    ]);
     root.set('self', root);
     expect([...canonicalizeStateDict(root).keys()]).toEqual(['w']);
   });
 
   it('explains inputs without tensors', () => {
-    const none = catchError(() => canonicalizeStateDict(dict([['epoch', 1], ['optimizer', dict([])]]))) as CheckpointError;
+    const none = catchError(() =>
+      canonicalizeStateDict(
+        dict([
+          ['epoch', 1],
+          ['optimizer', dict([])],
+        ]),
+      ),
+    ) as CheckpointError;
     expect(none.code).toBe('CHECKPOINT_FORMAT');
     expect(none.message).toMatch(/no tensors found.*'epoch', 'optimizer'/);
     expect((catchError(() => canonicalizeStateDict(t([2]))) as CheckpointError).message).toMatch(/single tensor/);
@@ -75,7 +122,10 @@ describe('canonicalizeStateDict', () => {
   });
 
   it('rejects two tensors with the same flattened name', () => {
-    const root = dict([['a.b', t([1])], ['a', dict([['b', t([1])]])]]);
+    const root = dict([
+      ['a.b', t([1])],
+      ['a', dict([['b', t([1])]])],
+    ]);
     expect((catchError(() => canonicalizeStateDict(root)) as CheckpointError).message).toMatch(/'a.b'/);
   });
 });

@@ -76,7 +76,9 @@ export function torchPickle(tensors: readonly TensorSpec[]): Uint8Array {
     w.text(t.name).global('torch._utils', '_rebuild_tensor_v2').op(0x28); // MARK (the call's arguments)
     w.op(0x28).text('storage').global('torch', STORAGE_CLASS[dtype]).text(t.storage).text('cpu').int(t.storageNumel);
     w.op(0x74, 0x51); // TUPLE, BINPERSID
-    w.int(t.offset ?? 0).tuple(t.size).tuple(t.stride ?? rowMajor(t.size));
+    w.int(t.offset ?? 0)
+      .tuple(t.size)
+      .tuple(t.stride ?? rowMajor(t.size));
     w.op(0x89).global('collections', 'OrderedDict').op(0x29, 0x52); // False, OrderedDict()
     w.op(0x74, 0x52); // TUPLE, REDUCE
   }
