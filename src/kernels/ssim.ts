@@ -7,7 +7,7 @@ import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import { kernelShader } from './kernel-source';
 
 /**
- * Partial sums for SSIM and PSNR (src/io/ssim-gpu.ts). The GPU only produces per-workgroup sums; the caller adds
+ * Partial sums for SSIM and PSNR (src/runtime/ssim-gpu.ts). The GPU only produces per-workgroup sums; the caller adds
  * them up in float64, so the final mean over millions of pixels loses nothing to f32 accumulation.
  *
  * SSIM (`ssimPartials`): skimage filters with 'reflect' borders and then crops (win − 1) / 2 pixels from every
