@@ -33,7 +33,7 @@ export class PReLU extends Module {
    * The vec4-padded slopes for a convolution with `channels` outputs, where output k gets the slope of PReLU
    * channel ⌊k / repeat⌋. Uploaded once per (context, channels, repeat).
    */
-  slopes(ctx: GPUContext, channels: number, repeat = 1): GPUBuffer {
+  private slopes(ctx: GPUContext, channels: number, repeat = 1): GPUBuffer {
     return this.onDevice(
       ctx,
       () => {
