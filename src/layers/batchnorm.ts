@@ -70,10 +70,7 @@ export class BatchNorm2d extends Module {
     if (x.shape[3] !== this.numFeatures) {
       throw new InvalidInputError(`${label} expects ${this.numFeatures} channels, got ${x.shape[3]}`);
     }
-    const { activation, ...rest } = options.epilogue ?? {};
-    if (Object.values(rest).some((v) => v !== undefined) || options.output) {
-      throw new InvalidInputError(`${label}: a BatchNorm2d fuses only an activation`);
-    }
+    const { activation } = this.checkOptions(options, label, ['activation']);
     if (this.folded) {
       if (activation && activation.kind !== 'none') throw new InvalidInputError(`${label}: folded BatchNorm2d cannot apply an activation`);
       return x;

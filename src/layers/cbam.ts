@@ -73,9 +73,9 @@ export class CBAM extends Module {
    */
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'cbam';
-    const { residual, ...unsupported } = options.epilogue ?? {};
-    if (Object.values(unsupported).some((v) => v !== undefined) || (residual && residual.mode !== 'afterActivation')) {
-      throw new InvalidInputError(`${label}: CBAM fuses only a residual added after the gating`);
+    const { residual } = this.checkOptions(options, label, ['residual']);
+    if (residual && residual.mode !== 'afterActivation') {
+      throw new InvalidInputError(`${label}: CBAM adds a residual only after the gating`);
     }
     if (x.shape[3] !== this.channels) throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
     const mlp = this.mlpBuffer(b.ctx);

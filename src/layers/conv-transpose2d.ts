@@ -80,10 +80,7 @@ export class ConvTranspose2d extends Module {
   /** Fuses an activation (no other epilogue) and can write into a channel slice. */
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'convTranspose2d';
-    const { activation, ...unsupported } = options.epilogue ?? {};
-    if (Object.values(unsupported).some((v) => v !== undefined)) {
-      throw new InvalidInputError(`${label}: ConvTranspose2d fuses only an activation`);
-    }
+    const { activation } = this.checkOptions(options, label, ['activation']);
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }

@@ -128,14 +128,28 @@ export abstract class Module<In = TensorValue, Out = TensorValue> {
     for (const [, child] of this.children()) child.release();
   }
 
-  /** Throws unless `options` asks only for what this module can do. */
-  protected checkOptions(options: ForwardOptions | undefined, label: string): void {
+  /**
+   * Throws unless `options` asks only for what this module can do: an epilogue only if it fuses one (and, when
+   * `parts` is given, only those parts of it), an output slice only if it writes one. Returns the epilogue.
+   */
+  protected checkOptions<K extends keyof Epilogue = keyof Epilogue>(
+    options: ForwardOptions | undefined,
+    label: string,
+    parts?: readonly K[],
+  ): Pick<Epilogue, K> {
+    const epilogue = options?.epilogue ?? {};
+    const asked = (Object.keys(epilogue) as (keyof Epilogue)[]).filter((k) => epilogue[k] !== undefined);
     if (options?.epilogue && !this.fusesEpilogue) {
       throw new InvalidInputError(`${label}: ${this.constructor.name} cannot fuse an epilogue`);
+    }
+    const refused = parts ? asked.filter((k) => !(parts as readonly string[]).includes(k)) : [];
+    if (refused.length > 0) {
+      throw new InvalidInputError(`${label}: ${this.constructor.name} fuses only ${parts!.join(', ')} (not ${refused.join(', ')})`);
     }
     if (options?.output && !this.writesChannelSlice) {
       throw new InvalidInputError(`${label}: ${this.constructor.name} cannot write into a channel slice`);
     }
+    return epilogue;
   }
 }
 

@@ -18,6 +18,8 @@ import {
 } from '../helpers/reference-spatial';
 import { AdaptiveAvgPool2d, MaxPool2d, PixelShuffle, PixelUnshuffle, Upsample } from '../../src/layers/spatial';
 import { BatchNorm2d } from '../../src/layers/batchnorm';
+import { CBAM } from '../../src/layers/cbam';
+import { ConvTranspose2d } from '../../src/layers/conv-transpose2d';
 import { ForwardBuilder } from '../../src/layers/forward-builder';
 
 /** A state_dict as PyTorch would name it, so the test also checks the layers' parameter names and shapes. */
@@ -91,6 +93,33 @@ describe('layers with PyTorch parameter names', () => {
     expect(() => layer.forward(new ForwardBuilder(ctx, g), g.input([1, 2, 2, 6]), { label: 'norm1' })).toThrow(
       /norm1: LayerNorm\(8\) got 6 channels/,
     );
+  });
+
+  it('refuse fusion options they cannot apply, by name, before any dispatch', async () => {
+    const ctx = await getTestContext();
+    const g = new Graph();
+    const b = new ForwardBuilder(ctx, g);
+    const x = g.input([1, 4, 4, 8]);
+    const slice = { tensor: g.input([1, 4, 4, 16]), channelOffset: 8 };
+    const norm = new LayerNorm(8);
+    expect(() => norm.forward(b, x, { label: 'ln', epilogue: { activation: { kind: 'relu' } } })).toThrow(
+      /ln: LayerNorm cannot fuse an epilogue/,
+    );
+    expect(() => norm.forward(b, x, { label: 'ln', output: slice })).toThrow(/ln: LayerNorm cannot write into a channel slice/);
+    const residual = { tensor: x, mode: 'afterActivation' as const };
+    expect(() => new BatchNorm2d(8).forward(b, x, { label: 'bn', epilogue: { residual } })).toThrow(
+      /bn: BatchNorm2d fuses only activation \(not residual\)/,
+    );
+    expect(() => new BatchNorm2d(8).forward(b, x, { label: 'bn', output: slice })).toThrow(
+      /bn: BatchNorm2d cannot write into a channel slice/,
+    );
+    expect(() => new ConvTranspose2d(8, 4, 2, { stride: 2 }).forward(b, x, { label: 'up', epilogue: { scale: 2 } })).toThrow(
+      /up: ConvTranspose2d fuses only activation \(not scale\)/,
+    );
+    expect(() => new CBAM(8, 2).forward(b, x, { label: 'cbam', epilogue: { residual: { tensor: x, mode: 'beforeActivation' } } })).toThrow(
+      /cbam: CBAM adds a residual only after the gating/,
+    );
+    expect(g.nodes).toEqual([]);
   });
 
   it('parameter-free modules dispatch the matching kernels', async () => {
