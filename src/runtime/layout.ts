@@ -13,12 +13,10 @@
  */
 import { InvalidInputError } from '../errors';
 import { paddedChannels } from '../gpu/tensor';
-import { type FloatImage, maxValue, type RasterImage } from '../io/image';
+import { type FloatImage, maxValue, type RasterImage, roundHalfEven } from '../io/image';
 import { type ChannelAffine, percentiles, percentilesOfSorted } from '../io/normalize';
 
 const f32 = Math.fround;
-/** x + this − this is x rounded to an integer, half to even, for 0 ≤ x < 2^51. */
-const ROUND_HALF_EVEN = 1.5 * 2 ** 52;
 
 /** A run's percentile normalisation (io/normalize.ts `runNormalization`). */
 export interface Normalization {
@@ -291,9 +289,8 @@ export class RasterOutput implements OutputSink<RasterImage> {
       if (this.firstNaN[c] < 0 || p < this.firstNaN[c]) this.firstNaN[c] = p;
       return -1;
     }
-    // The float64 product of a float32 and 255/65535 is exact; fround gives the float32 product. Adding and
-    // subtracting 1.5 · 2^52 rounds it half to even (float64 addition rounds so; io/image.ts `roundHalfEven`).
-    return f32((v < 0 ? 0 : v > 1 ? 1 : v) * this.max) + ROUND_HALF_EVEN - ROUND_HALF_EVEN;
+    // Clamped, scaled in float32 and rounded half to even, as io/image.ts `floatToRaster` does.
+    return roundHalfEven(f32((v < 0 ? 0 : v > 1 ? 1 : v) * this.max));
   }
 
   paste(src: Float32Array, tw: number, sy: number, sx: number, dy: number, dx: number, rows: number, cols: number): void {

@@ -309,6 +309,7 @@ export class RestorationModel {
       const plan = await this.compile(wy1 - wy0, wx1 - wx0);
       try {
         stats.activationBytes = Math.max(stats.activationBytes, plan.activationBytes);
+        const cost = costOf(plan);
         for (const t of group) {
           checkAborted(options.signal, this.name);
           this.throwIfDisposed();
@@ -317,8 +318,8 @@ export class RestorationModel {
           const { outputs, gpuMs: ms } = await plan.run([window], { timing: true });
           stats.wallMs += performance.now() - t0;
           stats.dispatches += plan.dispatchCount;
-          stats.flops += costOf(plan).flops;
-          stats.bytes += costOf(plan).bytes;
+          stats.flops += cost.flops;
+          stats.bytes += cost.bytes;
           gpuMs = ms !== undefined && gpuMs !== undefined ? gpuMs + ms : undefined;
           const [, th, tw] = plan.graph.outputs[0].shape;
           if (blender) blender.add(t, outputs[0], th, tw);
