@@ -2,9 +2,10 @@
  * One image file through a model: every page, at the file's bit depth, alpha passed through (resized by
  * nearest neighbour when the model enlarges), TIFF metadata kept (resolution scaled with the pixels).
  *
- * Value ranges: `RestorationModel.run` maps 8/16-bit samples to [0, 1] and back. Networks trained on
- * [-1, 1] (tanh generators, registry `valueRange: 'symmetric'`) and float TIFF samples go through
- * `runFloat` here instead, with the affine map 2x − 1 on the way in and (y + 1) / 2 on the way out.
+ * Value ranges: `RestorationModel.run` maps 8/16-bit samples to the network's range ([0, 1], or [-1, 1] for
+ * tanh generators, registry `valueRange: 'symmetric'`) and back, in one pass. Float TIFF samples go through
+ * `runFloat` here instead, with the affine map 2x − 1 on the way in and (y + 1) / 2 on the way out for
+ * symmetric networks.
  */
 import type { DecodedImageFile, ImagePage } from '../io/formats';
 import {
@@ -83,9 +84,11 @@ async function runImage(
   options: ImageJobOptions,
 ): Promise<AnyRasterImage> {
   let out: AnyRasterImage;
-  if (img.bitDepth !== 32 && valueRange === 'unit') {
+  if (img.bitDepth !== 32) {
+    // run maps integer codes to the network's range ([0, 1], or [-1, 1] for symmetric networks) and back in
+    // one pass; the alpha plane is not a channel the network sees.
     const run: RasterRun = model.run.bind(model);
-    out = await run(img, options.run); // the alpha plane is not a channel the network sees
+    out = await run(img, options.run);
   } else {
     const x = rasterToFloat(img);
     if (valueRange === 'symmetric') mapInPlace(x.data, (v) => 2 * v - 1);
