@@ -118,6 +118,30 @@ function ssimPlane(x: Float64Array, y: Float64Array, width: number, height: numb
 }
 
 /**
+ * The checked parameters of an SSIM of `a` and `b`, shared by `ssim` and the GPU's `ssimGpu`: the Gaussian
+ * window, its sigma, and the stabilising constants C1 = (K1·L)², C2 = (K2·L)² for data range L.
+ */
+export function ssimParameters(
+  a: MetricImage,
+  b: MetricImage,
+  options: SsimOptions,
+): { weights: Float64Array; sigma: number; c1: number; c2: number } {
+  const defaultRange = checkImagePair('ssim', a, b);
+  const dataRange = options.dataRange ?? defaultRange;
+  if (!(dataRange > 0) || !Number.isFinite(dataRange)) {
+    throw new InvalidInputError(`ssim: dataRange must be a positive finite number, got ${String(options.dataRange)}`);
+  }
+  const sigma = options.sigma ?? 1.5;
+  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new InvalidInputError(`ssim: sigma must be positive, got ${String(sigma)}`);
+  const weights = gaussianWeights(sigma);
+  const k = weights.length;
+  if (a.width < k || a.height < k) {
+    throw new InvalidInputError(`ssim: the images (${a.width}x${a.height}) must be at least as large as the ${k}x${k} Gaussian window`);
+  }
+  return { weights, sigma, c1: ((options.k1 ?? 0.01) * dataRange) ** 2, c2: ((options.k2 ?? 0.03) * dataRange) ** 2 };
+}
+
+/**
  * Mean structural similarity of two images of the same size, channels and kind (two 8-bit rasters, two
  * 16-bit rasters, two float32 rasters or two planar float images; alpha is ignored). See the module comment
  * for the exact definition. 1 for identical images.
@@ -126,21 +150,7 @@ function ssimPlane(x: Float64Array, y: Float64Array, width: number, height: numb
  *   (11×11 for σ = 1.5), or the options are out of range.
  */
 export function ssim(a: MetricImage, b: MetricImage, options: SsimOptions = {}): number {
-  const defaultRange = checkImagePair('ssim', a, b);
-  const dataRange = options.dataRange ?? defaultRange;
-  if (!(dataRange > 0) || !Number.isFinite(dataRange)) {
-    throw new InvalidInputError(`ssim: dataRange must be a positive finite number, got ${String(options.dataRange)}`);
-  }
-  const sigma = options.sigma ?? 1.5;
-  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new InvalidInputError(`ssim: sigma must be positive, got ${String(sigma)}`);
-  const w = gaussianWeights(sigma);
-  if (a.width < w.length || a.height < w.length) {
-    throw new InvalidInputError(
-      `ssim: the images (${a.width}x${a.height}) must be at least as large as the ${w.length}x${w.length} Gaussian window`,
-    );
-  }
-  const c1 = ((options.k1 ?? 0.01) * dataRange) ** 2;
-  const c2 = ((options.k2 ?? 0.03) * dataRange) ** 2;
+  const { weights: w, c1, c2 } = ssimParameters(a, b, options);
   let total = 0;
   for (let c = 0; c < a.channels; c++) {
     total += ssimPlane(channelPlane(a, c), channelPlane(b, c), a.width, a.height, w, c1, c2);

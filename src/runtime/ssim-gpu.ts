@@ -15,7 +15,7 @@ import { paddedChannels, type Shape4 } from '../gpu/tensor';
 import { SSIM_TILE, squaredErrorPartials, ssimPartials, ssimWorkgroupBytes } from '../kernels/ssim';
 import { isAnyRaster } from '../io/image';
 import { checkImagePair, type MetricImage, type PsnrOptions } from '../io/metrics';
-import { gaussianWeights, type SsimOptions } from '../io/ssim';
+import { type SsimOptions, ssimParameters } from '../io/ssim';
 
 export interface GpuMetricOptions {
   /**
@@ -112,24 +112,12 @@ export async function ssimGpu(
   b: MetricImage,
   options: SsimOptions & GpuMetricOptions = {},
 ): Promise<number> {
-  const defaultRange = checkImagePair('ssim', a, b);
-  const dataRange = options.dataRange ?? defaultRange;
-  if (!(dataRange > 0) || !Number.isFinite(dataRange)) {
-    throw new InvalidInputError(`ssim: dataRange must be a positive finite number, got ${String(options.dataRange)}`);
-  }
-  const sigma = options.sigma ?? 1.5;
-  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new InvalidInputError(`ssim: sigma must be positive, got ${String(sigma)}`);
-  const w = gaussianWeights(sigma);
+  const { weights: w, sigma, c1, c2 } = ssimParameters(a, b, options);
   const k = w.length;
-  if (a.width < k || a.height < k) {
-    throw new InvalidInputError(`ssim: the images (${a.width}x${a.height}) must be at least as large as the ${k}x${k} Gaussian window`);
-  }
   const radius = (k - 1) / 2;
   if (ssimWorkgroupBytes(radius) > ctx.limits.maxComputeWorkgroupStorageSize) {
     throw new InvalidInputError(`ssimGpu: sigma ${sigma} (a ${k}x${k} window) needs more workgroup memory than the device has; use ssim()`);
   }
-  const c1 = ((options.k1 ?? 0.01) * dataRange) ** 2;
-  const c2 = ((options.k2 ?? 0.03) * dataRange) ** 2;
 
   // Bands of output rows (a multiple of the tile height) with their 2r rows of context.
   const maxRows = bandRows(ctx, a, options, k + SSIM_TILE - 1, 'ssimGpu');
