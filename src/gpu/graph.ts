@@ -22,8 +22,22 @@ export interface TensorSlice {
   readonly size: number;
 }
 
-/** What a dispatch binds by WGSL variable name: an activation (or a slice of one), or a constant buffer (weights). */
-export type Binding = TensorValue | TensorSlice | GPUBuffer;
+/**
+ * A byte range of a buffer that lives outside the plan: one parameter (or its gradient, or its optimizer state)
+ * inside an arena that holds them all (parameter-arena.ts). `offset` must be a multiple of the
+ * device's minStorageBufferOffsetAlignment.
+ */
+export interface BufferRange {
+  readonly buffer: GPUBuffer;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/**
+ * What a dispatch binds by WGSL variable name: an activation (or a slice of one), a constant buffer (weights), or
+ * a range of a buffer the plan does not own (trainable parameters, their gradients, optimizer state).
+ */
+export type Binding = TensorValue | TensorSlice | GPUBuffer | BufferRange;
 
 /**
  * One compute dispatch: a shader variant, its uniforms (by member name), its bindings and how many workgroups it
@@ -40,11 +54,16 @@ export interface GraphNode {
 }
 
 export function isTensorValue(b: Binding): b is TensorValue {
-  return typeof (b as TensorValue).id === 'number' && Array.isArray((b as TensorValue).shape);
+  return b !== undefined && typeof (b as TensorValue).id === 'number' && Array.isArray((b as TensorValue).shape);
 }
 
 export function isTensorSlice(b: Binding): b is TensorSlice {
   return typeof (b as TensorSlice).offset === 'number' && isTensorValue((b as TensorSlice).tensor);
+}
+
+export function isBufferRange(b: Binding): b is BufferRange {
+  const r = b as BufferRange;
+  return typeof r.offset === 'number' && typeof r.size === 'number' && r.buffer !== undefined && !isTensorSlice(b);
 }
 
 /** The activation a binding refers to, if any. */

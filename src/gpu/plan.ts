@@ -13,6 +13,7 @@ import {
   type GraphCost,
   graphCost,
   type GraphNode,
+  isBufferRange,
   isTensorSlice,
   isTensorValue,
   type TensorValue,
@@ -134,6 +135,13 @@ export class Plan {
               throw new InvalidInputError(`${node.label}: slice ${bound.offset}+${bound.size} outside '${bound.tensor.label}'`);
             }
             entries.push({ binding: b.binding, resource: { buffer, offset: bound.offset, size: bound.size } });
+            continue;
+          }
+          if (isBufferRange(bound)) {
+            if (bound.offset < 0 || bound.size <= 0 || bound.offset + bound.size > bound.buffer.size) {
+              throw new InvalidInputError(`${node.label}: range ${bound.offset}+${bound.size} outside '${bound.buffer.label}'`);
+            }
+            entries.push({ binding: b.binding, resource: { buffer: bound.buffer, offset: bound.offset, size: bound.size } });
             continue;
           }
           const buffer = isTensorValue(bound) ? bufferOf.get(bound.id)! : bound;

@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue } from '../gpu/graph';
+import { type Binding, type Graph, type TensorValue } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
 import {
@@ -32,8 +32,8 @@ export function convTranspose2d(
   graph: Graph,
   input: TensorValue,
   params: {
-    weight: GPUBuffer;
-    bias?: GPUBuffer;
+    weight: Binding;
+    bias?: Binding;
     geometry: ConvTranspose2dGeometry;
     variant: ConvTranspose2dVariant;
     label: string;

@@ -1,7 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { type BindingLimits, convRowBands } from './conv2d-bands';
 import { shareOf } from '../gpu/cost';
-import { type Graph, type TensorValue } from '../gpu/graph';
+import { type Binding, type Graph, type TensorValue } from '../gpu/graph';
 import type { LazyShaderSource } from '../gpu/shader';
 import { paddedChannels } from '../gpu/tensor';
 import { type Activation, activationAlpha, NO_ACTIVATION } from './activation';
@@ -35,7 +35,7 @@ export type { ResidualMode } from './conv2d.wgsl';
 export interface Conv2dEpilogue {
   activation?: Activation;
   /** PReLU slopes (a buffer from `packPreluSlopes`); replaces `activation`, which must then be none. */
-  prelu?: GPUBuffer;
+  prelu?: Binding;
   /** Multiplies the activated value (default 1). */
   scale?: number;
   /**
@@ -57,8 +57,8 @@ export function conv2d(
   graph: Graph,
   input: TensorValue,
   params: {
-    weight: GPUBuffer;
-    bias?: GPUBuffer;
+    weight: Binding;
+    bias?: Binding;
     geometry: Conv2dGeometry;
     variant: Conv2dVariant;
     label: string;
