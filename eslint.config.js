@@ -20,6 +20,7 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  *
  *   cli      src/cli/, src/cli.ts           the command line
  *   api      the files directly in src/     the public API (index.ts, node.ts, api.ts, the argument checks, …)
+ *   training src/training/                  trainers, training plans, schedules, data (losses and optimizers: kernels)
  *   runtime  src/runtime/                   sessions, tiling, tile blending
  *   models   src/models/                    the networks, their configs and checkpoint loading
  *   layers   src/layers/                    modules with parameters (Conv2d, Swin blocks, …)
@@ -48,6 +49,7 @@ const FLOORS = [
   ['layers', ['src/layers'], ['weights']],
   ['models', ['src/models'], ['weights']],
   ['runtime', ['src/runtime'], ['weights', 'io']],
+  ['training', ['src/training'], ['weights', 'io']],
   ['api', API_FILES, ['weights', 'io', 'compression']],
   ['cli', ['src/cli', 'src/cli.ts'], ['weights', 'io', 'compression']],
 ];
