@@ -84,3 +84,12 @@ export function pixelLoss(
   })!;
   return { loss, grad };
 }
+export { ssimLoss, ssimLossWindow, type SsimLossOptions } from './loss-ssim';
+export {
+  bceWithLogitsLoss,
+  relativisticGanLoss,
+  vanillaGanLosses,
+  type GanLogits,
+  type GanLossOptions,
+  type RelativisticGanResult,
+} from './loss-bce';
