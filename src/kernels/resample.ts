@@ -8,14 +8,14 @@ import { linearEntry, outputPixelIndex } from './wgsl-common';
 
 /**
  * Spatial resampling of NHWC vec4 channel groups, as F.interpolate / nn.Upsample:
- * - `nearest` (legacy 'nearest', not 'nearest-exact'): `src = ⌊dst · in / out⌋`, evaluated in integer math (PyTorch
- *   evaluates it in f32, which agrees for every size one meets; integer math cannot drift).
+ * - `nearest` (legacy 'nearest', not 'nearest-exact'): PyTorch's nearest_idx: out = in copies, out = 2·in takes
+ *   `dst >> 1` (whatever the scale factor), else `src = min(⌊dst · r⌋, in − 1)` in f32.
  * - `bilinear`, align_corners=True: `src = dst · (in − 1) / (out − 1)` (out = 1 → 0).
  * - `bilinear`, align_corners=False: `src = max(0, (dst + 0.5) · in / out − 0.5)`, upper neighbour clamped at in − 1.
  *
- * Target: either `size` [h, w] or `scaleFactor` (out = ⌊in · s⌋). The ratio used is always the size-based
- * in / out. PyTorch, given scale_factor without recompute_scale_factor, uses 1 / scale_factor instead; the two
- * coincide whenever in · s is an integer (every integer factor), which is all the networks here use.
+ * Target: either `size` [h, w] or `scaleFactor` (out = ⌊in · s⌋). The ratio r is PyTorch's (UpSample.h): 1 / s
+ * when a scale factor is given (recompute_scale_factor unset), else in / out; (in − 1) / (out − 1) for
+ * align_corners; out = in is the identity. Same rules as the backward (resample-backward.ts).
  * Padded channels stay 0: every output lane is a convex combination of the same lane of the input.
  */
 export type ResampleMode = 'nearest' | 'bilinear';
@@ -66,15 +66,21 @@ export function resampleOutputShape(input: Shape4, opts: ResampleOptions, label 
 }
 
 export function nearestWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
-  return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32 }
+  return `struct Params { count: u32, c4: u32, h: u32, w: u32, ho: u32, wo: u32, ratio_y: f32, ratio_x: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${io.declare('x', 1, 'read')}
 ${io.declare('y', 2, 'read_write')}
 
+fn nearest_src(o: u32, n: u32, out: u32, ratio: f32) -> u32 {
+  if (out == n) { return o; }
+  if (out == 2u * n) { return o >> 1u; }
+  return min(u32(floor(f32(o) * ratio)), n - 1u);
+}
+
 ${linearEntry(WORKGROUP)}
 ${outputPixelIndex('p.c4')}
-  let iy = min(oy * p.h / p.ho, p.h - 1u);
-  let ix = min(ox * p.w / p.wo, p.w - 1u);
+  let iy = nearest_src(oy, p.h, p.ho, p.ratio_y);
+  let ix = nearest_src(ox, p.w, p.wo, p.ratio_x);
   ${io.store('y', 'i', io.load('x', '((b * p.h + iy) * p.w + ix) * p.c4 + c'))}
 }`;
 }
@@ -118,22 +124,38 @@ export function resample(graph: Graph, x: TensorValue, opts: ResampleOptions, la
   // Nearest copies; bilinear does three linear interpolations (2 multiplies + 1 add each) per output element.
   // The input is counted whole (a downsampling nearest reads less of it).
   const bytes = logicalBytes(x.shape) + logicalBytes(outShape);
+  const s = opts.scaleFactor;
+  const scales = s === undefined ? undefined : typeof s === 'number' ? [s, s] : s;
+  // PyTorch's compute_scales_value: 1 / s when a scale factor was given, else in / out (f32).
+  const plainRatio = (i: number, o: number, factor: number | undefined) => Math.fround(factor !== undefined ? 1 / factor : i / o);
   if (opts.mode === 'nearest') {
     graph.add({
       label,
       kernel: kernelShader('resample[nearest]', { family: 'resample_nearest' }, (io) => nearestWgsl(io)),
-      uniforms: { count, c4, h, w, ho, wo },
+      uniforms: { count, c4, h, w, ho, wo, ratio_y: plainRatio(h, ho, scales?.[0]), ratio_x: plainRatio(w, wo, scales?.[1]) },
       bindings: { x, y },
       workgroups,
       cost: { flops: 0, bytes },
     });
   } else {
     const align = opts.alignCorners ?? false;
-    const ratio = (i: number, o: number) => (align ? (o > 1 ? (i - 1) / (o - 1) : 0) : i / o);
+    // out = in is PyTorch's identity copy (ratio 1 gives it for both offsets).
+    const ratio = (i: number, o: number, factor: number | undefined) =>
+      o === i ? 1 : align ? (o > 1 ? (i - 1) / (o - 1) : 0) : plainRatio(i, o, factor);
     graph.add({
       label,
       kernel: kernelShader('resample[bilinear]', { family: 'resample_bilinear' }, (io) => bilinearWgsl(io)),
-      uniforms: { count, c4, h, w, ho, wo, scale_y: ratio(h, ho), scale_x: ratio(w, wo), offset: align ? 0 : 0.5 },
+      uniforms: {
+        count,
+        c4,
+        h,
+        w,
+        ho,
+        wo,
+        scale_y: ratio(h, ho, scales?.[0]),
+        scale_x: ratio(w, wo, scales?.[1]),
+        offset: align ? 0 : 0.5,
+      },
       bindings: { x, y },
       workgroups,
       cost: { flops: 9 * logicalElements(outShape), bytes },
