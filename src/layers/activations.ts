@@ -11,6 +11,11 @@ import { Module } from './module';
 abstract class FusedActivation extends Module {
   protected abstract readonly activation: Activation;
 
+  /** As an epilogue of a module that trains, whose backward undoes it (or refuses it). */
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   override asEpilogue(): Epilogue {
     return { activation: this.activation };
   }

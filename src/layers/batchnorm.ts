@@ -2,6 +2,7 @@ import { InvalidInputError } from '../errors';
 import { BufferUsage } from '../gpu/flags';
 import type { TensorValue } from '../gpu/graph';
 import { type AffineChannels, batchNorm, foldBatchNormToAffine, packAffineChannels } from '../kernels/batchnorm';
+import { batchNormTrainingForward } from './batchnorm-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, parameter, requireData } from './module';
 
@@ -12,6 +13,10 @@ import { Module, parameter, requireData } from './module';
  * `eps` must match the training code (KAIR: 1e-4).
  */
 export class BatchNorm2d extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   override get fusesEpilogue(): boolean {
     return true;
   }
@@ -24,6 +29,8 @@ export class BatchNorm2d extends Module {
   constructor(
     readonly numFeatures: number,
     readonly eps = 1e-5,
+    /** PyTorch's momentum: the weight of the new batch in the running statistics (KAIR: 0.9). */
+    readonly momentum = 0.1,
   ) {
     super();
     this.weight = parameter([numFeatures]);
@@ -38,6 +45,15 @@ export class BatchNorm2d extends Module {
 
   override ignoredKeys(): string[] {
     return ['num_batches_tracked'];
+  }
+
+  override bufferNames(): string[] {
+    return ['running_mean', 'running_var'];
+  }
+
+  override unfold(): void {
+    this.folded = false;
+    this.releaseOwn();
   }
 
   /** Set once folded into the convolution before it: the convolution applies it, this module passes x on. */
@@ -71,6 +87,7 @@ export class BatchNorm2d extends Module {
       throw new InvalidInputError(`${label} expects ${this.numFeatures} channels, got ${x.shape[3]}`);
     }
     const { activation } = this.checkOptions(options, label, ['activation']);
+    if (b.training) return batchNormTrainingForward(b, this, x, activation, label);
     if (this.folded) {
       if (activation && activation.kind !== 'none') throw new InvalidInputError(`${label}: folded BatchNorm2d cannot apply an activation`);
       return x;

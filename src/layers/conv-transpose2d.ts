@@ -10,6 +10,7 @@ import {
   packConvTranspose2dWeight,
 } from '../kernels/conv-transpose2d-geometry';
 import { selectConvTranspose2dVariant } from '../kernels/conv-transpose2d-variants';
+import { convTranspose2dTrainingForward } from './conv-transpose2d-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
@@ -27,6 +28,10 @@ const pair = (v: number | readonly [number, number]): readonly [number, number] 
  * Conv2d, as in PyTorch) and `bias` [Cout].
  */
 export class ConvTranspose2d extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   override get fusesEpilogue(): boolean {
     return true;
   }
@@ -84,6 +89,7 @@ export class ConvTranspose2d extends Module {
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`${label} expects ${this.inChannels} channels, got ${x.shape[3]}`);
     }
+    if (b.training) return convTranspose2dTrainingForward(b, this, x, activation, options, label);
     const ctx = b.ctx;
     const { weight, bias } = this.uploaded(ctx);
     return convTranspose2d(

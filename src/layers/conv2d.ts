@@ -5,6 +5,7 @@ import type { TensorValue } from '../gpu/graph';
 import { conv2d } from '../kernels/conv2d';
 import { type Conv2dGeometry, checkConv2dGroups, conv2dOutputShape, packBias, packConv2dWeight } from '../kernels/conv2d-geometry';
 import { selectConv2dVariant } from '../kernels/conv2d-variants';
+import { conv2dTrainingForward } from './conv2d-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
@@ -32,6 +33,10 @@ export class Conv2d extends Module {
     return true;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   override get writesChannelSlice(): boolean {
     return true;
   }
@@ -40,6 +45,12 @@ export class Conv2d extends Module {
   readonly bias: Parameter | undefined;
   readonly geometry: Conv2dGeometry;
   private readonly readsInputPrefix: boolean;
+
+  /** Whether it reads only the first `inChannels` channels of a wider input. */
+  get readsPrefix(): boolean {
+    return this.readsInputPrefix;
+  }
+
   /** The BatchNorm folded into this convolution, applied to the loaded weights at upload. */
   private folded: { scale: Float64Array; shift: Float64Array } | undefined;
 
@@ -85,6 +96,11 @@ export class Conv2d extends Module {
     return true;
   }
 
+  override unfold(): void {
+    this.folded = undefined;
+    this.releaseOwn();
+  }
+
   /** The weights and bias the kernel runs: the loaded ones, with a folded BatchNorm applied. */
   private effectiveWeights(): { weight: Float64Array; bias: Float64Array | undefined } {
     const w = requireData(this.weight, 'Conv2d weight');
@@ -115,6 +131,7 @@ export class Conv2d extends Module {
 
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'conv2d';
+    if (b.training) return conv2dTrainingForward(b, this, x, options, label);
     const ctx = b.ctx;
     const { weight, bias } = this.uploaded(ctx);
     if (this.readsInputPrefix ? x.shape[3] < this.inChannels : x.shape[3] !== this.inChannels) {

@@ -2,6 +2,7 @@ import type { GPUContext } from '../gpu/context';
 import type { Graph, TensorValue } from '../gpu/graph';
 import type { Shape4 } from '../gpu/tensor';
 import type { Conv2dEpilogue } from '../kernels/conv2d';
+import type { TrainingGraph } from './training-graph';
 
 /**
  * What a module's last dispatch may do to its result before storing it (activation or PReLU, scale, residual
@@ -27,12 +28,15 @@ export interface ForwardOptions {
 
 /**
  * What a module's `forward` builds with: the context its weights live on (and whose adapter picks kernel
- * variants) and the graph the dispatches go into. One builder per graph; the runtime makes it.
+ * variants) and the graph the dispatches go into. One builder per graph; the runtime makes it. With `training`,
+ * the graph is a training step's: modules read their parameters from the training arenas, keep what their
+ * backward needs, and record that backward on the tape.
  */
 export class ForwardBuilder {
   constructor(
     readonly ctx: GPUContext,
     readonly graph: Graph,
+    readonly training?: TrainingGraph,
   ) {}
 
   /** A new activation tensor [n, h, w, c] in the graph. */

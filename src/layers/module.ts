@@ -36,6 +36,15 @@ export abstract class Module<In = TensorValue, Out = TensorValue> {
     return false;
   }
 
+  /**
+   * Whether `forward` builds a training graph (reads its parameters from the training arenas and records its
+   * backward on the tape) when the builder has one. Modules that do not must never be trained: their forward
+   * would add dispatches without gradients, so the trainer refuses any tree that holds one.
+   */
+  get supportsTraining(): boolean {
+    return false;
+  }
+
   /** Whether `forward` can write its result into `options.output`, a channel slice of a wider tensor. */
   get writesChannelSlice(): boolean {
     return false;
@@ -62,6 +71,20 @@ export abstract class Module<In = TensorValue, Out = TensorValue> {
   protected internals(): Module<any, any>[] {
     return [];
   }
+
+  /**
+   * Names among `parameters()` that are buffers in PyTorch (BatchNorm's running statistics): saved in the
+   * state_dict, never learnt.
+   */
+  bufferNames(): string[] {
+    return [];
+  }
+
+  /**
+   * Undoes `foldInto` / `absorbChannelAffine` on this module (not its children): training needs BatchNorm as its
+   * own step again. `unfoldBatchNorms` calls it for the whole tree.
+   */
+  unfold(): void {}
 
   /** Keys PyTorch keeps in a state_dict that inference does not need (e.g. `num_batches_tracked`). */
   ignoredKeys(): string[] {
@@ -159,6 +182,22 @@ export function namedParameters(module: Module<any, any>, prefix = ''): [string,
   return out;
 }
 
+/** Every module of the tree with its dotted PyTorch name ('' for the root), parents before children. */
+export function namedModules(module: Module<any, any>, prefix = ''): [string, Module<any, any>][] {
+  const out: [string, Module<any, any>][] = [[prefix.replace(/\.$/, ''), module]];
+  for (const [name, child] of module.children()) out.push(...namedModules(child, `${prefix}${name}.`));
+  return out;
+}
+
+/** The tree's buffers (BatchNorm running statistics): state_dict entries that are never learnt. */
+export function bufferParameters(module: Module<any, any>): Set<Parameter> {
+  const out = new Set<Parameter>();
+  const own = module.parameters();
+  for (const name of module.bufferNames()) out.add(own[name]);
+  for (const [, child] of module.children()) for (const p of bufferParameters(child)) out.add(p);
+  return out;
+}
+
 /** Every key the tree may see in a state_dict without using it (`num_batches_tracked`, `mask_values`, …). */
 export function ignoredKeysOf(module: Module<any, any>, prefix = ''): string[] {
   const out = module.ignoredKeys().map((k) => prefix + k);
@@ -179,6 +218,23 @@ export function foldBatchNorms(module: Module<any, any>): number {
     folded += foldBatchNorms(m);
   });
   return folded;
+}
+
+/** The kinds (class names) of the tree's modules that cannot build a training graph, root first. */
+export function untrainableKinds(module: Module<any, any>): string[] {
+  return [
+    ...new Set(
+      namedModules(module)
+        .filter(([, m]) => !m.supportsTraining)
+        .map(([, m]) => m.constructor.name),
+    ),
+  ];
+}
+
+/** Undoes `foldBatchNorms` everywhere in the tree (training runs BatchNorm as a step of its own). */
+export function unfoldBatchNorms(module: Module<any, any>): void {
+  module.unfold();
+  for (const [, child] of module.children()) unfoldBatchNorms(child);
 }
 
 /**

@@ -19,6 +19,10 @@ export class Sequential extends Module {
     this.layers = layers;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   /** True when the last step can take the caller's epilogue (it has not fused an activation of its own). */
   override get fusesEpilogue(): boolean {
     const last = this.fusedSteps().at(-1);

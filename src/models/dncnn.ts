@@ -1,7 +1,7 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
-import { binary } from '../kernels/elementwise';
 import { ReLU } from '../layers/activations';
+import { subtract } from '../layers/autograd-ops';
 import { BatchNorm2d } from '../layers/batchnorm';
 import { Conv2d } from '../layers/conv2d';
 import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
@@ -26,8 +26,9 @@ export interface DnCNNConfig {
 
 export const DNCNN_25: DnCNNConfig = { inChannels: 1, outChannels: 1, nc: 64, nb: 17, actMode: 'R' };
 
-/** KAIR's BatchNorm eps (basicblock.py), not PyTorch's default 1e-5. */
+/** KAIR's BatchNorm eps and momentum (basicblock.py), not PyTorch's defaults 1e-5 and 0.1. */
 const KAIR_BN_EPS = 1e-4;
+const KAIR_BN_MOMENTUM = 0.9;
 
 /**
  * KAIR's DnCNN (models/network_dncnn.py): a flat `model` Sequential of 3×3 convolutions with bias,
@@ -52,11 +53,15 @@ export class DnCNN extends Module implements Network {
     const body: Module[] = [];
     for (let i = 0; i < nb - 2; i++) {
       body.push(conv(nc, nc));
-      if (actMode === 'BR') body.push(new BatchNorm2d(nc, KAIR_BN_EPS));
+      if (actMode === 'BR') body.push(new BatchNorm2d(nc, KAIR_BN_EPS, KAIR_BN_MOMENTUM));
       body.push(new ReLU());
     }
     const tail = conv(nc, outChannels);
     this.model = new Sequential(...head, ...body, tail);
+  }
+
+  override get supportsTraining(): boolean {
+    return true;
   }
 
   get inChannels(): number {
@@ -78,7 +83,7 @@ export class DnCNN extends Module implements Network {
     }
     // Conv [→ BatchNorm, folded when the weights were loaded] → ReLU steps, one dispatch each.
     const noise = this.model.forward(b, x, { label: 'model' });
-    return binary(b.graph, 'sub', x, noise, 'x - model(x)');
+    return subtract(b, x, noise, 'x - model(x)');
   }
 }
 

@@ -1,0 +1,30 @@
+import type { TensorValue } from '../gpu/graph';
+import { binary, scale } from '../kernels/elementwise';
+import type { ForwardBuilder } from './forward-builder';
+
+/*
+ * Parameter-free tensor operations that models call between modules, each recording its backward on the tape
+ * when the builder builds a training graph (and nothing more when it does not).
+ */
+
+/** `a − c` (DnCNN's `x − model(x)`): the gradient passes to `a` as it is and to `c` negated. */
+export function subtract(b: ForwardBuilder, a: TensorValue, c: TensorValue, label: string): TensorValue {
+  const y = binary(b.graph, 'sub', a, c, label);
+  b.training?.tape.record(label, [a, c], [y], false, (ctx) => {
+    const g = ctx.gradOf(y)!;
+    ctx.addGrad(a, g);
+    if (ctx.needsGrad(c)) ctx.addGrad(c, scale(b.graph, g, -1, `${label} backward`));
+  });
+  return y;
+}
+
+/** `a + c`: both receive the gradient as it is. */
+export function add(b: ForwardBuilder, a: TensorValue, c: TensorValue, label: string): TensorValue {
+  const y = binary(b.graph, 'add', a, c, label);
+  b.training?.tape.record(label, [a, c], [y], false, (ctx) => {
+    const g = ctx.gradOf(y)!;
+    ctx.addGrad(a, g);
+    ctx.addGrad(c, g);
+  });
+  return y;
+}
