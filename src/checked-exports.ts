@@ -35,6 +35,9 @@ import {
 } from './check-args';
 import { ARCHITECTURE_CONFIG } from './api-checks';
 import { GPUContext } from './gpu/context';
+import * as checkpoint from './training/checkpoint';
+import * as noise from './training/data/noise-model';
+import * as init from './training/init';
 import * as browserImage from './io/browser-image';
 import * as formats from './io/formats';
 import * as image from './io/image';
@@ -229,3 +232,17 @@ export const writeSafetensors = guarded('writeSafetensors', safetensors.writeSaf
   ['tensors', MAP],
   ['options', optionsWith({ metadata: OBJECT, floatDType: oneOf(['float16', 'bfloat16', 'float32', 'float64']) })],
 ]);
+
+export const trainedStateToPth = guarded('trainedStateToPth', checkpoint.trainedStateToPth, [
+  ['state', MAP],
+  ['archiveName', optional(STRING)],
+]);
+export const trainedStateToSafetensors = guarded('trainedStateToSafetensors', checkpoint.trainedStateToSafetensors, [
+  ['state', MAP],
+  ['metadata', optional(OBJECT)],
+]);
+export const initializeParameters = guarded('initializeParameters', init.initializeParameters, [
+  ['model', NETWORK],
+  ['seed', INTEGER],
+]);
+export const parseNoiseModel = guarded('parseNoiseModel', noise.parseNoiseModel, [['text', STRING]]);

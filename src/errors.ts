@@ -19,7 +19,8 @@ export type RestoreErrorCode =
   | 'UNEXPECTED_KEY'
   | 'SHAPE_MISMATCH'
   | 'DISPOSED'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'TRAINING_DIVERGED';
 
 export class RestoreError extends Error {
   readonly code: RestoreErrorCode;
@@ -120,5 +121,16 @@ export class DisposedError extends RestoreError {
 export class AbortedError extends RestoreError {
   constructor(what: string, options?: { cause?: unknown }) {
     super('ABORTED', `${what} was aborted`, options);
+  }
+}
+
+/** A training step whose loss came out NaN or infinite: the weights after it are not to be trusted. */
+export class TrainingDivergedError extends RestoreError {
+  readonly step: number;
+  readonly loss: number;
+  constructor(step: number, loss: number) {
+    super('TRAINING_DIVERGED', `training diverged at step ${step}: the loss is ${loss} (lower the learning rate, or clip gradients)`);
+    this.step = step;
+    this.loss = loss;
   }
 }

@@ -69,3 +69,13 @@ export {
   type UpscaleOptions,
   type WeightsSource,
 } from './api';
+// Training on the GPU (src/training): a trainer per model and batch shape, its data pipeline, schedules and writers.
+export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type TrainerOptions } from './training/trainer';
+export type { FitOptions, FitProgress, FitResult } from './training/fit';
+export type { LossConfig } from './training/loss-config';
+export type { OptimizerConfig } from './training/optimizer-config';
+export type { BatchNormMode } from './layers/training-graph';
+export { CosineAnnealingLR, MultiStepLR, ReduceLROnPlateau, StepLR, type LrSchedule } from './training/schedules';
+export type { TrainingExample, TrainingSet } from './training/data/training-set';
+export type { NoiseModel } from './training/data/noise-model';
+export { trainedStateToPth, trainedStateToSafetensors, initializeParameters, parseNoiseModel } from './checked-exports';

@@ -77,7 +77,35 @@ const RUN_FIELDS: Record<string, Label[]> = {
   model: [],
 };
 
+/** Passes `instanceof GPUContext` and nothing more: training's checks must refuse before using it. */
+const contextShell = Object.create(lib.GPUContext.prototype) as GPUContext;
+const trainable = new lib.DnCNN({ inChannels: 1, outChannels: 1, nc: 4, nb: 3, actMode: 'R' });
+const trainOptions = { batchShape: [1, 1, 8, 8], loss: { kind: 'mse' }, optimizer: { kind: 'adam' } };
+/** Options with one field replaced (non-objects passed as they are, to test the options argument itself). */
+const withTrainOption = (o: unknown) => (typeof o === 'object' && o !== null && !Array.isArray(o) ? { ...trainOptions, ...o } : o);
+
 const ROWS: Row[] = [
+  // training
+  { name: 'Trainer.create(ctx)', call: (v) => lib.Trainer.create(v as never, trainable, trainOptions as never) },
+  { name: 'Trainer.create(model)', call: (v) => lib.Trainer.create(contextShell, v as never, trainOptions as never) },
+  ...optionRows(
+    'Trainer.create',
+    (o) => lib.Trainer.create(contextShell, trainable, withTrainOption(o) as never),
+    {
+      batchShape: [],
+      loss: ['{}', '[]'],
+      optimizer: ['{}', '[]'],
+      clipGradNorm: ['42'],
+      batchNorm: [],
+      frozen: ['function'],
+      returnOutput: ['true'],
+    },
+    ['{}'],
+  ),
+  { name: 'trainedStateToPth(state)', call: (v) => lib.trainedStateToPth(v as never) },
+  { name: 'initializeParameters(model)', call: (v) => lib.initializeParameters(v as never, 0) },
+  { name: 'initializeParameters(seed)', call: (v) => lib.initializeParameters(trainable, v as never), valid: ['42'] },
+  { name: 'parseNoiseModel(text)', call: (v) => lib.parseNoiseModel(v as never), valid: ["'str'"] },
   // api.ts
   { name: 'denoise(image)', call: (v) => lib.denoise(v as never) },
   ...optionRows('denoise', (o) => lib.denoise(image8(), o as never), { ...RUN_FIELDS, weights: ["'str'"], builtin: [] }),

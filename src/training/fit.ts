@@ -1,0 +1,162 @@
+import { AbortedError, InvalidInputError } from '../errors';
+import type { FloatImage } from '../io/image';
+import { createRng } from '../io/noise';
+import { RestorationModel } from '../runtime/restoration-model';
+import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
+import { addNoise } from './data/noise-model';
+import { type BatchOptions, PatchBatches } from './data/patch-batches';
+import { checkTrainingSet, type TrainingSet } from './data/training-set';
+import type { LrSchedule } from './schedules';
+import type { StepResult, TrainedTensor, Trainer } from './trainer';
+
+export interface FitOptions extends Partial<BatchOptions> {
+  /** Passes over the training images (each `ceil(images / batch)` steps); or give `steps`. */
+  epochs?: number;
+  /**
+   * Total steps instead of epochs (validation then runs every `validateEvery` steps, default once at the end).
+   * Both count from the trainer's first step: a resumed trainer goes on from where it stopped to this total.
+   */
+  steps?: number;
+  validateEvery?: number;
+  /** Whole images scored after every epoch: PSNR and SSIM (data range 1) on the GPU, through the inference path. */
+  validation?: TrainingSet;
+  /** Stepped after every epoch (ReduceLROnPlateau with the validation PSNR, negated, as the metric to minimise). */
+  schedule?: LrSchedule;
+  /** Stop when the validation PSNR has not improved for this many validations. */
+  earlyStoppingPatience?: number;
+  onProgress?: (p: FitProgress) => void;
+  /**
+   * Called with the model's state_dict: 'best' whenever the validation PSNR improves, 'last' when training ends
+   * (also when stopped by the signal), so the caller can write checkpoints.
+   */
+  onCheckpoint?: (kind: 'best' | 'last', state: Map<string, TrainedTensor>) => Promise<void> | void;
+  /** Stops after the current step; the 'last' checkpoint is still handed over, then fit throws AbortedError. */
+  signal?: AbortSignal;
+}
+
+export interface FitProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  /** Seconds left at the mean step time so far. */
+  etaSeconds: number;
+  validation?: { psnr: number; ssim: number };
+}
+
+export interface FitResult {
+  steps: number;
+  lastLoss: number;
+  bestValidation?: { psnr: number; ssim: number; step: number };
+  stoppedEarly: boolean;
+}
+
+/** A validation image: its noisy input (fixed for the whole run) and its clean target. */
+interface ValidationPair {
+  input: FloatImage;
+  target: FloatImage;
+}
+
+/**
+ * The training loop behind `Trainer.fit`: batches from `set` (crops, augmentation, noise), a step each, the
+ * schedule and validation after every epoch, the best checkpoint kept, early stopping, and an AbortSignal that
+ * stops between steps.
+ */
+export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: FitOptions): Promise<FitResult> {
+  const [batch, channels, patch, width] = trainer.batchShape;
+  if (patch !== width) throw new InvalidInputError(`fit needs square patches; the trainer was made for ${patch}×${width}`);
+  if (options.batch !== undefined && options.batch !== batch)
+    throw new InvalidInputError(`the trainer was made for batch ${batch}, not ${options.batch}`);
+  if (options.patch !== undefined && options.patch !== patch)
+    throw new InvalidInputError(`the trainer was made for patch ${patch}, not ${options.patch}`);
+  const model = trainer.model;
+  checkTrainingSet(set, { input: channels, target: model.outChannels }, patch);
+  const unmasked = trainer.needsMask ? set.examples.find((ex) => !ex.mask) : undefined;
+  if (unmasked) throw new InvalidInputError(`${unmasked.name} has no mask, which the trainer's loss needs for every image`);
+  const batches = new PatchBatches(set, { batch, patch, augment: options.augment ?? 'dihedral', seed: options.seed ?? 0 });
+  const perEpoch = batches.batchesPerEpoch;
+  const totalSteps = options.steps ?? (options.epochs ?? 1) * perEpoch;
+  if (!Number.isInteger(totalSteps) || totalSteps < 1)
+    throw new InvalidInputError(`steps/epochs must give at least one step, got ${totalSteps}`);
+  if (trainer.steps >= totalSteps) {
+    throw new InvalidInputError(`the trainer has done ${trainer.steps} steps already; ask for more than that (${totalSteps}) to go on`);
+  }
+  const validateEvery = options.steps !== undefined ? (options.validateEvery ?? totalSteps) : perEpoch;
+  const validation = options.validation ? validationPairs(options.validation, channels, model.outChannels, options.seed ?? 0) : [];
+
+  const started = Date.now();
+  const first = trainer.steps;
+  let last: StepResult | undefined;
+  let best: FitResult['bestValidation'];
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  try {
+    for (let s = trainer.steps + 1; s <= totalSteps; s++) {
+      if (options.signal?.aborted) throw new AbortedError('training', { cause: options.signal.reason });
+      last = await trainer.step(batches.next());
+      const epoch = Math.ceil(s / perEpoch);
+      let scores: { psnr: number; ssim: number } | undefined;
+      if (s % validateEvery === 0 || s === totalSteps) {
+        if (validation.length > 0) {
+          scores = await validate(trainer, validation);
+          if (!best || scores.psnr > best.psnr) {
+            best = { ...scores, step: s };
+            sinceBest = 0;
+            await options.onCheckpoint?.('best', await trainer.stateDict());
+          } else sinceBest++;
+        }
+        if (options.schedule) {
+          options.schedule.step(scores ? -scores.psnr : last.loss);
+          trainer.learningRate = options.schedule.lrs[0];
+        }
+      }
+      const elapsed = (Date.now() - started) / 1000;
+      options.onProgress?.({
+        step: s,
+        totalSteps,
+        epoch,
+        loss: last.loss,
+        lr: last.lr,
+        etaSeconds: (elapsed / (s - first)) * (totalSteps - s),
+        ...(scores ? { validation: scores } : {}),
+      });
+      if (options.earlyStoppingPatience !== undefined && sinceBest > options.earlyStoppingPatience) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    // The last good state goes to the caller even when a step failed or the signal stopped the run.
+    if (trainer.steps > 0) await options.onCheckpoint?.('last', await trainer.stateDict());
+  }
+  return { steps: trainer.steps, lastLoss: last!.loss, ...(best ? { bestValidation: best } : {}), stoppedEarly };
+}
+
+function validationPairs(set: TrainingSet, inChannels: number, outChannels: number, seed: number): ValidationPair[] {
+  checkTrainingSet(set, { input: inChannels, target: outChannels }, 1, 'validation set');
+  // Synthetic noise is drawn once, with a seed of its own, so every validation scores the same inputs.
+  const rng = createRng(seed + 0x5eed);
+  return set.examples.map((ex) => ({
+    target: ex.target,
+    input: ex.input ?? { ...ex.target, data: addNoise(ex.target.data, set.noise!, rng) },
+  }));
+}
+
+/** Mean PSNR and SSIM (data range 1) of the model as trained so far, through the inference path. */
+async function validate(trainer: Trainer, pairs: ValidationPair[]): Promise<{ psnr: number; ssim: number }> {
+  await trainer.syncToModel();
+  const session = new RestorationModel(trainer.ctx, trainer.model, 'validation');
+  try {
+    let psnr = 0;
+    let ssim = 0;
+    for (const p of pairs) {
+      const { image } = await session.runFloat(p.input);
+      psnr += await psnrGpu(trainer.ctx, image, p.target, { dataRange: 1 });
+      ssim += await ssimGpu(trainer.ctx, image, p.target, { dataRange: 1 });
+    }
+    return { psnr: psnr / pairs.length, ssim: ssim / pairs.length };
+  } finally {
+    await session.dispose();
+  }
+}
