@@ -6,6 +6,7 @@
  *
  *   webgpu-restore denoise|upscale <inputs…> [-o out | --out-dir dir] [--weights file | --model name] …
  *   webgpu-restore inspect <checkpoint> · convert <checkpoint> -o out.safetensors · compare a b · info
+ *   webgpu-restore train (--arch dncnn | -w init.pth) (--clean dir --noise … | --pairs noisy,clean) -o out.pth …
  */
 import { readFileSync } from 'node:fs';
 import { compareCommand } from './cli/compare';
@@ -14,6 +15,7 @@ import { CliError, UsageError } from './cli/errors';
 import { infoCommand } from './cli/info';
 import { inspectCommand } from './cli/inspect';
 import { restoreCommand } from './cli/restore';
+import { trainCommand } from './cli/train';
 import { usageFor } from './cli/usage';
 import { RestoreError } from './errors';
 import { releaseNodeGPU } from './node';
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   convert: convertCommand,
   compare: compareCommand,
   info: infoCommand,
+  train: trainCommand,
 };
 
 /** The package version, from package.json one folder above this module (src/ or dist/). */

@@ -69,6 +69,55 @@ options:
       --json             machine-readable output
   -h, --help             this text`,
 
+  train: `usage: webgpu-restore train (--arch dncnn | -w <init.pth>) (--clean <dir> --noise <model> |
+                            --pairs <noisy_dir>,<clean_dir>) (--epochs <n> | --steps <n>) -o <out.pth> [options]
+
+Trains a network on the GPU and writes its state_dict as a .pth that PyTorch 1.13 loads with
+torch.load(weights_only=True) and load_state_dict(strict=True), plus <out>.best.pth (best validation PSNR),
+<out>.pth.json and <out>.pth.optimizer.safetensors (the state --resume continues from). Ctrl-C stops after
+the current step and writes the checkpoint.
+
+model:
+      --arch <name>        a new network, initialised as PyTorch does: dncnn (KAIR's DnCNN, 17 layers of 64
+                           features, conv → BatchNorm → ReLU); other architectures cannot be trained yet
+  -w, --weights <file>     start from a checkpoint (.pth/.pt or .safetensors; recognised from its keys)
+      --channels <n>       image channels of a new network (default 1)
+      --resume             continue the run that wrote -o <out.pth> (weights, optimizer, step, schedule)
+data:
+      --clean <dir>        clean images; noisy inputs are made per patch with --noise
+      --noise <model>      gaussian:25 (σ on the 8-bit scale), gaussian:0-55 (σ drawn per patch) or
+                           poisson-gaussian:A,SIGMA (A·Poisson(x/A) + N(0, SIGMA²), image units)
+      --pairs <n>,<c>      folders of noisy and clean images, matched by file name
+      --masks <dir>        defect masks (non-zero inside a defect), matched by file name; with --lambda <l>
+                           the loss is the weighted-mask MSE Σ(1−m)e²/N₀ + l·Σme²/N₁ (--loss masked-mse)
+      --info-bar <auto|n>  leave an SEM info bar (detected, or the bottom n rows) out of the images
+      --gray               convert RGB images to grayscale (BT.601)
+      --split <t,v,x>      percent of the images for training, validation and test (default 70,20,10;
+                           whole images, seeded); validation PSNR/SSIM runs after every epoch
+      --batch <n>          patches per step (default 16)
+      --patch <n>          patch side in pixels (default 64)
+      --augment <mode>     dihedral (the 8 flips and rotations, default) or none
+      --seed <n>           seed of initialisation, split, crops, augmentation and noise (default 0)
+training:
+      --loss <name>        mse (default), l1, charbonnier (mean over pixels, as PyTorch) or masked-mse
+      --optimizer <name>   adam (default), adamw or sgd (PyTorch 1.13's update order)
+      --lr <x>             learning rate (default 1e-3 for adam/adamw; required for sgd)
+      --weight-decay <x>   default 0 (adam, sgd) or 1e-2 (adamw)
+      --momentum <x>       SGD momentum (default 0); --nesterov for Nesterov momentum
+      --clip-grad-norm <x> clip the gradients' global L2 norm (clip_grad_norm_)
+      --schedule <s>       per epoch: step:N[,GAMMA], multistep:M1,M2[/GAMMA], cosine:T[,ETA_MIN] or
+                           plateau[:PATIENCE[,FACTOR]] (on the validation PSNR)
+      --epochs <n>         passes over the training images; or --steps <n>
+      --early-stop <n>     stop after n validations without a better PSNR
+output:
+  -o, --output <file>      the .pth to write
+      --force              replace existing outputs
+  -q, --quiet              print nothing but errors
+  -h, --help               this text
+
+With --patch equal to the image size, --batch equal to the number of images, --split 100,0,0 and
+--augment none, every step sees exactly the given images.`,
+
   compare: `usage: webgpu-restore compare <a> <b> [--data-range <n>] [--json]
 
 Prints PSNR and SSIM (Gaussian 11×11 window, σ 1.5) between two images of the same size and channels.
@@ -88,6 +137,7 @@ commands:
   convert <checkpoint>    write a checkpoint as safetensors with a JSON manifest
   compare <a> <b>         PSNR and SSIM between two images
   info                    the WebGPU adapter, its features and limits
+  train                   train a denoiser on your own images (--arch dncnn or --weights)
 
 Run 'webgpu-restore <command> --help' for a command's options (e.g. --weights, --out-dir, --tile).
   -h, --help              this text

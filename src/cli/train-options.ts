@@ -1,0 +1,154 @@
+/**
+ * The flags of `webgpu-restore train` turned into the library's configurations: loss, optimizer (PyTorch's
+ * defaults where PyTorch has one), schedule, data and split. Every bad value is a UsageError naming the flag.
+ */
+import { InvalidInputError } from '../errors';
+import type { NoiseModel } from '../training/data/noise-model';
+import { parseNoiseModel } from '../training/data/noise-model';
+import type { SplitFractions } from '../training/data/split';
+import { LOSS_KINDS, type LossConfig } from '../training/loss-config';
+import { OPTIMIZER_KINDS, type OptimizerConfig } from '../training/optimizer-config';
+import { CosineAnnealingLR, type LrSchedule, MultiStepLR, ReduceLROnPlateau, StepLR } from '../training/schedules';
+import { integerInRange, oneOf, positiveNumber } from './args';
+import { UsageError } from './errors';
+
+const C = 'train';
+
+export const TRAIN_OPTIONS = {
+  arch: { type: 'string' },
+  weights: { type: 'string', short: 'w' },
+  channels: { type: 'string' },
+  clean: { type: 'string' },
+  pairs: { type: 'string' },
+  noise: { type: 'string' },
+  masks: { type: 'string' },
+  lambda: { type: 'string' },
+  loss: { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  momentum: { type: 'string' },
+  nesterov: { type: 'boolean' },
+  'clip-grad-norm': { type: 'string' },
+  schedule: { type: 'string' },
+  batch: { type: 'string' },
+  patch: { type: 'string' },
+  augment: { type: 'string' },
+  epochs: { type: 'string' },
+  steps: { type: 'string' },
+  split: { type: 'string' },
+  'early-stop': { type: 'string' },
+  seed: { type: 'string' },
+  'info-bar': { type: 'string' },
+  gray: { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
+  resume: { type: 'boolean' },
+  force: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = { [K in keyof typeof TRAIN_OPTIONS]?: (typeof TRAIN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** A number ≥ 0 (`--weight-decay 0`). */
+function nonNegative(option: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${option} needs a number ≥ 0, got '${value}'`, C);
+  return n;
+}
+
+/** `--loss` (default mse; masked-mse, the default with --masks, weighs defect regions by --lambda). */
+export function lossFrom(values: Values): LossConfig {
+  const masks = values.masks !== undefined;
+  const kind = oneOf(C, '--loss', values.loss ?? (masks ? 'masked-mse' : 'mse'), [...LOSS_KINDS]);
+  if ((kind === 'masked-mse') !== masks) throw new UsageError('--loss masked-mse and --masks DIR go together', C);
+  if (kind !== 'masked-mse') {
+    if (values.lambda !== undefined) throw new UsageError('--lambda weighs the defects of --masks; give --masks DIR too', C);
+    return { kind };
+  }
+  if (values.lambda === undefined) throw new UsageError('--masks needs --lambda L, the weight of the defect regions', C);
+  return { kind, lambda: nonNegative('--lambda', values.lambda) };
+}
+
+/** torch.optim defaults: Adam/AdamW lr 1e-3, AdamW weight decay 1e-2; SGD has no default lr, so it needs --lr. */
+export function optimizerFrom(values: Values): OptimizerConfig {
+  const kind = oneOf(C, '--optimizer', values.optimizer ?? 'adam', [...OPTIMIZER_KINDS]);
+  const lr = values.lr !== undefined ? positiveNumber(C, '--lr', values.lr) : undefined;
+  const weightDecay = values['weight-decay'] !== undefined ? nonNegative('--weight-decay', values['weight-decay']) : undefined;
+  if (kind === 'sgd') {
+    if (lr === undefined) throw new UsageError('--optimizer sgd needs --lr (PyTorch has no default learning rate for SGD)', C);
+    const momentum = values.momentum !== undefined ? nonNegative('--momentum', values.momentum) : 0;
+    return { kind, lr, momentum, weightDecay: weightDecay ?? 0, nesterov: values.nesterov ?? false };
+  }
+  if (values.momentum !== undefined || values.nesterov) throw new UsageError(`--momentum and --nesterov are SGD's; ${kind} takes betas`, C);
+  return { kind, lr: lr ?? 1e-3, weightDecay: weightDecay ?? (kind === 'adamw' ? 1e-2 : 0) };
+}
+
+/**
+ * `--schedule step:STEP_SIZE[,GAMMA] | multistep:M1,M2,…[/GAMMA] | cosine:T_MAX[,ETA_MIN] | plateau[:PATIENCE[,FACTOR]]`,
+ * stepped once per epoch (plateau on the validation PSNR).
+ */
+export function scheduleFrom(text: string | undefined, lr: number): LrSchedule | undefined {
+  if (text === undefined) return undefined;
+  const [kind, args = ''] = text.split(':', 2);
+  const nums = (s: string) => (s === '' ? [] : s.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v))));
+  try {
+    switch (kind) {
+      case 'step': {
+        const [stepSize, gamma] = nums(args);
+        return new StepLR([lr], { stepSize, ...(gamma !== undefined ? { gamma } : {}) });
+      }
+      case 'multistep': {
+        const [list, gamma] = args.split('/');
+        return new MultiStepLR([lr], { milestones: nums(list), ...(gamma !== undefined ? { gamma: Number(gamma) } : {}) });
+      }
+      case 'cosine': {
+        const [tMax, etaMin] = nums(args);
+        return new CosineAnnealingLR([lr], { tMax, ...(etaMin !== undefined ? { etaMin } : {}) });
+      }
+      case 'plateau': {
+        const [patience, factor] = nums(args);
+        return new ReduceLROnPlateau([lr], {
+          ...(patience !== undefined ? { patience } : {}),
+          ...(factor !== undefined ? { factor } : {}),
+        });
+      }
+    }
+  } catch (e) {
+    if (e instanceof InvalidInputError) throw new UsageError(`--schedule ${text}: ${e.message}`, C);
+    throw e;
+  }
+  throw new UsageError(
+    `--schedule '${text}': expected step:N[,GAMMA], multistep:M1,M2[/GAMMA], cosine:T[,ETA_MIN] or plateau[:PATIENCE[,FACTOR]]`,
+    C,
+  );
+}
+
+/** `--split 70,20,10` (percent of the images for training, validation and test; default 70/20/10). */
+export function splitFrom(text: string | undefined): SplitFractions | undefined {
+  if (text === undefined) return undefined;
+  const parts = text.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v)));
+  if (
+    parts.length !== 3 ||
+    parts.some((p) => !Number.isFinite(p) || p < 0) ||
+    Math.abs(parts[0] + parts[1] + parts[2] - 100) > 1e-9 ||
+    parts[0] <= 0
+  ) {
+    throw new UsageError(`--split needs three percentages TRAIN,VALIDATION,TEST summing to 100 with TRAIN > 0, got '${text}'`, C);
+  }
+  return { train: parts[0] / 100, validation: parts[1] / 100, test: parts[2] / 100 };
+}
+
+export function noiseFrom(text: string | undefined): NoiseModel | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseNoiseModel(text);
+  } catch (e) {
+    if (e instanceof InvalidInputError) throw new UsageError(e.message, C);
+    throw e;
+  }
+}
+
+export function integerOption(option: string, value: string | undefined, fallback: number, max = 1 << 30): number {
+  return value === undefined ? fallback : integerInRange(C, option, value, 1, max);
+}

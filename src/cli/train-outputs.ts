@@ -1,0 +1,127 @@
+/**
+ * What `webgpu-restore train` writes, next to `-o OUT.pth`:
+ *   OUT.pth                   the model's state_dict (PyTorch 1.13 loads it with weights_only=True), the last step
+ *   OUT.best.pth              the state_dict of the best validation PSNR (when there is a validation split)
+ *   OUT.pth.json              the sidecar: step, learning rate, schedule, num_batches_tracked, split, seed, versions
+ *   OUT.pth.optimizer.safetensors  the optimizer's tensors (Adam's moments, SGD's momentum) for --resume
+ * and the progress line it prints.
+ */
+import { InvalidInputError } from '../errors';
+import { readSafetensors } from '../weights/safetensors';
+import { writeSafetensors } from '../weights/safetensors';
+import { trainedStateToPth } from '../training/checkpoint';
+import type { FitProgress } from '../training/fit';
+import type { OptimizerState, TrainedTensor, Trainer } from '../training/trainer';
+import { writeFileAtomic } from './files';
+
+export interface TrainOutputs {
+  last: string;
+  best: string;
+  sidecar: string;
+  optimizer: string;
+  all: string[];
+}
+
+export function trainOutputs(output: string): TrainOutputs {
+  const best = output.replace(/(\.pth?)$/i, '.best$1');
+  const sidecar = `${output}.json`;
+  const optimizer = `${output}.optimizer.safetensors`;
+  return { last: output, best, sidecar, optimizer, all: [output, best, sidecar, optimizer] };
+}
+
+interface Sidecar {
+  format: 'webgpu-restore training state';
+  version: 1;
+  step: number;
+  lr: number;
+  schedule?: object;
+  numBatchesTracked: Record<string, number>;
+  architecture: string;
+  seed: number;
+  validation: string[];
+  test: string[];
+}
+
+/** Writes the 'best' checkpoint, or the 'last' one with the sidecar and optimizer state. */
+export async function writeCheckpoints(
+  outputs: TrainOutputs,
+  kind: 'best' | 'last',
+  trainer: Trainer,
+  state: Map<string, TrainedTensor>,
+  meta: { architecture: string; seed: number; validation: string[]; test: string[]; schedule?: object },
+): Promise<void> {
+  if (kind === 'best') {
+    await writeFileAtomic(outputs.best, trainedStateToPth(state));
+    return;
+  }
+  await writeFileAtomic(outputs.last, trainedStateToPth(state));
+  const optimizer = await trainer.optimizerState();
+  const tensors = new Map([...optimizer.tensors].map(([k, data]) => [k, { dtype: 'float32' as const, shape: [data.length], data }]));
+  await writeFileAtomic(outputs.optimizer, writeSafetensors(tensors));
+  const numBatchesTracked: Record<string, number> = {};
+  for (const [k, t] of state) if (t.dtype === 'int64') numBatchesTracked[k] = t.data[0];
+  const sidecar: Sidecar = {
+    format: 'webgpu-restore training state',
+    version: 1,
+    step: optimizer.step,
+    lr: optimizer.lr,
+    ...(meta.schedule ? { schedule: meta.schedule } : {}),
+    numBatchesTracked,
+    architecture: meta.architecture,
+    seed: meta.seed,
+    validation: meta.validation,
+    test: meta.test,
+  };
+  await writeFileAtomic(outputs.sidecar, `${JSON.stringify(sidecar, null, 1)}\n`);
+}
+
+/** The sidecar and optimizer state written by an earlier run, checked. */
+export function readResumeState(
+  outputs: TrainOutputs,
+  readFile: (path: string) => Uint8Array,
+): { optimizer: OptimizerState; numBatchesTracked: Map<string, number>; schedule?: object } {
+  let sidecar: Sidecar;
+  try {
+    sidecar = JSON.parse(new TextDecoder().decode(readFile(outputs.sidecar))) as Sidecar;
+  } catch (e) {
+    throw new InvalidInputError(`--resume needs ${outputs.sidecar} from the earlier run (${(e as Error).message})`);
+  }
+  if (sidecar.format !== 'webgpu-restore training state' || sidecar.version !== 1) {
+    throw new InvalidInputError(`${outputs.sidecar} is not a webgpu-restore training state`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readFile(outputs.optimizer);
+  } catch (e) {
+    throw new InvalidInputError(`--resume needs ${outputs.optimizer} from the earlier run (${(e as Error).message})`);
+  }
+  const { tensors } = readSafetensors(bytes, { name: outputs.optimizer });
+  const optimizerTensors = new Map<string, Float32Array>();
+  for (const [k, t] of tensors) {
+    if (!(t.data instanceof Float32Array)) throw new InvalidInputError(`${outputs.optimizer}: '${k}' is ${t.dtype}, expected float32`);
+    optimizerTensors.set(k, t.data);
+  }
+  return {
+    optimizer: { step: sidecar.step, lr: sidecar.lr, tensors: optimizerTensors },
+    numBatchesTracked: new Map(Object.entries(sidecar.numBatchesTracked ?? {})),
+    ...(sidecar.schedule ? { schedule: sidecar.schedule } : {}),
+  };
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 eta 3m12s` */
+export function progressLine(p: FitProgress): string {
+  const width = 20;
+  const done = Math.round((p.step / p.totalSteps) * width);
+  const bar = '='.repeat(Math.max(0, done - 1)) + (done > 0 ? (done === width ? '=' : '>') : '') + ' '.repeat(width - done);
+  const val = p.validation ? ` val ${p.validation.psnr.toFixed(2)} dB ${p.validation.ssim.toFixed(4)}` : '';
+  const pct = Math.floor((100 * p.step) / p.totalSteps);
+  return `step ${p.step}/${p.totalSteps} [${bar}] ${pct}% epoch ${p.epoch} loss ${p.loss.toExponential(3)} lr ${p.lr.toExponential(1)}${val} eta ${duration(p.etaSeconds)}`;
+}

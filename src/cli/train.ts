@@ -1,0 +1,181 @@
+/**
+ * `webgpu-restore train`: trains a network on the user's images on the GPU and writes a .pth that PyTorch 1.13
+ * loads (`torch.load(weights_only=True)` + `load_state_dict(strict=True)`), with a JSON sidecar and the optimizer
+ * state for `--resume`. Ctrl-C stops after the current step and still writes the checkpoint.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { AbortedError, InvalidInputError } from '../errors';
+import { DnCNN } from '../models/dncnn';
+import type { Network } from '../models/network';
+import { getDefaultContext } from '../node';
+import { splitIndices } from '../training/data/split';
+import type { TrainingSet } from '../training/data/training-set';
+import type { FitProgress } from '../training/fit';
+import { initializeParameters } from '../training/init';
+import { Trainer } from '../training/trainer';
+import { integerInRange, oneOf, parseCommandArgs, positiveNumber } from './args';
+import { identifyNetwork, readCheckpointFile, readContents } from './checkpoint-file';
+import { UsageError } from './errors';
+import { refuseExisting } from './files';
+import { readTrainingExamples } from './train-data';
+import { integerOption, lossFrom, noiseFrom, optimizerFrom, scheduleFrom, splitFrom, TRAIN_OPTIONS } from './train-options';
+import { progressLine, type TrainOutputs, trainOutputs, readResumeState, writeCheckpoints } from './train-outputs';
+import { usageFor } from './usage';
+
+const C = 'train';
+
+/** What `--arch` can build now; the rest of the library's networks are named in the refusal. */
+const TRAINABLE = ['dncnn'] as const;
+const NOT_YET = ['unet', 'resunet-scse', 'msrresnet', 'srresnet', 'rrdbnet', 'scunet', 'sinsr'];
+
+function networkFromArch(arch: string, channels: number, seed: number): Network {
+  if (NOT_YET.includes(arch)) {
+    throw new InvalidInputError(
+      `--arch ${arch}: training ${arch} is not supported yet (its layers have no backward pass); trainable: ${TRAINABLE.join(', ')}`,
+    );
+  }
+  oneOf(C, '--arch', arch, [...TRAINABLE]);
+  // KAIR's train_dncnn.json: 17 layers of 64 features, conv → BatchNorm → ReLU in the body.
+  const model = new DnCNN({ inChannels: channels, outChannels: channels, nc: 64, nb: 17, actMode: 'BR' });
+  initializeParameters(model, seed);
+  return model;
+}
+
+async function networkFromWeights(path: string): Promise<Network> {
+  const file = await readCheckpointFile(path);
+  return identifyNetwork(readContents(file).stateDict, file.name).network;
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(C, argv, TRAIN_OPTIONS);
+  if (values.help) {
+    console.log(usageFor(C));
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`train takes no positional arguments (got '${positionals[0]}')`, C);
+  const output = values.output;
+  if (output === undefined || !/\.pth?$/i.test(output)) throw new UsageError('-o OUT.pth is required (a .pth or .pt file)', C);
+  if (
+    values.resume
+      ? values.arch !== undefined || values.weights !== undefined
+      : (values.arch === undefined) === (values.weights === undefined)
+  ) {
+    throw new UsageError(
+      values.resume ? '--resume continues from -o OUT.pth; give neither --arch nor --weights' : 'give either --arch or --weights',
+      C,
+    );
+  }
+  if ((values.clean === undefined) === (values.pairs === undefined))
+    throw new UsageError('give either --clean DIR or --pairs NOISY_DIR,CLEAN_DIR', C);
+  if (values.epochs !== undefined && values.steps !== undefined) throw new UsageError('give either --epochs or --steps, not both', C);
+  if (values.epochs === undefined && values.steps === undefined) throw new UsageError('give --epochs N or --steps N', C);
+  const noise = noiseFrom(values.noise);
+  if (values.clean !== undefined && !noise)
+    throw new UsageError('--clean needs --noise (gaussian:25, gaussian:0-55 or poisson-gaussian:A,SIGMA)', C);
+  let pairs: { noisy: string; clean: string } | undefined;
+  if (values.pairs !== undefined) {
+    const [noisy, clean, ...rest] = values.pairs.split(',');
+    if (!noisy || !clean || rest.length > 0) throw new UsageError(`--pairs needs NOISY_DIR,CLEAN_DIR, got '${values.pairs}'`, C);
+    pairs = { noisy, clean };
+  }
+  const seed = values.seed !== undefined ? integerInRange(C, '--seed', values.seed, 0, 2 ** 31 - 1) : 0;
+  const batch = integerOption('--batch', values.batch, 16, 4096);
+  const patch = integerOption('--patch', values.patch, 64, 8192);
+  const augment = oneOf(C, '--augment', values.augment ?? 'dihedral', ['dihedral', 'none'] as const);
+  const loss = lossFrom(values);
+  const optimizer = optimizerFrom(values);
+  const schedule = scheduleFrom(values.schedule, optimizer.lr ?? 1e-3);
+  const split = splitFrom(values.split);
+  const clipGradNorm = values['clip-grad-norm'] !== undefined ? positiveNumber(C, '--clip-grad-norm', values['clip-grad-norm']) : undefined;
+  const earlyStop = values['early-stop'] !== undefined ? integerInRange(C, '--early-stop', values['early-stop'], 1, 1 << 20) : undefined;
+  const channels = values.channels !== undefined ? integerInRange(C, '--channels', values.channels, 1, 4) : 1;
+  const infoBar =
+    values['info-bar'] === undefined
+      ? undefined
+      : values['info-bar'] === 'auto'
+        ? 'auto'
+        : integerInRange(C, '--info-bar', values['info-bar'], 1, 65535);
+  const outputs: TrainOutputs = trainOutputs(output);
+  if (!values.resume) for (const path of outputs.all) refuseExisting(path, values.force ?? false);
+  else if (!existsSync(output)) throw new UsageError(`--resume: ${output} does not exist`, C);
+
+  // CPU work first (weights, images, split), so a bad file fails before a device is requested.
+  const resumed = values.resume ? readResumeState(outputs, readFileSync) : undefined;
+  const model = values.resume
+    ? await networkFromWeights(output)
+    : values.weights
+      ? await networkFromWeights(values.weights)
+      : networkFromArch(values.arch!, channels, seed);
+  const examples = await readTrainingExamples({
+    ...(pairs ? { pairs } : { clean: values.clean! }),
+    ...(values.masks !== undefined ? { masks: values.masks } : {}),
+    ...(infoBar ? { infoBar } : {}),
+    gray: values.gray ?? false,
+  });
+  const parts = splitIndices(examples.length, split, seed);
+  const pick = (indices: number[]): TrainingSet => ({ examples: indices.map((i) => examples[i]), ...(noise ? { noise } : {}) });
+  const trainSet = pick(parts.train);
+  const validation = parts.validation.length > 0 ? pick(parts.validation) : undefined;
+
+  const ctx = await getDefaultContext();
+  const trainer = await Trainer.create(ctx, model, {
+    batchShape: [batch, model.inChannels, patch, patch],
+    loss,
+    optimizer,
+    ...(clipGradNorm !== undefined ? { clipGradNorm } : {}),
+  });
+  if (resumed) {
+    trainer.restoreOptimizerState(resumed.optimizer, resumed.numBatchesTracked);
+    if (schedule && resumed.schedule) schedule.load(resumed.schedule);
+  }
+  const controller = new AbortController();
+  const onSigint = () => controller.abort(new AbortedError('training (Ctrl-C)'));
+  process.once('SIGINT', onSigint);
+  const quiet = values.quiet ?? false;
+  const interactive = process.stderr.isTTY && !quiet;
+  const meta = {
+    architecture: model.architecture,
+    seed,
+    test: parts.test.map((i) => examples[i].name),
+    validation: parts.validation.map((i) => examples[i].name),
+  };
+  try {
+    const result = await trainer.fit(trainSet, {
+      ...(values.epochs !== undefined ? { epochs: integerInRange(C, '--epochs', values.epochs, 1, 1 << 20) } : {}),
+      ...(values.steps !== undefined ? { steps: integerInRange(C, '--steps', values.steps, 1, 1 << 30) } : {}),
+      augment,
+      seed: seed + (resumed?.optimizer.step ?? 0),
+      ...(validation ? { validation } : {}),
+      ...(schedule ? { schedule } : {}),
+      ...(earlyStop !== undefined ? { earlyStoppingPatience: earlyStop } : {}),
+      signal: controller.signal,
+      onProgress: (p: FitProgress) => {
+        if (quiet) return;
+        if (interactive) process.stderr.write(`\r${progressLine(p)}\x1b[K`);
+        else if (p.validation || p.step === p.totalSteps || p.step % 50 === 0) console.error(progressLine(p));
+      },
+      onCheckpoint: (kind, state) => writeCheckpoints(outputs, kind, trainer, state, { ...meta, schedule: schedule?.state() }),
+    });
+    if (interactive) process.stderr.write('\n');
+    if (!quiet) {
+      const best = result.bestValidation
+        ? `; best validation ${result.bestValidation.psnr.toFixed(2)} dB / SSIM ${result.bestValidation.ssim.toFixed(4)} at step ${result.bestValidation.step}`
+        : '';
+      console.log(
+        `trained ${result.steps} steps (final loss ${result.lastLoss.toPrecision(4)})${best}${result.stoppedEarly ? ', stopped early' : ''}; wrote ${output}`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    if (interactive) process.stderr.write('\n');
+    if (e instanceof AbortedError && trainer.steps > 0) {
+      console.error(`stopped after step ${trainer.steps}; the checkpoint is in ${output} (continue with --resume)`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    trainer.dispose();
+    model.release();
+  }
+}
