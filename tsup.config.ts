@@ -29,6 +29,7 @@ export default defineConfig([
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
       'bench/kernels': 'bench/kernels.ts',
       'bench/models': 'bench/models.ts',
+      'bench/train': 'bench/train.ts',
       'bench/large-image': 'bench/large-image.ts',
       'bench/peers': 'bench/peers.ts',
       'bench/profile': 'bench/profile.ts',

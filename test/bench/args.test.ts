@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
  * Every bench script answers `--help` with its usage (exit 0) and an unknown option with the error and the
  * usage (exit 2), before it touches the GPU. Runs the built scripts (`npm test` builds first).
  */
-const SCRIPTS = ['browser', 'conv2d-variants', 'dncnn', 'kernels', 'large-image', 'models', 'peers', 'profile', 'roofline'];
+const SCRIPTS = ['browser', 'conv2d-variants', 'dncnn', 'kernels', 'large-image', 'models', 'peers', 'profile', 'roofline', 'train'];
 
 function run(script: string, args: string[]) {
   return spawnSync(process.execPath, [`dist/bench/${script}.js`, ...args], { encoding: 'utf8', timeout: 60_000 });
