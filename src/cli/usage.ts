@@ -99,7 +99,8 @@ data:
       --augment <mode>     dihedral (the 8 flips and rotations, default) or none
       --seed <n>           seed of initialisation, split, crops, augmentation and noise (default 0)
 training:
-      --loss <name>        mse (default), l1, charbonnier (mean over pixels, as PyTorch) or masked-mse
+      --loss <name>        mse (default), l1, charbonnier (mean over pixels, as PyTorch), masked-mse, or ssim
+                           (1 − SSIM, Gaussian 11×11, σ 1.5, data range 1; patches of at least 11 px)
       --optimizer <name>   adam (default), adamw or sgd (PyTorch 1.13's update order)
       --lr <x>             learning rate (default 1e-3 for adam/adamw; required for sgd)
       --weight-decay <x>   default 0 (adam, sgd) or 1e-2 (adamw)

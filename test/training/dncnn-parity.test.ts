@@ -11,7 +11,8 @@ import { relL2 } from '../helpers/random';
  * Whole training steps of a reduced KAIR DnCNN (nc 8, nb 5, R and BR with BatchNorm momentum 0.9, eps 1e-4)
  * against PyTorch 1.13 (tools/torch/make_training_fixtures.py): the loss of every step, the output and every
  * gradient of the first step, and the state_dict (weights, running statistics, num_batches_tracked) after 1, 5
- * and 20 updates of SGD (momentum, Nesterov), Adam and AdamW, all on the same batch.
+ * and 20 updates of SGD (momentum, Nesterov), Adam and AdamW, all on the same batch; losses MSE, L1, Charbonnier
+ * and 1 − SSIM.
  */
 
 interface TensorJson {
@@ -22,7 +23,7 @@ interface TensorJson {
 interface TrainingFixture {
   torch: string;
   config: { in_nc: number; out_nc: number; nc: number; nb: number; act_mode: 'R' | 'BR' };
-  loss: 'mse' | 'l1' | 'charbonnier';
+  loss: 'mse' | 'l1' | 'charbonnier' | 'ssim';
   optimizer: {
     kind: 'sgd' | 'adam' | 'adamw';
     lr: number;
@@ -48,6 +49,7 @@ const FILES = [
   ...['sgd', 'sgd-nesterov', 'adam', 'adamw'].flatMap((opt) => [`dncnn-r-mse-${opt}.json`, `dncnn-br-mse-${opt}.json`]),
   'dncnn-br-l1-adam.json',
   'dncnn-r-charbonnier-adam.json',
+  'dncnn-r-ssim-adam.json',
 ];
 
 function optimizerOf(o: TrainingFixture['optimizer']): OptimizerConfig {

@@ -5,8 +5,9 @@ Regenerate (CI only reads the committed JSON; needs Debian's python3-torch 1.13)
 
     /usr/bin/python3 tools/torch/make_training_fixtures.py
 
-Writes test/fixtures/training/dncnn-<act>-<loss>-<opt>.json, ten files:
-  act r / br  x  opt sgd / sgd-nesterov / adam / adamw  with loss mse,  plus  br-l1-adam  and  r-charbonnier-adam.
+Writes test/fixtures/training/dncnn-<act>-<loss>-<opt>.json, eleven files:
+  act r / br  x  opt sgd / sgd-nesterov / adam / adamw  with loss mse,  plus  br-l1-adam,  r-charbonnier-adam  and
+  r-ssim-adam (1 - SSIM, pytorch-msssim's definition, data range 1).
 
 The network is our re-statement of KAIR's DnCNN (models/network_dncnn.py + basicblock.conv), as in
 dncnn_reference.py: a flat nn.Sequential `model` of 3x3 convs with bias, then BatchNorm2d(momentum 0.9,
@@ -47,6 +48,9 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loss_fixtures import msssim_ssim  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "test", "fixtures", "training")
@@ -110,7 +114,12 @@ def charbonnier(out, target):
     return torch.mean(torch.sqrt(d * d + CHARBONNIER_EPS))
 
 
-LOSSES = {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "charbonnier": charbonnier}
+def ssim_loss(out, target):
+    # 1 - SSIM with pytorch-msssim's definition (restated in loss_fixtures.py), data range 1.
+    return 1 - msssim_ssim(out, target, data_range=1)
+
+
+LOSSES = {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "charbonnier": charbonnier, "ssim": ssim_loss}
 
 OPTIMIZERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=False),
@@ -122,6 +131,7 @@ OPTIMIZERS = {
 CASES = [(act, "mse", opt) for act in ("R", "BR") for opt in ("sgd", "sgd-nesterov", "adam", "adamw")] + [
     ("BR", "l1", "adam"),
     ("R", "charbonnier", "adam"),
+    ("R", "ssim", "adam"),
 ]
 
 
