@@ -1,5 +1,7 @@
 import type { TensorValue } from '../gpu/graph';
+import { type ConcatOptions, concatChannels } from '../kernels/concat';
 import { binary, scale } from '../kernels/elementwise';
+import { concatChannelsBackward } from '../kernels/layout-backward';
 import type { ForwardBuilder } from './forward-builder';
 
 /*
@@ -25,6 +27,21 @@ export function add(b: ForwardBuilder, a: TensorValue, c: TensorValue, label: st
     const g = ctx.gradOf(y)!;
     ctx.addGrad(a, g);
     ctx.addGrad(c, g);
+  });
+  return y;
+}
+
+/**
+ * Channel concatenation with placements (U-Net's zero-pad of the upsampled map to the skip's size, then
+ * cat([skip, up])): the gradient splits back into the parts' channel ranges, cropped (or summed over a nearest
+ * upsampling) to each part's placement.
+ */
+export function concat(b: ForwardBuilder, first: TensorValue, second: TensorValue, options: ConcatOptions, label: string): TensorValue {
+  const y = concatChannels(b.graph, first, second, options, label);
+  b.training?.tape.record(label, [first, second], [y], false, (t) => {
+    const parts = concatChannelsBackward(b.graph, t.gradOf(y)!, first.shape, second.shape, options, `${label} backward`);
+    t.addGrad(first, parts.first);
+    t.addGrad(second, parts.second);
   });
   return y;
 }

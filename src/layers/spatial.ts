@@ -1,7 +1,9 @@
 import type { TensorValue } from '../gpu/graph';
 import { pixelShuffle, pixelUnshuffle } from '../kernels/pixel-shuffle';
 import { avgPool2d, globalAvgPool2d, maxPool2d, type Pool2dOptions } from '../kernels/pool';
+import { maxPool2dBackward, maxPool2dWithIndices } from '../kernels/pool-backward';
 import { resample, type ResampleOptions } from '../kernels/resample';
+import { resampleBackward } from '../kernels/resample-backward';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 
@@ -21,14 +23,27 @@ abstract class SpatialModule extends Module {
   }
 }
 
-/** nn.MaxPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false). */
+/**
+ * nn.MaxPool2d(kernel, stride = kernel, padding = 0, ceil_mode = false). Training keeps each window's argmax and
+ * routes the gradient there (ties to the first, as PyTorch).
+ */
 export class MaxPool2d extends SpatialModule {
   protected readonly defaultLabel = 'maxpool';
   constructor(readonly options: Pool2dOptions) {
     super();
   }
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-    return maxPool2d(b.graph, x, this.options, label);
+    if (!b.training) return maxPool2d(b.graph, x, this.options, label);
+    const { y, indices } = maxPool2dWithIndices(b.graph, x, this.options, label);
+    b.training.tape.record(label, [x], [y], false, (t) => {
+      t.addGrad(x, maxPool2dBackward(b.graph, t.gradOf(y)!, indices, x.shape, this.options, `${label} backward`));
+    });
+    return y;
   }
 }
 
@@ -57,8 +72,17 @@ export class Upsample extends SpatialModule {
   constructor(readonly options: ResampleOptions) {
     super();
   }
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-    return resample(b.graph, x, this.options, label);
+    const y = resample(b.graph, x, this.options, label);
+    b.training?.tape.record(label, [x], [y], false, (t) => {
+      t.addGrad(x, resampleBackward(b.graph, t.gradOf(y)!, x.shape, this.options, `${label} backward`));
+    });
+    return y;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { TensorValue } from '../gpu/graph';
-import { concatChannels } from '../kernels/concat';
 import { ReLU } from './activations';
+import { concat } from './autograd-ops';
 import { BatchNorm2d } from './batchnorm';
 import { Conv2d } from './conv2d';
 import { ConvTranspose2d } from './conv-transpose2d';
@@ -16,6 +16,10 @@ import { MaxPool2d, Upsample } from './spatial';
 
 /** [conv3×3 (no bias) → BatchNorm (eps 1e-5) → ReLU] × 2; BatchNorms fold into the convs, ReLUs into their epilogues. */
 export class DoubleConv extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly double_conv: Sequential;
 
   constructor(inChannels: number, outChannels: number, midChannels = outChannels) {
@@ -42,6 +46,10 @@ export class DoubleConv extends Module {
 
 /** MaxPool2d(2) (floor: an odd last row/column is dropped) → DoubleConv. */
 export class Down extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly maxpool_conv: Sequential;
 
   constructor(inChannels: number, outChannels: number) {
@@ -64,6 +72,10 @@ export class Down extends Module {
  * The padding and the concatenation are one dispatch (`concatChannels`).
  */
 export class Up extends Module<readonly [low: TensorValue, skip: TensorValue]> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly up: ConvTranspose2d | Upsample;
   readonly conv: DoubleConv;
 
@@ -95,19 +107,17 @@ export class Up extends Module<readonly [low: TensorValue, skip: TensorValue]> {
     const [, h, w] = skip.shape;
     const dy = h - up.shape[1];
     const dx = w - up.shape[2];
-    const cat = concatChannels(
-      b.graph,
-      skip,
-      up,
-      { size: [h, w], second: { top: Math.floor(dy / 2), left: Math.floor(dx / 2) } },
-      `${label}.cat`,
-    );
+    const cat = concat(b, skip, up, { size: [h, w], second: { top: Math.floor(dy / 2), left: Math.floor(dx / 2) } }, `${label}.cat`);
     return this.conv.forward(b, cat, { ...options, label: `${label}.conv` });
   }
 }
 
 /** Conv1×1 with bias (the logits); an optional fused activation (sigmoid) for models that want probabilities. */
 export class OutConv extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly conv: Conv2d;
 
   constructor(inChannels: number, outChannels: number) {

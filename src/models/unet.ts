@@ -31,6 +31,10 @@ export const UNET_MIN_SIZE = 16;
  * tolerated as a tensor. Any size ≥ 16×16 and any parity: odd sizes are handled by the zero-pad alignment in Up.
  */
 export class UNet extends Module implements Network {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly architecture = 'UNet';
   readonly scale = 1;
   readonly inc: DoubleConv;
