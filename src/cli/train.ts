@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortedError, InvalidInputError } from '../errors';
 import { DnCNN } from '../models/dncnn';
+import { UNet } from '../models/unet';
 import type { Network } from '../models/network';
 import { getDefaultContext } from '../node';
 import { splitIndices } from '../training/data/split';
@@ -25,8 +26,8 @@ import { usageFor } from './usage';
 const C = 'train';
 
 /** What `--arch` can build now; the rest of the library's networks are named in the refusal. */
-const TRAINABLE = ['dncnn'] as const;
-const NOT_YET = ['unet', 'resunet-scse', 'msrresnet', 'srresnet', 'rrdbnet', 'scunet', 'sinsr'];
+const TRAINABLE = ['dncnn', 'unet'] as const;
+const NOT_YET = ['resunet-scse', 'msrresnet', 'srresnet', 'rrdbnet', 'scunet', 'sinsr'];
 
 function networkFromArch(arch: string, channels: number, seed: number): Network {
   if (NOT_YET.includes(arch)) {
@@ -34,9 +35,13 @@ function networkFromArch(arch: string, channels: number, seed: number): Network 
       `--arch ${arch}: training ${arch} is not supported yet (its layers have no backward pass); trainable: ${TRAINABLE.join(', ')}`,
     );
   }
-  oneOf(C, '--arch', arch, [...TRAINABLE]);
-  // KAIR's train_dncnn.json: 17 layers of 64 features, conv → BatchNorm → ReLU in the body.
-  const model = new DnCNN({ inChannels: channels, outChannels: channels, nc: 64, nb: 17, actMode: 'BR' });
+  const kind = oneOf(C, '--arch', arch, [...TRAINABLE]);
+  const model =
+    kind === 'dncnn'
+      ? // KAIR's train_dncnn.json: 17 layers of 64 features, conv → BatchNorm → ReLU in the body.
+        new DnCNN({ inChannels: channels, outChannels: channels, nc: 64, nb: 17, actMode: 'BR' })
+      : // milesial's U-Net as published: 64 features at the first level, transposed-convolution upsampling.
+        new UNet({ inChannels: channels, outChannels: channels, bilinear: false, baseChannels: 64, sigmoid: false });
   initializeParameters(model, seed);
   return model;
 }

@@ -79,7 +79,9 @@ the current step and writes the checkpoint.
 
 model:
       --arch <name>        a new network, initialised as PyTorch does: dncnn (KAIR's DnCNN, 17 layers of 64
-                           features, conv → BatchNorm → ReLU); other architectures cannot be trained yet
+                           features, conv → BatchNorm → ReLU) or unet (milesial's U-Net, 64 features at the
+                           first level, transposed-convolution upsampling; patches a multiple of 16); the
+                           other architectures cannot be trained yet
   -w, --weights <file>     start from a checkpoint (.pth/.pt or .safetensors; recognised from its keys)
       --channels <n>       image channels of a new network (default 1)
       --resume             continue the run that wrote -o <out.pth> (weights, optimizer, step, schedule)
@@ -138,7 +140,7 @@ commands:
   convert <checkpoint>    write a checkpoint as safetensors with a JSON manifest
   compare <a> <b>         PSNR and SSIM between two images
   info                    the WebGPU adapter, its features and limits
-  train                   train a denoiser on your own images (--arch dncnn or --weights)
+  train                   train a denoiser on your own images (--arch dncnn|unet or --weights)
 
 Run 'webgpu-restore <command> --help' for a command's options (e.g. --weights, --out-dir, --tile).
   -h, --help              this text

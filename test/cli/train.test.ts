@@ -118,8 +118,8 @@ describe('webgpu-restore train', () => {
       /a\.png is 16×16, smaller than the 32×32 patch/,
     );
     expectCleanFailure(
-      await cli('train', '--arch', 'unet', '--clean', DATA, '--noise', 'gaussian:25', '--steps', '1', '-o', out),
-      /training unet is not supported yet/,
+      await cli('train', '--arch', 'msrresnet', '--clean', DATA, '--noise', 'gaussian:25', '--steps', '1', '-o', out),
+      /training msrresnet is not supported yet/,
     );
     expectCleanFailure(
       await cli('train', '--arch', 'dncnn', '--clean', DATA, '--noise', 'gaussian:25', '--optimizer', 'sgd', '--steps', '1', '-o', out),
