@@ -2,7 +2,7 @@ import { InvalidInputError } from '../errors';
 import type { DispatchCost } from './cost';
 import type { WorkgroupCount } from './dispatch';
 import type { KernelSource } from './shader';
-import { checkShape4, type Shape4 } from './tensor';
+import { checkShape4, type Shape4, tensorBytes } from './tensor';
 
 /** A symbolic activation tensor of a graph; it gets a real buffer only when the graph is compiled into a plan. */
 export interface TensorValue {
@@ -64,6 +64,11 @@ export function isTensorSlice(b: Binding): b is TensorSlice {
 export function isBufferRange(b: Binding): b is BufferRange {
   const r = b as BufferRange;
   return typeof r.offset === 'number' && typeof r.size === 'number' && r.buffer !== undefined && !isTensorSlice(b);
+}
+
+/** Bytes a binding spans: a whole tensor (padded channels included), or the size of a slice, range or buffer. */
+export function bindingBytes(b: Binding): number {
+  return isTensorValue(b) ? tensorBytes(b.shape) : b.size;
 }
 
 /** The activation a binding refers to, if any. */

@@ -1,7 +1,7 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Binding, type Graph, isTensorValue, type TensorValue } from '../gpu/graph';
-import { formatShape, paddedChannels, tensorBytes, tensorElements } from '../gpu/tensor';
+import { type Binding, bindingBytes, type Graph, type TensorValue } from '../gpu/graph';
+import { formatShape, paddedChannels, tensorElements } from '../gpu/tensor';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import { type Activation, activationAlpha, activationWgsl } from './activation';
 import { kernelShader } from './kernel-source';
@@ -106,11 +106,6 @@ export function activationBackward(graph: Graph, activation: Activation, gy: Ten
     cost: { flops: logicalElements(gy.shape), bytes: 3 * logicalBytes(gy.shape) },
   });
   return dx;
-}
-
-/** Bytes a binding spans. */
-function bindingBytes(b: Binding): number {
-  return isTensorValue(b) ? tensorBytes(b.shape) : b.size;
 }
 
 export interface PreluBackwardOptions {

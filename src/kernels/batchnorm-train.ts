@@ -1,8 +1,8 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes, logicalElements } from '../gpu/cost';
-import { type Binding, type Graph, isTensorValue, type TensorValue } from '../gpu/graph';
+import { type Binding, bindingBytes, type Graph, type TensorValue } from '../gpu/graph';
 import type { LazyShaderSource } from '../gpu/shader';
-import { formatShape, paddedChannels, type Shape4, tensorBytes, tensorElements } from '../gpu/tensor';
+import { formatShape, paddedChannels, type Shape4, tensorElements } from '../gpu/tensor';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import { type Activation, activationAlpha, activationWgsl, NO_ACTIVATION } from './activation';
 import {
@@ -39,12 +39,6 @@ function fusableActivation(activation: Activation | undefined, label: string): A
     throw new InvalidInputError(`${label}: BatchNorm training fuses only relu or leakyRelu, not '${a.kind}'`);
   }
   return a;
-}
-
-/** Bytes a binding spans. */
-export function bindingBytes(b: Binding): number {
-  // Slices, buffer ranges and buffers all carry their size.
-  return isTensorValue(b) ? tensorBytes(b.shape) : b.size;
 }
 
 /** Throws unless `b` holds at least `paddedChannels(c)` floats (one per channel, vec4-padded). */

@@ -13,8 +13,8 @@
  */
 import { invalidArgument } from '../check-args';
 import { InvalidInputError } from '../errors';
-import { type Binding, type Graph, isTensorValue } from '../gpu/graph';
-import { tensorBytes } from '../gpu/tensor';
+import { type Binding, bindingBytes, type Graph } from '../gpu/graph';
+
 import { kernelShader } from './kernel-source';
 import { adamWgsl, OPTIMIZER_WORKGROUP, sgdWgsl } from './optimizer.wgsl';
 
@@ -140,19 +140,13 @@ export function adamScalars(options: AdamOptions, lr: number, step: number, deco
   return Float32Array.of(-stepSize, Math.sqrt(biasCorrection2), decoupled ? 1 - lr * o.weightDecay : 1, 0);
 }
 
-/** Bytes a binding spans, as the plan will bind it. */
-export function boundBytes(b: Binding): number {
-  // A slice, a range and a buffer all carry their size.
-  return isTensorValue(b) ? tensorBytes(b.shape) : b.size;
-}
-
 /** Checks that `elements` is a count and every binding spans its vec4s; returns the vec4 count. */
 export function checkFlatBindings(label: string, elements: number, bindings: Record<string, Binding | undefined>): number {
   if (!Number.isInteger(elements) || elements < 1) throw invalidArgument(label, 'elements', 'an integer >= 1', elements);
   const vec4s = Math.ceil(elements / 4);
   for (const [name, b] of Object.entries(bindings)) {
     if (b === undefined) continue;
-    const bytes = boundBytes(b);
+    const bytes = bindingBytes(b);
     if (bytes < vec4s * 16) {
       throw new InvalidInputError(`${label}: ${name} spans ${bytes} bytes, ${elements} elements need ${vec4s * 16} (whole vec4s)`);
     }
@@ -162,8 +156,8 @@ export function checkFlatBindings(label: string, elements: number, bindings: Rec
 
 function checkScalars(label: string, scalars: Binding | undefined): Binding {
   if (scalars === undefined) throw new InvalidInputError(`${label}: the scalars buffer was not given`);
-  if (boundBytes(scalars) < OPTIMIZER_SCALARS_BYTES) {
-    throw new InvalidInputError(`${label}: scalars spans ${boundBytes(scalars)} bytes, needs ${OPTIMIZER_SCALARS_BYTES}`);
+  if (bindingBytes(scalars) < OPTIMIZER_SCALARS_BYTES) {
+    throw new InvalidInputError(`${label}: scalars spans ${bindingBytes(scalars)} bytes, needs ${OPTIMIZER_SCALARS_BYTES}`);
   }
   return scalars;
 }

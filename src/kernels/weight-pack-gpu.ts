@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors';
-import { type Binding, type Graph, isBufferRange, isTensorSlice, isTensorValue, type TensorValue } from '../gpu/graph';
-import { paddedChannels, tensorBytes } from '../gpu/tensor';
+import { type Binding, bindingBytes, type Graph, type TensorValue } from '../gpu/graph';
+import { paddedChannels } from '../gpu/tensor';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import { checkConvTranspose2dGeometry, type ConvTranspose2dGeometry } from './conv-transpose2d-geometry';
 import { checkConv2dGroups, type Conv2dGeometry, isDepthwiseConv2d } from './conv2d-geometry';
@@ -53,13 +53,6 @@ export interface DepthwisePack {
 export type GpuWeightPack = TapMajorPack | DepthwisePack;
 
 const WORKGROUP = 64;
-
-/** Bytes a binding spans, for checking that a PyTorch tensor (or a gradient's destination) fits in it. */
-export function bindingBytes(b: Binding): number {
-  if (isTensorValue(b)) return tensorBytes(b.shape);
-  if (isTensorSlice(b) || isBufferRange(b)) return b.size;
-  return b.size;
-}
 
 /** Throws an InvalidInputError naming `what` unless `b` holds at least `numel` f32 values. */
 export function checkBindingHolds(b: Binding, numel: number, what: string): void {
