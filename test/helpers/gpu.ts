@@ -1,4 +1,6 @@
 import type { GPUContext } from '../../src/gpu/context';
+import { BufferUsage } from '../../src/gpu/flags';
+import { readMapped } from '../../src/gpu/recorder';
 
 /**
  * One GPU context per test file. In Node it comes from Dawn; in the browser suite from navigator.gpu. Tests
@@ -20,4 +22,15 @@ export function getTestContext(): Promise<GPUContext> {
     return context;
   })();
   return ctx;
+}
+
+/** Reads a whole GPU buffer back as f32 (parameter arenas, gradients, optimizer state in tests). */
+export async function readWhole(ctx: GPUContext, buffer: GPUBuffer): Promise<Float32Array> {
+  const staging = ctx.createBuffer({ size: buffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'test readback');
+  const encoder = ctx.device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+  ctx.device.queue.submit([encoder.finish()]);
+  const out = new Float32Array(await readMapped(ctx, staging, buffer.size));
+  staging.destroy();
+  return out;
 }

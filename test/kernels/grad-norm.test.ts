@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
-import type { GPUContext } from '../../src/gpu/context';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { ParameterArena } from '../../src/gpu/parameter-arena';
 import { Plan } from '../../src/gpu/plan';
-import { readMapped } from '../../src/gpu/recorder';
 import { clipGradNorm, gradNormSquared } from '../../src/kernels/grad-norm';
 import { readFixtureJson } from '../helpers/fixture-loader';
-import { getTestContext } from '../helpers/gpu';
+import { getTestContext, readWhole } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 
 /** The clip_grad_norm_ cases of test/fixtures/training/optimizers.json (tools/torch/make_optimizer_fixtures.py). */
@@ -20,16 +18,6 @@ interface ClipFixture {
 
 const fixture = readFixtureJson<ClipFixture>('test/fixtures/training/optimizers.json');
 const CLIP_CASES = ['below_1', 'at_1', 'above_1', 'below_0.5', 'at_0.5', 'above_0.5'];
-
-async function readWhole(ctx: GPUContext, buffer: GPUBuffer): Promise<Float32Array> {
-  const staging = ctx.createBuffer({ size: buffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'test readback');
-  const encoder = ctx.device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  ctx.device.queue.submit([encoder.finish()]);
-  const out = new Float32Array(await readMapped(ctx, staging, buffer.size));
-  staging.destroy();
-  return out;
-}
 
 /** clip_grad_norm_(max_norm, 2) in float64: total = ‖g‖₂, coef = min(max_norm/(total + 1e-6), 1). */
 function clipReference(grads: ArrayLike<number>, maxNorm: number): { total: number; clipped: Float64Array } {

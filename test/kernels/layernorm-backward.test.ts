@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { GPUContext } from '../../src/gpu/context';
 import { writeBuffer } from '../../src/gpu/context';
 import { BufferUsage } from '../../src/gpu/flags';
 import { Graph } from '../../src/gpu/graph';
 import { ParameterArena } from '../../src/gpu/parameter-arena';
 import { Plan } from '../../src/gpu/plan';
-import { readMapped } from '../../src/gpu/recorder';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
 import { layerNormBackward } from '../../src/kernels/layernorm-backward';
-import { getTestContext } from '../helpers/gpu';
+import { getTestContext, readWhole } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 import { layerNormRef, toF32 } from '../helpers/reference-norm';
 
@@ -102,16 +100,6 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   return ua.length === ub.length && ua.every((v, i) => v === ub[i]);
-}
-
-async function readWhole(ctx: GPUContext, buffer: GPUBuffer): Promise<Float32Array> {
-  const staging = ctx.createBuffer({ size: buffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'test readback');
-  const encoder = ctx.device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  ctx.device.queue.submit([encoder.finish()]);
-  const out = new Float32Array(await readMapped(ctx, staging, buffer.size));
-  staging.destroy();
-  return out;
 }
 
 const CASES: Array<[string, Shape4, number]> = [

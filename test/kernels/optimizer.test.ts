@@ -6,7 +6,6 @@ import { BufferUsage } from '../../src/gpu/flags';
 import { type Binding, Graph } from '../../src/gpu/graph';
 import { ParameterArena } from '../../src/gpu/parameter-arena';
 import { Plan } from '../../src/gpu/plan';
-import { readMapped } from '../../src/gpu/recorder';
 import { binary } from '../../src/kernels/elementwise';
 import {
   type AdamOptions,
@@ -22,7 +21,7 @@ import {
   sgdUpdate,
 } from '../../src/kernels/optimizer';
 import { readFixtureJson } from '../helpers/fixture-loader';
-import { getTestContext } from '../helpers/gpu';
+import { getTestContext, readWhole } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
 
 type Kind = 'sgd' | 'adam' | 'adamw';
@@ -146,16 +145,6 @@ const NO_INPUT = [new Float32Array(4)];
 
 function scalarsBuffer(ctx: GPUContext): GPUBuffer {
   return ctx.createBuffer({ size: OPTIMIZER_SCALARS_BYTES, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST }, 'optimizer scalars');
-}
-
-async function readWhole(ctx: GPUContext, buffer: GPUBuffer): Promise<Float32Array> {
-  const staging = ctx.createBuffer({ size: buffer.size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }, 'test readback');
-  const encoder = ctx.device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  ctx.device.queue.submit([encoder.finish()]);
-  const out = new Float32Array(await readMapped(ctx, staging, buffer.size));
-  staging.destroy();
-  return out;
 }
 
 /** Every element of `all` outside the arena's entries is exactly 0. */
