@@ -35,7 +35,8 @@ export interface ConcatOptions {
 
 const WORKGROUP = 64;
 
-function placement(p: ConcatPlacement | undefined, what: string, label: string): Required<ConcatPlacement> {
+/** A part's placement with its defaults, checked (integer offsets, a positive integer scale); the backward shares it. */
+export function placement(p: ConcatPlacement | undefined, what: string, label: string): Required<ConcatPlacement> {
   const out = { top: p?.top ?? 0, left: p?.left ?? 0, scale: p?.scale ?? 1 };
   if (!Number.isInteger(out.top) || !Number.isInteger(out.left)) {
     throw new InvalidInputError(`${label}: ${what} offset ${out.top},${out.left} must be integers`);

@@ -3,7 +3,7 @@ import { logicalBytes, logicalElements, placedExtent } from '../gpu/cost';
 import { type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape, paddedChannels, type Shape4 } from '../gpu/tensor';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
-import { type ConcatOptions, type ConcatPlacement } from './concat';
+import { type ConcatOptions, type ConcatPlacement, placement } from './concat';
 import { kernelShader } from './kernel-source';
 import { type CropWindow, type Pad2d, type PadMode, pad2dOutputShape, paddedToMultiple } from './pad';
 import { depthToSpace, type PixelShuffleMode, pixelShuffle, pixelShuffleOutputShape, pixelUnshuffle, spaceToDepth } from './pixel-shuffle';
@@ -198,17 +198,6 @@ export function replicatePadToMultipleBackward(
 // ---------------------------------------------------------------------------------------------------------------
 // Channel concatenation
 
-function placementOf(p: ConcatPlacement | undefined, what: string, label: string): Required<ConcatPlacement> {
-  const out = { top: p?.top ?? 0, left: p?.left ?? 0, scale: p?.scale ?? 1 };
-  if (!Number.isInteger(out.top) || !Number.isInteger(out.left)) {
-    throw new InvalidInputError(`${label}: ${what} offset ${out.top},${out.left} must be integers`);
-  }
-  if (!Number.isInteger(out.scale) || out.scale < 1) {
-    throw new InvalidInputError(`${label}: ${what} scale ${out.scale} must be a positive integer`);
-  }
-  return out;
-}
-
 /**
  * WGSL: gradient of one concatenation part [n, h, w, c] placed at (top, left) with nearest ×scale, whose channels
  * start at channel `ch_off` of gy: the sum over the part pixel's scale×scale block of output pixels (clipped to
@@ -309,8 +298,8 @@ export function concatChannelsBackward(
   options: ConcatOptions,
   label: string,
 ): { first: TensorValue; second: TensorValue } {
-  const pa = placementOf(options.first, 'first input', label);
-  const pb = placementOf(options.second, 'second input', label);
+  const pa = placement(options.first, 'first input', label);
+  const pb = placement(options.second, 'second input', label);
   const [n, ha, wa, ca] = firstShape;
   const [nb, , , cb] = secondShape;
   if (n !== nb) {
