@@ -227,6 +227,7 @@ export class Trainer {
     const lr = this.lrNow;
     const scalars = optimizerScalars(this.options.optimizer, lr, t);
     writeBuffer(this.ctx.device, this.scalars, 0, scalars);
+    this.copyState('backup');
     const { outputs } = await this.stepPlan.run([
       nchwToNhwcPadded(batch.input, this.inputShape),
       nchwToNhwcPadded(batch.target, this.outputShape),
@@ -234,16 +235,40 @@ export class Trainer {
         ? [nchwToNhwcPadded(batch.mask!, [...this.outputShape.slice(0, 3), 1] as unknown as Shape4)]
         : []),
     ]);
+    const loss = outputs[0][0];
+    if (!Number.isFinite(loss)) {
+      // The update already ran on NaN gradients: put back the state from before this step.
+      this.copyState('restore');
+      throw new TrainingDivergedError(t, loss);
+    }
     this.stepCount = t;
     for (const bn of this.training.batchNormsStepped) this.numBatchesTracked.set(bn, (this.numBatchesTracked.get(bn) ?? 0) + 1);
-    const loss = outputs[0][0];
-    if (!Number.isFinite(loss)) throw new TrainingDivergedError(t, loss);
     return {
       loss,
       lr,
       step: t,
       ...(this.options.returnOutput ? { output: nhwcPaddedToNchw(outputs[1], this.outputShape) } : {}),
     };
+  }
+
+  /**
+   * Copies everything a step changes (parameters, optimizer state, running statistics) to spare buffers before
+   * the step ('backup'), or back ('restore') when the step's loss was not finite, so the trainer and its last
+   * checkpoint stay at the last good step. Parameters are small beside activations; the copy costs little.
+   */
+  private copyState(direction: 'backup' | 'restore'): void {
+    const encoder = this.ctx.device.createCommandEncoder({ label: `training state ${direction}` });
+    const roles = ['value', ...optimizerStateRoles(this.options.optimizer)];
+    for (const [arena, arenaRoles] of [
+      [this.learning, roles],
+      [this.fixed, ['value']],
+    ] as const) {
+      for (const role of arenaRoles) {
+        if (direction === 'backup') arena.copy(encoder, role, `${role} before step`);
+        else arena.copy(encoder, `${role} before step`, role);
+      }
+    }
+    this.ctx.device.queue.submit([encoder.finish()]);
   }
 
   /**

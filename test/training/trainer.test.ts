@@ -94,20 +94,23 @@ describe('Trainer', () => {
       expect(relL2(masked.state.get(k)!.data as Float32Array, t.data as Float32Array), k).toBeLessThanOrEqual(1e-5);
   });
 
-  it('stops with TrainingDivergedError naming the step when the loss is not finite', async () => {
+  it('stops with TrainingDivergedError naming the step when the loss is not finite, keeping the last good state', async () => {
     const ctx = await getTestContext();
-    const trainer = await Trainer.create(ctx, smallDnCNN('R'), {
-      batchShape: SHAPE,
-      loss: { kind: 'mse' },
-      optimizer: { kind: 'sgd', lr: 0.01 },
-    });
+    const trainer = await Trainer.create(ctx, smallDnCNN('BR'), { batchShape: SHAPE, loss: { kind: 'mse' }, optimizer: { kind: 'adam' } });
     try {
       await trainer.step(batch());
+      const good = await trainer.stateDict();
       const bad = batch();
       bad.input[7] = Number.NaN;
       const e = await trainer.step(bad).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(TrainingDivergedError);
       expect((e as Error).message).toMatch(/step 2/);
+      expect(trainer.steps).toBe(1);
+      // Weights, Adam's moments' effect and the BatchNorm statistics are those of step 1, bit for bit.
+      for (const [k, t] of await trainer.stateDict()) expect([...t.data], k).toEqual([...good.get(k)!.data]);
+      const next = await trainer.step(batch());
+      expect(next.step).toBe(2);
+      expect(Number.isFinite(next.loss)).toBe(true);
     } finally {
       trainer.dispose();
     }
