@@ -111,6 +111,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
     : values.weights
       ? await networkFromWeights(values.weights)
       : networkFromArch(values.arch!, channels, seed);
+  if (model.scale !== 1) {
+    model.release();
+    throw new InvalidInputError(
+      `${model.architecture} is a ×${model.scale} super-resolution network: training it needs low/high-resolution pairs, which train does not read yet (the library's Trainer does)`,
+    );
+  }
   const examples = await readTrainingExamples({
     ...(pairs ? { pairs } : { clean: values.clean! }),
     ...(values.masks !== undefined ? { masks: values.masks } : {}),

@@ -1,6 +1,7 @@
 import type { TensorValue } from '../gpu/graph';
 import { pixelShuffle, pixelUnshuffle } from '../kernels/pixel-shuffle';
 import { avgPool2d, globalAvgPool2d, maxPool2d, type Pool2dOptions } from '../kernels/pool';
+import { pixelShuffleBackward } from '../kernels/layout-backward';
 import { maxPool2dBackward, maxPool2dWithIndices } from '../kernels/pool-backward';
 import { resample, type ResampleOptions } from '../kernels/resample';
 import { resampleBackward } from '../kernels/resample-backward';
@@ -92,8 +93,17 @@ export class PixelShuffle extends SpatialModule {
   constructor(readonly upscaleFactor: number) {
     super();
   }
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-    return pixelShuffle(b.graph, x, this.upscaleFactor, label);
+    const y = pixelShuffle(b.graph, x, this.upscaleFactor, label);
+    b.training?.tape.record(label, [x], [y], false, (t) => {
+      t.addGrad(x, pixelShuffleBackward(b.graph, t.gradOf(y)!, x.shape, this.upscaleFactor, `${label} backward`));
+    });
+    return y;
   }
 }
 

@@ -31,6 +31,10 @@ const conv3x3 = (cin: number, cout: number) => new Conv2d(cin, cout, 3, { paddin
 
 /** BasicSR's ResidualBlockNoBN with res_scale 1: x + conv2(ReLU(conv1(x))), both convs 3×3 with bias. */
 export class ResidualBlockNoBN extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly conv1: Conv2d;
   readonly conv2: Conv2d;
 
@@ -65,6 +69,10 @@ export class ResidualBlockNoBN extends Module {
  * and the bilinear base is added in conv_last's epilogue.
  */
 export class MSRResNet extends Module implements Network {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly architecture = 'MSRResNet';
   readonly conv_first: Conv2d;
   readonly body: Sequential;

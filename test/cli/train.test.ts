@@ -132,6 +132,10 @@ describe('webgpu-restore train', () => {
       /-o OUT.pth is required/,
       2,
     );
+    expectCleanFailure(
+      await cli('train', '-w', FIXTURE('msrresnet/tiny_x2.pth'), ...DETERMINISTIC, '--steps', '1', '-o', out),
+      /MSRResNet is a ×2 super-resolution network: training it needs low\/high-resolution pairs/,
+    );
     const masks = join(tmp.path, 'masks');
     mkdirSync(masks);
     writePng(join(masks, 'a.png'), { width: 16, height: 16, channels: 1, bitDepth: 8, data: new Uint8Array(256) });

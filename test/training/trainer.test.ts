@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TrainingDivergedError } from '../../src/errors';
 import { DnCNN } from '../../src/models/dncnn';
-import { MSRResNet } from '../../src/models/msrresnet';
+import { RRDBNet } from '../../src/models/rrdbnet';
 import { initializeParameters } from '../../src/training/init';
 import { Trainer } from '../../src/training/trainer';
 import { getTestContext } from '../helpers/gpu';
@@ -126,11 +126,11 @@ describe('Trainer', () => {
 
   it('refuses networks whose layers have no backward pass, naming the layer', async () => {
     const ctx = await getTestContext();
-    const model = new MSRResNet({ inChannels: 1, outChannels: 1, features: 8, blocks: 1, scale: 2 });
+    const model = new RRDBNet({ inChannels: 1, outChannels: 1, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 4 });
     initializeParameters(model, 1);
     await expect(
       Trainer.create(ctx, model, { batchShape: [1, 1, 8, 8], loss: { kind: 'mse' }, optimizer: { kind: 'adam' } }),
-    ).rejects.toThrow(/MSRResNet cannot be trained yet: MSRResNet, ResidualBlockNoBN have no backward pass/);
+    ).rejects.toThrow(/RRDBNet cannot be trained yet: RRDBNet, .*ResidualDenseBlock.* have no backward pass/);
   });
 
   it('refuses a batch with the wrong channel count and bad options', async () => {
