@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph, type TensorValue } from '../../src/gpu/graph';
-import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels } from '../../src/gpu/tensor';
 import { concatChannels, type ConcatOptions } from '../../src/kernels/concat';
 import {
   addIntoChannels,
@@ -21,6 +19,7 @@ import {
 } from '../../src/kernels/layout-backward';
 import { type Pad2d, pad2d, type PadMode } from '../../src/kernels/pad';
 import { getTestContext } from '../helpers/gpu';
+import { runGraph as run } from '../helpers/run-graph';
 import { randomArray, relL2 } from '../helpers/random';
 import {
   depthToSpaceRef,
@@ -168,36 +167,6 @@ function channelWindowRef(src: ArrayLike<number>, srcShape: NCHW, channels: numb
 }
 
 // ----- GPU runner -----
-
-async function run(inputs: { shape: NCHW; data: ArrayLike<number> }[], build: (g: Graph, xs: TensorValue[]) => TensorValue[], runs = 1) {
-  const ctx = await getTestContext();
-  const g = new Graph();
-  const xs = inputs.map((t, i) => g.input(toNHWC(t.shape), `in${i}`));
-  const outs = build(g, xs);
-  outs.forEach((t) => g.output(t));
-  const plan = await Plan.compile(ctx, g);
-  const results: { outputs: Float32Array[]; raw: Float32Array[] }[] = [];
-  try {
-    for (let r = 0; r < runs; r++) {
-      plan.poison();
-      const { outputs } = await plan.run(inputs.map((t) => nchwToNhwcPadded(t.data, toNHWC(t.shape))));
-      results.push({
-        raw: outputs,
-        outputs: outputs.map((out, i) => {
-          const c = outs[i].shape[3];
-          const cp = paddedChannels(c);
-          out.forEach((v, k) => {
-            if (k % cp >= c && v !== 0) throw new Error(`output ${i}: padded channel ${k % cp} holds ${v}`);
-          });
-          return nhwcPaddedToNchw(out, outs[i].shape);
-        }),
-      });
-    }
-  } finally {
-    plan.dispose();
-  }
-  return results;
-}
 
 async function runOne(gyShape: NCHW, gy: ArrayLike<number>, build: (g: Graph, t: TensorValue) => TensorValue): Promise<Float32Array> {
   const [{ outputs }] = await run([{ shape: gyShape, data: gy }], (g, [t]) => [build(g, t)]);

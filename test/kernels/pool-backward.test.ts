@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph, type TensorValue } from '../../src/gpu/graph';
-import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels, type Shape4 } from '../../src/gpu/tensor';
+import { type Shape4 } from '../../src/gpu/tensor';
 import { maxPool2d, type Pool2dOptions } from '../../src/kernels/pool';
 import { avgPool2dBackward, globalAvgPool2dBackward, maxPool2dBackward, maxPool2dWithIndices } from '../../src/kernels/pool-backward';
 import { readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
+import { runGraph as run } from '../helpers/run-graph';
 import { randomArray, relL2, seededRandom } from '../helpers/random';
 import { avgPool2dRef, globalAvgPoolRef, maxPool2dRef, type NCHW, toNHWC } from '../helpers/reference-spatial';
 
@@ -116,44 +116,6 @@ function avgPoolBackwardRef(gy: ArrayLike<number>, inShape: NCHW, g: Geometry, i
 function globalAvgPoolBackwardRef(gy: ArrayLike<number>, inShape: NCHW): Float64Array {
   const plane = inShape[2] * inShape[3];
   return Float64Array.from({ length: size(inShape) }, (_, i) => gy[Math.floor(i / plane)] / plane);
-}
-
-interface Run {
-  /** NCHW, padded channels checked to be exactly 0. */
-  outputs: Float32Array[];
-  /** The raw NHWC-padded outputs, for bitwise comparisons. */
-  raw: Float32Array[];
-}
-
-/** Compiles the graph `build` makes from inputs of the given NCHW shapes, poisons it, runs it (twice if asked). */
-async function run(inputs: { shape: NCHW; data: ArrayLike<number> }[], build: (g: Graph, xs: TensorValue[]) => TensorValue[], runs = 1) {
-  const ctx = await getTestContext();
-  const g = new Graph();
-  const xs = inputs.map((t, i) => g.input(toNHWC(t.shape), `in${i}`));
-  const outs = build(g, xs);
-  outs.forEach((t) => g.output(t));
-  const plan = await Plan.compile(ctx, g);
-  const results: Run[] = [];
-  try {
-    for (let r = 0; r < runs; r++) {
-      plan.poison();
-      const { outputs } = await plan.run(inputs.map((t) => nchwToNhwcPadded(t.data, toNHWC(t.shape))));
-      results.push({
-        raw: outputs,
-        outputs: outputs.map((o, i) => {
-          const c = outs[i].shape[3];
-          const cp = paddedChannels(c);
-          o.forEach((v, k) => {
-            if (k % cp >= c && v !== 0) throw new Error(`output ${i}: padded channel ${k % cp} holds ${v}`);
-          });
-          return nhwcPaddedToNchw(o, outs[i].shape);
-        }),
-      });
-    }
-  } finally {
-    plan.dispose();
-  }
-  return results;
 }
 
 interface Case {

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors';
 import { Graph, type TensorValue } from '../../src/gpu/graph';
-import { Plan } from '../../src/gpu/plan';
-import { nchwToNhwcPadded, nhwcPaddedToNchw, paddedChannels } from '../../src/gpu/tensor';
 import { resample, type ResampleOptions } from '../../src/kernels/resample';
 import { resampleBackward, upsampleBilinearBackward, upsampleNearestBackward } from '../../src/kernels/resample-backward';
 import { readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
+import { runGraph as run } from '../helpers/run-graph';
 import { randomArray, relL2 } from '../helpers/random';
 import { loadSpatialFixture, type NCHW, toNHWC } from '../helpers/reference-spatial';
 
@@ -101,36 +100,6 @@ function resampleBackwardRef(gy: ArrayLike<number>, shape: NCHW, o: ResampleOpti
   const dx = new Float64Array(size(shape));
   forEachTerm(shape, o, (out, inp, wt) => (dx[inp] += wt * gy[out]));
   return dx;
-}
-
-async function run(inputs: { shape: NCHW; data: ArrayLike<number> }[], build: (g: Graph, xs: TensorValue[]) => TensorValue[], runs = 1) {
-  const ctx = await getTestContext();
-  const g = new Graph();
-  const xs = inputs.map((t, i) => g.input(toNHWC(t.shape), `in${i}`));
-  const outs = build(g, xs);
-  outs.forEach((t) => g.output(t));
-  const plan = await Plan.compile(ctx, g);
-  const results: { outputs: Float32Array[]; raw: Float32Array[] }[] = [];
-  try {
-    for (let r = 0; r < runs; r++) {
-      plan.poison();
-      const { outputs } = await plan.run(inputs.map((t) => nchwToNhwcPadded(t.data, toNHWC(t.shape))));
-      results.push({
-        raw: outputs,
-        outputs: outputs.map((out, i) => {
-          const c = outs[i].shape[3];
-          const cp = paddedChannels(c);
-          out.forEach((v, k) => {
-            if (k % cp >= c && v !== 0) throw new Error(`output ${i}: padded channel ${k % cp} holds ${v}`);
-          });
-          return nhwcPaddedToNchw(out, outs[i].shape);
-        }),
-      });
-    }
-  } finally {
-    plan.dispose();
-  }
-  return results;
 }
 
 interface Case {
