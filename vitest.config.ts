@@ -6,7 +6,7 @@ import { CHROMIUM_ARGS } from './test/browser/chromium-args';
  * - `node`: every test under test/ in Node, the GPU through Dawn (lavapipe). GPU tests run in child processes
  *   (dawn.node is a native addon; threads would share one instance badly) and one file at a time: lavapipe
  *   already uses every core, and parallel files only slow each other down.
- * - `chromium`: the kernel tests (test/kernels) and the network parity tests again, unchanged, inside headless
+ * - `chromium`: the kernel tests (test/kernels), the network parity tests and the training parity tests again, unchanged, inside headless
  *   Chromium through vitest's
  *   browser mode, the GPU through navigator.gpu (WebGPU on SwiftShader). It runs after the node project, for the
  *   same reason. Its servers listen on 127.0.0.1 only.
@@ -26,6 +26,10 @@ const BROWSER_MODEL_TESTS = [
   'test/models/scunet.test.ts',
   'test/models/unet.test.ts',
   'test/models/resnet34-unet.test.ts',
+  // Whole training steps against PyTorch (the gradient kernels' own tests are in test/kernels).
+  'test/training/dncnn-parity.test.ts',
+  'test/training/unet-parity.test.ts',
+  'test/training/msrresnet-parity.test.ts',
 ];
 
 const shared = {
