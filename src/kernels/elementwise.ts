@@ -41,30 +41,3 @@ export function binary(graph: Graph, op: BinaryOp, a: TensorValue, b: TensorValu
   });
   return y;
 }
-
-export function scaleWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
-  return `struct Params { count: u32, factor: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-${io.declare('a', 1, 'read')}
-${io.declare('y', 2, 'read_write')}
-
-${linearEntry(WORKGROUP)}
-  ${io.store('y', 'i', `${io.load('a', 'i')} * p.factor`)}
-}`;
-}
-
-/** `y = a · factor` (a gradient passed back through a subtraction or a scaled residual). Padded channels stay 0. */
-export function scale(graph: Graph, a: TensorValue, factor: number, label: string): TensorValue {
-  if (!Number.isFinite(factor)) throw new InvalidInputError(`${label}: scale factor ${factor} is not finite`);
-  const y = graph.tensor(a.shape, label);
-  const count = tensorElements(a.shape) / 4;
-  graph.add({
-    label,
-    kernel: kernelShader('scale', { family: 'scale' }, (io) => scaleWgsl(io)),
-    uniforms: { count, factor },
-    bindings: { a, y },
-    workgroups: Math.ceil(count / WORKGROUP),
-    cost: { flops: logicalElements(a.shape), bytes: 2 * logicalBytes(a.shape) },
-  });
-  return y;
-}

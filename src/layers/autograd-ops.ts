@@ -1,7 +1,8 @@
 import type { TensorValue } from '../gpu/graph';
 import { type ConcatOptions, concatChannels } from '../kernels/concat';
-import { binary, scale } from '../kernels/elementwise';
+import { binary } from '../kernels/elementwise';
 import { concatChannelsBackward } from '../kernels/layout-backward';
+import { affine } from '../kernels/pointwise';
 import type { ForwardBuilder } from './forward-builder';
 
 /*
@@ -15,7 +16,7 @@ export function subtract(b: ForwardBuilder, a: TensorValue, c: TensorValue, labe
   b.training?.tape.record(label, [a, c], [y], false, (ctx) => {
     const g = ctx.gradOf(y)!;
     ctx.addGrad(a, g);
-    if (ctx.needsGrad(c)) ctx.addGrad(c, scale(b.graph, g, -1, `${label} backward`));
+    if (ctx.needsGrad(c)) ctx.addGrad(c, affine(b.graph, g, -1, 0, `${label} backward`));
   });
   return y;
 }
