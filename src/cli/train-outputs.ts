@@ -7,8 +7,7 @@
  * and the progress line it prints.
  */
 import { InvalidInputError } from '../errors';
-import { readSafetensors } from '../weights/safetensors';
-import { writeSafetensors } from '../weights/safetensors';
+import { readSafetensors, writeSafetensors } from '../weights/safetensors';
 import { trainedStateToPth } from '../training/checkpoint';
 import type { FitProgress } from '../training/fit';
 import type { OptimizerState, TrainedTensor, Trainer } from '../training/trainer';

@@ -92,7 +92,7 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   let sinceBest = 0;
   let stoppedEarly = false;
   try {
-    for (let s = trainer.steps + 1; s <= totalSteps; s++) {
+    for (let s = first + 1; s <= totalSteps; s++) {
       if (options.signal?.aborted) throw new AbortedError('training', { cause: options.signal.reason });
       last = await trainer.step(batches.next());
       const epoch = Math.ceil(s / perEpoch);

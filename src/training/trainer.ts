@@ -135,7 +135,7 @@ export class Trainer {
     const stays = named.filter(([name, p]) => buffers.has(p) || frozen(name));
     if (learns.length === 0) throw new InvalidInputError(`${model.architecture}: every parameter is frozen, nothing would learn`);
     const learning = new ParameterArena(ctx, arenaEntries(learns), `${model.architecture} parameters`);
-    const fixed = new ParameterArena(ctx, arenaEntries(stays.length > 0 ? stays : []), `${model.architecture} buffers`);
+    const fixed = new ParameterArena(ctx, arenaEntries(stays), `${model.architecture} buffers`);
     const scalars = ctx.createBuffer({ size: 256, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST }, 'optimizer step scalars');
     try {
       for (const [name, p] of named) (learning.has(p) ? learning : fixed).write(p, 'value', requireValues(p, name));
