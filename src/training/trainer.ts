@@ -1,5 +1,5 @@
 import { DisposedError, GPUOperationError, InvalidInputError, LimitExceededError, TrainingDivergedError } from '../errors';
-import { checkArgs, checkOptionFields, FUNCTION, instanceOf, NUMBERS, OBJECT, oneOf, optional, rule, BOOLEAN } from '../check-args';
+import { BOOLEAN, checkArgs, checkOptionFields, FUNCTION, instanceOf, NUMBERS, OBJECT, oneOf, POSITIVE_NUMBER, rule } from '../check-args';
 import { GPUContext } from '../gpu/context';
 import { writeBuffer } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
@@ -117,9 +117,6 @@ export class Trainer {
       throw new InvalidInputError(`${model.architecture} takes ${model.inChannels} channel(s), the batch has ${c}`);
     checkOptimizerConfig(options.optimizer);
     checkLossConfig(options.loss);
-    if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0 && Number.isFinite(options.clipGradNorm))) {
-      throw new InvalidInputError(`clipGradNorm must be a positive number, got ${options.clipGradNorm}`);
-    }
     const untrainable = untrainableKinds(model);
     if (untrainable.length > 0) {
       throw new InvalidInputError(
@@ -387,7 +384,7 @@ const TRAINER_OPTION_FIELDS = {
   batchShape: BATCH_SHAPE,
   loss: OBJECT,
   optimizer: OBJECT,
-  clipGradNorm: optional(rule('a positive number', (v) => typeof v === 'number' && v > 0 && Number.isFinite(v))),
+  clipGradNorm: POSITIVE_NUMBER,
   batchNorm: oneOf(['train', 'frozen']),
   frozen: FUNCTION,
   returnOutput: BOOLEAN,
