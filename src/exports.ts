@@ -74,6 +74,7 @@ export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type
 export type { FitOptions, FitProgress, FitResult } from './training/fit';
 export type { LossConfig } from './training/loss-config';
 export type { OptimizerConfig } from './training/optimizer-config';
+export type { ParameterGroup } from './training/parameter-groups';
 export type { BatchNormMode } from './layers/training-graph';
 export { CosineAnnealingLR, MultiStepLR, ReduceLROnPlateau, StepLR, type LrSchedule } from './training/schedules';
 export type { TrainingExample, TrainingSet } from './training/data/training-set';

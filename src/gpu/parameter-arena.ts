@@ -86,6 +86,23 @@ export class ParameterArena {
     return { buffer: this.buffer(role), offset: offset * 4, size: Math.ceil(numel / 4) * 16 };
   }
 
+  /**
+   * The bytes of `role` spanned by `keys`, which must be consecutive entries of the arena (a parameter group):
+   * one dispatch over them leaves the rest of the arena alone.
+   */
+  span(keys: readonly object[], role: string): { range: BufferRange; elements: number } {
+    if (keys.length === 0) throw new InvalidInputError(`${this.label}: an empty span`);
+    const alignElements = ARENA_ALIGN_BYTES / 4;
+    const start = this.entry(keys[0]).offset;
+    let end = start;
+    for (const key of keys) {
+      const { offset, numel, label } = this.entry(key);
+      if (offset !== end) throw new InvalidInputError(`${this.label}: '${label}' does not follow the entry before it in the span`);
+      end = offset + Math.ceil(numel / alignElements) * alignElements;
+    }
+    return { range: { buffer: this.buffer(role), offset: start * 4, size: (end - start) * 4 }, elements: end - start };
+  }
+
   /** Uploads one entry's values (rounded to f32) into the buffer of `role`. */
   write(key: object, role: string, data: ArrayLike<number>): void {
     const { offset, numel, label } = this.entry(key);

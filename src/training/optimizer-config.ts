@@ -42,22 +42,32 @@ export function optimizerStateRoles(o: OptimizerConfig): string[] {
   return ['exp_avg', 'exp_avg_sq'];
 }
 
-/** One update dispatch over the whole arena (its gaps hold zeros and stay zero). */
-export function addOptimizerUpdate(graph: Graph, o: OptimizerConfig, arena: ParameterArena, scalars: BufferRange): void {
-  const param = arena.whole('value');
-  const grad = arena.whole('grad');
-  const label = `${o.kind} update (${arena.label})`;
+/**
+ * One update dispatch over the whole arena (its gaps hold zeros and stay zero), or over the consecutive entries
+ * of one parameter group (`span`), whose options (learning rate in `scalars`, weight decay in `o`) are its own.
+ */
+export function addOptimizerUpdate(
+  graph: Graph,
+  o: OptimizerConfig,
+  arena: ParameterArena,
+  scalars: BufferRange,
+  span?: { keys: readonly object[]; label: string },
+): void {
+  const whole = (role: string) => (span ? arena.span(span.keys, role) : { range: arena.whole(role), elements: arena.elements });
+  const param = whole('value');
+  const grad = whole('grad').range;
+  const label = `${o.kind} update (${span ? span.label : arena.label})`;
   if (o.kind === 'sgd') {
-    const momentumBuffer = (o.momentum ?? 0) > 0 ? { momentumBuffer: arena.whole('momentum_buffer') } : {};
-    sgdUpdate(graph, { param, grad, scalars, ...momentumBuffer }, o, arena.elements, label);
+    const momentumBuffer = (o.momentum ?? 0) > 0 ? { momentumBuffer: whole('momentum_buffer').range } : {};
+    sgdUpdate(graph, { param: param.range, grad, scalars, ...momentumBuffer }, o, param.elements, label);
     return;
   }
   adamUpdate(
     graph,
-    { param, grad, expAvg: arena.whole('exp_avg'), expAvgSq: arena.whole('exp_avg_sq'), scalars },
+    { param: param.range, grad, expAvg: whole('exp_avg').range, expAvgSq: whole('exp_avg_sq').range, scalars },
     o,
     o.kind === 'adamw',
-    arena.elements,
+    param.elements,
     label,
   );
 }

@@ -23,6 +23,7 @@ import type { Network } from '../models/network';
 import type { TrainingSet } from './data/training-set';
 import { type FitOptions, type FitResult, fitTrainer } from './fit';
 import { addLoss, checkLossConfig, type LossConfig, lossNeedsMask } from './loss-config';
+import { DEFAULT_LR, groupLearningRate, type ParameterGroup, type ResolvedGroup, resolveParameterGroups } from './parameter-groups';
 import {
   addGradientClipping,
   addOptimizerUpdate,
@@ -45,6 +46,8 @@ export interface TrainerOptions {
   frozen?: (name: string) => boolean;
   /** Also read the network output back after each step (for tests and previews). */
   returnOutput?: boolean;
+  /** torch.optim's param_groups: parameters with their own learning rate or weight decay (parameter-groups.ts). */
+  parameterGroups?: readonly ParameterGroup[];
 }
 
 /** What `--resume` needs beyond the weights (kept in a sidecar: PyTorch's safe loader refuses floats). */
@@ -94,8 +97,9 @@ export class Trainer {
     private readonly training: TrainingGraph,
     private readonly inputShape: Shape4,
     private readonly outputShape: Shape4,
+    private readonly groups: readonly ResolvedGroup[],
   ) {
-    this.lrNow = options.optimizer.lr ?? 1e-3;
+    this.lrNow = options.optimizer.lr ?? DEFAULT_LR;
   }
 
   static async create(ctx: GPUContext, model: Network, options: TrainerOptions): Promise<Trainer> {
@@ -131,9 +135,15 @@ export class Trainer {
     const learns = named.filter(([name, p]) => !buffers.has(p) && !frozen(name));
     const stays = named.filter(([name, p]) => buffers.has(p) || frozen(name));
     if (learns.length === 0) throw new InvalidInputError(`${model.architecture}: every parameter is frozen, nothing would learn`);
-    const learning = new ParameterArena(ctx, arenaEntries(learns), `${model.architecture} parameters`);
+    const groups = resolveParameterGroups(learns, options.parameterGroups ?? [], options.optimizer);
+    groups.forEach((g) => checkOptimizerConfig(g.optimizer));
+    // Each group's parameters sit back to back, so one dispatch updates a group with its own options.
+    const learning = new ParameterArena(ctx, arenaEntries(groups.flatMap((g) => g.params)), `${model.architecture} parameters`);
     const fixed = new ParameterArena(ctx, arenaEntries(stays), `${model.architecture} buffers`);
-    const scalars = ctx.createBuffer({ size: 256, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST }, 'optimizer step scalars');
+    const scalars = ctx.createBuffer(
+      { size: SCALARS_SLOT * groups.length, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST },
+      'optimizer step scalars',
+    );
     try {
       for (const [name, p] of named) (learning.has(p) ? learning : fixed).write(p, 'value', requireValues(p, name));
       const graph = new Graph();
@@ -148,11 +158,15 @@ export class Trainer {
       const { loss, grad } = addLoss(graph, options.loss, prediction, target, mask);
       tape.backward([[prediction, grad]]);
       if (options.clipGradNorm !== undefined) addGradientClipping(graph, learning, options.clipGradNorm);
-      addOptimizerUpdate(graph, options.optimizer, learning, { buffer: scalars, offset: 0, size: 256 });
+      groups.forEach((g, i) => {
+        const slot = { buffer: scalars, offset: i * SCALARS_SLOT, size: SCALARS_SLOT };
+        if (groups.length === 1) addOptimizerUpdate(graph, g.optimizer, learning, slot);
+        else addOptimizerUpdate(graph, g.optimizer, learning, slot, { keys: g.params.map(([, p]) => p), label: g.label });
+      });
       graph.output(loss);
       if (options.returnOutput) graph.output(prediction);
       const plan = await compileWithAdvice(ctx, graph, options.batchShape);
-      return new Trainer(ctx, model, options, plan, learning, fixed, scalars, training, inputShape, prediction.shape);
+      return new Trainer(ctx, model, options, plan, learning, fixed, scalars, training, inputShape, prediction.shape, groups);
     } catch (e) {
       learning.dispose();
       fixed.dispose();
@@ -222,8 +236,10 @@ export class Trainer {
     if (this.disposed) throw new DisposedError('trainer');
     const t = this.stepCount + 1;
     const lr = this.lrNow;
-    const scalars = optimizerScalars(this.options.optimizer, lr, t);
-    writeBuffer(this.ctx.device, this.scalars, 0, scalars);
+    this.groups.forEach((g, i) => {
+      const groupLr = groupLearningRate(g.optimizer, this.options.optimizer, lr);
+      writeBuffer(this.ctx.device, this.scalars, i * SCALARS_SLOT, optimizerScalars(g.optimizer, groupLr, t));
+    });
     this.copyState('backup');
     const { outputs } = await this.stepPlan.run([
       nchwToNhwcPadded(batch.input, this.inputShape),
@@ -388,7 +404,11 @@ const TRAINER_OPTION_FIELDS = {
   batchNorm: oneOf(['train', 'frozen']),
   frozen: FUNCTION,
   returnOutput: BOOLEAN,
+  parameterGroups: rule('an array of { params, lr?, weightDecay? }', (v) => Array.isArray(v)),
 };
+
+/** Bytes between the optimizer scalars of two parameter groups (a storage binding offset must be 256-aligned). */
+const SCALARS_SLOT = 256;
 
 /**
  * Compiles the step's plan; a batch the device cannot hold (a tensor past maxBufferSize, or out of memory) fails

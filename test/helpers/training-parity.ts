@@ -4,6 +4,7 @@ import { namedParameters } from '../../src/layers/module';
 import type { Network } from '../../src/models/network';
 import type { LossConfig } from '../../src/training/loss-config';
 import type { OptimizerConfig } from '../../src/training/optimizer-config';
+import type { ParameterGroup } from '../../src/training/parameter-groups';
 import { Trainer } from '../../src/training/trainer';
 import { readFixtureF32, readFixtureJson } from './fixture-loader';
 import { relL2 } from './random';
@@ -39,6 +40,8 @@ export interface TrainingFixture<Config = unknown> {
   grads_step1: Record<string, TensorData>;
   output_step1: TensorData;
   after: Record<string, Record<string, TensorData>>;
+  /** torch.optim param groups by parameter name, when the optimizer had several (the rest form the last group). */
+  param_groups?: { params: string[]; lr?: number; weight_decay?: number }[];
 }
 
 type Raw = TensorData | { shape: number[]; offset: number };
@@ -81,6 +84,14 @@ export function optimizerOf(o: TrainingFixture['optimizer']): OptimizerConfig {
   };
 }
 
+function parameterGroupOf(g: NonNullable<TrainingFixture['param_groups']>[number]): ParameterGroup {
+  return {
+    params: (name) => g.params.includes(name),
+    ...(g.lr !== undefined ? { lr: g.lr } : {}),
+    ...(g.weight_decay !== undefined ? { weightDecay: g.weight_decay } : {}),
+  };
+}
+
 const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((t, v) => t + v * v, 0));
 
 /**
@@ -107,6 +118,7 @@ export async function checkTrainingParity(
     loss: { kind: fx.loss } as LossConfig,
     optimizer: optimizerOf(fx.optimizer),
     returnOutput: true,
+    ...(fx.param_groups ? { parameterGroups: fx.param_groups.map(parameterGroupOf) } : {}),
   });
   try {
     const batch = { input: fx.input.data, target: fx.target.data };

@@ -8,7 +8,7 @@ import { checkTrainingParity, readTrainingFixture } from '../helpers/training-pa
  * against PyTorch 1.13 (tools/torch/make_training_fixtures.py): the loss of every step, the output and every
  * gradient of the first step, and the state_dict (weights, running statistics, num_batches_tracked) after 1, 5
  * and 20 updates of SGD (momentum, Nesterov), Adam and AdamW, all on the same batch; losses MSE, L1, Charbonnier
- * and 1 − SSIM.
+ * and 1 − SSIM; and two runs with torch.optim parameter groups.
  */
 
 interface DnCNNFixtureConfig {
@@ -25,6 +25,9 @@ const FILES = [
   'dncnn-br-l1-adam',
   'dncnn-r-charbonnier-adam',
   'dncnn-r-ssim-adam',
+  // Parameter groups: the head learns 10× slower without weight decay, BatchNorm γ/β without weight decay.
+  'dncnn-br-mse-adamw-groups',
+  'dncnn-r-mse-sgd-groups',
 ];
 
 describe('DnCNN training steps equal PyTorch 1.13', () => {

@@ -126,12 +126,44 @@ OPTIMIZERS = {
     "sgd-nesterov": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, foreach=False),
     "adam": lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False),
     "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2, foreach=False),
+    "adamw-groups": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2, foreach=False),
+    "sgd-groups": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=False),
 }
+
+
+def param_groups(model, optimizer_kind):
+    """The model's parameters as torch.optim param groups (GROUPS, then the rest), and their JSON description."""
+    named = list(model.named_parameters())
+    bn = {f"{m}.{p}" for m, mod in model.named_modules() if isinstance(mod, nn.BatchNorm2d) for p, _ in mod.named_parameters()}
+    lr = 1e-3 if optimizer_kind.startswith("adam") else 0.01
+    groups, described, taken = [], [], set()
+    for g in GROUPS:
+        names = [n for n, _ in named if g["names"](n, bn) and n not in taken]
+        if not names:
+            continue
+        taken.update(names)
+        options = {"lr": lr * g.get("lr_scale", 1.0)} if "lr_scale" in g else {}
+        if "weight_decay" in g:
+            options["weight_decay"] = g["weight_decay"]
+        groups.append(dict(params=[p for n, p in named if n in names], **options))
+        described.append(dict(params=names, **options))
+    groups.append({"params": [p for n, p in named if n not in taken]})
+    return groups, described
 
 CASES = [(act, "mse", opt) for act in ("R", "BR") for opt in ("sgd", "sgd-nesterov", "adam", "adamw")] + [
     ("BR", "l1", "adam"),
     ("R", "charbonnier", "adam"),
     ("R", "ssim", "adam"),
+    ("BR", "mse", "adamw-groups"),
+    ("R", "mse", "sgd-groups"),
+]
+
+# Parameter groups (torch.optim's list of dicts): the first convolution learns 10x slower without weight decay,
+# the BatchNorm affine parameters have no weight decay, every other parameter uses the optimizer's defaults.
+# The groups are listed by state_dict name in the JSON ("param_groups") so the test can rebuild them.
+GROUPS = [
+    {"names": lambda n, bn: n.startswith("model.0."), "lr_scale": 0.1, "weight_decay": 0.0},
+    {"names": lambda n, bn: n in bn, "weight_decay": 0.0},
 ]
 
 
@@ -172,12 +204,14 @@ def run_case(act, loss_name, opt_kind, batch, initial_state):
     model.train()
     x, target = batch
     loss_fn = LOSSES[loss_name]
-    optimizer = OPTIMIZERS[opt_kind](model.parameters())
+    grouped = opt_kind.endswith("-groups")
+    groups, described = param_groups(model, opt_kind) if grouped else (None, None)
+    optimizer = OPTIMIZERS[opt_kind](groups if grouped else model.parameters())
     record = {
         "torch": torch.__version__,
         "config": dict(CONFIG, act_mode=act),
         "loss": loss_name,
-        "optimizer": optimizer_settings(opt_kind, optimizer),
+        "optimizer": optimizer_settings(opt_kind.removesuffix("-groups"), optimizer),
         "input": encode(x),
         "target": encode(target),
         "initial": encode_state(model),
@@ -186,6 +220,8 @@ def run_case(act, loss_name, opt_kind, batch, initial_state):
         "output_step1": None,
         "after": {},
     }
+    if grouped:
+        record["param_groups"] = described
     for step in range(1, STEPS + 1):
         optimizer.zero_grad()
         out = model(x)
