@@ -72,7 +72,7 @@ export {
 // Training on the GPU (src/training): a trainer per model and batch shape, its data pipeline, schedules and writers.
 export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type TrainerOptions } from './training/trainer';
 export type { FitOptions, FitProgress, FitResult } from './training/fit';
-export type { LossConfig } from './training/loss-config';
+export type { LossConfig, LossTerm } from './training/loss-config';
 export type { OptimizerConfig } from './training/optimizer-config';
 export type { ParameterGroup } from './training/parameter-groups';
 export type { BatchNormMode } from './layers/training-graph';

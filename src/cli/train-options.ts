@@ -6,7 +6,7 @@ import { InvalidInputError } from '../errors';
 import type { NoiseModel } from '../training/data/noise-model';
 import { parseNoiseModel } from '../training/data/noise-model';
 import type { SplitFractions } from '../training/data/split';
-import { LOSS_KINDS, type LossConfig } from '../training/loss-config';
+import { LOSS_KINDS, type LossConfig, type LossTerm } from '../training/loss-config';
 import { OPTIMIZER_KINDS, type OptimizerConfig } from '../training/optimizer-config';
 import { CosineAnnealingLR, type LrSchedule, MultiStepLR, ReduceLROnPlateau, StepLR } from '../training/schedules';
 import { integerInRange, oneOf, positiveNumber } from './args';
@@ -57,17 +57,38 @@ function nonNegative(option: string, value: string): number {
   return n;
 }
 
-/** `--loss` (default mse; masked-mse, the default with --masks, weighs defect regions by --lambda). */
+/**
+ * `--loss` (default mse; masked-mse, the default with --masks, weighs defect regions by --lambda): one loss, or a
+ * weighted sum written `l1+0.1*sobel+0.05*laplacian:mse+1e-4*tv+0.5*ssim` (weight, `*`, name, `:` criterion or
+ * variant where the loss has one).
+ */
 export function lossFrom(values: Values): LossConfig {
   const masks = values.masks !== undefined;
-  const kind = oneOf(C, '--loss', values.loss ?? (masks ? 'masked-mse' : 'mse'), [...LOSS_KINDS]);
-  if ((kind === 'masked-mse') !== masks) throw new UsageError('--loss masked-mse and --masks DIR go together', C);
-  if (kind !== 'masked-mse') {
-    if (values.lambda !== undefined) throw new UsageError('--lambda weighs the defects of --masks; give --masks DIR too', C);
-    return { kind };
+  const text = values.loss ?? (masks ? 'masked-mse' : 'mse');
+  const terms = text.split('+').map((part) => lossTermFrom(part.trim(), values));
+  if (terms.some((t) => t.kind === 'masked-mse') !== masks) throw new UsageError('--loss masked-mse and --masks DIR go together', C);
+  if (!masks && values.lambda !== undefined) throw new UsageError('--lambda weighs the defects of --masks; give --masks DIR too', C);
+  if (terms.every((t) => t.kind === 'tv')) throw new UsageError('--loss tv is a regulariser: add it to a data term, e.g. l1+1e-4*tv', C);
+  return terms.length === 1 ? terms[0] : { kind: 'sum', terms };
+}
+
+const CRITERIA = { sobel: ['l1', 'mse'], laplacian: ['l1', 'mse'], tv: ['anisotropic-l1', 'squared'] } as const;
+
+function lossTermFrom(part: string, values: Values): LossTerm {
+  const m = /^(?:([^*]+)\*)?([a-z0-9-]+)(?::([a-z0-9-]+))?$/.exec(part);
+  if (!m) throw new UsageError(`--loss: cannot read '${part}' (expected NAME, WEIGHT*NAME or WEIGHT*NAME:CRITERION)`, C);
+  const [, weightText, name, option] = m;
+  const kind = oneOf(C, '--loss', name, [...LOSS_KINDS]);
+  const weight = weightText !== undefined ? { weight: nonNegative('--loss weight', weightText) } : {};
+  if (option !== undefined) {
+    if (!(kind in CRITERIA)) throw new UsageError(`--loss: ${kind} takes no ':${option}'`, C);
+    const choice = oneOf(C, `--loss ${kind}:`, option, [...CRITERIA[kind as keyof typeof CRITERIA]]);
+    if (kind === 'tv') return { kind, variant: choice as 'anisotropic-l1' | 'squared', ...weight };
+    return { kind: kind as 'sobel' | 'laplacian', criterion: choice as 'l1' | 'mse', ...weight };
   }
+  if (kind !== 'masked-mse') return { kind, ...weight };
   if (values.lambda === undefined) throw new UsageError('--masks needs --lambda L, the weight of the defect regions', C);
-  return { kind, lambda: nonNegative('--lambda', values.lambda) };
+  return { kind, lambda: nonNegative('--lambda', values.lambda), ...weight };
 }
 
 /** torch.optim defaults: Adam/AdamW lr 1e-3, AdamW weight decay 1e-2; SGD has no default lr, so it needs --lr. */

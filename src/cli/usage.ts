@@ -102,7 +102,10 @@ data:
       --seed <n>           seed of initialisation, split, crops, augmentation and noise (default 0)
 training:
       --loss <name>        mse (default), l1, charbonnier (mean over pixels, as PyTorch), masked-mse, or ssim
-                           (1 − SSIM, Gaussian 11×11, σ 1.5, data range 1; patches of at least 11 px)
+                           (1 − SSIM, Gaussian 11×11, σ 1.5, data range 1; patches of at least 11 px); or a
+                           weighted sum such as l1+0.1*sobel+0.05*laplacian:mse+1e-4*tv+0.5*ssim with sobel
+                           and laplacian (second order; :l1 default or :mse) edge losses and tv (total
+                           variation of the output, :anisotropic-l1 default or :squared)
       --optimizer <name>   adam (default), adamw or sgd (PyTorch 1.13's update order)
       --lr <x>             learning rate (default 1e-3 for adam/adamw; required for sgd)
       --weight-decay <x>   default 0 (adam, sgd) or 1e-2 (adamw)
@@ -121,12 +124,15 @@ output:
 With --patch equal to the image size, --batch equal to the number of images, --split 100,0,0 and
 --augment none, every step sees exactly the given images.`,
 
-  compare: `usage: webgpu-restore compare <a> <b> [--data-range <n>] [--json]
+  compare: `usage: webgpu-restore compare <a> <b> [--data-range <n>] [--lpips <backbone>,<heads>] [--json]
 
 Prints PSNR and SSIM (Gaussian 11×11 window, σ 1.5) between two images of the same size and channels.
 
 options:
       --data-range <n>   the value range (default: 255 for 8-bit, 65535 for 16-bit, 1 for float images)
+      --lpips <b>,<h>    also the LPIPS distance (v0.1; needs a GPU): <b> torchvision's vgg16 or alexnet
+                         state_dict (.pth), <h> the lpips package's heads (weights/v0.1/vgg.pth or alex.pth);
+                         images read in [0, 1] (integer samples over their maximum), gray repeated to RGB
       --json             machine-readable output
   -h, --help             this text`,
 };

@@ -13,7 +13,7 @@ import { REAL_LANES_WGSL, realLaneParams, reduceRows } from './reduce';
 export type { LossOptions, LossResult } from './loss-common';
 export { maskedMseLoss, type MaskedMseOptions } from './loss-masked';
 export { totalVariationLoss, type TotalVariationOptions } from './loss-tv';
-export { sobelGradientLoss, type SobelGradientOptions } from './loss-sobel';
+export { laplacianLoss, sobelGradientLoss, type SobelGradientOptions } from './loss-edges';
 
 export type PixelLossKind = 'mse' | 'l1' | 'charbonnier';
 

@@ -222,7 +222,7 @@ export class Trainer {
       checkArgs('Trainer.step', [batch], [['batch', OBJECT]]);
       checkOptionFields('Trainer.step', batch, { input: NUMBERS, target: NUMBERS, mask: NUMBERS }, 'batch');
       if (lossNeedsMask(this.options.loss) && batch.mask === undefined) {
-        throw new InvalidInputError(`Trainer.step: the ${this.options.loss.kind} loss needs batch.mask ([N, 1, H, W], 1 inside defects)`);
+        throw new InvalidInputError(`Trainer.step: the masked-mse loss needs batch.mask ([N, 1, H, W], 1 inside defects)`);
       }
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));

@@ -22,7 +22,7 @@ export interface TensorData {
 export interface TrainingFixture<Config = unknown> {
   torch: string;
   config: Config;
-  loss: LossConfig['kind'];
+  loss: string;
   optimizer: {
     kind: 'sgd' | 'adam' | 'adamw';
     lr: number;
@@ -42,6 +42,8 @@ export interface TrainingFixture<Config = unknown> {
   after: Record<string, Record<string, TensorData>>;
   /** torch.optim param groups by parameter name, when the optimizer had several (the rest form the last group). */
   param_groups?: { params: string[]; lr?: number; weight_decay?: number }[];
+  /** The LossConfig, where `loss` alone does not say it (a weighted sum). */
+  loss_config?: LossConfig;
 }
 
 type Raw = TensorData | { shape: number[]; offset: number };
@@ -115,7 +117,7 @@ export async function checkTrainingParity(
   const [n, c, h, w] = fx.input.shape;
   const trainer = await Trainer.create(ctx, model, {
     batchShape: [n, c, h, w],
-    loss: { kind: fx.loss } as LossConfig,
+    loss: fx.loss_config ?? ({ kind: fx.loss } as LossConfig),
     optimizer: optimizerOf(fx.optimizer),
     returnOutput: true,
     ...(fx.param_groups ? { parameterGroups: fx.param_groups.map(parameterGroupOf) } : {}),

@@ -8,6 +8,7 @@ import {
   maskedMseLoss,
   pixelLoss,
   type PixelLossKind,
+  laplacianLoss,
   sobelGradientLoss,
   totalVariationLoss,
 } from '../../src/kernels/loss';
@@ -163,33 +164,50 @@ const SOBEL_X = [
   [-2, 0, 2],
   [-1, 0, 1],
 ];
+const SOBEL_Y = SOBEL_X.map((row, i) => row.map((_, j) => SOBEL_X[j][i]));
+const LAPLACIAN = [
+  [0, 1, 0],
+  [1, -4, 1],
+  [0, 1, 0],
+];
 
-/** F.conv2d with Kx and Ky = Kxᵀ, groups=C, zero padding 1, then the criterion's mean over both maps. */
-function sobelLoss64(p: Float64Array, t: Float64Array, shape: Shape4, criterion: 'l1' | 'mse', weight: number): Reference {
+/** F.conv2d with each 3×3 kernel, groups=C, zero padding 1, then the criterion's mean over all maps. */
+function filterLoss64(
+  p: Float64Array,
+  t: Float64Array,
+  shape: Shape4,
+  kernels: number[][][],
+  criterion: 'l1' | 'mse',
+  weight: number,
+): Reference {
   const [n, h, w, c] = shape;
   const at = (b: number, y: number, x: number, ch: number) => ((b * h + y) * w + x) * c + ch;
-  const scale = weight / (2 * p.length);
+  const scale = weight / (kernels.length * p.length);
   const grad = new Float64Array(p.length);
   let sum = 0;
   for (let b = 0; b < n; b++)
     for (let y = 0; y < h; y++)
       for (let x = 0; x < w; x++)
-        for (let ch = 0; ch < c; ch++) {
-          const taps: [number, number, number][] = [];
-          for (let dy = -1; dy <= 1; dy++)
-            for (let dx = -1; dx <= 1; dx++) {
-              if (y + dy < 0 || y + dy >= h || x + dx < 0 || x + dx >= w) continue;
-              taps.push([at(b, y + dy, x + dx, ch), SOBEL_X[dy + 1][dx + 1], SOBEL_X[dx + 1][dy + 1]]);
-            }
-          for (const kernel of [1, 2]) {
-            const g = taps.reduce((s, tap) => s + tap[kernel] * (p[tap[0]] - t[tap[0]]), 0);
+        for (let ch = 0; ch < c; ch++)
+          for (const kernel of kernels) {
+            const taps: [number, number][] = [];
+            for (let dy = -1; dy <= 1; dy++)
+              for (let dx = -1; dx <= 1; dx++) {
+                if (y + dy < 0 || y + dy >= h || x + dx < 0 || x + dx >= w) continue;
+                taps.push([at(b, y + dy, x + dx, ch), kernel[dy + 1][dx + 1]]);
+              }
+            const g = taps.reduce((s, [k, weight]) => s + weight * (p[k] - t[k]), 0);
             sum += criterion === 'l1' ? Math.abs(g) : g * g;
             const df = (criterion === 'l1' ? Math.sign(g) : 2 * g) * scale;
-            for (const tap of taps) grad[tap[0]] += tap[kernel] * df;
+            for (const [k, weight] of taps) grad[k] += weight * df;
           }
-        }
   return { loss: sum * scale, grad };
 }
+
+const sobelLoss64 = (p: Float64Array, t: Float64Array, shape: Shape4, criterion: 'l1' | 'mse', weight: number) =>
+  filterLoss64(p, t, shape, [SOBEL_X, SOBEL_Y], criterion, weight);
+const laplacianLoss64 = (p: Float64Array, t: Float64Array, shape: Shape4, criterion: 'l1' | 'mse', weight: number) =>
+  filterLoss64(p, t, shape, [LAPLACIAN], criterion, weight);
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -234,8 +252,11 @@ describe('the float64 loss references', () => {
       expectGradientMatchesDifferences(p, (x) => totalVariation64(x, shape, kind, 1.5));
   });
 
-  it('Sobel: gradients match central differences', () => {
-    for (const criterion of ['l1', 'mse'] as const) expectGradientMatchesDifferences(p, (x) => sobelLoss64(x, t, shape, criterion, 1));
+  it('Sobel and Laplacian: gradients match central differences', () => {
+    for (const criterion of ['l1', 'mse'] as const) {
+      expectGradientMatchesDifferences(p, (x) => sobelLoss64(x, t, shape, criterion, 1));
+      expectGradientMatchesDifferences(p, (x) => laplacianLoss64(x, t, shape, criterion, 1));
+    }
   });
 });
 
@@ -386,5 +407,28 @@ describe('sobelGradientLoss against float64', () => {
     const p = g.input([1, 4, 4, 3], 'pred');
     expect(() => sobelGradientLoss(g, p, g.input([2, 4, 4, 3], 't'), { label: 'edges', criterion: 'l1' })).toThrow(/edges: target 't'/);
     expect(() => sobelGradientLoss(g, p, p, { label: 'edges', criterion: 'huber' as 'l1' })).toThrow(/edges: unknown Sobel criterion/);
+  });
+});
+
+describe('laplacianLoss (second-order gradient loss) against float64', () => {
+  for (const criterion of ['l1', 'mse'] as const) {
+    for (const shape of SHAPES) {
+      it(`${criterion} ${shape.join('x')}`, async () => {
+        const p = random(shape, 90 + shape[1]);
+        const t = random(shape, 100 + shape[1]);
+        const weight = shape[3] === 13 ? 0.1 : 1;
+        const ref = laplacianLoss64(p.values, t.values, shape, criterion, weight);
+        await checkAgainst([p, t], (g, [tp, tt]) => laplacianLoss(g, tp, tt, { label: 'laplacian', criterion, weight }), ref);
+      });
+    }
+  }
+
+  it('names bad inputs', () => {
+    const g = new Graph();
+    const p = g.input([1, 4, 4, 3], 'pred');
+    expect(() => laplacianLoss(g, p, g.input([1, 4, 5, 3], 't'), { label: 'second order', criterion: 'l1' })).toThrow(
+      /second order: target 't'/,
+    );
+    expect(() => laplacianLoss(g, p, p, { label: 'lap', criterion: 'huber' as 'l1' })).toThrow(/lap: unknown Laplacian criterion/);
   });
 });

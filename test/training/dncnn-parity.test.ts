@@ -8,7 +8,8 @@ import { checkTrainingParity, readTrainingFixture } from '../helpers/training-pa
  * against PyTorch 1.13 (tools/torch/make_training_fixtures.py): the loss of every step, the output and every
  * gradient of the first step, and the state_dict (weights, running statistics, num_batches_tracked) after 1, 5
  * and 20 updates of SGD (momentum, Nesterov), Adam and AdamW, all on the same batch; losses MSE, L1, Charbonnier
- * and 1 − SSIM; and two runs with torch.optim parameter groups.
+ * and 1 − SSIM; two runs with torch.optim parameter groups, and a weighted sum of L1, Sobel, second-order, TV
+ * and SSIM losses.
  */
 
 interface DnCNNFixtureConfig {
@@ -28,6 +29,8 @@ const FILES = [
   // Parameter groups: the head learns 10× slower without weight decay, BatchNorm γ/β without weight decay.
   'dncnn-br-mse-adamw-groups',
   'dncnn-r-mse-sgd-groups',
+  // A weighted sum: L1 + 0.1·Sobel (L1) + 0.05·Laplacian (MSE) + 1e-4·TV + 0.5·(1 − SSIM).
+  'dncnn-r-sum-adam',
 ];
 
 describe('DnCNN training steps equal PyTorch 1.13', () => {

@@ -119,7 +119,54 @@ def ssim_loss(out, target):
     return 1 - msssim_ssim(out, target, data_range=1)
 
 
-LOSSES = {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "charbonnier": charbonnier, "ssim": ssim_loss}
+def filtered(x, kernel):
+    # F.conv2d with the 3x3 kernel per channel (groups = C), zero padding 1: training.md section 2.4.
+    c = x.shape[1]
+    k = torch.tensor(kernel, dtype=x.dtype).expand(c, 1, 3, 3)
+    return F.conv2d(x, k, padding=1, groups=c)
+
+
+SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+SOBEL_Y = [list(r) for r in zip(*SOBEL_X)]
+LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
+
+
+def sobel_l1(out, target):
+    # L1 mean over both Sobel maps stacked.
+    d = torch.cat([filtered(out, SOBEL_X) - filtered(target, SOBEL_X), filtered(out, SOBEL_Y) - filtered(target, SOBEL_Y)])
+    return d.abs().mean()
+
+
+def laplacian_mse(out, target):
+    return ((filtered(out, LAPLACIAN) - filtered(target, LAPLACIAN)) ** 2).mean()
+
+
+def total_variation(out):
+    # kornia total_variation(reduction='sum'): anisotropic L1 summed per image, then the batch mean.
+    dh = (out[:, :, 1:, :] - out[:, :, :-1, :]).abs().sum(dim=(1, 2, 3))
+    dw = (out[:, :, :, 1:] - out[:, :, :, :-1]).abs().sum(dim=(1, 2, 3))
+    return (dh + dw).mean()
+
+
+# SINSR-style content loss: L1 + Sobel + second order + TV + SSIM, weights as a LossConfig of kind 'sum'.
+SUM_TERMS = [
+    ({"kind": "l1", "weight": 1.0}, lambda o, t: F.l1_loss(o, t)),
+    ({"kind": "sobel", "criterion": "l1", "weight": 0.1}, sobel_l1),
+    ({"kind": "laplacian", "criterion": "mse", "weight": 0.05}, laplacian_mse),
+    ({"kind": "tv", "variant": "anisotropic-l1", "weight": 1e-4}, lambda o, t: total_variation(o)),
+    ({"kind": "ssim", "weight": 0.5}, ssim_loss),
+]
+
+
+def sum_loss(out, target):
+    total = None
+    for config, fn in SUM_TERMS:
+        term = config["weight"] * fn(out, target)
+        total = term if total is None else total + term
+    return total
+
+
+LOSSES = {"mse": nn.MSELoss(), "l1": nn.L1Loss(), "charbonnier": charbonnier, "ssim": ssim_loss, "sum": sum_loss}
 
 OPTIMIZERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=False),
@@ -156,6 +203,7 @@ CASES = [(act, "mse", opt) for act in ("R", "BR") for opt in ("sgd", "sgd-nester
     ("R", "ssim", "adam"),
     ("BR", "mse", "adamw-groups"),
     ("R", "mse", "sgd-groups"),
+    ("R", "sum", "adam"),
 ]
 
 # Parameter groups (torch.optim's list of dicts): the first convolution learns 10x slower without weight decay,
@@ -222,6 +270,8 @@ def run_case(act, loss_name, opt_kind, batch, initial_state):
     }
     if grouped:
         record["param_groups"] = described
+    if loss_name == "sum":
+        record["loss_config"] = {"kind": "sum", "terms": [config for config, _ in SUM_TERMS]}
     for step in range(1, STEPS + 1):
         optimizer.zero_grad()
         out = model(x)
