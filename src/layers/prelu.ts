@@ -3,12 +3,15 @@ import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
 import type { TensorValue } from '../gpu/graph';
 import { packPreluSlopes } from '../kernels/conv2d-geometry';
+import { preluForward } from '../kernels/prelu';
 import type { Epilogue, ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
+import { preluTrainingForward } from './prelu-training';
 
 /**
  * nn.PReLU(num_parameters): `weight` [1] (one slope shared by every channel, PyTorch's default) or [C] (one per
- * channel). It is never dispatched on its own: `epilogue()` gives what a convolution fuses to run it.
+ * channel). For inference a convolution runs it in its epilogue (`epilogue()`); `forward` dispatches it on its
+ * own, which training always does (prelu-training.ts: its backward needs the input).
  *
  * A PReLU may sit behind a PixelShuffle(r) (SRResNet's upsample blocks: conv → PixelShuffle → PReLU). PixelShuffle
  * only moves values, and conv channel k lands in shuffled channel ⌊k / r²⌋, so the PReLU can run in the conv's
@@ -16,6 +19,10 @@ import { Module, type Parameter, parameter, requireData } from './module';
  */
 export class PReLU extends Module {
   readonly weight: Parameter;
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
 
   constructor(readonly numParameters = 1) {
     super();
@@ -55,7 +62,11 @@ export class PReLU extends Module {
     return { prelu: this.slopes(b.ctx, channels, repeat) };
   }
 
-  forward(_b: ForwardBuilder, _x: TensorValue, options: ForwardOptions = {}): TensorValue {
-    throw new InvalidInputError(`${options.label ?? 'PReLU'}: PReLU runs in the epilogue of the convolution before it (\`epilogue()\`)`);
+  /** A dispatch of its own (kernels/prelu.ts); in a training graph it records its backward. */
+  forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'prelu';
+    this.checkOptions(options, label);
+    if (b.training) return preluTrainingForward(b, this, x, label);
+    return preluForward(b.graph, x, this.slopes(b.ctx, x.shape[3]), label);
   }
 }

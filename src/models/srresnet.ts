@@ -1,7 +1,8 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
-import { clamp } from '../kernels/pointwise';
+import { add } from '../layers/autograd-ops';
 import { BatchNorm2d, requireFolded } from '../layers/batchnorm';
+import { clampWithBackward } from '../layers/clamp-training';
 import { Conv2d } from '../layers/conv2d';
 import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
@@ -34,11 +35,16 @@ const BN_EPS = 1e-5;
 const conv3x3 = (cin: number, cout: number, bias: boolean) => new Conv2d(cin, cout, 3, { padding: 1, bias });
 
 /**
- * `rcb` = Sequential(Conv3x3 no bias, BN, PReLU, Conv3x3 no bias, BN); forward x + rcb(x). The BatchNorms are
- * folded into the convs when the weights load, the PReLU runs in the first conv's epilogue and the skip in the
- * second's: two dispatches.
+ * `rcb` = Sequential(Conv3x3 no bias, BN, PReLU, Conv3x3 no bias, BN); forward x + rcb(x). For inference the
+ * BatchNorms are folded into the convs when the weights load, the PReLU runs in the first conv's epilogue and the
+ * skip in the second's: two dispatches. In training every layer is a step of its own (BatchNorm in train mode,
+ * PReLU keeping its input) and the skip is an `add`.
  */
 export class ResidualConvBlock extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly rcb: Sequential;
   private readonly conv1: Conv2d;
   private readonly bn1: BatchNorm2d;
@@ -66,6 +72,7 @@ export class ResidualConvBlock extends Module {
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'block';
     this.checkOptions(options, label);
+    if (b.training) return add(b, this.rcb.forward(b, x, { label: `${label}.rcb` }), x, `${label} + x`);
     requireFolded(this.bn1, `${label}.rcb.1`);
     requireFolded(this.bn2, `${label}.rcb.4`);
     const h = this.conv1.forward(b, x, { epilogue: this.prelu.epilogue(b, this.features), label: `${label}.rcb.0` });
@@ -74,10 +81,15 @@ export class ResidualConvBlock extends Module {
 }
 
 /**
- * `upsample_block` = Sequential(Conv3x3 F → 4F with bias, PixelShuffle(2), PReLU). The PReLU runs in the conv's
- * epilogue before the shuffle, each slope repeated for the 4 conv channels that land in its channel.
+ * `upsample_block` = Sequential(Conv3x3 F → 4F with bias, PixelShuffle(2), PReLU). For inference the PReLU runs in
+ * the conv's epilogue before the shuffle, each slope repeated for the 4 conv channels that land in its channel; in
+ * training it runs after the shuffle, as PyTorch does, with the slopes as they are.
  */
 export class UpsampleBlock extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly upsample_block: Sequential;
   private readonly conv: Conv2d;
   private readonly shuffle = new PixelShuffle(2);
@@ -100,6 +112,7 @@ export class UpsampleBlock extends Module {
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'upsample';
     this.checkOptions(options, label);
+    if (b.training) return this.upsample_block.forward(b, x, { label: `${label}.upsample_block` });
     const y = this.conv.forward(b, x, { epilogue: this.prelu.epilogue(b, 4 * this.features, 4), label: `${label}.upsample_block.0` });
     return this.shuffle.forward(b, y, { label: `${label}.upsample_block.1` });
   }
@@ -112,10 +125,15 @@ export class UpsampleBlock extends Module {
  *   out  = BN(conv3x3(t)) + out1                      conv2 = Sequential(Conv3x3 no bias, BN)
  *   out  = upsampling(out)                            log2(scale) × UpsampleBlock
  *   out  = clamp(conv3(out), 0, 1)                    conv3 = Conv9x9 with bias
- * BatchNorms are folded into their convolutions (float64, when the weights load); PReLUs and skips run in conv
- * epilogues.
+ * For inference BatchNorms are folded into their convolutions (float64, when the weights load); PReLUs and skips
+ * run in conv epilogues. Training (`trainingForward`) runs the layers as PyTorch does: BatchNorm in train mode,
+ * standalone PReLUs, skips as adds and the clamp's backward (gradient where 0 ≤ x ≤ 1).
  */
 export class SRResNet extends Module implements Network {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly architecture = 'SRResNet';
   readonly conv1: Sequential;
   readonly trunk: Sequential;
@@ -175,6 +193,7 @@ export class SRResNet extends Module implements Network {
     if (x.shape[3] !== this.inChannels) {
       throw new InvalidInputError(`SRResNet expects ${this.inChannels} image channel(s), got ${x.shape[3]}`);
     }
+    if (b.training) return this.trainingForward(b, x);
     const { features } = this.config;
     const out1 = this.head.conv.forward(b, x, { epilogue: this.head.prelu.epilogue(b, features), label: 'conv1' });
     const t = this.trunk.forward(b, out1, { label: 'trunk' });
@@ -184,7 +203,17 @@ export class SRResNet extends Module implements Network {
     out = this.upsampling.forward(b, out, { label: 'upsampling' });
     out = this.conv3.forward(b, out, { label: 'conv3' });
     if (!this.config.clampOutput) return out;
-    return clamp(b.graph, out, 0, 1, 'clamp [0, 1]');
+    return clampWithBackward(b, out, 0, 1, 'clamp [0, 1]');
+  }
+
+  /** The training graph: every layer a step of its own, in PyTorch's order, each recording its backward. */
+  private trainingForward(b: ForwardBuilder, x: TensorValue): TensorValue {
+    const out1 = this.conv1.forward(b, x, { label: 'conv1' });
+    const t = this.trunk.forward(b, out1, { label: 'trunk' });
+    let out = add(b, this.conv2.forward(b, t, { label: 'conv2' }), out1, 'conv2 + conv1');
+    out = this.upsampling.forward(b, out, { label: 'upsampling' });
+    out = this.conv3.forward(b, out, { label: 'conv3' });
+    return this.config.clampOutput ? clampWithBackward(b, out, 0, 1, 'clamp [0, 1]') : out;
   }
 }
 

@@ -1,12 +1,12 @@
 import { createRng } from '../io/noise';
 import { namedModules } from '../layers/module';
+import { PReLU } from '../layers/prelu';
 import type { Network } from '../models/network';
 
 /**
  * Fresh parameters as PyTorch's constructors make them, from a seeded generator: convolution and linear
  * weights kaiming_uniform(a=√5), i.e. U(±1/√fan_in) with fan_in = shape[1]·kH·kW, their biases U(±1/√fan_in);
- * normalisation layers γ = 1, β = 0, running mean 0 and variance 1. (PReLU's 0.25 and other 1-D weights are
- * not covered: no such layer trains yet.)
+ * normalisation layers γ = 1, β = 0, running mean 0 and variance 1; PReLU slopes nn.PReLU's 0.25.
  */
 export function initializeParameters(model: Network, seed: number): void {
   const rng = createRng(seed);
@@ -17,7 +17,8 @@ export function initializeParameters(model: Network, seed: number): void {
     const fanIn = weight && weight.shape.length >= 2 ? weight.shape.slice(1).reduce((a, b) => a * b, 1) : 0;
     for (const [name, p] of Object.entries(params)) {
       const n = p.shape.reduce((a, b) => a * b, 1);
-      if (name === 'running_var' || (name === 'weight' && p.shape.length === 1)) p.data = new Float64Array(n).fill(1);
+      if (module instanceof PReLU) p.data = new Float64Array(n).fill(0.25);
+      else if (name === 'running_var' || (name === 'weight' && p.shape.length === 1)) p.data = new Float64Array(n).fill(1);
       else if (name === 'weight' || (name === 'bias' && fanIn > 0)) p.data = uniform(n, 1 / Math.sqrt(fanIn));
       else p.data = new Float64Array(n);
     }
