@@ -4,6 +4,7 @@ import { BatchNorm2d, requireFolded } from './batchnorm';
 import { Conv2d } from './conv2d';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
+import { basicBlockTrainingForward, resNetEncoderTrainingForward } from './resnet-training';
 import { Sequential } from './sequential';
 import { MaxPool2d } from './spatial';
 
@@ -12,9 +13,14 @@ import { MaxPool2d } from './spatial';
  *   out = ReLU(BN2(conv3×3(ReLU(BN1(conv3×3 stride s (x))))) + identity),
  *   identity = x, or BN(conv1×1 stride s (x)) when the block changes resolution or width.
  * Every conv is bias-free; the BatchNorms fold into them when the weights load, and the second conv fuses the
- * residual add and the ReLU into its epilogue: three dispatches at most per block.
+ * residual add and the ReLU into its epilogue: three dispatches at most per block. Training keeps the steps apart
+ * (resnet-training.ts).
  */
 export class BasicBlock extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
   readonly conv2: Conv2d;
@@ -45,6 +51,7 @@ export class BasicBlock extends Module {
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'block';
     this.checkOptions(options, label);
+    if (b.training) return basicBlockTrainingForward(b, this, x, label);
     requireFolded(this.bn1, `${label}.bn1`);
     requireFolded(this.bn2, `${label}.bn2`);
     const identity = this.downsample ? this.downsample.forward(b, x, { label: `${label}.downsample` }) : x;
@@ -58,27 +65,40 @@ export class BasicBlock extends Module {
 
 /** ResNet-34's blocks per stage. */
 export const RESNET34_LAYERS = [3, 4, 6, 3] as const;
-const WIDTHS = [64, 128, 256, 512];
+/** ResNet-34's stem width and stage widths. */
+export const RESNET34_STEM_WIDTH = 64;
+export const RESNET34_WIDTHS = [64, 128, 256, 512] as const;
 
 /**
  * smp's ResNetEncoder for resnet34: torchvision's ResNet without avgpool and fc. Returns the five feature maps the
  * U-Net decoder uses, f1 (stem, ½) … f5 (layer4, 1/32); the sixth, the input itself, is never used.
  *   f1 = ReLU(BN(conv7×7 s2 p3 (x)));  f2 = layer1(MaxPool3×3 s2 p1 (f1));  f3..f5 = layer2..4
+ * Other widths and depths (reduced test networks) keep torchvision's structure: stage i > 0 starts with a stride-2
+ * block, and a block gets a downsample where its stride or width changes.
  */
 export class ResNetEncoder extends Module<TensorValue, TensorValue[]> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
   readonly maxpool = new MaxPool2d({ kernel: 3, stride: 2, padding: 1 });
   /** layer1..layer4: Sequentials of BasicBlocks. */
   readonly layers: Sequential[];
 
-  constructor(inChannels: number, blocksPerLayer: readonly number[] = RESNET34_LAYERS) {
+  constructor(
+    inChannels: number,
+    blocksPerLayer: readonly number[] = RESNET34_LAYERS,
+    readonly stemWidth: number = RESNET34_STEM_WIDTH,
+    readonly layerWidths: readonly number[] = RESNET34_WIDTHS,
+  ) {
     super();
-    this.conv1 = new Conv2d(inChannels, 64, 7, { stride: 2, padding: 3, bias: false });
-    this.bn1 = new BatchNorm2d(64);
-    let cin = 64;
+    this.conv1 = new Conv2d(inChannels, stemWidth, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(stemWidth);
+    let cin = stemWidth;
     this.layers = blocksPerLayer.map((n, i) => {
-      const width = WIDTHS[i];
+      const width = layerWidths[i];
       const blocks = [new BasicBlock(cin, width, i === 0 ? 1 : 2)];
       for (let b = 1; b < n; b++) blocks.push(new BasicBlock(width, width));
       cin = width;
@@ -88,7 +108,7 @@ export class ResNetEncoder extends Module<TensorValue, TensorValue[]> {
 
   /** Channels of f1..f5. */
   get outChannels(): number[] {
-    return [64, ...WIDTHS.slice(0, this.layers.length)];
+    return [this.stemWidth, ...this.layerWidths.slice(0, this.layers.length)];
   }
 
   override children(): [string, Module][] {
@@ -98,6 +118,7 @@ export class ResNetEncoder extends Module<TensorValue, TensorValue[]> {
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue[] {
     const label = options.label ?? 'encoder';
     this.checkOptions(options, label);
+    if (b.training) return resNetEncoderTrainingForward(b, this, x, label);
     requireFolded(this.bn1, `${label}.bn1`);
     const f1 = this.conv1.forward(b, x, { epilogue: { activation: RELU }, label: `${label}.conv1` });
     const features = [f1];

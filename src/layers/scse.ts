@@ -6,6 +6,7 @@ import { ReLU, Sigmoid } from './activations';
 import { Conv2d } from './conv2d';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, requireData } from './module';
+import { scseTrainingForward } from './scse-training';
 import { Sequential } from './sequential';
 import { AdaptiveAvgPool2d } from './spatial';
 
@@ -17,9 +18,15 @@ export const SCSE_REDUCTION = 16;
  *   cSE = Sequential(AdaptiveAvgPool2d(1), Conv1×1(C → C/16), ReLU, Conv1×1(C/16 → C), Sigmoid)   keys cSE.1, cSE.3
  *   sSE = Sequential(Conv1×1(C → 1), Sigmoid)                                                      key  sSE.0
  *   out = x·cSE(x) + x·sSE(x)
- * The 1×1 convolutions only hold weights: two gate kernels (src/kernels/gates.ts) run the whole module.
+ * In inference the 1×1 convolutions only hold weights: two gate kernels (src/kernels/gates.ts) run the whole
+ * module. In training the two branches run as the Sequentials they are, and a broadcast product joins them
+ * (scse-training.ts).
  */
 export class SCSEModule extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly cSE: Sequential;
   readonly sSE: Sequential;
   readonly hidden: number;
@@ -56,6 +63,7 @@ export class SCSEModule extends Module {
     if (x.shape[3] !== this.channels) {
       throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
     }
+    if (b.training) return scseTrainingForward(b, this, x, label);
     const { channelGate, spatialGate } = this.onDevice(b.ctx, () => {
       const t = (p: Parameter | undefined, what: string): TorchTensorLike => ({ data: requireData(p!, what), shape: p!.shape });
       const packed = packGateWeights({
@@ -83,13 +91,17 @@ export type AttentionType = 'scse' | 'none';
  * or nn.Identity (no keys, and the input passes through).
  */
 export class Attention extends Module {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly attention: SCSEModule | undefined;
 
-  constructor(type: AttentionType, channels: number) {
+  constructor(type: AttentionType, channels: number, reduction = SCSE_REDUCTION) {
     super();
     if (type !== 'scse' && type !== 'none')
       throw new InvalidInputError(`unknown decoder attention '${String(type)}' (expected 'scse' or 'none')`);
-    this.attention = type === 'scse' ? new SCSEModule(channels) : undefined;
+    this.attention = type === 'scse' ? new SCSEModule(channels, reduction) : undefined;
   }
 
   override children(): [string, Module][] {

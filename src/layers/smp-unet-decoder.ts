@@ -1,13 +1,13 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
-import { concatChannels } from '../kernels/concat';
 import { ReLU } from './activations';
+import { concat } from './autograd-ops';
 import { BatchNorm2d } from './batchnorm';
 import { Conv2d } from './conv2d';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 import { ModuleList } from './module-list';
-import { Attention, type AttentionType } from './scse';
+import { Attention, type AttentionType, SCSE_REDUCTION } from './scse';
 import { Sequential } from './sequential';
 import { Upsample } from './spatial';
 
@@ -22,23 +22,29 @@ function conv2dReLU(inChannels: number, outChannels: number): Sequential {
  *   if skip: x = attention1(cat([x, skip]))          ← upsampled first; one fused dispatch (concatChannels)
  *   x = attention2(conv2(conv1(x)))
  * A block without a skip (the last one) still owns `attention1`'s weights, which are loaded and never used.
+ * Training runs the same steps: the concatenation, attention, upsampling and Sequentials record their backward.
  */
 /** A decoder block's input: the deeper map, and the encoder's skip features (none for the last block). */
 export type DecoderInput = readonly [x: TensorValue, skip: TensorValue | undefined];
 
 export class DecoderBlock extends Module<DecoderInput> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly conv1: Sequential;
   readonly attention1: Attention;
   readonly conv2: Sequential;
   readonly attention2: Attention;
   private readonly upsample = new Upsample({ mode: 'nearest', scaleFactor: 2 });
 
-  constructor(inChannels: number, skipChannels: number, outChannels: number, attention: AttentionType) {
+  /** `reduction`: SCSE's (smp: 16; reduced test networks use less). */
+  constructor(inChannels: number, skipChannels: number, outChannels: number, attention: AttentionType, reduction = SCSE_REDUCTION) {
     super();
     this.conv1 = conv2dReLU(inChannels + skipChannels, outChannels);
-    this.attention1 = new Attention(attention, inChannels + skipChannels);
+    this.attention1 = new Attention(attention, inChannels + skipChannels, reduction);
     this.conv2 = conv2dReLU(outChannels, outChannels);
-    this.attention2 = new Attention(attention, outChannels);
+    this.attention2 = new Attention(attention, outChannels, reduction);
   }
 
   override children(): [string, Module][] {
@@ -59,7 +65,7 @@ export class DecoderBlock extends Module<DecoderInput> {
         // Cannot happen for sizes that are multiples of 32, which the model guarantees.
         throw new InvalidInputError(`${label}: a ${x.shape[1]}x${x.shape[2]} map upsampled ×2 does not match its ${h}x${w} skip`);
       }
-      x = concatChannels(b.graph, x, skip, { first: { scale: 2 } }, `${label}.cat`);
+      x = concat(b, x, skip, { first: { scale: 2 } }, `${label}.cat`);
       x = this.attention1.forward(b, x, { label: `${label}.attention1` });
     } else {
       x = this.upsample.forward(b, x, { label: `${label}.upsample` });
@@ -70,15 +76,31 @@ export class DecoderBlock extends Module<DecoderInput> {
   }
 }
 
+/** nn.ModuleList of decoder blocks; UnetDecoder runs them itself, in training as in inference. */
+class DecoderBlockList extends ModuleList<DecoderBlock> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+}
+
 /**
  * smp's UnetDecoder for a 5-stage encoder: `center` is Identity (no keys) for ResNets, and block i takes the
  * encoder features from deep to shallow: (f5, skip f4), (·, f3), (·, f2), (·, f1), (·, no skip).
  */
 export class UnetDecoder extends Module<readonly TensorValue[]> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly blocks: ModuleList<DecoderBlock>;
 
-  /** `encoderChannels`: channels of f1..f5; `decoderChannels`: one output width per block. */
-  constructor(encoderChannels: readonly number[], decoderChannels: readonly number[], attention: AttentionType) {
+  /** `encoderChannels`: channels of f1..f5; `decoderChannels`: one output width per block; `reduction`: SCSE's. */
+  constructor(
+    encoderChannels: readonly number[],
+    decoderChannels: readonly number[],
+    attention: AttentionType,
+    reduction = SCSE_REDUCTION,
+  ) {
     super();
     if (decoderChannels.length !== encoderChannels.length) {
       throw new InvalidInputError(
@@ -88,7 +110,7 @@ export class UnetDecoder extends Module<readonly TensorValue[]> {
     const deepFirst = [...encoderChannels].reverse();
     const ins = [deepFirst[0], ...decoderChannels.slice(0, -1)];
     const skips = [...deepFirst.slice(1), 0];
-    this.blocks = new ModuleList(decoderChannels.map((out, i) => new DecoderBlock(ins[i], skips[i], out, attention)));
+    this.blocks = new DecoderBlockList(decoderChannels.map((out, i) => new DecoderBlock(ins[i], skips[i], out, attention, reduction)));
   }
 
   override children(): [string, Module][] {

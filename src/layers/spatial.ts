@@ -2,7 +2,7 @@ import type { TensorValue } from '../gpu/graph';
 import { pixelShuffle, pixelUnshuffle } from '../kernels/pixel-shuffle';
 import { avgPool2d, globalAvgPool2d, maxPool2d, type Pool2dOptions } from '../kernels/pool';
 import { pixelShuffleBackward } from '../kernels/layout-backward';
-import { maxPool2dBackward, maxPool2dWithIndices } from '../kernels/pool-backward';
+import { globalAvgPool2dBackward, maxPool2dBackward, maxPool2dWithIndices } from '../kernels/pool-backward';
 import { resample, type ResampleOptions } from '../kernels/resample';
 import { resampleBackward } from '../kernels/resample-backward';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
@@ -59,11 +59,20 @@ export class AvgPool2d extends SpatialModule {
   }
 }
 
-/** nn.AdaptiveAvgPool2d(1): the global average, [n, 1, 1, c]. */
+/** nn.AdaptiveAvgPool2d(1): the global average, [n, 1, 1, c]; its gradient is g/(H·W) at every pixel. */
 export class AdaptiveAvgPool2d extends SpatialModule {
   protected readonly defaultLabel = 'gap';
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   protected dispatch(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-    return globalAvgPool2d(b.graph, x, label);
+    const y = globalAvgPool2d(b.graph, x, label);
+    b.training?.tape.record(label, [x], [y], false, (t) => {
+      t.addGrad(x, globalAvgPool2dBackward(b.graph, t.gradOf(y)!, x.shape, `${label} backward`));
+    });
+    return y;
   }
 }
 

@@ -1,12 +1,13 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
+import { crop2dBackward } from '../kernels/layout-backward';
 import { crop2d, pad2d, type PadMode } from '../kernels/pad';
 import { Conv2d } from '../layers/conv2d';
 import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { Module } from '../layers/module';
 import { checkKeysMatch } from '../layers/module-tree';
-import { RESNET34_LAYERS, ResNetEncoder } from '../layers/resnet';
-import type { AttentionType } from '../layers/scse';
+import { RESNET34_LAYERS, RESNET34_STEM_WIDTH, RESNET34_WIDTHS, ResNetEncoder } from '../layers/resnet';
+import { type AttentionType, SCSE_REDUCTION } from '../layers/scse';
 import { Sequential } from '../layers/sequential';
 import { UnetDecoder } from '../layers/smp-unet-decoder';
 import { requireIntegers } from './config-checks';
@@ -35,6 +36,14 @@ export interface ResNet34UNetConfig {
    * output. Choose what the network was trained with if it was trained on padded images.
    */
   padMode: PadMode;
+  /**
+   * Reduced networks of the same structure (tests, small models): the stem width then one width per encoder
+   * stage (default ResNet34's [64, 64, 128, 256, 512]), blocks per stage (default [3, 4, 6, 3]) and the SCSE
+   * reduction (default smp's 16). smp's resnet34 checkpoints always have the defaults.
+   */
+  encoderWidths?: number[];
+  encoderDepths?: number[];
+  attentionReduction?: number;
 }
 
 /** The encoder halves the resolution five times. */
@@ -64,9 +73,14 @@ export function resnet34UNetConfig(
  * segmentation_models_pytorch's `Unet(encoder_name='resnet34', decoder_attention_type='scse' | None)`: ResNet34
  * encoder, U-Net decoder with nearest ×2 upsampling and [upsampled, skip] concatenation, optional SCSE attention
  * after each concatenation and each block, and `segmentation_head.0` (conv3×3 with bias). Attribute names are
- * smp's, so its state_dicts load key for key (the last block's unused `attention1` included).
+ * smp's, so its state_dicts load key for key (the last block's unused `attention1` included). It trains as
+ * PyTorch's `model.train()` does (BatchNorm with batch statistics; the layers' *-training.ts files).
  */
 export class ResNet34UNet extends Module implements Network {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly architecture = 'ResNet34UNet';
   readonly scale = 1;
   readonly encoder: ResNetEncoder;
@@ -81,8 +95,19 @@ export class ResNet34UNet extends Module implements Network {
     if (sizePolicy !== 'pad' && sizePolicy !== 'strict')
       throw new InvalidInputError(`unknown sizePolicy '${String(sizePolicy)}' (expected 'pad' or 'strict')`);
     if (!['replicate', 'zeros', 'reflect'].includes(padMode)) throw new InvalidInputError(`unknown padMode '${String(padMode)}'`);
-    this.encoder = new ResNetEncoder(inChannels, RESNET34_LAYERS);
-    this.decoder = new UnetDecoder(this.encoder.outChannels, decoderChannels, config.attention);
+    const widths = config.encoderWidths ?? [RESNET34_STEM_WIDTH, ...RESNET34_WIDTHS];
+    const depths = config.encoderDepths ?? [...RESNET34_LAYERS];
+    const reduction = config.attentionReduction ?? SCSE_REDUCTION;
+    if (widths.length !== 5 || depths.length !== 4) {
+      throw new InvalidInputError(
+        `ResNet34 U-Net: encoderWidths needs 5 values (stem and 4 stages) and encoderDepths 4, got ${widths.length} and ${depths.length}`,
+      );
+    }
+    widths.forEach((c, i) => requireIntegers('ResNet34 U-Net', { [`encoderWidths[${i}]`]: [c, 1] }));
+    depths.forEach((c, i) => requireIntegers('ResNet34 U-Net', { [`encoderDepths[${i}]`]: [c, 1] }));
+    requireIntegers('ResNet34 U-Net', { attentionReduction: [reduction, 1] });
+    this.encoder = new ResNetEncoder(inChannels, depths, widths[0], widths.slice(1));
+    this.decoder = new UnetDecoder(this.encoder.outChannels, decoderChannels, config.attention, reduction);
     this.segmentation_head = new Sequential(
       new Conv2d(decoderChannels[decoderChannels.length - 1], outChannels, 3, { padding: 1, bias: true }),
     );
@@ -126,7 +151,14 @@ export class ResNet34UNet extends Module implements Network {
     const y = this.decoder.forward(b, features, { label: 'decoder' });
     const activation = this.config.sigmoid ? { activation: { kind: 'sigmoid' as const } } : undefined;
     const out = this.segmentation_head.forward(b, y, { label: 'segmentation_head', epilogue: activation });
-    return padded ? crop2d(b.graph, out, { y0: 0, x0: 0, h, w }, 'crop') : out;
+    if (!padded) return out;
+    // The input needs no gradient, so its padding records nothing; the crop sends the gradient back in place.
+    const win = { y0: 0, x0: 0, h, w };
+    const cropped = crop2d(b.graph, out, win, 'crop');
+    b.training?.tape.record('crop', [out], [cropped], false, (t) => {
+      t.addGrad(out, crop2dBackward(b.graph, t.gradOf(cropped)!, out.shape, win, 'crop backward'));
+    });
+    return cropped;
   }
 }
 
