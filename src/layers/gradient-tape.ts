@@ -34,7 +34,7 @@ export class GradientTape {
   private used = false;
   private readonly grads = new Map<number, TensorValue>();
 
-  constructor(private readonly graph: Graph) {}
+  constructor(readonly graph: Graph) {}
 
   /** Marks `t` as needing a gradient (an input whose gradient the caller wants). */
   track(t: TensorValue): void {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { TrainingDivergedError } from '../../src/errors';
 import { DnCNN } from '../../src/models/dncnn';
-import { RRDBNet } from '../../src/models/rrdbnet';
+import type { TensorValue } from '../../src/gpu/graph';
+import { Conv2d } from '../../src/layers/conv2d';
+import type { ForwardBuilder } from '../../src/layers/forward-builder';
+import { Module } from '../../src/layers/module';
+import type { Network } from '../../src/models/network';
 import { initializeParameters } from '../../src/training/init';
 import { Trainer } from '../../src/training/trainer';
 import { getTestContext } from '../helpers/gpu';
@@ -24,6 +28,55 @@ function batch(): { input: Float64Array; target: Float64Array } {
   const target = randomArray(N, 5, 0.5).map((v) => v + 0.5);
   const noise = randomArray(N, 6, 0.1);
   return { input: target.map((v, i) => v + noise[i]), target };
+}
+
+/** A layer with no backward pass (it does not say it supports training). */
+class Mystery extends Module {
+  forward(_b: ForwardBuilder, x: TensorValue): TensorValue {
+    return x;
+  }
+}
+
+/** A network that trains but for its Mystery layer. */
+class HalfTrainable extends Module implements Network {
+  readonly architecture: string = 'HalfTrainable';
+  readonly inChannels = 1;
+  readonly outChannels = 1;
+  readonly scale = 1;
+  readonly conv = new Conv2d(1, 1, 3, { padding: 1 });
+  readonly mystery = new Mystery();
+
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
+  override children(): [string, Module][] {
+    return [
+      ['conv', this.conv],
+      ['mystery', this.mystery],
+    ];
+  }
+
+  forward(b: ForwardBuilder, x: TensorValue): TensorValue {
+    return this.mystery.forward(b, this.conv.forward(b, x));
+  }
+}
+
+/** A network with a layer its forward never uses (smp's last decoder block has such an attention). */
+class WithSpare extends HalfTrainable {
+  override readonly architecture = 'WithSpare';
+  readonly spare = new Conv2d(1, 1, 3, { padding: 1 });
+
+  override children(): [string, Module][] {
+    return [
+      ['conv', this.conv],
+      ['spare', this.spare],
+    ];
+  }
+
+  override forward(b: ForwardBuilder, x: TensorValue): TensorValue {
+    return this.conv.forward(b, x);
+  }
 }
 
 describe('Trainer', () => {
@@ -126,11 +179,34 @@ describe('Trainer', () => {
 
   it('refuses networks whose layers have no backward pass, naming the layer', async () => {
     const ctx = await getTestContext();
-    const model = new RRDBNet({ inChannels: 1, outChannels: 1, numFeat: 8, numGrowCh: 4, numBlock: 1, scale: 4 });
+    const model = new HalfTrainable();
     initializeParameters(model, 1);
     await expect(
       Trainer.create(ctx, model, { batchShape: [1, 1, 8, 8], loss: { kind: 'mse' }, optimizer: { kind: 'adam' } }),
-    ).rejects.toThrow(/RRDBNet cannot be trained yet: RRDBNet, .*ResidualDenseBlock.* have no backward pass/);
+    ).rejects.toThrow(/HalfTrainable cannot be trained yet: Mystery has no backward pass/);
+  });
+
+  it('leaves a parameter that gets no gradient alone, as PyTorch skips a .grad of None (no weight decay, no state)', async () => {
+    const ctx = await getTestContext();
+    const model = new WithSpare();
+    initializeParameters(model, 3);
+    const spare = Float32Array.from(model.spare.weight.data!);
+    const trainer = await Trainer.create(ctx, model, {
+      batchShape: [2, 1, 12, 10],
+      loss: { kind: 'mse' },
+      optimizer: { kind: 'adamw', lr: 0.1, weightDecay: 0.5 },
+    });
+    try {
+      await trainer.step(batch());
+      const state = await trainer.stateDict();
+      expect(state.get('spare.weight')!.data).toEqual(spare);
+      expect(relL2(state.get('conv.weight')!.data as Float32Array, model.conv.weight.data!)).toBeGreaterThan(1e-3);
+      const grads = await trainer.gradients();
+      expect([...grads.keys()].sort()).toEqual(['conv.bias', 'conv.weight']);
+      expect([...(await trainer.optimizerState()).tensors.keys()].some((k) => k.includes('spare'))).toBe(false);
+    } finally {
+      trainer.dispose();
+    }
   });
 
   it('refuses a batch with the wrong channel count and bad options', async () => {
