@@ -5,6 +5,7 @@ import { applyCbam, cbamChannelGate, globalAvgMaxPool, packCbamMlp } from '../ke
 import { channelMeanMax } from '../kernels/channel-mean-max';
 import { InvalidInputError } from '../errors';
 import { ReLU } from './activations';
+import { cbamTrainingForward } from './cbam-training';
 import { Conv2d } from './conv2d';
 import { Linear } from './linear';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
@@ -49,6 +50,11 @@ export class CBAM extends Module {
     return true;
   }
 
+  /** Trains through one recorded step per op (cbam-training.ts). */
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   /** The channel MLP packed for the gate kernel, uploaded once per context. */
   private mlpBuffer(ctx: GPUContext): GPUBuffer {
     return this.onDevice(ctx, () => {
@@ -78,6 +84,17 @@ export class CBAM extends Module {
       throw new InvalidInputError(`${label}: CBAM adds a residual only after the gating`);
     }
     if (x.shape[3] !== this.channels) throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${x.shape[3]}`);
+    if (b.training) {
+      const [l1, , l2] = this.channelMlp.layers as [Linear, ReLU, Linear];
+      const mlp = { w1: l1.weight, b1: l1.bias!, w2: l2.weight, b2: l2.bias! };
+      return cbamTrainingForward(
+        b,
+        { channels: this.channels, hidden: this.hidden, mlp, spatialConv: this.spatialConv },
+        x,
+        options,
+        label,
+      );
+    }
     const mlp = this.mlpBuffer(b.ctx);
     const graph = b.graph;
     const pooled = globalAvgMaxPool(graph, x, `${label}.pool`);

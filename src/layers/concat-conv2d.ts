@@ -2,6 +2,7 @@ import type { TensorValue } from '../gpu/graph';
 import { paddedChannels } from '../gpu/tensor';
 import { InvalidInputError } from '../errors';
 import { Conv2d, type Conv2dOptions } from './conv2d';
+import { conv2dTrainingForward } from './conv2d-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 
@@ -39,6 +40,11 @@ export class ConcatConv2d extends Module {
   }
 
   override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** In a training graph it runs as a plain convolution over an explicit concatenation (see `forward`). */
+  override get supportsTraining(): boolean {
     return true;
   }
 
@@ -99,8 +105,37 @@ export class ConcatConv2d extends Module {
     this.expandedFrom = w;
   }
 
-  /** Reads the first `layout.width` channels of the concatenation buffer `x`; fuses an epilogue, can write a slice. */
+  /**
+   * Inference: reads the first `layout.width` channels of the concatenation buffer `x`; fuses an epilogue, can write
+   * a slice.
+   *
+   * Training: `x` is the dense concatenation itself, `cat(pieces)` with Σpieces channels (autograd-ops
+   * `concatPieces`), and the layer is an ordinary Conv2d over it with the PyTorch weight as it is: no zero gaps
+   * (so any piece widths train, e.g. SINSR's 4-channel growth), no weight expansion, and no prefix reads or slice
+   * writes, whose gradients would have to be gathered from every later reader of the shared buffer. Each
+   * concatenation records its own backward, so the tape sums a piece's gradient over all the layers that read it.
+   * The cost is one extra copy of the concatenation per layer, which PyTorch's torch.cat pays as well.
+   */
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    const label = options.label ?? 'concat_conv2d';
+    if (b.training) {
+      if (options.output)
+        throw new InvalidInputError(`${label}: training a ConcatConv2d that writes into a channel slice is not supported`);
+      if (x.shape[3] !== this.logicalIn) {
+        throw new InvalidInputError(
+          `${label}: in training, a ConcatConv2d reads the dense concatenation of its pieces (${this.pieces.join('+')} = ` +
+            `${this.logicalIn} channels), got ${x.shape[3]}`,
+        );
+      }
+      const trained = {
+        geometry: { ...this.conv.geometry, inChannels: this.logicalIn },
+        weight: this.weight,
+        bias: this.bias,
+        inChannels: this.logicalIn,
+        readsPrefix: false,
+      };
+      return conv2dTrainingForward(b, trained, x, options, label);
+    }
     this.prepare();
     return this.conv.forward(b, x, options);
   }

@@ -3,12 +3,25 @@ import type { TensorValue } from '../gpu/graph';
 import { NO_ACTIVATION } from '../kernels/activation';
 import { conv2d } from '../kernels/conv2d';
 import { conv2dInputGrad, conv2dWeightGrad } from '../kernels/conv2d-backward';
-import { conv2dOutputShape } from '../kernels/conv2d-geometry';
+import { type Conv2dGeometry, conv2dOutputShape } from '../kernels/conv2d-geometry';
 import { selectConv2dVariant } from '../kernels/conv2d-variants';
 import { packConv2dWeightOnGpu } from '../kernels/weight-pack-gpu';
-import type { Conv2d } from './conv2d';
 import { trainConvolution } from './convolution-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
+import type { Parameter } from './module';
+
+/**
+ * What a training graph needs of a convolution: Conv2d itself, or ConcatConv2d, which trains as a plain
+ * convolution over an explicit concatenation with its PyTorch weight as it is (concat-conv2d.ts says why).
+ */
+export interface TrainableConv2d {
+  readonly geometry: Conv2dGeometry;
+  readonly weight: Parameter;
+  readonly bias: Parameter | undefined;
+  readonly inChannels: number;
+  /** Reads only a prefix of a wider input (refused here: the gradient of a prefix read is never written). */
+  readonly readsPrefix: boolean;
+}
 
 /**
  * Conv2d in a training graph: its weights come from the training arena in PyTorch's layout and are packed for
@@ -17,7 +30,7 @@ import type { ForwardBuilder, ForwardOptions } from './forward-builder';
  */
 export function conv2dTrainingForward(
   b: ForwardBuilder,
-  conv: Conv2d,
+  conv: TrainableConv2d,
   x: TensorValue,
   options: ForwardOptions,
   label: string,

@@ -28,6 +28,12 @@ export interface TrainedConvolution {
 export function trainConvolution(b: ForwardBuilder, c: TrainedConvolution): TensorValue {
   const training = b.training!;
   const { label, x, activation } = c;
+  if (c.residual && activation.kind !== 'none') {
+    // The activation's backward reads the saved output, which a residual added after it would corrupt.
+    throw new InvalidInputError(
+      `${label}: training a convolution with both a fused ${activation.kind} and a residual is not supported yet`,
+    );
+  }
   if (activationSaves(activation) === 'input') {
     throw new InvalidInputError(
       `${label}: training a convolution with a fused ${activation.kind} (whose backward needs its input) is not supported yet`,

@@ -2,7 +2,9 @@ import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
 import type { Activation } from '../kernels/activation';
 import { copyChannels, scaledAddChannels } from '../kernels/channel-slice';
+import { pixelUnshuffleBackward } from '../kernels/layout-backward';
 import { pixelUnshuffle } from '../kernels/pixel-shuffle';
+import { addScaled, concatPieces } from '../layers/autograd-ops';
 import { ConcatConv2d, type ConcatLayout } from '../layers/concat-conv2d';
 import { Conv2d } from '../layers/conv2d';
 import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
@@ -52,6 +54,10 @@ class ResidualDenseBlock extends Module {
     return true;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly convs: ConcatConv2d[];
 
   constructor(
@@ -74,6 +80,7 @@ class ResidualDenseBlock extends Module {
   forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'rdb';
     this.checkOptions(options, label);
+    if (b.training) return this.trainingForward(b, buffer, options, label);
     for (let j = 0; j < 4; j++) {
       const xj = this.convs[j].forward(b, buffer, { epilogue: { activation: LRELU }, label: `${label}.conv${j + 1}` });
       copyChannels(b.graph, xj, buffer, this.layout.offsets[j + 1], `${label}.cat${j + 1}`);
@@ -84,6 +91,32 @@ class ResidualDenseBlock extends Module {
       output: options.output,
     });
   }
+
+  /**
+   * In a training graph `x` is a plain [n, h, w, numFeat] tensor and the concatenations are explicit, recorded
+   * tensors (ConcatConv2d says why); the result is `conv5(cat) · 0.2 + x` as a new tensor.
+   */
+  private trainingForward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions, label: string): TensorValue {
+    refuseSliceInTraining(options, label);
+    const feats = [x];
+    for (let j = 0; j < 4; j++) {
+      const cat = concatPieces(b, feats, `${label}.cat${j + 1}`);
+      feats.push(this.convs[j].forward(b, cat, { epilogue: { activation: LRELU }, label: `${label}.conv${j + 1}` }));
+    }
+    const x5 = this.convs[4].forward(b, concatPieces(b, feats, `${label}.cat5`), { label: `${label}.conv5` });
+    return addScaled(b, x, x5, 0.2, `${label} (x5·0.2 + x)`);
+  }
+}
+
+function refuseSliceInTraining(options: ForwardOptions, label: string): void {
+  if (options.output) throw new InvalidInputError(`${label}: in a training graph the result cannot go into a channel slice`);
+}
+
+/** nn.ModuleList of RRDBs; RRDBNet runs them itself, in training as in inference. */
+class RRDBList extends ModuleList<RRDB> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
 }
 
 /**
@@ -92,6 +125,10 @@ class ResidualDenseBlock extends Module {
  */
 class RRDB extends Module {
   override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  override get supportsTraining(): boolean {
     return true;
   }
 
@@ -114,6 +151,13 @@ class RRDB extends Module {
   forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'rrdb';
     this.checkOptions(options, label);
+    if (b.training) {
+      // Plain tensors in training: RDB3(RDB2(RDB1(x))) · 0.2 + x.
+      refuseSliceInTraining(options, label);
+      let h = buffer;
+      this.rdbs.forEach((rdb, k) => (h = rdb.forward(b, h, { label: `${label}.rdb${k + 1}` })));
+      return addScaled(b, buffer, h, 0.2, `${label} (·0.2 + x)`);
+    }
     let cur = buffer;
     for (let k = 0; k < 2; k++) {
       const next = this.inputBuffer(b, buffer.shape, `${label}.rdb${k + 2}.cat`);
@@ -148,7 +192,7 @@ function checkConfig(c: RRDBNetConfig): void {
 export class RRDBNet extends Module implements Network {
   readonly architecture = 'RRDBNet';
   readonly convFirst: Conv2d;
-  readonly body: ModuleList<RRDB>;
+  readonly body: RRDBList;
   readonly convBody: Conv2d;
   readonly convUp1: Conv2d;
   readonly convUp2: Conv2d;
@@ -163,12 +207,16 @@ export class RRDBNet extends Module implements Network {
     const conv = (cin: number, cout: number) => new Conv2d(cin, cout, 3, { padding: 1 });
     const r = UNSHUFFLE[scale];
     this.convFirst = conv(inChannels * r * r, nf);
-    this.body = new ModuleList(Array.from({ length: numBlock }, () => new RRDB(nf, numGrowCh)));
+    this.body = new RRDBList(Array.from({ length: numBlock }, () => new RRDB(nf, numGrowCh)));
     this.convBody = conv(nf, nf);
     this.convUp1 = conv(nf, nf);
     this.convUp2 = conv(nf, nf);
     this.convHr = conv(nf, nf);
     this.convLast = conv(nf, outChannels);
+  }
+
+  override get supportsTraining(): boolean {
+    return true;
   }
 
   get inChannels(): number {
@@ -208,8 +256,14 @@ export class RRDBNet extends Module implements Network {
           `RRDBNet ×${scale} pixel-unshuffles its input by ${r}: height and width must be multiples of ${r}, got ${x.shape[1]}×${x.shape[2]}`,
         );
       }
-      x = pixelUnshuffle(b.graph, x, r, 'pixel_unshuffle');
+      const input = x;
+      x = pixelUnshuffle(b.graph, input, r, 'pixel_unshuffle');
+      const unshuffled = x;
+      b.training?.tape.record('pixel_unshuffle', [input], [unshuffled], false, (t) => {
+        t.addGrad(input, pixelUnshuffleBackward(b.graph, t.gradOf(unshuffled)!, input.shape, r, 'pixel_unshuffle backward'));
+      });
     }
+    if (b.training) return this.trainingForward(b, x);
     const blocks = this.body.items;
     // fea goes straight into the first RRDB's concatenation buffer; conv_body adds it back from there.
     const fea = numBlock > 0 ? blocks[0].inputBuffer(b, x.shape, 'body.0.cat') : undefined;
@@ -220,15 +274,29 @@ export class RRDBNet extends Module implements Network {
       const y = block.forward(b, cur, { label: `body.${i}`, output: next && { tensor: next, channelOffset: 0 } });
       cur = next ?? y;
     });
-    let h = this.convBody.forward(b, cur, {
+    const h = this.convBody.forward(b, cur, {
       epilogue: { residual: { tensor: first, mode: 'afterActivation', prefix: true } },
       label: 'conv_body',
     });
+    return this.tail(b, h);
+  }
+
+  /** conv_up1/conv_up2 after nearest ×2 each, conv_hr, conv_last: the same in training and inference. */
+  private tail(b: ForwardBuilder, fea: TensorValue): TensorValue {
     const lrelu = { activation: LRELU };
-    h = this.convUp1.forward(b, this.upsample.forward(b, h, { label: 'up1' }), { epilogue: lrelu, label: 'conv_up1' });
+    let h = this.convUp1.forward(b, this.upsample.forward(b, fea, { label: 'up1' }), { epilogue: lrelu, label: 'conv_up1' });
     h = this.convUp2.forward(b, this.upsample.forward(b, h, { label: 'up2' }), { epilogue: lrelu, label: 'conv_up2' });
     h = this.convHr.forward(b, h, { epilogue: lrelu, label: 'conv_hr' });
     return this.convLast.forward(b, h, { label: 'conv_last' });
+  }
+
+  /** The trunk on plain tensors (each block returns a new one), every step recording its backward. */
+  private trainingForward(b: ForwardBuilder, x: TensorValue): TensorValue {
+    const fea = this.convFirst.forward(b, x, { label: 'conv_first' });
+    let h = fea;
+    this.body.items.forEach((block, i) => (h = block.forward(b, h, { label: `body.${i}` })));
+    h = this.convBody.forward(b, h, { epilogue: { residual: { tensor: fea, mode: 'afterActivation' } }, label: 'conv_body' });
+    return this.tail(b, h);
   }
 }
 
