@@ -1,4 +1,10 @@
 import { InvalidInputError } from '../errors';
+import { logicalBytes, logicalElements } from '../gpu/cost';
+import type { Graph, TensorValue } from '../gpu/graph';
+import { tensorElements } from '../gpu/tensor';
+import { type TensorAccess, WHOLE_BINDINGS } from '../gpu/tensor-access';
+import { kernelShader } from './kernel-source';
+import { linearEntry } from './wgsl-common';
 
 /**
  * Activations fused into kernel epilogues. `alpha` is the LeakyReLU slope. Each has a WGSL body (applied to a
@@ -113,4 +119,41 @@ export function erf64(x: number): number {
   for (let k = 60; k >= 1; k--) f = k / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
+}
+
+const APPLY_WORKGROUP = 64;
+
+function applyActivationWgsl(activation: Activation, io: TensorAccess = WHOLE_BINDINGS): string {
+  return `struct Params { count: u32, alpha: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${io.declare('x', 1, 'read')}
+${io.declare('y', 2, 'read_write')}
+
+${activationWgsl(activation)}
+
+${linearEntry(APPLY_WORKGROUP)}
+  ${io.store('y', 'i', `act(${io.load('x', 'i')}, p.alpha)`)}
+}`;
+}
+
+/**
+ * y = act(x) as a dispatch of its own (the epilogues' `act`): for training, where an activation whose backward
+ * needs its input (exact GELU) cannot be fused, since the fused kernel would not keep the pre-activation. Every
+ * activation maps 0 to 0 except sigmoid, so padded channels stay 0 for all others; sigmoid is refused here.
+ */
+export function applyActivation(graph: Graph, activation: Activation, x: TensorValue, label: string): TensorValue {
+  if (activation.kind === 'sigmoid') throw new InvalidInputError(`${label}: sigmoid(0) ≠ 0 would fill the padded channels`);
+  const y = graph.tensor(x.shape, label);
+  const count = tensorElements(x.shape) / 4;
+  graph.add({
+    label,
+    kernel: kernelShader(`activation[${activation.kind}]`, { family: 'activation_apply', epilogue: activation.kind }, (io) =>
+      applyActivationWgsl(activation, io),
+    ),
+    uniforms: { count, alpha: activationAlpha(activation) },
+    bindings: { x, y },
+    workgroups: Math.ceil(count / APPLY_WORKGROUP),
+    cost: { flops: logicalElements(x.shape), bytes: 2 * logicalBytes(x.shape) },
+  });
+  return y;
 }

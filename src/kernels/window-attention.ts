@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors';
 import { logicalBytes } from '../gpu/cost';
-import { type Graph, type TensorValue } from '../gpu/graph';
+import { type Binding, type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
 import { kernelShader } from './kernel-source';
 import type { WindowAttentionVariant } from './window-attention-variants';
@@ -37,7 +37,7 @@ export function checkWindowAttentionVariant(v: WindowAttentionVariant): void {
 
 export interface WindowAttentionParams {
   /** The packed relative position bias [heads, 15, 15] (packRelativePositionBias), f32. */
-  bias: GPUBuffer;
+  bias: Binding;
   heads: number;
   /** SW-MSA: roll by (−4, −4) before, region mask, roll back by (+4, +4); all in the index math. */
   shifted: boolean;

@@ -4,6 +4,7 @@ import type { TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
 import { ReLU } from './activations';
 import { Conv2d } from './conv2d';
+import { convTransBlockTrainingForward } from './conv-trans-block-training';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, requireData } from './module';
 import { Sequential } from './sequential';
@@ -45,6 +46,10 @@ export class ConvTransBlock extends Module {
     this.convBlock = new Sequential(conv3x3(), new ReLU(), conv3x3());
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   get channels(): number {
     return this.convDim + this.transDim;
   }
@@ -80,6 +85,7 @@ export class ConvTransBlock extends Module {
     if (x.shape[3] !== this.channels) {
       throw new InvalidInputError(`${label}: ConvTransBlock of ${this.channels} channels got ${formatShape(x.shape)}`);
     }
+    if (b.training) return convTransBlockTrainingForward(b, this, x, label);
     const { conv, trans } = this.splitConv1x1(b.ctx);
     const c = conv.forward(b, x, { label: `${label}.conv1_1[conv]` });
     const t = trans.forward(b, x, { label: `${label}.conv1_1[trans]` });

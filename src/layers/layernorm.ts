@@ -3,6 +3,7 @@ import { BufferUsage } from '../gpu/flags';
 import type { TensorValue } from '../gpu/graph';
 import { layerNorm, packLayerNormParams } from '../kernels/layernorm';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
+import { layerNormTrainingForward } from './layernorm-training';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
@@ -22,6 +23,10 @@ export class LayerNorm extends Module {
     this.bias = parameter([normalizedShape]);
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   override parameters(): Record<string, Parameter> {
     return { weight: this.weight, bias: this.bias };
   }
@@ -32,6 +37,7 @@ export class LayerNorm extends Module {
     if (x.shape[3] !== this.normalizedShape) {
       throw new InvalidInputError(`${label}: LayerNorm(${this.normalizedShape}) got ${x.shape[3]} channels`);
     }
+    if (b.training) return layerNormTrainingForward(b, this, x, label);
     const { params } = this.onDevice(b.ctx, () => {
       const packed = packLayerNormParams(
         requireData(this.weight, 'LayerNorm weight'),

@@ -1,6 +1,7 @@
 import type { TensorValue } from '../gpu/graph';
 import { Conv2d } from './conv2d';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
+import { linearTrainingForward } from './linear-training';
 import { Module, type Parameter, parameter, requireData } from './module';
 
 /**
@@ -14,6 +15,10 @@ export class Linear extends Module {
   }
 
   override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  override get supportsTraining(): boolean {
     return true;
   }
 
@@ -41,6 +46,7 @@ export class Linear extends Module {
   }
 
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
+    if (b.training) return linearTrainingForward(b, this, x, options, options.label ?? 'linear');
     // [out, in] and [out, in, 1, 1] are the same numbers in the same order: the 1×1 convolution shares the arrays.
     const weight = requireData(this.weight, 'Linear weight');
     if (this.conv.weight.data !== weight) {

@@ -10,6 +10,7 @@ import { Linear } from './linear';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module, type Parameter, parameter, requireData } from './module';
 import { Sequential } from './sequential';
+import { wmsaTrainingForward } from './swin-training';
 
 /** 2·8 − 1 relative offsets per axis. */
 const REL = 2 * WINDOW_ATTENTION_SIZE - 1;
@@ -59,9 +60,14 @@ export class WMSA extends Module {
     return true;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   /** WMSA(x), with `options` (e.g. the block's shortcut as a residual) fused into the output projection. */
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'msa';
+    if (b.training) return wmsaTrainingForward(b, this, x, options, label);
     const { bias } = this.onDevice(b.ctx, () => {
       const packed = packRelativePositionBias(requireData(this.relativePositionParams, 'relative_position_params'), this.heads);
       return { bias: b.ctx.createBufferWithData(packed, BufferUsage.STORAGE, `wmsa ${this.dim} bias`) };
@@ -115,6 +121,11 @@ export class SwinBlock extends Module {
   }
 
   override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** In training its children record their backward (the shortcuts are their fused residuals). */
+  override get supportsTraining(): boolean {
     return true;
   }
 

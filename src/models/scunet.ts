@@ -1,9 +1,10 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
-import { binary } from '../kernels/elementwise';
+import { crop2dBackward, replicatePadToMultipleBackward } from '../kernels/layout-backward';
 import { crop2d, paddedToMultiple, replicatePadToMultiple } from '../kernels/pad';
 import { WINDOW_ATTENTION_HEAD_DIM, WINDOW_ATTENTION_SIZE } from '../kernels/window-attention';
+import { add as addRecorded } from '../layers/autograd-ops';
 import { Conv2d } from '../layers/conv2d';
 import { ConvTranspose2d } from '../layers/conv-transpose2d';
 import { ConvTransBlock } from '../layers/conv-trans-block';
@@ -103,6 +104,11 @@ export class SCUNet extends Module implements Network {
     this.mTail = new Sequential(new Conv2d(dim, inChannels, 3, { padding: 1, bias: false }));
   }
 
+  /** Every child trains (convolutions, ConvTransBlocks); the skips, padding and crop record their backward here. */
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   get inChannels(): number {
     return this.config.inChannels;
   }
@@ -121,11 +127,17 @@ export class SCUNet extends Module implements Network {
     if (c !== this.config.inChannels) {
       throw new InvalidInputError(`SCUNet expects ${this.config.inChannels} image channel(s), got ${c} (input ${formatShape(x.shape)})`);
     }
-    const add = (p: TensorValue, q: TensorValue, label: string) => binary(b.graph, 'add', p, q, label);
+    // Records its backward (both inputs get the gradient) when the graph is a training step's.
+    const add = (p: TensorValue, q: TensorValue, label: string) => addRecorded(b, p, q, label);
     // Each stage is a Sequential of ConvTransBlocks and its strided (transposed) convolution, run in order.
     const stage = (name: StageName, t: TensorValue) => this.stages[name].forward(b, t, { label: name });
     const padded = paddedToMultiple(h, PAD_MULTIPLE) !== h || paddedToMultiple(w, PAD_MULTIPLE) !== w;
     const x0 = padded ? replicatePadToMultiple(b.graph, x, PAD_MULTIPLE, 'replication pad') : x;
+    if (padded) {
+      b.training?.tape.record('replication pad', [x], [x0], false, (t) => {
+        t.addGrad(x, replicatePadToMultipleBackward(b.graph, t.gradOf(x0)!, x.shape, PAD_MULTIPLE, 'replication pad backward'));
+      });
+    }
     const x1 = this.mHead.forward(b, x0, { label: 'm_head' });
     const x2 = stage('m_down1', x1);
     const x3 = stage('m_down2', x2);
@@ -135,7 +147,13 @@ export class SCUNet extends Module implements Network {
     y = stage('m_up2', add(y, x3, 'x + x3'));
     y = stage('m_up1', add(y, x2, 'x + x2'));
     y = this.mTail.forward(b, add(y, x1, 'x + x1'), { label: 'm_tail' });
-    return padded ? crop2d(b.graph, y, { y0: 0, x0: 0, h, w }, 'crop') : y;
+    if (!padded) return y;
+    const window = { y0: 0, x0: 0, h, w };
+    const out = crop2d(b.graph, y, window, 'crop');
+    b.training?.tape.record('crop', [y], [out], false, (t) => {
+      t.addGrad(y, crop2dBackward(b.graph, t.gradOf(out)!, y.shape, window, 'crop backward'));
+    });
+    return out;
   }
 }
 
