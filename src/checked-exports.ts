@@ -47,6 +47,8 @@ import * as normalize from './io/normalize';
 import * as png from './io/png';
 import * as ssimCpu from './io/ssim';
 import * as gpuMetrics from './runtime/ssim-gpu';
+import * as lpipsMetric from './runtime/lpips';
+import * as featureNetworks from './models/vgg';
 import * as tiff from './io/tiff';
 import * as tiffWrite from './io/tiff-write';
 import * as load from './models/load';
@@ -201,6 +203,15 @@ const GPU_METRIC_ARGS: readonly (readonly [string, ArgRule])[] = [
 ];
 export const psnrGpu = guardedAsync('psnrGpu', gpuMetrics.psnrGpu, GPU_METRIC_ARGS);
 export const ssimGpu = guardedAsync('ssimGpu', gpuMetrics.ssimGpu, GPU_METRIC_ARGS);
+export const lpips = guardedAsync('lpips', lpipsMetric.lpips, [
+  ['model', rule('an Lpips model (Lpips.fromCheckpoints)', (v) => v instanceof lpipsMetric.Lpips)],
+  ['a', IMAGE],
+  ['b', IMAGE],
+]);
+export const loadFeatureNetwork = guarded('loadFeatureNetwork', featureNetworks.loadFeatureNetwork, [
+  ['sd', MAP],
+  ['options', optional(OPTIONS)],
+]);
 
 // models/, weights/
 export const architectureByName = guarded('architectureByName', registry.architectureByName, [['name', STRING]]);

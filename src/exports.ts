@@ -33,6 +33,8 @@ export {
   isAnyRaster,
   isPng,
   isTiff,
+  loadFeatureNetwork,
+  lpips,
   maxAbsDiff,
   maxValue,
   mse,
@@ -77,6 +79,9 @@ export type { LossConfig, LossTerm } from './training/loss-config';
 export type { OptimizerConfig } from './training/optimizer-config';
 export type { ParameterGroup } from './training/parameter-groups';
 export type { BatchNormMode } from './layers/training-graph';
+// Feature networks (torchvision's vgg16/vgg19/alexnet `features`) for the perceptual loss and LPIPS.
+export { alexnet, FeatureNetwork, vgg, type FeatureBackbone, type VggDepth } from './models/vgg';
+export { Lpips, LPIPS_LAYERS, type LpipsBatch, type LpipsOptions } from './runtime/lpips';
 export { CosineAnnealingLR, MultiStepLR, ReduceLROnPlateau, StepLR, type LrSchedule } from './training/schedules';
 export type { TrainingExample, TrainingSet } from './training/data/training-set';
 export type { NoiseModel } from './training/data/noise-model';

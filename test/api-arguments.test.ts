@@ -85,6 +85,13 @@ const trainOptions = { batchShape: [1, 1, 8, 8], loss: { kind: 'mse' }, optimize
 const withTrainOption = (o: unknown) => (typeof o === 'object' && o !== null && !Array.isArray(o) ? { ...trainOptions, ...o } : o);
 
 const ROWS: Row[] = [
+  // feature networks and LPIPS
+  { name: 'loadFeatureNetwork(sd)', call: (v) => lib.loadFeatureNetwork(v as never) },
+  { name: 'Lpips.fromCheckpoints(ctx)', call: (v) => lib.Lpips.fromCheckpoints(v as never, new Uint8Array(4), new Uint8Array(4)) },
+  { name: 'Lpips.fromCheckpoints(backbone)', call: (v) => lib.Lpips.fromCheckpoints(contextShell, v as never, new Uint8Array(4)) },
+  { name: 'Lpips.fromCheckpoints(heads)', call: (v) => lib.Lpips.fromCheckpoints(contextShell, new Uint8Array(4), v as never) },
+  { name: 'Lpips.fromStateDicts(backbone)', call: (v) => lib.Lpips.fromStateDicts(contextShell, v as never, new Map()) },
+  { name: 'lpips(model)', call: (v) => lib.lpips(v as never, image8(), image8()) },
   // training
   { name: 'Trainer.create(ctx)', call: (v) => lib.Trainer.create(v as never, trainable, trainOptions as never) },
   { name: 'Trainer.create(model)', call: (v) => lib.Trainer.create(contextShell, v as never, trainOptions as never) },
@@ -98,6 +105,7 @@ const ROWS: Row[] = [
       clipGradNorm: ['42'],
       batchNorm: [],
       frozen: ['function'],
+      parameterGroups: ['[]'],
       returnOutput: ['true'],
     },
     ['{}'],

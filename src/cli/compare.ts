@@ -2,17 +2,20 @@
  * `webgpu-restore compare a b`: PSNR and SSIM between two images, as scikit-image and KAIR compute them
  * (src/io metrics). Images of different integer bit depths are compared on the common [0, 1] scale. Images of
  * more than GPU_MIN_PIXELS pixels are measured on the GPU (src/runtime/ssim-gpu.ts, same definitions, agreeing with
- * the float64 CPU versions to ~1e-6), falling back to the CPU when no device can be had.
+ * the float64 CPU versions to ~1e-6), falling back to the CPU when no device can be had. With
+ * `--lpips BACKBONE.pth,HEADS.pth` also the LPIPS distance (src/runtime/lpips.ts), which needs a GPU.
  */
 import { InvalidInputError, RestoreError } from '../errors';
 import { type AnyRasterImage, type FloatImage, rasterToFloat } from '../io/image';
 import { psnr } from '../io/metrics';
 import { ssim } from '../io/ssim';
+import { Lpips, lpips } from '../runtime/lpips';
 import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
 import type { GPUContext } from '../gpu/context';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
 import { parseCommandArgs, positiveNumber } from './args';
+import { type CheckpointFile, readCheckpointFile } from './checkpoint-file';
 import { UsageError } from './errors';
 import { usageFor } from './usage';
 
@@ -21,6 +24,7 @@ const GPU_MIN_PIXELS = 1_000_000;
 
 const OPTIONS = {
   'data-range': { type: 'string' },
+  lpips: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -36,6 +40,30 @@ async function firstPage(path: string): Promise<{ image: AnyRasterImage; pages: 
   return { image: file.pages[0].image, pages: file.pages.length };
 }
 
+/** `--lpips BACKBONE.pth,HEADS.pth`: the two paths. */
+function lpipsPaths(value: string): [string, string] {
+  const parts = value.split(',');
+  if (parts.length !== 2 || parts.some((p) => p.trim() === '')) {
+    throw new UsageError(`--lpips takes two files separated by a comma (BACKBONE.pth,HEADS.pth), got '${value}'`, 'compare');
+  }
+  return [parts[0].trim(), parts[1].trim()];
+}
+
+/** The LPIPS distance with the user's torchvision backbone and LPIPS heads. */
+async function lpipsDistance(
+  ctx: GPUContext,
+  [backbone, heads]: CheckpointFile[],
+  x: AnyRasterImage | FloatImage,
+  y: AnyRasterImage | FloatImage,
+): Promise<{ backbone: string; distance: number }> {
+  const model = Lpips.fromCheckpoints(ctx, backbone.bytes, heads.bytes, { backbone: backbone.name, heads: heads.name });
+  try {
+    return { backbone: model.backbone, distance: await lpips(model, x, y) };
+  } finally {
+    model.dispose();
+  }
+}
+
 export async function compareCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('compare', argv, OPTIONS);
   if (values.help) {
@@ -45,6 +73,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError('compare needs two image files', 'compare');
   const range = values['data-range'] === undefined ? undefined : positiveNumber('compare', '--data-range', values['data-range']);
   const [pa, pb] = positionals;
+  const lpipsFiles = values.lpips === undefined ? undefined : lpipsPaths(values.lpips);
   const a = await firstPage(pa);
   const b = await firstPage(pb);
 
@@ -66,20 +95,31 @@ export async function compareCommand(argv: string[]): Promise<number> {
     note = `${da}-bit and ${db}-bit compared on the [0, 1] scale (data range 1)`;
   }
   const dataRange = range ?? (x === a.image && da !== 32 ? (da === 16 ? 65535 : 255) : 1);
-  // No GPU (or a failing one): the CPU gives the same numbers, only slower.
-  const ctx: GPUContext | undefined = x.width * x.height > GPU_MIN_PIXELS ? await getDefaultContext().catch(() => undefined) : undefined;
+  // The weights are read before any GPU work, so a wrong path fails at once.
+  const lpipsWeights = lpipsFiles ? await Promise.all(lpipsFiles.map((f) => readCheckpointFile(f))) : undefined;
+  const large = x.width * x.height > GPU_MIN_PIXELS;
+  // No GPU (or a failing one): the CPU gives the same PSNR and SSIM, only slower. LPIPS needs the GPU.
+  const ctx: GPUContext | undefined = lpipsWeights
+    ? await getDefaultContext()
+    : large
+      ? await getDefaultContext().catch(() => undefined)
+      : undefined;
+  const metricsCtx = large ? ctx : undefined;
   let psnrDb: number;
   let ssimValue: number | undefined;
   let ssimProblem: string | undefined;
+  let lpipsResult: { backbone: string; distance: number } | undefined;
   try {
-    psnrDb = ctx ? await psnrGpu(ctx, x, y, { dataRange }) : psnr(x, y, { dataRange });
+    psnrDb = metricsCtx ? await psnrGpu(metricsCtx, x, y, { dataRange }) : psnr(x, y, { dataRange });
     try {
-      ssimValue = ctx ? await ssimGpu(ctx, x, y, { dataRange }) : ssim(x, y, { dataRange });
+      ssimValue = metricsCtx ? await ssimGpu(metricsCtx, x, y, { dataRange }) : ssim(x, y, { dataRange });
     } catch (e) {
       // Too small for the 11×11 window: PSNR is still meaningful, so report rather than fail.
       if (!(e instanceof RestoreError)) throw e;
       ssimProblem = e.message;
     }
+    // Asked for explicitly, so an image too small for the backbone fails rather than being reported.
+    if (ctx && lpipsWeights) lpipsResult = await lpipsDistance(ctx, lpipsWeights, x, y);
   } finally {
     ctx?.dispose();
   }
@@ -94,6 +134,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       identical: psnrDb === Infinity,
       ssim: ssimValue ?? null,
       ssimError: ssimProblem ?? null,
+      ...(lpipsResult ? { lpips: lpipsResult.distance, lpipsBackbone: lpipsResult.backbone } : {}),
     };
     console.log(JSON.stringify(result, null, 2));
     return 0;
@@ -103,6 +144,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   lines.push(`data range: ${dataRange}`);
   lines.push(`PSNR: ${Number.isFinite(psnrDb) ? `${psnrDb.toFixed(4)} dB` : 'inf (identical)'}`);
   lines.push(`SSIM: ${ssimValue !== undefined ? ssimValue.toFixed(6) : `not computed (${ssimProblem})`}`);
+  if (lpipsResult) lines.push(`LPIPS (${lpipsResult.backbone}): ${lpipsResult.distance.toFixed(6)}`);
   console.log(lines.join('\n'));
   return 0;
 }
