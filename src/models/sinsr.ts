@@ -4,6 +4,7 @@ import { RELU } from '../kernels/activation';
 import { copyChannels } from '../kernels/channel-slice';
 import { depthToSpace } from '../kernels/pixel-shuffle';
 import { avgPool2d } from '../kernels/pool';
+import { addScaled, averagePool2d, concatPieces, depthToSpaceOp } from '../layers/autograd-ops';
 import { CBAM } from '../layers/cbam';
 import { ConcatConv2d, concatLayout } from '../layers/concat-conv2d';
 import { Conv2d } from '../layers/conv2d';
@@ -94,11 +95,30 @@ export const SINSR_ARCH7: SINSRConfig = {
 export const SINSR_CBAM: SINSRConfig = { ...SINSR_ARCH7, attention: 'cbam' };
 
 /**
+ * nn.ModuleList whose owner runs its items in a training graph too (a plain ModuleList never trains: see
+ * Module.supportsTraining).
+ */
+class TrainedList<T extends Module> extends ModuleList<T> {
+  override get supportsTraining(): boolean {
+    return true;
+  }
+}
+
+function refuseSliceInTraining(options: ForwardOptions, label: string): void {
+  if (options.output) throw new InvalidInputError(`${label}: in a training graph the result cannot go into a channel slice`);
+}
+
+/**
  * relu(conv) → relu(dilated conv) → depthwise → relu(pointwise). `forward` takes the RDB's concatenation buffer
  * (conv reads its prefix) and writes h_l into `options.output`, the buffer's next slice.
  */
 class DenseLayer extends Module {
   override get writesChannelSlice(): boolean {
+    return true;
+  }
+
+  /** In a training graph `forward` takes the dense concatenation itself and returns h_l as a new tensor. */
+  override get supportsTraining(): boolean {
     return true;
   }
 
@@ -127,6 +147,7 @@ class DenseLayer extends Module {
   forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'dense_layer';
     this.checkOptions(options, label);
+    if (b.training) refuseSliceInTraining(options, label);
     const relu = { activation: RELU };
     let h = this.conv.forward(b, buffer, { epilogue: relu, label: `${label}.conv` });
     h = this.convDilated.forward(b, h, { epilogue: relu, label: `${label}.conv_dilated` });
@@ -149,13 +170,17 @@ class RDB extends Module {
     return true;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly layers: ModuleList<DenseLayer>;
   readonly convFuse: ConcatConv2d;
 
   constructor(cin: number, nf: number, g: number, numLayers: number) {
     super();
     const pieces = [cin, ...Array<number>(numLayers).fill(g)];
-    this.layers = new ModuleList(Array.from({ length: numLayers }, (_, l) => new DenseLayer(pieces.slice(0, l + 1), g)));
+    this.layers = new TrainedList(Array.from({ length: numLayers }, (_, l) => new DenseLayer(pieces.slice(0, l + 1), g)));
     this.convFuse = new ConcatConv2d(pieces, nf, 3, { padding: 1 });
   }
 
@@ -172,11 +197,25 @@ class RDB extends Module {
 
   forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'rdb';
+    if (b.training) return this.trainingForward(b, buffer, options, label);
     const offsets = this.convFuse.layout.offsets;
     this.layers.items.forEach((layer, l) =>
       layer.forward(b, buffer, { label: `${label}.layers.${l}`, output: { tensor: buffer, channelOffset: offsets[l + 1] } }),
     );
     return this.convFuse.forward(b, buffer, { epilogue: options.epilogue, label: `${label}.conv_fuse`, output: options.output });
+  }
+
+  /**
+   * In a training graph `x` is a plain tensor and every concatenation is an explicit, recorded torch.cat
+   * (concat-conv2d.ts says why), so each piece's gradient is summed over all the layers that read it.
+   */
+  private trainingForward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions, label: string): TensorValue {
+    refuseSliceInTraining(options, label);
+    const feats = [x];
+    this.layers.items.forEach((layer, l) =>
+      feats.push(layer.forward(b, concatPieces(b, feats, `${label}.layers.${l}.cat`), { label: `${label}.layers.${l}` })),
+    );
+    return this.convFuse.forward(b, concatPieces(b, feats, `${label}.cat`), { epilogue: options.epilogue, label: `${label}.conv_fuse` });
   }
 }
 
@@ -189,6 +228,10 @@ class RRDB extends Module {
     return true;
   }
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   readonly convRes: ConcatConv2d;
   readonly rdbs: ModuleList<RDB>;
   readonly cbams: ModuleList<CBAM> | undefined;
@@ -196,11 +239,11 @@ class RRDB extends Module {
   constructor(cin: number, c: SINSRConfig) {
     super();
     this.convRes = new ConcatConv2d([cin], c.numFeat, 3, { padding: 1 });
-    this.rdbs = new ModuleList(
+    this.rdbs = new TrainedList(
       Array.from({ length: c.numRDBs }, (_, k) => new RDB(k === 0 ? cin : c.numFeat, c.numFeat, c.growth, c.numLayers)),
     );
     this.cbams =
-      c.attention === 'cbam' ? new ModuleList(Array.from({ length: c.numRDBs }, () => new CBAM(c.numFeat, c.reduction))) : undefined;
+      c.attention === 'cbam' ? new TrainedList(Array.from({ length: c.numRDBs }, () => new CBAM(c.numFeat, c.reduction))) : undefined;
   }
 
   override children(): [string, Module][] {
@@ -220,6 +263,7 @@ class RRDB extends Module {
   forward(b: ForwardBuilder, buffer: TensorValue, options: ForwardOptions = {}): TensorValue {
     const label = options.label ?? 'rrdb';
     this.checkOptions(options, label);
+    if (b.training) return this.trainingForward(b, buffer, options, label);
     const r = this.convRes.forward(b, buffer, { epilogue: { scale: 0.2 }, label: `${label}.conv_res` });
     const rdbs = this.rdbs.items;
     let cur = buffer;
@@ -241,6 +285,21 @@ class RRDB extends Module {
       cur = next ?? y;
     });
     return y;
+  }
+
+  /**
+   * On plain tensors: `x + r * 0.2` as nets/sinsr.py writes it, with r = conv_res(input) (its own tensor, the
+   * 0.2 applied by addScaled: one f32 product then one sum per element, as PyTorch's mul and add).
+   */
+  private trainingForward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions, label: string): TensorValue {
+    refuseSliceInTraining(options, label);
+    const r = this.convRes.forward(b, x, { label: `${label}.conv_res` });
+    let h = x;
+    this.rdbs.items.forEach((rdb, k) => {
+      h = rdb.forward(b, h, { label: `${label}.rdbs.${k}` });
+      if (this.cbams) h = this.cbams.items[k].forward(b, h, { label: `${label}.cbams.${k}` });
+    });
+    return addScaled(b, h, r, 0.2, `${label} (x + r·0.2)`);
   }
 }
 
@@ -275,13 +334,17 @@ export class SINSR extends Module implements Network {
   readonly convUp2: Conv2d;
   readonly convLast: Conv2d;
 
+  override get supportsTraining(): boolean {
+    return true;
+  }
+
   constructor(readonly config: SINSRConfig) {
     super();
     checkConfig(config);
     this.architecture = config.attention === 'cbam' ? 'SINSR-CBAM' : 'SINSR';
     const f = config.numFeat;
     const q = f / 4;
-    const branch = (cin: number) => new ModuleList(Array.from({ length: config.numRRDBs }, (_, i) => new RRDB(i === 0 ? cin : f, config)));
+    const branch = (cin: number) => new TrainedList(Array.from({ length: config.numRRDBs }, (_, i) => new RRDB(i === 0 ? cin : f, config)));
     const conv = (cin: number, cout: number) => new Conv2d(cin, cout, 3, { padding: 1 });
     this.convFirst = conv(config.inChannels, config.firstFeat);
     this.branch1 = branch(config.firstFeat);
@@ -345,6 +408,7 @@ export class SINSR extends Module implements Network {
         `${this.architecture} needs an even height and width (its 2×2 average pools), got ${x.shape[1]}×${x.shape[2]}`,
       );
     }
+    if (b.training) return this.trainingForward(b, x);
     const relu = { activation: RELU };
     const b1 = this.branch1.items[0].inputBuffer(b, x.shape, 'branch1.0.cat');
     this.convFirst.forward(b, x, { epilogue: relu, label: 'conv_first', output: { tensor: b1, channelOffset: 0 } });
@@ -364,6 +428,23 @@ export class SINSR extends Module implements Network {
     let y = this.convFuse.forward(b, cat, { epilogue: relu, label: 'conv_fuse' });
     y = this.convUp1.forward(b, depthToSpace(graph, y, 2, 'up1.d2s'), { epilogue: relu, label: 'conv_up1' });
     y = this.convUp2.forward(b, depthToSpace(graph, y, 2, 'up2.d2s'), { label: 'conv_up2' });
+    return this.convLast.forward(b, y, { epilogue: { activation: { kind: 'tanh' } }, label: 'conv_last' });
+  }
+
+  /** The same network on plain tensors, every op recording its backward (nets/sinsr.py's forward, step by step). */
+  private trainingForward(b: ForwardBuilder, img: TensorValue): TensorValue {
+    const relu = { activation: RELU };
+    const run = (branch: ModuleList<RRDB>, t: TensorValue, label: string) =>
+      branch.items.reduce((h, block, i) => block.forward(b, h, { label: `${label}.${i}` }), t);
+    const x = this.convFirst.forward(b, img, { epilogue: relu, label: 'conv_first' });
+    const s1 = run(this.branch1, x, 'branch1');
+    const t2 = run(this.branch2, averagePool2d(b, s1, { kernel: 2 }, 'branch2.pool'), 'branch2');
+    const s2 = depthToSpaceOp(b, t2, 2, 'branch2.d2s');
+    const t4 = run(this.branch4, depthToSpaceOp(b, s1, 2, 'branch4.d2s'), 'branch4');
+    const s4 = averagePool2d(b, t4, { kernel: 2 }, 'branch4.pool');
+    let y = this.convFuse.forward(b, concatPieces(b, [s1, s2, s4], 'fuse.cat'), { epilogue: relu, label: 'conv_fuse' });
+    y = this.convUp1.forward(b, depthToSpaceOp(b, y, 2, 'up1.d2s'), { epilogue: relu, label: 'conv_up1' });
+    y = this.convUp2.forward(b, depthToSpaceOp(b, y, 2, 'up2.d2s'), { label: 'conv_up2' });
     return this.convLast.forward(b, y, { epilogue: { activation: { kind: 'tanh' } }, label: 'conv_last' });
   }
 }
