@@ -9,11 +9,11 @@ const WORKGROUP = 64;
 export function accumulateWgsl(io: TensorAccess = WHOLE_BINDINGS): string {
   return `struct Params { count: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-${io.declare('into', 1, 'read_write')}
-${io.declare('from', 2, 'read')}
+${io.declare('total', 1, 'read_write')}
+${io.declare('addend', 2, 'read')}
 
 ${linearEntry(WORKGROUP)}
-  ${io.store('into', 'i', `${io.load('into', 'i')} + ${io.load('from', 'i')}`)}
+  ${io.store('total', 'i', `${io.load('total', 'i')} + ${io.load('addend', 'i')}`)}
 }`;
 }
 
@@ -28,7 +28,7 @@ export function accumulateFlat(graph: Graph, into: Binding, from: Binding, eleme
     label,
     kernel: kernelShader('accumulate', { family: 'accumulate' }, (io) => accumulateWgsl(io)),
     uniforms: { count },
-    bindings: { into, from },
+    bindings: { total: into, addend: from },
     workgroups: Math.ceil(count / WORKGROUP),
     cost: { flops: elements, bytes: 12 * elements },
   });
