@@ -1,5 +1,8 @@
 import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
 import type { Graph, TensorValue } from '../gpu/graph';
+import { FeatureNetwork } from '../models/vgg';
+import { addPerceptualLoss, type PerceptualLossOptions } from './perceptual-loss';
 import { laplacianLoss, type LossResult, maskedMseLoss, pixelLoss, sobelGradientLoss, ssimLoss, totalVariationLoss } from '../kernels/loss';
 import { sumTensors } from '../kernels/reduce';
 
@@ -13,7 +16,9 @@ import { sumTensors } from '../kernels/reduce';
  * - the Sobel gradient loss and the second-order (Laplacian) loss, L1 (default) or MSE between the filtered
  *   prediction and target (training.md §2.4);
  * - total variation of the prediction alone (kornia's anisotropic L1 per image, or KAIR's squared TVLoss), a
- *   regulariser that only makes sense beside a data term.
+ *   regulariser that only makes sense beside a data term;
+ * - BasicSR's perceptual loss through the user's torchvision VGG (`network`, loadFeatureNetwork), by default
+ *   ESRGAN's {conv5_4: 1} with L1 (conv5_3 for a VGG16); `weight` is its perceptual_weight.
  */
 export type LossTerm = (
   | { kind: 'mse' }
@@ -24,16 +29,20 @@ export type LossTerm = (
   | { kind: 'sobel'; criterion?: 'l1' | 'mse' }
   | { kind: 'laplacian'; criterion?: 'l1' | 'mse' }
   | { kind: 'tv'; variant?: 'anisotropic-l1' | 'squared' }
+  | ({ kind: 'perceptual'; network: FeatureNetwork } & Partial<
+      Pick<PerceptualLossOptions, 'layerWeights' | 'criterion' | 'useInputNorm' | 'rangeNorm'>
+    >)
 ) & { weight?: number };
 
 /** A single term, or the weighted sum of several (SINSR's content losses: L1 + Sobel + second order + TV + SSIM). */
 export type LossConfig = LossTerm | { kind: 'sum'; terms: readonly LossTerm[] };
 
+/** The kinds a name alone builds (the CLI's); 'perceptual' also needs its VGG. */
 export const LOSS_KINDS = ['mse', 'l1', 'charbonnier', 'masked-mse', 'ssim', 'sobel', 'laplacian', 'tv'] as const;
 
 function checkTerm(loss: LossTerm, where: string): void {
-  if (!(LOSS_KINDS as readonly string[]).includes(loss.kind)) {
-    throw new InvalidInputError(`${where}: unknown loss '${String(loss.kind)}' (expected ${LOSS_KINDS.join(', ')}, or sum)`);
+  if (!(LOSS_KINDS as readonly string[]).includes(loss.kind) && loss.kind !== 'perceptual') {
+    throw new InvalidInputError(`${where}: unknown loss '${String(loss.kind)}' (expected ${LOSS_KINDS.join(', ')}, perceptual, or sum)`);
   }
   if (loss.weight !== undefined && !(typeof loss.weight === 'number' && Number.isFinite(loss.weight) && loss.weight >= 0)) {
     throw new InvalidInputError(`${where}: the weight of ${loss.kind} must be a finite number ≥ 0, got ${String(loss.weight)}`);
@@ -46,6 +55,9 @@ function checkTerm(loss: LossTerm, where: string): void {
   }
   if ((loss.kind === 'sobel' || loss.kind === 'laplacian') && loss.criterion !== undefined && !['l1', 'mse'].includes(loss.criterion)) {
     throw new InvalidInputError(`${where}: the ${loss.kind} criterion must be l1 or mse, got ${String(loss.criterion)}`);
+  }
+  if (loss.kind === 'perceptual' && !(loss.network instanceof FeatureNetwork)) {
+    throw new InvalidInputError(`${where}: the perceptual loss needs network, a VGG from loadFeatureNetwork`);
   }
   if (loss.kind === 'tv' && loss.variant !== undefined && !['anisotropic-l1', 'squared'].includes(loss.variant)) {
     throw new InvalidInputError(`${where}: the tv variant must be anisotropic-l1 or squared, got ${String(loss.variant)}`);
@@ -74,10 +86,36 @@ export function lossNeedsMask(loss: LossConfig): boolean {
   return lossTerms(loss).some((t) => t.kind === 'masked-mse');
 }
 
-function addTerm(graph: Graph, term: LossTerm, prediction: TensorValue, target: TensorValue, mask?: TensorValue): LossResult {
+/** A loss added to a graph; `dispose` frees what it put on the GPU (a perceptual loss's VGG weights) with the plan. */
+export interface AddedLoss extends LossResult {
+  dispose(): void;
+}
+
+interface Extras {
+  mask?: TensorValue;
+  /** Needed by the perceptual loss, which uploads its VGG's weights. */
+  ctx?: GPUContext;
+  disposers: (() => void)[];
+}
+
+function addTerm(graph: Graph, term: LossTerm, prediction: TensorValue, target: TensorValue, extras: Extras): LossResult {
   const weight = term.weight ?? 1;
   const label = `${term.kind} loss`;
+  const mask = extras.mask;
   switch (term.kind) {
+    case 'perceptual': {
+      if (!extras.ctx) throw new InvalidInputError('the perceptual loss needs the GPU context');
+      const result = addPerceptualLoss(extras.ctx, graph, term.network, prediction, target, {
+        layerWeights: term.layerWeights ?? { [term.network.backbone === 'vgg16' ? 'conv5_3' : 'conv5_4']: 1 },
+        ...(term.criterion !== undefined ? { criterion: term.criterion } : {}),
+        ...(term.useInputNorm !== undefined ? { useInputNorm: term.useInputNorm } : {}),
+        ...(term.rangeNorm !== undefined ? { rangeNorm: term.rangeNorm } : {}),
+        perceptualWeight: weight,
+        label,
+      });
+      extras.disposers.push(() => result.dispose());
+      return result;
+    }
     case 'ssim':
       return ssimLoss(graph, prediction, target, { label, weight, dataRange: term.dataRange ?? 1 });
     case 'masked-mse':
@@ -102,20 +140,34 @@ function addTerm(graph: Graph, term: LossTerm, prediction: TensorValue, target: 
  * Adds the loss of `prediction` against `target` to the graph: its value ([1,1,1,1]) and its gradient. The terms
  * of a sum are added in the order given (fixed, so a run is bitwise reproducible).
  */
-export function addLoss(graph: Graph, loss: LossConfig, prediction: TensorValue, target: TensorValue, mask?: TensorValue): LossResult {
+export function addLoss(
+  graph: Graph,
+  loss: LossConfig,
+  prediction: TensorValue,
+  target: TensorValue,
+  options: { mask?: TensorValue; ctx?: GPUContext } = {},
+): AddedLoss {
   checkLossConfig(loss);
-  const parts = lossTerms(loss).map((t) => addTerm(graph, t, prediction, target, mask));
-  if (parts.length === 1) return parts[0];
-  return {
-    loss: sumTensors(
-      graph,
-      parts.map((p) => p.loss),
-      'loss sum',
-    ),
-    grad: sumTensors(
-      graph,
-      parts.map((p) => p.grad),
-      'loss gradient sum',
-    ),
-  };
+  const extras: Extras = { ...options, disposers: [] };
+  const dispose = () => extras.disposers.forEach((d) => d());
+  try {
+    const parts = lossTerms(loss).map((t) => addTerm(graph, t, prediction, target, extras));
+    if (parts.length === 1) return { ...parts[0], dispose };
+    return {
+      loss: sumTensors(
+        graph,
+        parts.map((p) => p.loss),
+        'loss sum',
+      ),
+      grad: sumTensors(
+        graph,
+        parts.map((p) => p.grad),
+        'loss gradient sum',
+      ),
+      dispose,
+    };
+  } catch (e) {
+    dispose();
+    throw e;
+  }
 }

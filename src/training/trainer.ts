@@ -62,6 +62,8 @@ export class Trainer {
     private readonly state: NetworkState,
     private readonly inputShape: Shape4,
     private readonly outputShape: Shape4,
+    /** Frees the arenas and what the loss put on the GPU. */
+    private readonly release: () => void,
   ) {
     this.lrNow = options.optimizer.lr ?? DEFAULT_LR;
   }
@@ -88,15 +90,15 @@ export class Trainer {
     // the step is built again with such parameters kept fixed.
     let built = buildStep(ctx, model, options, new Set());
     if (built.unused.size > 0) {
-      built.state.dispose();
+      built.dispose();
       built = buildStep(ctx, model, options, built.unused);
     }
-    const { state, graph, prediction } = built;
+    const { state, graph, prediction, dispose } = built;
     try {
       const plan = await compileWithAdvice(ctx, graph, options.batchShape);
-      return new Trainer(ctx, model, options, plan, state, prediction.input, prediction.output);
+      return new Trainer(ctx, model, options, plan, state, prediction.input, prediction.output, dispose);
     } catch (e) {
-      state.dispose();
+      dispose();
       throw e;
     }
   }
@@ -245,7 +247,7 @@ export class Trainer {
     if (this.disposed) return;
     this.disposed = true;
     this.stepPlan.dispose();
-    void this.running.then(() => this.state.dispose());
+    void this.running.then(() => this.release());
   }
 }
 
@@ -255,6 +257,7 @@ export class Trainer {
  */
 function buildStep(ctx: GPUContext, model: Network, options: TrainerOptions, alsoFixed: Set<Parameter>) {
   const state = NetworkState.create(ctx, model, model.architecture, options, alsoFixed);
+  let release = () => {};
   try {
     const [n, c, h, w] = options.batchShape;
     const graph = new Graph();
@@ -265,14 +268,20 @@ function buildStep(ctx: GPUContext, model: Network, options: TrainerOptions, als
     const target = graph.input(prediction.shape, 'target');
     // A one-channel mask applies to every channel of its pixel.
     const mask = lossNeedsMask(options.loss) ? graph.input([...prediction.shape.slice(0, 3), 1] as unknown as Shape4, 'mask') : undefined;
-    const { loss, grad } = addLoss(graph, options.loss, prediction, target, mask);
-    training.backward([[prediction, grad]]);
+    const added = addLoss(graph, options.loss, prediction, target, { ...(mask ? { mask } : {}), ctx });
+    release = added.dispose;
+    training.backward([[prediction, added.grad]]);
     state.addUpdate(graph);
-    graph.output(loss);
+    graph.output(added.loss);
     if (options.returnOutput) graph.output(prediction);
-    return { state, graph, prediction: { input: input.shape, output: prediction.shape }, unused: state.unused(training) };
+    const dispose = () => {
+      state.dispose();
+      added.dispose();
+    };
+    return { dispose, state, graph, prediction: { input: input.shape, output: prediction.shape }, unused: state.unused(training) };
   } catch (e) {
     state.dispose();
+    release();
     throw e;
   }
 }

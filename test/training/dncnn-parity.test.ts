@@ -1,5 +1,9 @@
 import { describe, it } from 'vitest';
 import { DnCNN } from '../../src/models/dncnn';
+import { loadFeatureNetwork } from '../../src/models/vgg';
+import type { LossTerm } from '../../src/training/loss-config';
+import { readCheckpoint } from '../../src/weights/checkpoint';
+import { readFixtureBytes } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { checkTrainingParity, readTrainingFixture } from '../helpers/training-parity';
 
@@ -51,4 +55,17 @@ describe('DnCNN training steps equal PyTorch 1.13', () => {
       120_000,
     );
   }
+});
+
+describe('training with a perceptual loss term equals PyTorch 1.13', () => {
+  it('dncnn-r-l1-perceptual-adam: L1 + 0.1·(VGG19 conv2_2 and conv3_4 features, L1)', async () => {
+    const fx = await readTrainingFixture<DnCNNFixtureConfig>('test/fixtures/training/dncnn-r-l1-perceptual-adam', true);
+    const vgg = loadFeatureNetwork(readCheckpoint(await readFixtureBytes('test/fixtures/perceptual/vgg19.pth'), { name: 'vgg19.pth' }));
+    const terms = (fx.loss_config as { terms: readonly LossTerm[] }).terms.map((t) =>
+      t.kind === 'perceptual' ? { ...t, network: vgg } : t,
+    );
+    fx.loss_config = { kind: 'sum', terms };
+    const { in_nc, out_nc, nc, nb, act_mode } = fx.config;
+    await checkTrainingParity(await getTestContext(), new DnCNN({ inChannels: in_nc, outChannels: out_nc, nc, nb, actMode: act_mode }), fx);
+  }, 120_000);
 });
