@@ -88,7 +88,7 @@ export function lossNeedsMask(loss: LossConfig): boolean {
 
 /** A loss added to a graph; `dispose` frees what it put on the GPU (a perceptual loss's VGG weights) with the plan. */
 export interface AddedLoss extends LossResult {
-  dispose(): void;
+  readonly dispose: () => void;
 }
 
 interface Extras {
