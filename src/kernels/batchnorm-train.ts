@@ -22,7 +22,11 @@ import { linearEntry } from './wgsl-common';
  * - `batchNormTrainForward`: `train()` mode. Per channel over the M = N·H·W values, the mean μ and the biased
  *   variance σ²_b (two passes: Σ(x − s) for a per-channel shift s, then Σ(x − μ)², never E[x²] − μ²) normalise,
  *   y = act(γ·(x − μ)·invStd + β) with invStd = 1/√(σ²_b + eps); the running statistics are updated in place:
- *   rm ← (1 − m)·rm + m·μ, rv ← (1 − m)·rv + m·Σ(x − μ)²/(M − 1) (unbiased).
+ *   rm ← (1 − m)·rm + m·μ, rv ← (1 − m)·rv + m·Σ(x − μ)²/(M − 1) (unbiased). m is a fixed momentum, or for
+ *   `momentum=None` (PyTorch's cumulative moving average, m = 1/num_batches_tracked) read at run time from a small
+ *   buffer the trainer writes before each step.
+ * - `batchNormFrozenForward`: eval mode inside a training graph (γ, β and the running statistics read from their
+ *   bindings on every run, as they change between steps): y = act(γ·(x − rm)/√(rv + eps) + β).
  * - `batchNormTrainBackward`: dβ = Σg, dγ = Σg·x̂, dx = γ·invStd·(g − dβ/M − x̂·dγ/M).
  * - `batchNormFrozenBackward`: eval mode (running statistics): dx = g·γ/√(rv + eps), dγ = Σg·(x − rm)/√(rv + eps),
  *   dβ = Σg.
@@ -31,6 +35,9 @@ import { linearEntry } from './wgsl-common';
  * whole vec4s with zeros); their padded lanes stay 0, and gradients are overwritten, not accumulated.
  */
 const WORKGROUP = 64;
+
+/** Bytes of a run-time momentum binding: (m, 1 − m) as f32, both formed in float64 before rounding, as PyTorch does. */
+export const MOMENTUM_FACTOR_BYTES = 8;
 
 /** The activations whose backward the kernels fuse: what follows BatchNorm in DnCNN (ReLU) and PatchGAN (LeakyReLU). */
 function fusableActivation(activation: Activation | undefined, label: string): Activation {
@@ -163,7 +170,12 @@ export function batchNormTrainForward(
     bias: Binding;
     runningMean: Binding;
     runningVar: Binding;
-    momentum: number;
+    /**
+     * PyTorch's momentum (the weight of the new batch), or a binding whose first two f32 hold (m, 1 − m), written
+     * before each run: `momentum=None`, whose m = 1/num_batches_tracked changes every step and so cannot be a
+     * uniform (a plan bakes those when it is compiled).
+     */
+    momentum: number | Binding;
     eps: number;
     activation?: Activation;
     label: string;
@@ -178,7 +190,14 @@ export function batchNormTrainForward(
       `${label}: Expected more than 1 value per channel when training, got input of shape ${formatShape(x.shape)} (N·H·W = 1)`,
     );
   }
-  if (!Number.isFinite(momentum)) throw new InvalidInputError(`${label}: momentum must be a finite number, got ${momentum}`);
+  const runtimeMomentum = typeof momentum !== 'number';
+  if (runtimeMomentum) {
+    if (bindingBytes(momentum) < MOMENTUM_FACTOR_BYTES) {
+      throw new InvalidInputError(
+        `${label}: the momentum binding spans ${bindingBytes(momentum)} bytes, expected ${MOMENTUM_FACTOR_BYTES}`,
+      );
+    }
+  } else if (!Number.isFinite(momentum)) throw new InvalidInputError(`${label}: momentum must be a finite number, got ${momentum}`);
   checkEps(label, eps);
   const activation = fusableActivation(params.activation, label);
   checkChannelBinding(label, 'weight', params.weight, c);
@@ -233,20 +252,34 @@ export function batchNormTrainForward(
       bindings: { x, mean },
     },
     reduce: {
-      key: { op: 'bn_inv_std_running' },
-      params: ', inv_m: f32, inv_m1: f32, eps: f32, momentum: f32, keep: f32',
+      key: { op: 'bn_inv_std_running', runtimeMomentum },
+      params: `, inv_m: f32, inv_m1: f32, eps: f32${runtimeMomentum ? '' : ', momentum: f32, keep: f32'}`,
       declarations: (io) => `${io.declare('mean', 1, 'read')}
 ${io.declare('inv_std', 2, 'read_write')}
 @group(0) @binding(3) var<storage, read_write> running_mean: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> running_var: array<vec4<f32>>;`,
+@group(0) @binding(4) var<storage, read_write> running_var: array<vec4<f32>>;
+${runtimeMomentum ? '@group(0) @binding(5) var<storage, read> momentum_factor: array<f32>;' : ''}`,
       finish: (io) => `    let inv = 1.0 / sqrt(sum0 * p.inv_m + p.eps);
     ${io.store('inv_std', 'k', 'select(vec4<f32>(0.0), inv, lane_ok)')}
+    let m = ${runtimeMomentum ? 'momentum_factor[0]' : 'p.momentum'};
+    let keep = ${runtimeMomentum ? 'momentum_factor[1]' : 'p.keep'};
     let rm = running_mean[k];
     let rv = running_var[k];
-    running_mean[k] = select(rm, p.momentum * ${io.load('mean', 'k')} + p.keep * rm, lane_ok);
-    running_var[k] = select(rv, p.momentum * (sum0 * p.inv_m1) + p.keep * rv, lane_ok);`,
-      uniforms: { inv_m: 1 / pixels, inv_m1: 1 / (pixels - 1), eps, momentum, keep: 1 - momentum },
-      bindings: { mean, inv_std: invStd, running_mean: params.runningMean, running_var: params.runningVar },
+    running_mean[k] = select(rm, m * ${io.load('mean', 'k')} + keep * rm, lane_ok);
+    running_var[k] = select(rv, m * (sum0 * p.inv_m1) + keep * rv, lane_ok);`,
+      uniforms: {
+        inv_m: 1 / pixels,
+        inv_m1: 1 / (pixels - 1),
+        eps,
+        ...(typeof momentum === 'number' ? { momentum, keep: 1 - momentum } : {}),
+      },
+      bindings: {
+        mean,
+        inv_std: invStd,
+        running_mean: params.runningMean,
+        running_var: params.runningVar,
+        ...(typeof momentum === 'number' ? {} : { momentum_factor: momentum }),
+      },
     },
     flopsPerElement: 3,
     bytesRead: logicalBytes(x.shape),
@@ -273,6 +306,88 @@ ${io.declare('inv_std', 2, 'read_write')}
     },
   });
   return { y, mean, invStd };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forward (eval mode in a training graph: 'frozen' BatchNorm)
+// ---------------------------------------------------------------------------------------------------------------
+
+export function batchNormFrozenNormalizeWgsl(activation: Activation, mask: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
+  return `struct Params { count: u32, c4: u32, c: u32, alpha: f32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${io.declare('x', 1, 'read')}
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> running_mean: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> running_var: array<vec4<f32>>;
+${io.declare('y', 6, 'read_write')}
+
+${activationWgsl(activation)}
+
+${linearEntry(WORKGROUP)}
+  let k = i % p.c4;
+  // x − rm first (not x·scale + shift): exact where x is close to the running mean.
+  let scale = weight[k] * (1.0 / sqrt(running_var[k] + p.eps));
+  var v = act((${io.load('x', 'i')} - running_mean[k]) * scale + bias[k], p.alpha);
+${maskWgsl(mask, 'v')}  ${io.store('y', 'i', 'v')}
+}`;
+}
+
+/**
+ * nn.BatchNorm2d in eval mode inside a training graph (PyTorch: `bn.eval()` while the rest of the model trains,
+ * the usual setup for fine-tuning with small batches): y = act(γ·(x − rm)/√(rv + eps) + β). Unlike the inference
+ * kernel (batchnorm.ts), which folds scale and shift on the CPU once, γ and β change every step, so everything
+ * is read from the bindings on every run. The running statistics are only read. Backward:
+ * `batchNormFrozenBackward`.
+ */
+export function batchNormFrozenForward(
+  graph: Graph,
+  x: TensorValue,
+  params: {
+    weight: Binding;
+    bias: Binding;
+    runningMean: Binding;
+    runningVar: Binding;
+    eps: number;
+    activation?: Activation;
+    label: string;
+  },
+): TensorValue {
+  const { label, eps } = params;
+  const c = x.shape[3];
+  checkEps(label, eps);
+  const activation = fusableActivation(params.activation, label);
+  checkChannelBinding(label, 'weight', params.weight, c);
+  checkChannelBinding(label, 'bias', params.bias, c);
+  checkChannelBinding(label, 'runningMean', params.runningMean, c);
+  checkChannelBinding(label, 'runningVar', params.runningVar, c);
+  const mask = c % 4 !== 0;
+  const y = graph.tensor(x.shape, label);
+  const count = tensorElements(x.shape) / 4;
+  graph.add({
+    label,
+    kernel: kernelShader(
+      `bn_frozen_normalize[${activation.kind}${mask ? ',mask' : ''}]`,
+      { family: 'bn_frozen_normalize', epilogue: { activation: activation.kind, mask } },
+      (io) => batchNormFrozenNormalizeWgsl(activation, mask, io),
+    ),
+    uniforms: { count, c4: paddedChannels(c) / 4, c, alpha: activationAlpha(activation), eps },
+    bindings: {
+      x,
+      weight: params.weight,
+      bias: params.bias,
+      running_mean: params.runningMean,
+      running_var: params.runningVar,
+      y,
+    },
+    workgroups: Math.ceil(count / WORKGROUP),
+    // (x − rm)·scale + β (3) and the activation (1) per element; the per-channel scale not counted.
+    cost: {
+      flops: logicalElements(x.shape) * (activation.kind === 'none' ? 3 : 4),
+      bytes: 2 * logicalBytes(x.shape) + 4 * c * 4,
+    },
+  });
+  return y;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

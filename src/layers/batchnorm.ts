@@ -10,7 +10,8 @@ import { Module, parameter, requireData } from './module';
  * nn.BatchNorm2d in eval mode. After a convolution it is folded into it when the weights are loaded
  * (`loadStateDict` → `foldBatchNorms`); where nothing precedes it that could absorb it, `forward` dispatches the
  * standalone kernel (x·scale + shift per channel, scale and shift folded in float64, optional fused activation).
- * `eps` must match the training code (KAIR: 1e-4).
+ * `eps` must match the training code (KAIR: 1e-4). In a training graph it runs in the trainer's BatchNorm mode
+ * (batchnorm-training.ts: 'train' with batch statistics, or 'frozen' with the running ones).
  */
 export class BatchNorm2d extends Module {
   override get supportsTraining(): boolean {
@@ -29,10 +30,17 @@ export class BatchNorm2d extends Module {
   constructor(
     readonly numFeatures: number,
     readonly eps = 1e-5,
-    /** PyTorch's momentum: the weight of the new batch in the running statistics (KAIR: 0.9). */
-    readonly momentum = 0.1,
+    /**
+     * PyTorch's momentum: the weight of the new batch in the running statistics (KAIR: 0.9), or null for
+     * `momentum=None`, the cumulative moving average (weight 1/num_batches_tracked). Settable, as in PyTorch
+     * (`bn.momentum = None`), before a training step is built.
+     */
+    public momentum: number | null = 0.1,
   ) {
     super();
+    if (momentum !== null && !(typeof momentum === 'number' && Number.isFinite(momentum))) {
+      throw new InvalidInputError(`BatchNorm2d momentum must be a finite number or null (PyTorch's None), got ${String(momentum)}`);
+    }
     this.weight = parameter([numFeatures]);
     this.bias = parameter([numFeatures]);
     this.running_mean = parameter([numFeatures]);

@@ -4,6 +4,7 @@ import { writeBuffer } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
 import type { Graph } from '../gpu/graph';
 import { ParameterArena } from '../gpu/parameter-arena';
+import { releaseCumulativeAverageFactors, writeCumulativeAverageFactors } from '../layers/batchnorm-training';
 import type { GradientTape } from '../layers/gradient-tape';
 import {
   bufferParameters,
@@ -143,12 +144,16 @@ export class NetworkState {
     });
   }
 
-  /** Before step `step` (1-based): each group's learning rate (the main one is `lr`) and bias corrections. */
+  /**
+   * Before step `step` (1-based): each group's learning rate (the main one is `lr`) and bias corrections, and the
+   * factors 1/num_batches_tracked of BatchNorm2d(momentum=None) forwards (counted from before this step).
+   */
   writeScalars(lr: number, step: number): void {
     this.groups.forEach((g, i) => {
       const groupLr = groupLearningRate(g.optimizer, this.training.optimizer, lr);
       writeBuffer(this.ctx.device, this.scalars, i * SCALARS_SLOT, optimizerScalars(g.optimizer, groupLr, step));
     });
+    writeCumulativeAverageFactors(this.ctx.device, this.graphs, (bn) => this.numBatchesTracked.get(bn) ?? 0);
   }
 
   /** After a step that ran: every BatchNorm forward in train mode counted, as PyTorch's num_batches_tracked. */
@@ -255,6 +260,7 @@ export class NetworkState {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const graph of this.graphs) releaseCumulativeAverageFactors(graph);
     this.learning.dispose();
     this.fixed.dispose();
     this.scalars.destroy();

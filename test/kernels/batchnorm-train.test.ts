@@ -7,7 +7,13 @@ import { ParameterArena } from '../../src/gpu/parameter-arena';
 import { Plan } from '../../src/gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../../src/gpu/tensor';
 import type { Activation } from '../../src/kernels/activation';
-import { batchNormFrozenBackward, batchNormTrainBackward, batchNormTrainForward } from '../../src/kernels/batchnorm-train';
+import {
+  batchNormFrozenBackward,
+  batchNormFrozenForward,
+  batchNormTrainBackward,
+  batchNormTrainForward,
+  MOMENTUM_FACTOR_BYTES,
+} from '../../src/kernels/batchnorm-train';
 import { statisticsChunks } from '../../src/kernels/batchnorm-train.wgsl';
 import { getTestContext, readWhole } from '../helpers/gpu';
 import { randomArray, relL2 } from '../helpers/random';
@@ -562,6 +568,176 @@ describe('batchNormFrozenBackward against a float64 reference', () => {
   });
 });
 
+describe('batchNormFrozenForward (eval mode in training) and its backward against float64 references', () => {
+  const CASES: { name: string; shape: Shape4; eps: number; act: Activation }[] = [
+    { name: '1x5x7x3', shape: [1, 5, 7, 3], eps: 1e-5, act: NONE },
+    { name: '2x9x6x13 KAIR eps 1e-4, relu', shape: [2, 9, 6, 13], eps: 1e-4, act: RELU },
+    { name: '3x4x5x8 leakyRelu 0.2', shape: [3, 4, 5, 8], eps: 1e-5, act: LEAKY },
+    // One pixel per channel is fine in eval mode (PyTorch raises only when training with batch statistics).
+    { name: '1x1x1x6 one value per channel', shape: [1, 1, 1, 6], eps: 1e-5, act: RELU },
+  ];
+  CASES.forEach((tc, caseIndex) => {
+    it(tc.name, async () => {
+      const ctx = await getTestContext();
+      const [n, h, w, c] = tc.shape;
+      const nchw: Nchw = [n, c, h, w];
+      const count = n * c * h * w;
+      const seed = 5000 + 100 * caseIndex;
+      // Features offset from 0, as after a convolution: the running mean matters.
+      const x = toF32(randomArray(count, seed, 2).map((v) => v + 0.4));
+      const gyData = toF32(randomArray(count, seed + 1));
+      const gamma = toF32(randomArray(c, seed + 2, 1.5));
+      const beta = toF32(randomArray(c, seed + 3, 0.5));
+      const rm = toF32(randomArray(c, seed + 4, 0.5));
+      const rv = toF32(randomArray(c, seed + 5, 0.5).map((v) => v + 0.6));
+      const params = new BnParams(ctx, c, { weight: gamma, bias: beta, runningMean: rm, runningVar: rv });
+      const k = params.keys;
+      const ref = bnEvalForwardRef(x, nchw, gamma, beta, rm, rv, tc.eps, tc.act);
+      const grads = bnFrozenBackwardRef(gyData, x, ref.z, nchw, gamma, rm, rv, tc.eps, tc.act);
+
+      const g = new Graph();
+      const xIn = g.input(tc.shape, 'x');
+      const gy = g.input(tc.shape, 'gy');
+      const fused = tc.act.kind === 'none' ? {} : { activation: tc.act };
+      const bound = {
+        weight: params.range(k.weight, 'value'),
+        bias: params.range(k.bias, 'value'),
+        runningMean: params.range(k.runningMean, 'value'),
+        runningVar: params.range(k.runningVar, 'value'),
+        eps: tc.eps,
+      };
+      const y = batchNormFrozenForward(g, xIn, { ...bound, ...fused, label: 'frozen bn' });
+      // The backward as the training graph chains it: the fused activation undone from the forward's y.
+      const dx = batchNormFrozenBackward(g, gy, xIn, {
+        ...bound,
+        dWeight: params.range(k.weight, 'grad'),
+        dBias: params.range(k.bias, 'grad'),
+        ...(tc.act.kind === 'none' ? {} : { activation: tc.act, y }),
+        label: 'frozen bn backward',
+      });
+      g.output(y);
+      g.output(dx);
+      const plan = await Plan.compile(ctx, g);
+      const run = async () => {
+        plan.poison();
+        params.poisonGrads();
+        const { outputs } = await plan.run([nchwToNhwcPadded(x, tc.shape), nchwToNhwcPadded(gyData, tc.shape)]);
+        return outputs;
+      };
+      const first = await run();
+      expect(relL2(fromNhwc(first[0], tc.shape, 'y'), ref.y), 'y').toBeLessThanOrEqual(1e-6);
+      expect(relL2(fromNhwc(first[1], tc.shape, 'dx'), grads.dx), 'dx').toBeLessThanOrEqual(1e-5);
+      expect(relL2(await params.entry(k.weight, 'grad'), grads.dWeight), 'dWeight').toBeLessThanOrEqual(1e-4);
+      expect(relL2(await params.entry(k.bias, 'grad'), grads.dBias), 'dBias').toBeLessThanOrEqual(1e-4);
+      // Eval mode only reads the running statistics and the parameters.
+      expect(Array.from(await params.entry(k.runningMean, 'value'))).toEqual(Array.from(rm));
+      expect(Array.from(await params.entry(k.runningVar, 'value'))).toEqual(Array.from(rv));
+      expect(Array.from(await params.entry(k.weight, 'value'))).toEqual(Array.from(gamma));
+      const again = await run();
+      again.forEach((o, i) => expect(sameBits(o, first[i]), `output ${i}`).toBe(true));
+      plan.dispose();
+      params.dispose();
+    });
+  });
+
+  it('reads γ, β and the running statistics on every run (they change between steps)', async () => {
+    const ctx = await getTestContext();
+    const shape: Shape4 = [1, 3, 4, 5];
+    const nchw: Nchw = [1, 5, 3, 4];
+    const x = toF32(randomArray(60, 5501, 2));
+    const init = (s: number) => ({
+      weight: toF32(randomArray(5, s, 1.5)),
+      bias: toF32(randomArray(5, s + 1, 0.5)),
+      runningMean: toF32(randomArray(5, s + 2, 0.5)),
+      runningVar: toF32(randomArray(5, s + 3, 0.5).map((v) => v + 0.6)),
+    });
+    const a = init(5510);
+    const params = new BnParams(ctx, 5, a);
+    const k = params.keys;
+    const g = new Graph();
+    const xIn = g.input(shape, 'x');
+    const y = batchNormFrozenForward(g, xIn, {
+      weight: params.range(k.weight, 'value'),
+      bias: params.range(k.bias, 'value'),
+      runningMean: params.range(k.runningMean, 'value'),
+      runningVar: params.range(k.runningVar, 'value'),
+      eps: 1e-5,
+      label: 'frozen bn',
+    });
+    g.output(y);
+    const plan = await Plan.compile(ctx, g);
+    for (const values of [a, init(5520)]) {
+      params.learn.write(k.weight, 'value', values.weight);
+      params.learn.write(k.bias, 'value', values.bias);
+      params.stats.write(k.runningMean, 'value', values.runningMean);
+      params.stats.write(k.runningVar, 'value', values.runningVar);
+      plan.poison();
+      const { outputs } = await plan.run([nchwToNhwcPadded(x, shape)]);
+      const ref = bnEvalForwardRef(x, nchw, values.weight, values.bias, values.runningMean, values.runningVar, 1e-5, NONE);
+      expect(relL2(fromNhwc(outputs[0], shape, 'y'), ref.y)).toBeLessThanOrEqual(1e-6);
+    }
+    plan.dispose();
+    params.dispose();
+  });
+});
+
+describe('batchNormTrainForward with the momentum read at run time (momentum=None)', () => {
+  it('updates the running statistics with the factor written before each run', async () => {
+    const ctx = await getTestContext();
+    const shape: Shape4 = [2, 5, 3, 7];
+    const [n, h, w, c] = shape;
+    const nchw: Nchw = [n, c, h, w];
+    const count = n * c * h * w;
+    const xs = [0, 1, 2].map((s) => toF32(randomArray(count, 6000 + s, 2).map((v, i) => v + 0.3 * (i % 3))));
+    const gamma = toF32(randomArray(c, 6010, 1.5));
+    const beta = toF32(randomArray(c, 6011, 0.5));
+    const rm0 = toF32(randomArray(c, 6012, 0.5));
+    const rv0 = toF32(randomArray(c, 6013, 0.5).map((v) => v + 1));
+    const params = new BnParams(ctx, c, { weight: gamma, bias: beta, runningMean: rm0, runningVar: rv0 });
+    const k = params.keys;
+    const factor = ctx.createBufferWithData(new Float32Array(4), BufferUsage.STORAGE, 'factor');
+    const g = new Graph();
+    const xIn = g.input(shape, 'x');
+    const fwd = batchNormTrainForward(g, xIn, {
+      weight: params.range(k.weight, 'value'),
+      bias: params.range(k.bias, 'value'),
+      runningMean: params.range(k.runningMean, 'value'),
+      runningVar: params.range(k.runningVar, 'value'),
+      momentum: factor,
+      eps: 1e-4,
+      activation: RELU,
+      label: 'bn',
+    });
+    g.output(fwd.y);
+    const plan = await Plan.compile(ctx, g);
+    let rm: ArrayLike<number> = rm0;
+    let rv: ArrayLike<number> = rv0;
+    // PyTorch's cumulative average from num_batches_tracked 3: factors 1/4, 1/5, 1/6 (m and 1 − m from float64).
+    for (const s of [0, 1, 2]) {
+      const m = 1 / (4 + s);
+      writeBuffer(ctx.device, factor, 0, Float32Array.of(m, 1 - m));
+      plan.poison();
+      const { outputs } = await plan.run([nchwToNhwcPadded(xs[s], shape)]);
+      const ref = bnTrainForwardRef(xs[s], nchw, gamma, beta, rm, rv, m, 1e-4, RELU);
+      expect(relL2(fromNhwc(outputs[0], shape, 'y'), ref.y), `y, run ${s + 1}`).toBeLessThanOrEqual(1e-5);
+      const gotMean = await params.entry(k.runningMean, 'value');
+      const gotVar = await params.entry(k.runningVar, 'value');
+      expect(relL2(gotMean, ref.runningMean), `running_mean, run ${s + 1}`).toBeLessThanOrEqual(1e-6);
+      expect(relL2(gotVar, ref.runningVar), `running_var, run ${s + 1}`).toBeLessThanOrEqual(1e-5);
+      rm = gotMean;
+      rv = gotVar;
+    }
+    // Factor 1 (the first batch ever): the running statistics become the batch's own.
+    writeBuffer(ctx.device, factor, 0, Float32Array.of(1, 0));
+    await plan.run([nchwToNhwcPadded(xs[0], shape)]);
+    const first = bnTrainForwardRef(xs[0], nchw, gamma, beta, rm, rv, 1, 1e-4, RELU);
+    expect(relL2(await params.entry(k.runningMean, 'value'), first.mean)).toBeLessThanOrEqual(1e-6);
+    plan.dispose();
+    params.dispose();
+    factor.destroy();
+  });
+});
+
 describe('BatchNorm training: errors and work split', () => {
   async function bindings(c: number) {
     const ctx = await getTestContext();
@@ -606,6 +782,13 @@ describe('BatchNorm training: errors and work split', () => {
       /bwd: the fused relu needs the forward output y/,
     );
     expect(() => batchNormTrainBackward(g, gy, x, fwd, { ...back, activation: RELU, y: gyBad })).toThrow(/bwd: the forward output y is/);
+    expect(() => batchNormTrainForward(g, x, { ...p, momentum: { buffer: full, offset: 0, size: 4 } })).toThrow(
+      new RegExp(`bn: the momentum binding spans 4 bytes, expected ${MOMENTUM_FACTOR_BYTES}`),
+    );
+    const eval_ = { weight: full, bias: full, runningMean: full, runningVar: full, eps: 1e-4, label: 'evl' };
+    expect(() => batchNormFrozenForward(g, x, { ...eval_, bias: small })).toThrow(/evl: bias spans 16 bytes, expected 32 for 5 channels/);
+    expect(() => batchNormFrozenForward(g, x, { ...eval_, eps: Number.NaN })).toThrow(/evl: eps must be/);
+    expect(() => batchNormFrozenForward(g, x, { ...eval_, activation: { kind: 'gelu' } })).toThrow(/evl: .*fuses only relu or leakyRelu/);
     const frozen = { weight: full, runningMean: full, runningVar: full, eps: 1e-5, label: 'frz' };
     expect(() => batchNormFrozenBackward(g, gyBad, x, frozen)).toThrow(/frz: the gradient gy/);
     expect(() => batchNormFrozenBackward(g, gy, x, { ...frozen, dWeight: small })).toThrow(/frz: dWeight spans 16 bytes/);
