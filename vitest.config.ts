@@ -30,6 +30,12 @@ const BROWSER_MODEL_TESTS = [
   'test/training/dncnn-parity.test.ts',
   'test/training/unet-parity.test.ts',
   'test/training/msrresnet-parity.test.ts',
+  'test/training/srresnet-parity.test.ts',
+  'test/training/rrdbnet-parity.test.ts',
+  'test/training/sinsr-parity.test.ts',
+  'test/training/resunet-parity.test.ts',
+  'test/training/scunet-parity.test.ts',
+  'test/training/gan-parity.test.ts',
 ];
 
 const shared = {

@@ -73,6 +73,8 @@ export {
 } from './api';
 // Training on the GPU (src/training): a trainer per model and batch shape, its data pipeline, schedules and writers.
 export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type TrainerOptions } from './training/trainer';
+export { GanTrainer, type GanStepResult, type GanTrainerOptions } from './training/gan-trainer';
+export { PatchGANDiscriminator, PATCHGAN_70, type PatchGANConfig } from './models/patchgan';
 export type { NetworkTraining } from './training/network-state';
 export type { FitOptions, FitProgress, FitResult } from './training/fit';
 export type { LossConfig, LossTerm } from './training/loss-config';

@@ -84,7 +84,18 @@ const trainOptions = { batchShape: [1, 1, 8, 8], loss: { kind: 'mse' }, optimize
 /** Options with one field replaced (non-objects passed as they are, to test the options argument itself). */
 const withTrainOption = (o: unknown) => (typeof o === 'object' && o !== null && !Array.isArray(o) ? { ...trainOptions, ...o } : o);
 
+const ganOptions = { batchShape: [1, 1, 8, 8], generator: { optimizer: { kind: 'adam' } }, discriminator: { optimizer: { kind: 'adam' } } };
+const judge = new lib.PatchGANDiscriminator({ inChannels: 1, ndf: 4, nLayers: 1 });
+
 const ROWS: Row[] = [
+  // GAN training
+  { name: 'GanTrainer.create(ctx)', call: (v) => lib.GanTrainer.create(v as never, trainable, judge, ganOptions as never) },
+  { name: 'GanTrainer.create(generator)', call: (v) => lib.GanTrainer.create(contextShell, v as never, judge, ganOptions as never) },
+  {
+    name: 'GanTrainer.create(discriminator)',
+    call: (v) => lib.GanTrainer.create(contextShell, trainable, v as never, ganOptions as never),
+  },
+  { name: 'GanTrainer.create(options)', call: (v) => lib.GanTrainer.create(contextShell, trainable, judge, v as never), valid: ['{}'] },
   // feature networks and LPIPS
   { name: 'loadFeatureNetwork(sd)', call: (v) => lib.loadFeatureNetwork(v as never) },
   { name: 'Lpips.fromCheckpoints(ctx)', call: (v) => lib.Lpips.fromCheckpoints(v as never, new Uint8Array(4), new Uint8Array(4)) },

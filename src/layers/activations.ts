@@ -32,6 +32,19 @@ export class ReLU extends FusedActivation {
   protected readonly activation = RELU;
 }
 
+/** nn.LeakyReLU(negative_slope), 0.01 by default as PyTorch's. */
+export class LeakyReLU extends FusedActivation {
+  protected readonly activation: Activation;
+
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+    if (!(Number.isFinite(negativeSlope) && negativeSlope >= 0)) {
+      throw new InvalidInputError(`LeakyReLU negative_slope must be a finite number ≥ 0, got ${negativeSlope}`);
+    }
+    this.activation = { kind: 'leakyRelu', alpha: negativeSlope };
+  }
+}
+
 /** nn.GELU() (exact, erf). */
 export class GELU extends FusedActivation {
   protected readonly activation: Activation = { kind: 'gelu' };

@@ -1,14 +1,13 @@
 import { createRng } from '../io/noise';
-import { namedModules } from '../layers/module';
+import { type Module, namedModules } from '../layers/module';
 import { PReLU } from '../layers/prelu';
-import type { Network } from '../models/network';
 
 /**
  * Fresh parameters as PyTorch's constructors make them, from a seeded generator: convolution and linear
  * weights kaiming_uniform(a=√5), i.e. U(±1/√fan_in) with fan_in = shape[1]·kH·kW, their biases U(±1/√fan_in);
  * normalisation layers γ = 1, β = 0, running mean 0 and variance 1; PReLU slopes nn.PReLU's 0.25.
  */
-export function initializeParameters(model: Network, seed: number): void {
+export function initializeParameters(model: Module, seed: number): void {
   const rng = createRng(seed);
   const uniform = (n: number, bound: number) => Float64Array.from({ length: n }, () => (rng.next() * 2 - 1) * bound);
   for (const [, module] of namedModules(model)) {
