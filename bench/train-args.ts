@@ -1,7 +1,8 @@
 /**
  * The training benchmark's settings (bench/train.ts) from its command line: the full run's batches, or `--quick`'s
- * smaller ones for a run of about a minute on a software adapter, with --runs / --warmup overriding either.
- * Plain code, no GPU, so the tests can check it.
+ * smaller ones for a run of a few minutes on a software adapter, with --runs / --warmup overriding either, and
+ * `--only` to run some parts alone. Plain code, no GPU, so the tests can check it. Each network's own batch and
+ * patch, quick and full, are in train-steps.ts (STEP_CASES); the kernel shapes in train-kernels.ts.
  */
 
 /** The options parseBenchArgs is given (node:util parseArgs config). */
@@ -10,14 +11,21 @@ export const TRAIN_BENCH_OPTIONS = {
   runs: { type: 'string' },
   warmup: { type: 'string' },
   json: { type: 'string' },
+  only: { type: 'string' },
 } as const;
 
+/** What `--only` can name besides a network's key (STEP_CASES): the kernel table, and the step table as a whole. */
+export const TRAIN_BENCH_PARTS = ['steps', 'kernels'] as const;
+
 export const TRAIN_BENCH_USAGE = `
-  npm run bench:train -- [--quick] [--runs 5] [--warmup 1] [--json bench/results/train.local.json]
+  npm run bench:train -- [--quick] [--runs 5] [--warmup 1] [--only dncnn,kernels] [--json bench/results/train.local.json]
     (node dist/bench/train.js with the same options)
-  --quick   smaller batches and fewer repetitions (about a minute on lavapipe)
+  --quick   smaller batches and patches, fewer repetitions, the heavy networks (RRDBNet, SCUNet, SINSR at
+            full width) left out: a few minutes on lavapipe. Without it, the issue's sizes (for a real GPU)
   --runs    timed steps / kernel runs per case (median); default 5, --quick 2
   --warmup  untimed runs first (shader JIT, first-use allocations); default 1
+  --only    comma-separated: network keys (dncnn, unet, resnet34-unet, msrresnet, srresnet, rrdbnet, scunet,
+            sinsr, …), 'steps' (every network) and/or 'kernels' (the kernel table); default everything
   --json    also write the whole report as JSON to this file
 `;
 
@@ -35,6 +43,8 @@ export interface TrainBenchSettings {
   unetBatch: number;
   /** The batch of the single-convolution kernel cases (DnCNN's: 16 full, 2 quick). */
   kernelBatch: number;
+  /** Only these parts (network keys, 'steps', 'kernels'); absent: everything. */
+  only?: string[];
   json?: string;
 }
 
@@ -43,6 +53,7 @@ export interface TrainBenchValues {
   runs?: string;
   warmup?: string;
   json?: string;
+  only?: string;
 }
 
 function integerOption(name: string, text: string | undefined, fallback: number, min: number): number {
@@ -56,6 +67,10 @@ function integerOption(name: string, text: string | undefined, fallback: number,
 export function trainBenchSettings(values: TrainBenchValues): TrainBenchSettings {
   const quick = values.quick ?? false;
   if (values.json !== undefined && values.json.trim() === '') throw new Error('--json needs a file name');
+  const only = values.only?.split(',').map((part) => part.trim());
+  if (only !== undefined && (only.length === 0 || only.some((part) => part === ''))) {
+    throw new Error(`--only needs comma-separated names, got '${values.only}'`);
+  }
   return {
     quick,
     runs: integerOption('runs', values.runs, quick ? 2 : 5, 1),
@@ -64,6 +79,7 @@ export function trainBenchSettings(values: TrainBenchValues): TrainBenchSettings
     dncnnBatch: quick ? 2 : 16,
     unetBatch: quick ? 1 : 4,
     kernelBatch: quick ? 2 : 16,
+    ...(only !== undefined ? { only } : {}),
     ...(values.json !== undefined ? { json: values.json } : {}),
   };
 }
