@@ -1,7 +1,7 @@
 /**
  * Training images for `webgpu-restore train`: every PNG/TIFF directly inside the given folders, read at their own
- * bit depth into [0, 1] floats (first page), SEM info bars cut off (`--info-bar`), noisy/clean pairs and masks
- * matched by file name (extension aside). What does not match is an error naming the files.
+ * bit depth into [0, 1] floats (first page), SEM info bars cut off (`--info-bar`), noisy/clean (or low/high-
+ * resolution) pairs and masks matched by file name (extension aside). What does not match is an error naming the files.
  */
 import { readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
@@ -19,6 +19,8 @@ export interface TrainDataOptions {
   infoBar?: 'auto' | number;
   /** Convert RGB images to grayscale (BT.601) for a 1-channel network. */
   gray?: boolean;
+  /** What the two folders of `pairs` hold, for messages (default noisy and clean; low- and high-resolution for SR). */
+  names?: { input: string; target: string };
 }
 
 /** The image files directly inside `dir`, by stem (name without extension), sorted by name. */
@@ -59,14 +61,15 @@ function unmatched(names: string[], where: string): InvalidInputError {
 export async function readTrainingExamples(options: TrainDataOptions): Promise<TrainingExample[]> {
   const cleanDir = options.pairs?.clean ?? options.clean;
   if (cleanDir === undefined) throw new InvalidInputError('give --clean DIR or --pairs NOISY_DIR,CLEAN_DIR');
-  const clean = imagesIn(cleanDir, 'clean');
-  const noisy = options.pairs ? imagesIn(options.pairs.noisy, 'noisy') : undefined;
+  const names = options.names ?? { input: 'noisy', target: 'clean' };
+  const clean = imagesIn(cleanDir, names.target);
+  const noisy = options.pairs ? imagesIn(options.pairs.noisy, names.input) : undefined;
   const masks = options.masks !== undefined ? imagesIn(options.masks, 'mask') : undefined;
   if (noisy) {
     const lonely = [...noisy.keys()].filter((k) => !clean.has(k));
-    if (lonely.length > 0) throw unmatched(lonely, `clean image in '${cleanDir}'`);
+    if (lonely.length > 0) throw unmatched(lonely, `${names.target} image in '${cleanDir}'`);
     const missing = [...clean.keys()].filter((k) => !noisy.has(k));
-    if (missing.length > 0) throw unmatched(missing, `noisy image in '${options.pairs!.noisy}'`);
+    if (missing.length > 0) throw unmatched(missing, `${names.input} image in '${options.pairs!.noisy}'`);
   }
   if (masks) {
     const missing = [...clean.keys()].filter((k) => !masks.has(k));

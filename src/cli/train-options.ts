@@ -3,9 +3,19 @@
  * defaults where PyTorch has one), schedule, data and split. Every bad value is a UsageError naming the flag.
  */
 import { InvalidInputError } from '../errors';
+import { DnCNN } from '../models/dncnn';
+import { MSRResNet } from '../models/msrresnet';
+import type { Network } from '../models/network';
+import { ResNet34UNet, resnet34UNetConfig } from '../models/resnet34-unet';
+import { ESRGAN_X4, RRDBNet } from '../models/rrdbnet';
+import { SCUNet, SCUNET_GRAY } from '../models/scunet';
+import { SINSR, SINSR_ARCH7, SINSR_CBAM } from '../models/sinsr';
+import { SRResNet } from '../models/srresnet';
+import { UNet } from '../models/unet';
 import type { NoiseModel } from '../training/data/noise-model';
 import { parseNoiseModel } from '../training/data/noise-model';
 import type { SplitFractions } from '../training/data/split';
+import { initializeParameters } from '../training/init';
 import { LOSS_KINDS, type LossConfig, type LossTerm } from '../training/loss-config';
 import { OPTIMIZER_KINDS, type OptimizerConfig } from '../training/optimizer-config';
 import { CosineAnnealingLR, type LrSchedule, MultiStepLR, ReduceLROnPlateau, StepLR } from '../training/schedules';
@@ -18,9 +28,11 @@ export const TRAIN_OPTIONS = {
   arch: { type: 'string' },
   weights: { type: 'string', short: 'w' },
   channels: { type: 'string' },
+  scale: { type: 'string' },
   clean: { type: 'string' },
   pairs: { type: 'string' },
   noise: { type: 'string' },
+  degrade: { type: 'string' },
   masks: { type: 'string' },
   lambda: { type: 'string' },
   loss: { type: 'string' },
@@ -49,6 +61,103 @@ export const TRAIN_OPTIONS = {
 } as const;
 
 type Values = { [K in keyof typeof TRAIN_OPTIONS]?: (typeof TRAIN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** The networks `--arch` builds, denoisers first. */
+export const TRAINABLE_ARCHS = [
+  'dncnn',
+  'unet',
+  'resunet-scse',
+  'scunet',
+  'msrresnet',
+  'srresnet',
+  'rrdbnet',
+  'sinsr',
+  'sinsr-cbam',
+] as const;
+export type TrainableArch = (typeof TRAINABLE_ARCHS)[number];
+
+/** The scales (`--scale`) each super-resolution network is built for, its upstream default first. */
+export const ARCH_SCALES: Partial<Record<TrainableArch, readonly number[]>> = {
+  msrresnet: [4, 2, 3],
+  srresnet: [4, 2, 8],
+  // BasicSR's RRDBNet ×1 and ×2 pixel-unshuffle the input in front of the same ×4 body.
+  rrdbnet: [4, 1, 2],
+  sinsr: [4],
+  'sinsr-cbam': [4],
+};
+
+/** `--scale`: only for super-resolution networks, one of the scales the architecture is built for. */
+export function archScale(arch: TrainableArch, text: string | undefined): number {
+  const scales = ARCH_SCALES[arch];
+  if (!scales) {
+    if (text === undefined) return 1;
+    const sr = Object.keys(ARCH_SCALES).join(', ');
+    throw new UsageError(`--scale is for the super-resolution networks (${sr}); ${arch} is a denoiser`, C);
+  }
+  if (text === undefined) return scales[0];
+  const scale = integerInRange(C, '--scale', text, 1, 16);
+  if (!scales.includes(scale)) {
+    throw new UsageError(
+      `--arch ${arch} is built for ${[...scales]
+        .sort()
+        .map((v) => `×${v}`)
+        .join(', ')}, not ×${scale}`,
+      C,
+    );
+  }
+  return scale;
+}
+
+/**
+ * A new network for `--arch`, with the widths and depths its paper or upstream training recipe uses, the given
+ * image channels in and out, and PyTorch's constructor initialisation (initializeParameters, seeded). Upstream
+ * recipes that re-initialise after construction (BasicSR's default_init_weights ×0.1 for MSRResNet and RRDBNet,
+ * smp's initialize_decoder/initialize_head and its ImageNet encoder) are not reproduced: start from -w INIT.pth
+ * for those.
+ */
+export function networkFromArch(name: string, channels: number, scaleText: string | undefined, seed: number): Network {
+  const arch = oneOf(C, '--arch', name, [...TRAINABLE_ARCHS]);
+  const scale = archScale(arch, scaleText);
+  const io = { inChannels: channels, outChannels: channels };
+  let model: Network;
+  switch (arch) {
+    case 'dncnn':
+      // KAIR's train_dncnn.json: 17 layers of 64 features, conv → BatchNorm → ReLU in the body.
+      model = new DnCNN({ ...io, nc: 64, nb: 17, actMode: 'BR' });
+      break;
+    case 'unet':
+      // milesial's U-Net as published: 64 features at the first level, transposed-convolution upsampling.
+      model = new UNet({ ...io, bilinear: false, baseChannels: 64, sigmoid: false });
+      break;
+    case 'resunet-scse':
+      // smp.Unet('resnet34', decoder_attention_type='scse'): decoder (256, 128, 64, 32, 16), no activation.
+      model = new ResNet34UNet(resnet34UNetConfig(channels, channels));
+      break;
+    case 'scunet':
+      // KAIR's SCUNet as released (scunet_gray/color_*.pth): dim 64, config [4, 4, 4, 4, 4, 4, 4].
+      model = new SCUNet({ ...SCUNET_GRAY, inChannels: channels });
+      break;
+    case 'msrresnet':
+      // BasicSR's train_MSRResNet_x4.yml: num_feat 64, num_block 16.
+      model = new MSRResNet({ ...io, features: 64, blocks: 16, scale: scale as 2 | 3 | 4 });
+      break;
+    case 'srresnet':
+      // SRGAN's SRResNet: 64 features, 16 residual blocks, one shared PReLU slope per layer, output clamped to [0, 1].
+      model = new SRResNet({ ...io, features: 64, blocks: 16, scale: scale as 2 | 4 | 8, prelu: 'shared', clampOutput: true });
+      break;
+    case 'rrdbnet':
+      // ESRGAN (BasicSR's RRDBNet_x4): num_feat 64, num_grow_ch 32, num_block 23.
+      model = new RRDBNet({ ...ESRGAN_X4, ...io, scale: scale as 1 | 2 | 4 });
+      break;
+    case 'sinsr':
+    case 'sinsr-cbam':
+      // The SINSR generator as its document trains it (ARCH7: conv_first 128, RRDBs of 64, growth 4), ×4.
+      model = new SINSR({ ...(arch === 'sinsr' ? SINSR_ARCH7 : SINSR_CBAM), ...io });
+      break;
+  }
+  initializeParameters(model, seed);
+  return model;
+}
 
 /** A number ≥ 0 (`--weight-decay 0`). */
 function nonNegative(option: string, value: string): number {

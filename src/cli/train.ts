@@ -4,46 +4,56 @@
  * state for `--resume`. Ctrl-C stops after the current step and still writes the checkpoint.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { AbortedError, InvalidInputError } from '../errors';
-import { DnCNN } from '../models/dncnn';
-import { UNet } from '../models/unet';
+import { AbortedError } from '../errors';
 import type { Network } from '../models/network';
 import { getDefaultContext } from '../node';
+import { bicubicDownscale, modCrop } from '../training/data/bicubic';
 import { splitIndices } from '../training/data/split';
 import type { TrainingSet } from '../training/data/training-set';
 import type { FitProgress } from '../training/fit';
-import { initializeParameters } from '../training/init';
 import { Trainer } from '../training/trainer';
 import { integerInRange, oneOf, parseCommandArgs, positiveNumber } from './args';
 import { identifyNetwork, readCheckpointFile, readContents } from './checkpoint-file';
 import { UsageError } from './errors';
 import { refuseExisting } from './files';
 import { readTrainingExamples } from './train-data';
-import { integerOption, lossFrom, noiseFrom, optimizerFrom, scheduleFrom, splitFrom, TRAIN_OPTIONS } from './train-options';
+import {
+  integerOption,
+  lossFrom,
+  networkFromArch,
+  noiseFrom,
+  optimizerFrom,
+  scheduleFrom,
+  splitFrom,
+  TRAIN_OPTIONS,
+} from './train-options';
 import { progressLine, type TrainOutputs, trainOutputs, readResumeState, writeCheckpoints } from './train-outputs';
 import { usageFor } from './usage';
 
 const C = 'train';
 
-/** What `--arch` can build now; the rest of the library's networks are named in the refusal. */
-const TRAINABLE = ['dncnn', 'unet'] as const;
-const NOT_YET = ['resunet-scse', 'msrresnet', 'srresnet', 'rrdbnet', 'scunet', 'sinsr'];
-
-function networkFromArch(arch: string, channels: number, seed: number): Network {
-  if (NOT_YET.includes(arch)) {
-    throw new InvalidInputError(
-      `--arch ${arch}: training ${arch} is not supported yet (its layers have no backward pass); trainable: ${TRAINABLE.join(', ')}`,
+/**
+ * What the flags ask of a model they did not build: `--scale` must be the checkpoint's own (its layers fix it),
+ * and a super-resolution network trains on --pairs LR_DIR,HR_DIR, a denoiser on --clean with --noise or pairs.
+ */
+function checkModelAgainstFlags(model: Network, scaleText: string | undefined, clean: boolean, noise: boolean, degrade: boolean): void {
+  if (scaleText !== undefined) {
+    const scale = integerInRange(C, '--scale', scaleText, 1, 16);
+    if (model.scale === 1 && scale !== 1) {
+      throw new UsageError(`--scale is for super-resolution networks; the checkpoint holds a ${model.architecture} denoiser`, C);
+    }
+    if (scale !== model.scale) {
+      throw new UsageError(`--scale ${scale}: the checkpoint holds a ×${model.scale} ${model.architecture} (its layers fix the scale)`, C);
+    }
+  }
+  if (clean && model.scale > 1 && !degrade) {
+    throw new UsageError(
+      `${model.architecture} is a ×${model.scale} super-resolution network: train it on --pairs LR_DIR,HR_DIR (each high-resolution image ${model.scale}× its low-resolution one), or --clean HR_DIR with --degrade bicubic`,
+      C,
     );
   }
-  const kind = oneOf(C, '--arch', arch, [...TRAINABLE]);
-  const model =
-    kind === 'dncnn'
-      ? // KAIR's train_dncnn.json: 17 layers of 64 features, conv → BatchNorm → ReLU in the body.
-        new DnCNN({ inChannels: channels, outChannels: channels, nc: 64, nb: 17, actMode: 'BR' })
-      : // milesial's U-Net as published: 64 features at the first level, transposed-convolution upsampling.
-        new UNet({ inChannels: channels, outChannels: channels, bilinear: false, baseChannels: 64, sigmoid: false });
-  initializeParameters(model, seed);
-  return model;
+  if (clean && model.scale === 1 && !noise)
+    throw new UsageError('--clean needs --noise (gaussian:25, gaussian:0-55 or poisson-gaussian:A,SIGMA)', C);
 }
 
 async function networkFromWeights(path: string): Promise<Network> {
@@ -75,12 +85,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (values.epochs !== undefined && values.steps !== undefined) throw new UsageError('give either --epochs or --steps, not both', C);
   if (values.epochs === undefined && values.steps === undefined) throw new UsageError('give --epochs N or --steps N', C);
   const noise = noiseFrom(values.noise);
-  if (values.clean !== undefined && !noise)
-    throw new UsageError('--clean needs --noise (gaussian:25, gaussian:0-55 or poisson-gaussian:A,SIGMA)', C);
   let pairs: { noisy: string; clean: string } | undefined;
   if (values.pairs !== undefined) {
     const [noisy, clean, ...rest] = values.pairs.split(',');
-    if (!noisy || !clean || rest.length > 0) throw new UsageError(`--pairs needs NOISY_DIR,CLEAN_DIR, got '${values.pairs}'`, C);
+    if (!noisy || !clean || rest.length > 0) {
+      throw new UsageError(`--pairs needs NOISY_DIR,CLEAN_DIR (LR_DIR,HR_DIR for super-resolution), got '${values.pairs}'`, C);
+    }
     pairs = { noisy, clean };
   }
   const seed = values.seed !== undefined ? integerInRange(C, '--seed', values.seed, 0, 2 ** 31 - 1) : 0;
@@ -110,19 +120,39 @@ export async function trainCommand(argv: string[]): Promise<number> {
     ? await networkFromWeights(output)
     : values.weights
       ? await networkFromWeights(values.weights)
-      : networkFromArch(values.arch!, channels, seed);
-  if (model.scale !== 1) {
-    model.release();
-    throw new InvalidInputError(
-      `${model.architecture} is a ×${model.scale} super-resolution network: training it needs low/high-resolution pairs, which train does not read yet (the library's Trainer does)`,
+      : networkFromArch(values.arch!, channels, values.scale, seed);
+  const degrade = values.degrade !== undefined ? oneOf(C, '--degrade', values.degrade, ['bicubic'] as const) : undefined;
+  try {
+    if (degrade && (model.scale === 1 || values.clean === undefined)) {
+      throw new UsageError('--degrade bicubic makes the low-resolution images of --clean HR_DIR for a super-resolution network', C);
+    }
+    checkModelAgainstFlags(
+      model,
+      values.arch === undefined ? values.scale : undefined,
+      values.clean !== undefined,
+      noise !== undefined,
+      degrade !== undefined,
     );
+  } catch (e) {
+    model.release();
+    throw e;
   }
-  const examples = await readTrainingExamples({
+  const sr = model.scale > 1;
+  const read = await readTrainingExamples({
     ...(pairs ? { pairs } : { clean: values.clean! }),
     ...(values.masks !== undefined ? { masks: values.masks } : {}),
     ...(infoBar ? { infoBar } : {}),
     gray: values.gray ?? false,
+    ...(sr ? { names: { input: 'low-resolution', target: 'high-resolution' } } : {}),
   });
+  // --degrade bicubic: each high-resolution image cropped to a multiple of the scale, and its imresize(1/s).
+  const examples = degrade
+    ? read.map((ex) => {
+        const target = modCrop(ex.target, model.scale);
+        const mask = ex.mask ? modCrop(ex.mask, model.scale) : undefined;
+        return { ...ex, target, input: bicubicDownscale(target, model.scale), ...(mask ? { mask } : {}) };
+      })
+    : read;
   const parts = splitIndices(examples.length, split, seed);
   const pick = (indices: number[]): TrainingSet => ({ examples: indices.map((i) => examples[i]), ...(noise ? { noise } : {}) });
   const trainSet = pick(parts.train);

@@ -69,8 +69,10 @@ options:
       --json             machine-readable output
   -h, --help             this text`,
 
-  train: `usage: webgpu-restore train (--arch dncnn | -w <init.pth>) (--clean <dir> --noise <model> |
-                            --pairs <noisy_dir>,<clean_dir>) (--epochs <n> | --steps <n>) -o <out.pth> [options]
+  train: `usage: webgpu-restore train (--arch <name> | -w <init.pth>) (--clean <dir> --noise <model> |
+                            --pairs <noisy_dir>,<clean_dir> | --pairs <lr_dir>,<hr_dir> |
+                            --clean <hr_dir> --degrade bicubic)
+                            (--epochs <n> | --steps <n>) -o <out.pth> [options]
 
 Trains a network on the GPU and writes its state_dict as a .pth that PyTorch 1.13 loads with
 torch.load(weights_only=True) and load_state_dict(strict=True), plus <out>.best.pth (best validation PSNR),
@@ -78,18 +80,34 @@ torch.load(weights_only=True) and load_state_dict(strict=True), plus <out>.best.
 the current step and writes the checkpoint.
 
 model:
-      --arch <name>        a new network, initialised as PyTorch does: dncnn (KAIR's DnCNN, 17 layers of 64
-                           features, conv → BatchNorm → ReLU) or unet (milesial's U-Net, 64 features at the
-                           first level, transposed-convolution upsampling; patches a multiple of 16); the
-                           other architectures cannot be trained yet
+      --arch <name>        a new network, as its paper or upstream recipe builds it, initialised as PyTorch's
+                           constructors do (seeded). Denoisers:
+                             dncnn         KAIR's DnCNN: 17 layers of 64 features, conv → BatchNorm → ReLU
+                             unet          milesial's U-Net: 64 features at the first level, transposed-
+                                           convolution upsampling (patches a multiple of 16)
+                             resunet-scse  smp Unet('resnet34', decoder_attention_type='scse'), decoder
+                                           256/128/64/32/16
+                             scunet        KAIR's SCUNet: dim 64, 4 blocks per stage
+                           super-resolution (trained on --pairs <lr_dir>,<hr_dir>):
+                             msrresnet     BasicSR's MSRResNet: 64 features, 16 blocks (--scale 2, 3, 4)
+                             srresnet      SRGAN's SRResNet: 64 features, 16 blocks, PReLU (--scale 2, 4, 8)
+                             rrdbnet       ESRGAN's RRDBNet: 64 features, growth 32, 23 RRDBs (--scale 1, 2, 4)
+                             sinsr         the SINSR generator (ARCH7), ×4, images in [-1, 1]
+                             sinsr-cbam    the same with CBAM attention
   -w, --weights <file>     start from a checkpoint (.pth/.pt or .safetensors; recognised from its keys)
-      --channels <n>       image channels of a new network (default 1)
+      --channels <n>       image channels in and out of a new network (default 1)
+      --scale <n>          upscaling factor of a new super-resolution network (default 4); with -w or
+                           --resume it must be the checkpoint's own
       --resume             continue the run that wrote -o <out.pth> (weights, optimizer, step, schedule)
 data:
       --clean <dir>        clean images; noisy inputs are made per patch with --noise
       --noise <model>      gaussian:25 (σ on the 8-bit scale), gaussian:0-55 (σ drawn per patch) or
                            poisson-gaussian:A,SIGMA (A·Poisson(x/A) + N(0, SIGMA²), image units)
-      --pairs <n>,<c>      folders of noisy and clean images, matched by file name
+      --degrade bicubic    for a ×s network: the low-resolution images of --clean <hr_dir> made by MATLAB's
+                           imresize(1/s, 'bicubic') (antialiased Keys cubic), kept in float, not rounded to
+                           8 bits as MATLAB does; each image first cropped to a multiple of s
+      --pairs <n>,<c>      folders of noisy and clean images, matched by file name; for a ×s network, of
+                           low- and high-resolution images (each high-resolution image exactly s× its pair)
       --masks <dir>        defect masks (non-zero inside a defect), matched by file name; with --lambda <l>
                            the loss is the weighted-mask MSE Σ(1−m)e²/N₀ + l·Σme²/N₁ (--loss masked-mse)
       --info-bar <auto|n>  leave an SEM info bar (detected, or the bottom n rows) out of the images
@@ -97,8 +115,10 @@ data:
       --split <t,v,x>      percent of the images for training, validation and test (default 70,20,10;
                            whole images, seeded); validation PSNR/SSIM runs after every epoch
       --batch <n>          patches per step (default 16)
-      --patch <n>          patch side in pixels (default 64)
-      --augment <mode>     dihedral (the 8 flips and rotations, default) or none
+      --patch <n>          patch side in pixels (default 64); for a ×s network the low-resolution patch,
+                           with the aligned s·n high-resolution patch as its target
+      --augment <mode>     dihedral (the 8 flips and rotations, default; the same for input, target and
+                           mask) or none
       --seed <n>           seed of initialisation, split, crops, augmentation and noise (default 0)
 training:
       --loss <name>        mse (default), l1, charbonnier (mean over pixels, as PyTorch), masked-mse, or ssim
@@ -121,8 +141,10 @@ output:
   -q, --quiet              print nothing but errors
   -h, --help               this text
 
-With --patch equal to the image size, --batch equal to the number of images, --split 100,0,0 and
---augment none, every step sees exactly the given images.`,
+Validation PSNR/SSIM compare with the clean (high-resolution) images in [0, 1]; networks in [-1, 1]
+(sinsr) see 2x − 1 in training and validation, as in inference. With --patch equal to the (low-
+resolution) image size, --batch equal to the number of images, --split 100,0,0 and --augment none,
+every step sees exactly the given images.`,
 
   compare: `usage: webgpu-restore compare <a> <b> [--data-range <n>] [--lpips <backbone>,<heads>] [--json]
 
@@ -146,7 +168,7 @@ commands:
   convert <checkpoint>    write a checkpoint as safetensors with a JSON manifest
   compare <a> <b>         PSNR and SSIM between two images
   info                    the WebGPU adapter, its features and limits
-  train                   train a denoiser on your own images (--arch dncnn|unet or --weights)
+  train                   train a denoiser or super-resolution network on your own images
 
 Run 'webgpu-restore <command> --help' for a command's options (e.g. --weights, --out-dir, --tile).
   -h, --help              this text

@@ -5,7 +5,7 @@ import { RestorationModel } from '../runtime/restoration-model';
 import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
 import { addNoise } from './data/noise-model';
 import { type BatchOptions, PatchBatches } from './data/patch-batches';
-import { checkTrainingSet, type TrainingSet } from './data/training-set';
+import { checkTrainingSet, type NetworkShape, type TrainingSet } from './data/training-set';
 import type { LrSchedule } from './schedules';
 import type { StepResult, TrainedTensor, Trainer } from './trainer';
 
@@ -52,7 +52,10 @@ export interface FitResult {
   stoppedEarly: boolean;
 }
 
-/** A validation image: its noisy input (fixed for the whole run) and its clean target. */
+/**
+ * A validation image: its noisy (or low-resolution) input, fixed for the whole run and already in the network's
+ * value range, and its clean (high-resolution) target in [0, 1].
+ */
 interface ValidationPair {
   input: FloatImage;
   target: FloatImage;
@@ -71,10 +74,17 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   if (options.patch !== undefined && options.patch !== patch)
     throw new InvalidInputError(`the trainer was made for patch ${patch}, not ${options.patch}`);
   const model = trainer.model;
-  checkTrainingSet(set, { input: channels, target: model.outChannels }, patch);
+  // A ×s network's patch is its low-resolution input; its target is s times that (s = 1 for denoisers).
+  const network = { input: channels, target: model.outChannels, scale: model.scale };
+  const symmetric = model.valueRange === 'symmetric';
+  checkTrainingSet(set, network, patch);
   const unmasked = trainer.needsMask ? set.examples.find((ex) => !ex.mask) : undefined;
   if (unmasked) throw new InvalidInputError(`${unmasked.name} has no mask, which the trainer's loss needs for every image`);
-  const batches = new PatchBatches(set, { batch, patch, augment: options.augment ?? 'dihedral', seed: options.seed ?? 0 });
+  const batches = new PatchBatches(
+    set,
+    { batch, patch, augment: options.augment ?? 'dihedral', seed: options.seed ?? 0 },
+    { scale: model.scale, valueRange: symmetric ? 'symmetric' : 'unit' },
+  );
   const perEpoch = batches.batchesPerEpoch;
   const totalSteps = options.steps ?? (options.epochs ?? 1) * perEpoch;
   if (!Number.isInteger(totalSteps) || totalSteps < 1)
@@ -83,7 +93,7 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
     throw new InvalidInputError(`the trainer has done ${trainer.steps} steps already; ask for more than that (${totalSteps}) to go on`);
   }
   const validateEvery = options.steps !== undefined ? (options.validateEvery ?? totalSteps) : perEpoch;
-  const validation = options.validation ? validationPairs(options.validation, channels, model.outChannels, options.seed ?? 0) : [];
+  const validation = options.validation ? validationPairs(options.validation, network, options.seed ?? 0, symmetric) : [];
 
   const started = Date.now();
   const first = trainer.steps;
@@ -99,7 +109,7 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
       let scores: { psnr: number; ssim: number } | undefined;
       if (s % validateEvery === 0 || s === totalSteps) {
         if (validation.length > 0) {
-          scores = await validate(trainer, validation);
+          scores = await validate(trainer, validation, symmetric);
           if (!best || scores.psnr > best.psnr) {
             best = { ...scores, step: s };
             sinceBest = 0;
@@ -133,18 +143,23 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   return { steps: trainer.steps, lastLoss: last!.loss, ...(best ? { bestValidation: best } : {}), stoppedEarly };
 }
 
-function validationPairs(set: TrainingSet, inChannels: number, outChannels: number, seed: number): ValidationPair[] {
-  checkTrainingSet(set, { input: inChannels, target: outChannels }, 1, 'validation set');
+function validationPairs(set: TrainingSet, network: NetworkShape, seed: number, symmetric: boolean): ValidationPair[] {
+  checkTrainingSet(set, network, 1, 'validation set');
   // Synthetic noise is drawn once, with a seed of its own, so every validation scores the same inputs.
   const rng = createRng(seed + 0x5eed);
-  return set.examples.map((ex) => ({
-    target: ex.target,
-    input: ex.input ?? { ...ex.target, data: addNoise(ex.target.data, set.noise!, rng) },
-  }));
+  return set.examples.map((ex) => {
+    const input = ex.input ?? { ...ex.target, data: addNoise(ex.target.data, set.noise!, rng) };
+    // A symmetric network sees 2x − 1, as the inference path gives it (restore-image.ts, layout.ts).
+    return { target: ex.target, input: symmetric ? { ...input, data: input.data.map((v) => 2 * v - 1) } : input };
+  });
 }
 
-/** Mean PSNR and SSIM (data range 1) of the model as trained so far, through the inference path. */
-async function validate(trainer: Trainer, pairs: ValidationPair[]): Promise<{ psnr: number; ssim: number }> {
+/**
+ * Mean PSNR and SSIM (data range 1, on the [0, 1] target: the high-resolution image for SR) of the model as
+ * trained so far, through the inference path; a symmetric network sees 2x − 1 and its output maps back by
+ * (y + 1) / 2, as restore-image.ts does for float images.
+ */
+async function validate(trainer: Trainer, pairs: ValidationPair[], symmetric: boolean): Promise<{ psnr: number; ssim: number }> {
   await trainer.syncToModel();
   const session = new RestorationModel(trainer.ctx, trainer.model, 'validation');
   try {
@@ -152,6 +167,7 @@ async function validate(trainer: Trainer, pairs: ValidationPair[]): Promise<{ ps
     let ssim = 0;
     for (const p of pairs) {
       const { image } = await session.runFloat(p.input);
+      if (symmetric) for (let i = 0; i < image.data.length; i++) image.data[i] = (image.data[i] + 1) / 2;
       psnr += await psnrGpu(trainer.ctx, image, p.target, { dataRange: 1 });
       ssim += await ssimGpu(trainer.ctx, image, p.target, { dataRange: 1 });
     }

@@ -16,7 +16,20 @@ export interface BatchOptions {
   seed: number;
 }
 
-/** A batch, NCHW float32: network input, target and (when the examples have masks) the one-channel mask. */
+/**
+ * What the network makes of a batch: its scale (output / input size; the target patch is scale × patch, default
+ * 1) and the range its images live in ('symmetric': [-1, 1], so input and target map x → 2x − 1 as the inference
+ * path does; masks stay 0/1).
+ */
+export interface BatchLayout {
+  scale?: number;
+  valueRange?: 'unit' | 'symmetric';
+}
+
+/**
+ * A batch, NCHW float32: network input, target (scale × the input's size) and (when the examples have masks) the
+ * one-channel mask at the target's size.
+ */
 export interface Batch {
   input: Float32Array;
   target: Float32Array;
@@ -28,19 +41,29 @@ export interface Batch {
  * incomplete batch of an epoch is completed from the next epoch's order), a crop whose top-left corner is
  * uniform in [0, H − P] inclusive, a dihedral mode, then (clean-only examples) synthetic noise. With the patch
  * equal to the image size, a batch equal to the number of images and no augmentation, every batch is exactly
- * the given images, in the given order.
+ * the given images, in the given order. For a ×s network the crop is taken from the low-resolution input and the
+ * target gets the aligned s·P × s·P window at (s·y, s·x) (BasicSR's paired_random_crop), with the same dihedral mode.
  */
 export class PatchBatches {
   private readonly rng: Rng;
   private order: number[] = [];
   private position = 0;
   private epochs = 0;
+  private readonly scale: number;
+  private readonly symmetric: boolean;
 
   constructor(
     private readonly set: TrainingSet,
     private readonly options: BatchOptions,
+    layout: BatchLayout = {},
   ) {
     const { batch, patch } = options;
+    this.scale = layout.scale ?? 1;
+    if (!Number.isInteger(this.scale) || this.scale < 1) throw new InvalidInputError(`scale must be a positive integer, got ${this.scale}`);
+    if (layout.valueRange !== undefined && layout.valueRange !== 'unit' && layout.valueRange !== 'symmetric') {
+      throw new InvalidInputError(`valueRange must be 'unit' or 'symmetric', got '${String(layout.valueRange)}'`);
+    }
+    this.symmetric = layout.valueRange === 'symmetric';
     if (!Number.isInteger(batch) || batch < 1) throw new InvalidInputError(`batch must be a positive integer, got ${batch}`);
     if (!Number.isInteger(patch) || patch < 1) throw new InvalidInputError(`patch must be a positive integer, got ${patch}`);
     if (options.augment !== 'dihedral' && options.augment !== 'none') {
@@ -56,24 +79,34 @@ export class PatchBatches {
 
   next(): Batch {
     const { batch, patch } = this.options;
+    const s = this.scale;
+    const big = s * patch;
     const first = this.set.examples[0];
     const cin = first.input?.channels ?? first.target.channels;
     const cout = first.target.channels;
     const maskChannels = first.mask?.channels;
-    const plane = patch * patch;
-    const input = new Float32Array(batch * cin * plane);
-    const target = new Float32Array(batch * cout * plane);
-    const mask = maskChannels ? new Float32Array(batch * maskChannels * plane) : undefined;
+    const inPlane = patch * patch;
+    const outPlane = big * big;
+    const input = new Float32Array(batch * cin * inPlane);
+    const target = new Float32Array(batch * cout * outPlane);
+    const mask = maskChannels ? new Float32Array(batch * maskChannels * outPlane) : undefined;
     for (let b = 0; b < batch; b++) {
       const ex = this.set.examples[this.nextIndex()];
-      const y0 = Math.floor(this.rng.next() * (ex.target.height - patch + 1));
-      const x0 = Math.floor(this.rng.next() * (ex.target.width - patch + 1));
+      // The corner is drawn on the input's grid (the same size as the target's when s = 1).
+      const low = ex.input ?? ex.target;
+      const y0 = Math.floor(this.rng.next() * (low.height - patch + 1));
+      const x0 = Math.floor(this.rng.next() * (low.width - patch + 1));
       const mode = (this.options.augment === 'dihedral' ? Math.floor(this.rng.next() * 8) : 0) as DihedralMode;
-      const take = (img: FloatImage) => dihedral(crop(img, y0, x0, patch), img.channels, patch, patch, mode);
-      const clean = take(ex.target);
-      target.set(clean, b * cout * plane);
-      input.set(ex.input ? take(ex.input) : addNoise(clean, this.set.noise!, this.rng), b * cin * plane);
-      if (mask && ex.mask) mask.set(take(ex.mask), b * maskChannels! * plane);
+      const take = (img: FloatImage, side: number, at: number) =>
+        dihedral(crop(img, at * y0, at * x0, side), img.channels, side, side, mode);
+      const clean = take(ex.target, big, s);
+      target.set(clean, b * cout * outPlane);
+      input.set(ex.input ? take(ex.input, patch, 1) : addNoise(clean, this.set.noise!, this.rng), b * cin * inPlane);
+      if (mask && ex.mask) mask.set(take(ex.mask, big, s), b * maskChannels! * outPlane);
+    }
+    if (this.symmetric) {
+      // After the noise, which is defined on [0, 1] images.
+      for (const data of [input, target]) for (let i = 0; i < data.length; i++) data[i] = 2 * data[i] - 1;
     }
     return { input, target, ...(mask ? { mask } : {}) };
   }
