@@ -3,7 +3,7 @@ import { logicalBytes } from '../gpu/cost';
 import { type Binding, type Graph, type TensorValue } from '../gpu/graph';
 import { formatShape } from '../gpu/tensor';
 import { kernelShader } from './kernel-source';
-import { WINDOW_ATTENTION_SHIFT } from './window-attention';
+import { checkQkv, WINDOW_ATTENTION_SHIFT } from './window-attention';
 import {
   attentionColumnsBackwardWgsl,
   attentionRowsBackwardWgsl,
@@ -48,14 +48,8 @@ export function windowAttentionBackward(
   params: WindowAttentionBackwardParams,
 ): TensorValue {
   const { heads, label } = params;
-  const [n, h, w, c3] = qkv.shape;
-  if (!Number.isInteger(heads) || heads < 1 || c3 !== 3 * heads * HEAD_DIM) {
-    throw new InvalidInputError(`${label}: qkv ${formatShape(qkv.shape)} must have 3·${heads}·${HEAD_DIM} channels`);
-  }
-  if (h % WINDOW !== 0 || w % WINDOW !== 0) {
-    throw new InvalidInputError(`${label}: feature map ${h}x${w} is not a multiple of the ${WINDOW}x${WINDOW} window`);
-  }
-  const c = heads * HEAD_DIM;
+  const [n, h, w] = qkv.shape;
+  const c = checkQkv(qkv, heads, label);
   if (gy.shape.some((d, i) => d !== [n, h, w, c][i])) {
     throw new InvalidInputError(`${label}: output gradient ${formatShape(gy.shape)} must be ${formatShape([n, h, w, c])}`);
   }

@@ -1,7 +1,7 @@
 import { LINEAR_WORKGROUP_INDEX_WGSL, WORKGROUP_BUILTINS } from '../gpu/dispatch';
 import { WHOLE_BINDINGS, type TensorAccess } from '../gpu/tensor-access';
 import { linearEntry, range } from './wgsl-common';
-import { HEAD_DIM, TOKENS, WINDOW } from './window-attention.wgsl';
+import { HEAD_DIM, MASKED, TOKENS, WINDOW, WINDOW_PLACEMENT_WGSL } from './window-attention.wgsl';
 
 /*
  * WGSL of the backward of SCUNet's window attention core (window-attention-backward.ts). Per (window, head) with
@@ -13,8 +13,6 @@ import { HEAD_DIM, TOKENS, WINDOW } from './window-attention.wgsl';
 
 /** Vec4 groups of one 32-wide head. */
 const J = range(HEAD_DIM / 4);
-/** A masked score, as in the forward: exp(MASKED − max) is exactly 0 in f32. */
-const MASKED = '-1e30';
 /** Relative offsets per axis (2·8 − 1) and entries of one head's bias table. */
 export const REL = 2 * WINDOW - 1;
 export const TABLE = REL * REL;
@@ -27,23 +25,10 @@ const WINDOW_PARAMS = `struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
-/** The forward's token placement and SW mask (window-attention.wgsl.ts), restated for these shaders. */
+/** The forward's token placement and SW mask (window-attention.wgsl.ts): a token's gradient lands on the pixel
+ * the forward read it from, which undoes the roll. */
 const WINDOW_HELPERS = `const MASKED: f32 = ${MASKED};
-
-// Pixel of token t of window (wy, wx) of image b; with a shift, the map rolled by (−s, −s) (so the gradient of
-// a token lands on the pixel the forward read it from, which is the reverse roll).
-fn token_pixel(b: u32, wy: u32, wx: u32, t: u32) -> u32 {
-  let yy = (wy * 8u + t / 8u + p.shift) % p.h;
-  let xx = (wx * 8u + t % 8u + p.shift) % p.w;
-  return (b * p.h + yy) * p.w + xx;
-}
-
-fn masked(wy: u32, wx: u32, tq: u32, tk: u32) -> bool {
-  if (p.shift == 0u) { return false; }
-  let row = wy + 1u == p.nwh && ((tq / 8u < 4u) != (tk / 8u < 4u));
-  let col = wx + 1u == p.nww && ((tq % 8u < 4u) != (tk % 8u < 4u));
-  return row || col;
-}
+${WINDOW_PLACEMENT_WGSL}
 ${LINEAR_WORKGROUP_INDEX_WGSL}`;
 
 /** One workgroup of 64 invocations per (image, window, head), invocation `lid` = token. */

@@ -52,18 +52,24 @@ export interface WindowAttentionParams {
  * original (unrolled) position: for `shifted`, roll(+4,+4) of the window attention of roll(qkv, −4, −4).
  * C is a multiple of 32, so the tensors have no padded channels.
  */
-export function windowAttention(graph: Graph, qkv: TensorValue, params: WindowAttentionParams, output?: TensorValue): TensorValue {
-  const { heads, label } = params;
-  const variant = { ...params.variant };
-  checkWindowAttentionVariant(variant);
-  const [n, h, w, c3] = qkv.shape;
+/** Checks the fused q, k, v map of `heads` heads on whole windows; returns the output channels (heads·32). */
+export function checkQkv(qkv: TensorValue, heads: number, label: string): number {
+  const [, h, w, c3] = qkv.shape;
   if (!Number.isInteger(heads) || heads < 1 || c3 !== 3 * heads * HEAD_DIM) {
     throw new InvalidInputError(`${label}: qkv ${formatShape(qkv.shape)} must have 3·${heads}·${HEAD_DIM} channels`);
   }
   if (h % WINDOW !== 0 || w % WINDOW !== 0) {
     throw new InvalidInputError(`${label}: feature map ${h}x${w} is not a multiple of the ${WINDOW}x${WINDOW} window`);
   }
-  const c = heads * HEAD_DIM;
+  return heads * HEAD_DIM;
+}
+
+export function windowAttention(graph: Graph, qkv: TensorValue, params: WindowAttentionParams, output?: TensorValue): TensorValue {
+  const { heads, label } = params;
+  const variant = { ...params.variant };
+  checkWindowAttentionVariant(variant);
+  const [n, h, w] = qkv.shape;
+  const c = checkQkv(qkv, heads, label);
   const out = output ?? graph.tensor([n, h, w, c], label);
   if (out.shape.some((d, i) => d !== [n, h, w, c][i])) {
     throw new InvalidInputError(`${label}: output ${formatShape(out.shape)} must be ${formatShape([n, h, w, c])}`);

@@ -12,29 +12,18 @@ export const WINDOW = 8;
 export const TOKENS = WINDOW * WINDOW;
 export const HEAD_DIM = 32;
 /** A masked score; exp(MASKED − max) is exactly 0 in f32. WGSL cannot spell −inf, and −inf − max risks NaN. */
-const MASKED = '-1e30';
+export const MASKED = '-1e30';
 
 export function windowAttentionLabel(v: WindowAttentionVariant): string {
   return v.mode === 'workgroup' ? 'window-attention[wg]' : `window-attention[direct,rows${v.rows}]`;
 }
 
-const J = range(HEAD_DIM / 4);
-
-function header(workgroupSize: number, io: TensorAccess): string {
-  return `struct Params {
-  n: u32, h: u32, w: u32, nh: u32,
-  nwh: u32, nww: u32, shift: u32, total: u32,
-  scale: f32, tokens: u32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
-${io.declare('qkv', 1, 'read')}
-@group(0) @binding(2) var<storage, read> rel_bias: array<f32>;
-${io.declare('y', 3, 'read_write')}
-
-const WG: u32 = ${workgroupSize}u;
-const MASKED: f32 = ${MASKED};
-
-// Pixel index (n, y, x flattened) of token t of window (wy, wx) of image b. The shifted variant reads the map
+/**
+ * `token_pixel` (the pixel a window token reads, with the shifted variant's roll) and `masked` (SW-MSA's region
+ * mask), shared by the forward and the backward shaders (window-attention-backward.wgsl.ts), which must place
+ * tokens exactly alike. They read `p.h`, `p.w`, `p.shift`, `p.nwh` and `p.nww`.
+ */
+export const WINDOW_PLACEMENT_WGSL = `// Pixel index (n, y, x flattened) of token t of window (wy, wx) of image b. The shifted variant reads the map
 // rolled by (−s, −s), i.e. rolled pixel (i, j) is original pixel ((i + s) mod H, (j + s) mod W); writing the
 // result to the same original pixel is the reverse roll (+s, +s).
 fn token_pixel(b: u32, wy: u32, wx: u32, t: u32) -> u32 {
@@ -52,6 +41,24 @@ fn masked(wy: u32, wx: u32, tq: u32, tk: u32) -> bool {
   return row || col;
 }
 `;
+
+const J = range(HEAD_DIM / 4);
+
+function header(workgroupSize: number, io: TensorAccess): string {
+  return `struct Params {
+  n: u32, h: u32, w: u32, nh: u32,
+  nwh: u32, nww: u32, shift: u32, total: u32,
+  scale: f32, tokens: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+${io.declare('qkv', 1, 'read')}
+@group(0) @binding(2) var<storage, read> rel_bias: array<f32>;
+${io.declare('y', 3, 'read_write')}
+
+const WG: u32 = ${workgroupSize}u;
+const MASKED: f32 = ${MASKED};
+
+${WINDOW_PLACEMENT_WGSL}`;
 }
 
 /** The common workgroup decomposition: one workgroup per (batch, window, head). */
