@@ -5,13 +5,13 @@ import { Graph, type TensorValue } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../gpu/tensor';
 import { concatChannels } from '../kernels/concat';
-import { vanillaGanLosses } from '../kernels/loss-bce';
+import { relativisticGanLoss, vanillaGanLosses } from '../kernels/loss-bce';
 import { sumTensors } from '../kernels/reduce';
 import { concat } from '../layers/autograd-ops';
 import { ForwardBuilder } from '../layers/forward-builder';
 import { GradientTape } from '../layers/gradient-tape';
 import type { Module, Parameter } from '../layers/module';
-import type { BatchNormMode } from '../layers/training-graph';
+import type { BatchNormMode, TrainingGraph } from '../layers/training-graph';
 import type { Network } from '../models/network';
 import { addLoss, checkLossConfig, type LossConfig, lossNeedsMask } from './loss-config';
 import { NetworkState, type NetworkTraining, type TrainedTensor } from './network-state';
@@ -24,8 +24,13 @@ export interface GanTrainerOptions {
   discriminator: NetworkTraining;
   /** The generator's content loss against the target (pix2pix: L1 with weight λ = 100); none by default. */
   content?: LossConfig;
-  /** The weight of the adversarial term in the generator's loss (1 by default, as pix2pix). */
+  /** The weight of the adversarial term in the generator's loss (1 by default, as pix2pix; ESRGAN 5e-3). */
   adversarialWeight?: number;
+  /**
+   * 'vanilla' (default): pix2pix's BCE losses, D updated first. 'relativistic': ESRGAN's relativistic average
+   * losses in BasicSR's order, G updated first (through D as it was), then D.
+   */
+  ganLoss?: 'vanilla' | 'relativistic';
   /**
    * pix2pix's conditional discriminator, which judges cat(input, image) along channels (input and output of one
    * size); by default it judges the image alone.
@@ -49,14 +54,15 @@ export interface GanStepResult {
 }
 
 /**
- * Trains a generator against a discriminator (a PatchGAN, say) with the vanilla GAN loss (BCE with logits), one
- * step as pix2pix's `optimize_parameters` (training.md §2.6), all on the GPU in one plan:
+ * Trains a generator against a discriminator (a PatchGAN, say), one step all on the GPU in one plan. With the
+ * vanilla GAN loss (BCE with logits), as pix2pix's `optimize_parameters` (training.md §2.6):
  *   fake = G(x)
  *   discriminator: L_D = ½[ℓ(D(fake.detach()), 0) + ℓ(D(real), 1)], backward, D's update;
  *   generator, D frozen: L_G = w·ℓ(D(fake), 1) + content(fake, target), backward through the updated D into G,
  *   G's update.
+ * With the relativistic average loss, as BasicSR's ESRGAN: G's step first (through D as it was), then D's.
  * D's BatchNorms stay in train mode throughout, as PyTorch's (their running statistics move with each of its
- * three forwards). The discriminator's two passes share its parameters: their gradients add up.
+ * forwards). The discriminator's passes share its parameters: their gradients add up.
  */
 export class GanTrainer {
   private stepCount = 0;
@@ -205,6 +211,7 @@ const GAN_OPTION_FIELDS = {
   content: OBJECT,
   adversarialWeight: FINITE_NUMBER,
   conditional: BOOLEAN,
+  ganLoss: oneOf(['vanilla', 'relativistic']),
   batchNorm: oneOf(['train', 'frozen']),
   returnOutput: BOOLEAN,
 };
@@ -230,47 +237,43 @@ function buildGanStep(
     const fake = generator.forward(new ForwardBuilder(ctx, graph, gTraining), input, { label: 'G' });
     const target = graph.input(fake.shape, 'target');
     const conditional = options.conditional ?? false;
+    const relativistic = (options.ganLoss ?? 'vanilla') === 'relativistic';
+    if (relativistic && conditional) throw new InvalidInputError('the relativistic GAN loss takes an unconditional discriminator');
     if (conditional && (input.shape[1] !== fake.shape[1] || input.shape[2] !== fake.shape[2])) {
       throw new InvalidInputError(`a conditional discriminator needs input and output of one size, got ×${generator.scale}`);
     }
 
-    // The discriminator's step: its tape does not track G's output, which is so detached from G.
-    const dTraining = d.trainingGraph(new GradientTape(graph), batchNorm);
-    const dBuilder = new ForwardBuilder(ctx, graph, dTraining);
-    const judged = (image: TensorValue, label: string) => (conditional ? concatChannels(graph, input, image, {}, label) : image);
-    const logitsFake = discriminator.forward(dBuilder, judged(fake, 'cat(x, G(x))'), { label: 'D(fake)' });
-    const logitsReal = discriminator.forward(dBuilder, judged(target, 'cat(x, y)'), { label: 'D(real)' });
-    const dLosses = vanillaGanLosses(graph, { real: logitsReal, fake: logitsFake }, { label: 'D loss', forGenerator: false });
-    dTraining.backward([
-      [logitsFake, dLosses.fake.grad],
-      [logitsReal, dLosses.real!.grad],
-    ]);
-    d.addUpdate(graph);
-    const discriminatorLoss = sumTensors(graph, [dLosses.real!.loss, dLosses.fake.loss], 'D loss');
-
-    // The generator's step: the updated discriminator, frozen, passes the adversarial gradient back to G(x).
-    const frozenD = d.trainingGraph(new GradientTape(graph), batchNorm, false);
-    frozenD.tape.track(fake);
-    const frozenBuilder = new ForwardBuilder(ctx, graph, frozenD);
-    const judgedByG = conditional ? concat(frozenBuilder, input, fake, {}, 'cat(x, G(x)) for G') : fake;
-    const logitsG = discriminator.forward(frozenBuilder, judgedByG, { label: "D'(fake)" });
-    const adversarial = vanillaGanLosses(
+    const passes: Passes = {
+      ctx,
       graph,
-      { fake: logitsG },
-      { label: 'G adversarial', forGenerator: true, weight: options.adversarialWeight ?? 1 },
-    ).fake;
-    frozenD.backward([[logitsG, adversarial.grad]]);
-    const adversarialGrad = frozenD.tape.gradient(fake);
-    if (!adversarialGrad) throw new InvalidInputError('the discriminator passed no gradient back to the generator output');
-    const content = options.content ? addLoss(graph, options.content, fake, target, { ctx }) : undefined;
-    release = content ? content.dispose : release;
-    const gradient = content ? sumTensors(graph, [adversarialGrad, content.grad], 'G loss gradient') : adversarialGrad;
-    gTraining.backward([[fake, gradient]]);
-    g.addUpdate(graph);
+      discriminator,
+      d,
+      batchNorm,
+      input,
+      fake,
+      target,
+      conditional,
+      adversarialWeight: options.adversarialWeight ?? 1,
+    };
+    let discriminatorStep: { loss: TensorValue; training: TrainingGraph } | undefined;
+    const generatorStep = () => {
+      const adversarial = (relativistic ? relativisticGeneratorPass : vanillaGeneratorPass)(passes);
+      const content = options.content ? addLoss(graph, options.content, fake, target, { ctx }) : undefined;
+      release = content ? content.dispose : release;
+      const gradient = content ? sumTensors(graph, [adversarial.grad, content.grad], 'G loss gradient') : adversarial.grad;
+      gTraining.backward([[fake, gradient]]);
+      g.addUpdate(graph);
+      return { adversarial: adversarial.loss, content: content?.loss };
+    };
+    // pix2pix updates D first and G through the updated D; BasicSR's ESRGAN updates G first, then D.
+    if (!relativistic) discriminatorStep = vanillaDiscriminatorStep(passes);
+    const generated = generatorStep();
+    if (relativistic) discriminatorStep = relativisticDiscriminatorStep(passes);
+    const dTraining = discriminatorStep!.training;
 
-    graph.output(discriminatorLoss);
-    graph.output(adversarial.loss);
-    if (content) graph.output(content.loss);
+    graph.output(discriminatorStep!.loss);
+    graph.output(generated.adversarial);
+    if (generated.content) graph.output(generated.content);
     if (options.returnOutput) graph.output(fake);
     return {
       dispose: () => {
@@ -290,4 +293,105 @@ function buildGanStep(
     release();
     throw e;
   }
+}
+
+/** What the discriminator's and the generator's passes share. */
+interface Passes {
+  ctx: GPUContext;
+  graph: Graph;
+  discriminator: Module;
+  d: NetworkState;
+  batchNorm: BatchNormMode;
+  input: TensorValue;
+  fake: TensorValue;
+  target: TensorValue;
+  conditional: boolean;
+  adversarialWeight: number;
+}
+
+/** A discriminator pass that learns (its gradients go to D's arena); G's output is not tracked there: detached. */
+function learningDiscriminator(p: Passes) {
+  const training = p.d.trainingGraph(new GradientTape(p.graph), p.batchNorm);
+  const builder = new ForwardBuilder(p.ctx, p.graph, training);
+  const judged = (image: TensorValue, label: string) =>
+    p.conditional ? concatChannels(p.graph, p.input, image, {}, `cat(x, ${label})`) : image;
+  const judge = (image: TensorValue, label: string) => p.discriminator.forward(builder, judged(image, label), { label: `D(${label})` });
+  return { training, judge };
+}
+
+/**
+ * The frozen discriminator of the generator's step, on G(x) (tracked, so the gradient reaches G) and, when `real`
+ * is asked for, on the target (untracked: its logits are detached).
+ */
+function frozenDiscriminator(p: Passes) {
+  const training = p.d.trainingGraph(new GradientTape(p.graph), p.batchNorm, false);
+  training.tape.track(p.fake);
+  const builder = new ForwardBuilder(p.ctx, p.graph, training);
+  const judge = (image: TensorValue, label: string) => {
+    const judged = p.conditional ? concat(builder, p.input, image, {}, `cat(x, ${label}) for G`) : image;
+    return p.discriminator.forward(builder, judged, { label: `D'(${label})` });
+  };
+  return { training, judge };
+}
+
+/** The adversarial gradient with respect to G(x), played back through the frozen discriminator. */
+function adversarialGradient(training: TrainingGraph, logits: TensorValue, grad: TensorValue, fake: TensorValue): TensorValue {
+  training.backward([[logits, grad]]);
+  const g = training.tape.gradient(fake);
+  if (!g) throw new InvalidInputError('the discriminator passed no gradient back to the generator output');
+  return g;
+}
+
+/** pix2pix: L_D = ½[ℓ(D(G(x).detach()), 0) + ℓ(D(y), 1)] (fake first, as its backward_D), then D's update. */
+function vanillaDiscriminatorStep(p: Passes) {
+  const { training, judge } = learningDiscriminator(p);
+  const logitsFake = judge(p.fake, 'G(x)');
+  const logitsReal = judge(p.target, 'y');
+  const losses = vanillaGanLosses(p.graph, { real: logitsReal, fake: logitsFake }, { label: 'D loss', forGenerator: false });
+  training.backward([
+    [logitsFake, losses.fake.grad],
+    [logitsReal, losses.real!.grad],
+  ]);
+  p.d.addUpdate(p.graph);
+  return { loss: sumTensors(p.graph, [losses.real!.loss, losses.fake.loss], 'D loss'), training };
+}
+
+/** pix2pix: w·ℓ(D(G(x)), 1) through the (updated) frozen discriminator. */
+function vanillaGeneratorPass(p: Passes): { loss: TensorValue; grad: TensorValue } {
+  const { training, judge } = frozenDiscriminator(p);
+  const logits = judge(p.fake, 'G(x)');
+  const { fake } = vanillaGanLosses(p.graph, { fake: logits }, { label: 'G adversarial', forGenerator: true, weight: p.adversarialWeight });
+  return { loss: fake.loss, grad: adversarialGradient(training, logits, fake.grad, p.fake) };
+}
+
+/**
+ * BasicSR's ESRGAN generator term (models/esrgan_model.py): real = D(y).detach(), fake = D(G(x)),
+ * w·½[ℓ(real − mean fake, 0) + ℓ(fake − mean real, 1)], back-propagated through fake only.
+ */
+function relativisticGeneratorPass(p: Passes): { loss: TensorValue; grad: TensorValue } {
+  const { training, judge } = frozenDiscriminator(p);
+  const real = judge(p.target, 'y');
+  const fake = judge(p.fake, 'G(x)');
+  const r = relativisticGanLoss(p.graph, real, fake, { label: 'G adversarial', forGenerator: true, weight: p.adversarialWeight });
+  return { loss: r.loss, grad: adversarialGradient(training, fake, r.gradFake, p.fake) };
+}
+
+/**
+ * BasicSR's ESRGAN discriminator step, after G's update, with its three forwards (each moves D's BatchNorm
+ * statistics, as there): f = D(G(x)).detach() for the mean, r = D(y), then D(G(x).detach()) again, which the
+ * fake term's gradient goes through: ½ℓ(r − mean f, 1) + ½ℓ(f − mean r.detach(), 0), then D's update. The
+ * second D(G(x)) equals the first (same weights, same batch), so the loss kernel reads the first.
+ */
+function relativisticDiscriminatorStep(p: Passes) {
+  const { training, judge } = learningDiscriminator(p);
+  const fakeForMean = judge(p.fake, 'G(x) for the mean');
+  const real = judge(p.target, 'y');
+  const fake = judge(p.fake, 'G(x)');
+  const r = relativisticGanLoss(p.graph, real, fakeForMean, { label: 'D loss', forGenerator: false });
+  training.backward([
+    [real, r.gradReal],
+    [fake, r.gradFake],
+  ]);
+  p.d.addUpdate(p.graph);
+  return { loss: r.loss, training };
 }
