@@ -2,7 +2,7 @@ import { checkArgs, checkOptionFields, FINITE_NUMBER, instanceOf, NUMBERS, OBJEC
 import { DisposedError, InvalidInputError, TrainingDivergedError } from '../errors';
 import { GPUContext } from '../gpu/context';
 import { Graph, type TensorValue } from '../gpu/graph';
-import { Plan } from '../gpu/plan';
+import type { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../gpu/tensor';
 import { concatChannels } from '../kernels/concat';
 import { relativisticGanLoss, vanillaGanLosses } from '../kernels/loss-bce';
@@ -16,6 +16,7 @@ import type { Network } from '../models/network';
 import { addLoss, checkLossConfig, type LossConfig, lossNeedsMask } from './loss-config';
 import { NetworkState, type NetworkTraining, type TrainedTensor } from './network-state';
 import { DEFAULT_LR } from './parameter-groups';
+import { compileWithAdvice } from './trainer';
 
 export interface GanTrainerOptions {
   /** The generator's input batch, PyTorch-style [N, C, H, W]. */
@@ -118,7 +119,7 @@ export class GanTrainer {
       built = buildGanStep(ctx, generator, discriminator, options, built.unused);
     }
     try {
-      const plan = await Plan.compile(ctx, built.graph);
+      const plan = await compileWithAdvice(ctx, built.graph, options.batchShape);
       return new GanTrainer(ctx, generator, discriminator, options, plan, built.g, built.d, built.shapes, built.dispose);
     } catch (e) {
       built.dispose();
@@ -189,6 +190,12 @@ export class GanTrainer {
   async gradients(which: 'generator' | 'discriminator'): Promise<Map<string, Float32Array>> {
     await this.running;
     return (which === 'generator' ? this.g : this.d).gradients();
+  }
+
+  /** Copies one network's trained values into its parameters (BatchNorms folded again) for the inference path. */
+  async syncToModel(which: 'generator' | 'discriminator' = 'generator'): Promise<void> {
+    await this.running;
+    await (which === 'generator' ? this.g : this.d).syncToModel();
   }
 
   dispose(): void {

@@ -309,7 +309,7 @@ const TRAINER_OPTION_FIELDS = {
  * Compiles the step's plan; a batch the device cannot hold (a tensor past maxBufferSize, or out of memory) fails
  * with the same typed error, saying which batch and what to lower.
  */
-async function compileWithAdvice(ctx: GPUContext, graph: Graph, batchShape: TrainerOptions['batchShape']): Promise<Plan> {
+export async function compileWithAdvice(ctx: GPUContext, graph: Graph, batchShape: TrainerOptions['batchShape']): Promise<Plan> {
   try {
     return await Plan.compile(ctx, graph);
   } catch (e) {

@@ -154,6 +154,10 @@ describe('a GAN step equals PyTorch 1.13', () => {
     await expect(
       GanTrainer.create(ctx, generator, judge, { ...options, conditional: true, content: { kind: 'masked-mse', lambda: 2 } }),
     ).rejects.toThrow(/content loss with masks/);
+    const side = 1 << 15;
+    await expect(
+      GanTrainer.create(ctx, generator, judge, { ...options, batchShape: [4, 1, side, side], conditional: true }),
+    ).rejects.toThrow(/too large for this device: use a smaller batch or patch/);
     const fresh = new PatchGANDiscriminator({ inChannels: 2, ndf: 4, nLayers: 1 });
     await expect(GanTrainer.create(ctx, generator, fresh, { ...options, conditional: true })).rejects.toThrow(/has no values/);
   });
