@@ -14,7 +14,6 @@ with 8 features and 2 blocks. The batch is 2 x 1 x 10 x 9 low-resolution inputs 
   msrresnet-x4-mse-sgd    x4 (two shuffle stages), MSE, SGD lr 0.05 momentum 0.9
 20 steps on the same batch; state after 1, 5 and 20 steps.
 """
-import json
 import os
 import sys
 
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_fixtures import optimizer_settings  # noqa: E402
-from make_unet_training_fixtures import Blob  # noqa: E402
+from training_record import record_training  # noqa: E402
 from nets.msrresnet import MSRResNet  # noqa: E402
 
 
@@ -59,39 +58,15 @@ def run_case(scale, loss_name, opt_kind, seed):
             p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
     model.train()
     x, target = make_batch(scale, gen)
-    blob = Blob()
     optimizer = OPTIMIZERS[opt_kind](model.parameters())
-    record = {
-        "torch": torch.__version__,
-        "config": {"in": 1, "out": 1, "features": 8, "blocks": 2, "scale": scale},
-        "loss": loss_name,
-        "optimizer": optimizer_settings(opt_kind, optimizer),
-        "input": blob.encode(x),
-        "target": blob.encode(target),
-        "initial": blob.state(model),
-        "losses": [],
-        "grads_step1": None,
-        "output_step1": None,
-        "after": {},
-    }
-    for step in range(1, STEPS + 1):
-        optimizer.zero_grad()
-        out = model(x)
-        loss = LOSSES[loss_name](out, target)
-        loss.backward()
-        record["losses"].append(float(loss.item()))
-        if step == 1:
-            record["output_step1"] = blob.encode(out)
-            record["grads_step1"] = {k: blob.encode(p.grad) for k, p in model.named_parameters()}
-        optimizer.step()
-        if step in SNAPSHOTS:
-            record["after"][str(step)] = blob.state(model)
     name = f"msrresnet-x{scale}-{loss_name}-{opt_kind}"
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-    with open(os.path.join(OUT, name + ".bin"), "wb") as f:
-        f.write(bytes(blob.data))
-    print(f"{name}: {len(blob.data)} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
+    record, size = record_training(
+        name, model, optimizer, LOSSES[loss_name], x, target,
+        config={"in": 1, "out": 1, "features": 8, "blocks": 2, "scale": scale},
+        loss=loss_name, optimizer_settings=optimizer_settings(opt_kind, optimizer),
+        steps=STEPS, snapshots=SNAPSHOTS, out=OUT,
+    )
+    print(f"{name}: {size} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
 
 
 def main():

@@ -13,7 +13,6 @@ BasicSR's PerceptualLoss (use_input_norm, no range_norm, criterion l1, target un
 the gray image repeated to 3 channels (our extension, as src/training/perceptual-loss.ts). The JSON's loss_config
 names the terms; the test adds the VGG (`network`) to the perceptual term.
 """
-import json
 import os
 import sys
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_fixtures import DnCNN, initialise, make_batch, optimizer_settings  # noqa: E402
-from make_unet_training_fixtures import Blob  # noqa: E402
+from training_record import record_training  # noqa: E402
 from perceptual_fixtures import IMAGENET_MEAN, IMAGENET_STD, VGG_WIDTHS, Backbone, features, vgg_layers  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,45 +62,21 @@ def main():
     model.train()
     x, target = make_batch(torch.Generator().manual_seed(34))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
-    blob = Blob()
-    record = {
-        "torch": torch.__version__,
-        "config": {"in_nc": 1, "out_nc": 1, "nc": 8, "nb": 3, "act_mode": "R"},
-        "loss": "sum",
-        "loss_config": {
-            "kind": "sum",
-            "terms": [
-                {"kind": "l1"},
-                {"kind": "perceptual", "layerWeights": LAYERS, "criterion": "l1", "weight": PERCEPTUAL_WEIGHT},
-            ],
-        },
-        "optimizer": optimizer_settings("adam", optimizer),
-        "input": blob.encode(x),
-        "target": blob.encode(target),
-        "initial": blob.state(model),
-        "losses": [],
-        "grads_step1": None,
-        "output_step1": None,
-        "after": {},
-    }
-    for step in range(1, STEPS + 1):
-        optimizer.zero_grad()
-        out = model(x)
-        loss = loss_fn(out, target)
-        loss.backward()
-        record["losses"].append(float(loss.item()))
-        if step == 1:
-            record["output_step1"] = blob.encode(out)
-            record["grads_step1"] = {k: blob.encode(p.grad) for k, p in model.named_parameters()}
-        optimizer.step()
-        if step in SNAPSHOTS:
-            record["after"][str(step)] = blob.state(model)
     name = "dncnn-r-l1-perceptual-adam"
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-    with open(os.path.join(OUT, name + ".bin"), "wb") as f:
-        f.write(bytes(blob.data))
-    print(f"{name}: {len(blob.data)} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
+    loss_config = {
+        "kind": "sum",
+        "terms": [
+            {"kind": "l1"},
+            {"kind": "perceptual", "layerWeights": LAYERS, "criterion": "l1", "weight": PERCEPTUAL_WEIGHT},
+        ],
+    }
+    record, size = record_training(
+        name, model, optimizer, loss_fn, x, target,
+        config={"in_nc": 1, "out_nc": 1, "nc": 8, "nb": 3, "act_mode": "R"},
+        loss="sum", optimizer_settings=optimizer_settings("adam", optimizer),
+        steps=STEPS, snapshots=SNAPSHOTS, out=OUT, extra={"loss_config": loss_config},
+    )
+    print(f"{name}: {size} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
 
 
 if __name__ == "__main__":

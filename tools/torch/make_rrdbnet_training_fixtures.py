@@ -16,7 +16,6 @@ Cases (20 steps on one batch of 2; state after 1, 5 and 20 steps):
   rrdbnet-x4-l1-adam   x4, 3 -> 3 channels, 1 RRDB, LR 5 x 7, L1, Adam lr 2e-4 betas (0.9, 0.99) (BasicSR's recipe)
   rrdbnet-x2-mse-sgd   x2 (pixel_unshuffle by 2), 1 -> 1 channel, 2 RRDBs, input 8 x 6, MSE, SGD lr 0.02 momentum 0.9
 """
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_fixtures import optimizer_settings  # noqa: E402
-from make_unet_training_fixtures import Blob  # noqa: E402
+from training_record import record_training  # noqa: E402
 from nets.rrdbnet import RRDBNet  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,39 +58,15 @@ def run_case(scale, channels, blocks, size, loss_name, opt_kind, seed):
             p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
     model.train()
     x, target = make_batch(scale, channels, size, gen)
-    blob = Blob()
     optimizer = OPTIMIZERS[opt_kind](model.parameters())
-    record = {
-        "torch": torch.__version__,
-        "config": {"in": channels, "out": channels, "numFeat": 8, "numGrowCh": 4, "numBlock": blocks, "scale": scale},
-        "loss": loss_name,
-        "optimizer": optimizer_settings(opt_kind, optimizer),
-        "input": blob.encode(x),
-        "target": blob.encode(target),
-        "initial": blob.state(model),
-        "losses": [],
-        "grads_step1": None,
-        "output_step1": None,
-        "after": {},
-    }
-    for step in range(1, STEPS + 1):
-        optimizer.zero_grad()
-        out = model(x)
-        loss = LOSSES[loss_name](out, target)
-        loss.backward()
-        record["losses"].append(float(loss.item()))
-        if step == 1:
-            record["output_step1"] = blob.encode(out)
-            record["grads_step1"] = {k: blob.encode(p.grad) for k, p in model.named_parameters()}
-        optimizer.step()
-        if step in SNAPSHOTS:
-            record["after"][str(step)] = blob.state(model)
     name = f"rrdbnet-x{scale}-{loss_name}-{opt_kind}"
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-    with open(os.path.join(OUT, name + ".bin"), "wb") as f:
-        f.write(bytes(blob.data))
-    print(f"{name}: {len(blob.data)} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
+    record, size = record_training(
+        name, model, optimizer, LOSSES[loss_name], x, target,
+        config={"in": channels, "out": channels, "numFeat": 8, "numGrowCh": 4, "numBlock": blocks, "scale": scale},
+        loss=loss_name, optimizer_settings=optimizer_settings(opt_kind, optimizer),
+        steps=STEPS, snapshots=SNAPSHOTS, out=OUT,
+    )
+    print(f"{name}: {size} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}")
 
 
 def main():

@@ -19,7 +19,6 @@ Cases (20 steps on one batch of 2; state after 1, 5 and 20 steps):
   sinsr-cbam-mse-sgd   1 -> 1 channel, first_feat 4, growth 3 (concatenation pieces not multiples of 4), 2 RDBs per
                        RRDB each followed by a CBAM (reduction 2), LR 8 x 6, MSE, SGD lr 0.05 momentum 0.9
 """
-import json
 import os
 import sys
 
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_fixtures import optimizer_settings  # noqa: E402
-from make_unet_training_fixtures import Blob  # noqa: E402
+from training_record import record_training  # noqa: E402
 from nets.sinsr import SINSRGenerator  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,7 +76,6 @@ def run_case(name, attention, channels, first_feat, growth, rdbs, reduction, siz
             p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
     model.train()
     x, target = make_batch(channels, size, gen)
-    blob = Blob()
     optimizer = OPTIMIZERS[opt_kind](model.parameters())
     config = {
         "inChannels": channels,
@@ -91,37 +89,13 @@ def run_case(name, attention, channels, first_feat, growth, rdbs, reduction, siz
         "attention": attention,
         "reduction": reduction,
     }
-    record = {
-        "torch": torch.__version__,
-        "config": config,
-        "loss": loss_name,
-        "optimizer": optimizer_settings(opt_kind, optimizer),
-        "input": blob.encode(x),
-        "target": blob.encode(target),
-        "initial": blob.state(model),
-        "losses": [],
-        "grads_step1": None,
-        "output_step1": None,
-        "after": {},
-    }
-    for step in range(1, STEPS + 1):
-        optimizer.zero_grad()
-        out = model(x)
-        loss = LOSSES[loss_name](out, target)
-        loss.backward()
-        record["losses"].append(float(loss.item()))
-        if step == 1:
-            record["output_step1"] = blob.encode(out)
-            record["grads_step1"] = {k: blob.encode(p.grad) for k, p in model.named_parameters()}
-        optimizer.step()
-        if step in snapshots:
-            record["after"][str(step)] = blob.state(model)
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-    with open(os.path.join(OUT, name + ".bin"), "wb") as f:
-        f.write(bytes(blob.data))
+    record, size = record_training(
+        name, model, optimizer, LOSSES[loss_name], x, target,
+        config=config, loss=loss_name, optimizer_settings=optimizer_settings(opt_kind, optimizer),
+        steps=STEPS, snapshots=snapshots, out=OUT,
+    )
     grads = sorted((float(p.grad.norm()), k) for k, p in model.named_parameters())
-    print(f"{name}: {len(blob.data)} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}, "
+    print(f"{name}: {size} bytes, loss {record['losses'][0]:.6g} -> {record['losses'][-1]:.6g}, "
           f"smallest last grad norm {grads[0][0]:.3g} ({grads[0][1]})")
 
 

@@ -20,9 +20,7 @@ per channel and PyTorch's own float32 gradients drift 1e-3 from float64, too far
   unet-bilinear-l1-sgd       bilinear upsampling with a sigmoid output, L1, SGD lr 0.05 momentum 0.9 wd 1e-4
 20 steps on the same batch; state after 1, 5 and 20 steps.
 """
-import json
 import os
-import struct
 import sys
 
 import torch
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_training_fixtures import optimizer_settings  # noqa: E402
 from nets.unet import UNet  # noqa: E402
+from training_record import Blob, record_training  # noqa: E402,F401 (Blob: other scripts import it from here)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "test", "fixtures", "training")
@@ -50,26 +49,6 @@ OPTIMIZERS = {
     "adam": lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False),
     "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4, foreach=False),
 }
-
-
-class Blob:
-    """float32 tensors appended to one little-endian byte buffer."""
-
-    def __init__(self):
-        self.data = bytearray()
-
-    def encode(self, t):
-        t = t.detach().contiguous()
-        if t.dtype == torch.int64:
-            return {"shape": list(t.shape), "data": [int(v) for v in t.reshape(-1).tolist()]}
-        assert t.dtype == torch.float32, t.dtype
-        offset = len(self.data)
-        values = t.reshape(-1).tolist()
-        self.data += struct.pack("<%df" % len(values), *values)
-        return {"shape": list(t.shape), "offset": offset}
-
-    def state(self, model):
-        return {k: self.encode(v) for k, v in model.state_dict().items()}
 
 
 def initialise(model, gen):
@@ -104,39 +83,15 @@ def run_case(name, bilinear, sigmoid, loss_name, opt_kind, batch, seed):
     initialise(model, torch.Generator().manual_seed(seed))
     model.train()
     x, target = batch
-    blob = Blob()
     optimizer = OPTIMIZERS[opt_kind](model.parameters())
-    record = {
-        "torch": torch.__version__,
-        "config": {"n_channels": 1, "n_classes": 1, "bilinear": bilinear, "base": BASE, "sigmoid": sigmoid},
-        "loss": loss_name,
-        "optimizer": optimizer_settings(opt_kind, optimizer),
-        "input": blob.encode(x),
-        "target": blob.encode(target),
-        "initial": blob.state(model),
-        "losses": [],
-        "grads_step1": None,
-        "output_step1": None,
-        "after": {},
-    }
-    for step in range(1, STEPS + 1):
-        optimizer.zero_grad()
-        out = model(x)
-        loss = LOSSES[loss_name](out, target)
-        loss.backward()
-        record["losses"].append(float(loss.item()))
-        if step == 1:
-            record["output_step1"] = blob.encode(out)
-            record["grads_step1"] = {k: blob.encode(p.grad) for k, p in model.named_parameters()}
-        optimizer.step()
-        if step in SNAPSHOTS:
-            record["after"][str(step)] = blob.state(model)
-    with open(os.path.join(OUT, name + ".json"), "w") as f:
-        f.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-    with open(os.path.join(OUT, name + ".bin"), "wb") as f:
-        f.write(bytes(blob.data))
+    record, size = record_training(
+        name, model, optimizer, LOSSES[loss_name], x, target,
+        config={"n_channels": 1, "n_classes": 1, "bilinear": bilinear, "base": BASE, "sigmoid": sigmoid},
+        loss=loss_name, optimizer_settings=optimizer_settings(opt_kind, optimizer),
+        steps=STEPS, snapshots=SNAPSHOTS, out=OUT,
+    )
     losses = record["losses"]
-    print(f"{name}: {len(blob.data)} bytes of tensors, loss {losses[0]:.6g} -> {losses[-1]:.6g}")
+    print(f"{name}: {size} bytes of tensors, loss {losses[0]:.6g} -> {losses[-1]:.6g}")
 
 
 def main():
