@@ -76,7 +76,7 @@ export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type
 export { GanTrainer, type GanStepResult, type GanTrainerOptions } from './training/gan-trainer';
 export { PatchGANDiscriminator, PATCHGAN_70, type PatchGANConfig } from './models/patchgan';
 export type { NetworkTraining } from './training/network-state';
-export type { FitOptions, FitProgress, FitResult } from './training/fit';
+export type { FitOptions, FitProgress, FitResult, ValidationScores } from './training/fit';
 export type { LossConfig, LossTerm } from './training/loss-config';
 export type { OptimizerConfig } from './training/optimizer-config';
 export type { ParameterGroup } from './training/parameter-groups';

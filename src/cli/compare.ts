@@ -9,14 +9,15 @@ import { InvalidInputError, RestoreError } from '../errors';
 import { type AnyRasterImage, type FloatImage, rasterToFloat } from '../io/image';
 import { psnr } from '../io/metrics';
 import { ssim } from '../io/ssim';
-import { Lpips, lpips } from '../runtime/lpips';
+import { lpips } from '../runtime/lpips';
 import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
 import type { GPUContext } from '../gpu/context';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
 import { parseCommandArgs, positiveNumber } from './args';
-import { type CheckpointFile, readCheckpointFile } from './checkpoint-file';
+import type { CheckpointFile } from './checkpoint-file';
 import { UsageError } from './errors';
+import { lpipsFromFiles, lpipsPaths, readLpipsFiles } from './lpips-option';
 import { usageFor } from './usage';
 
 /** Above this many pixels the float64 CPU SSIM takes seconds; the GPU partial sums are as accurate. */
@@ -40,23 +41,14 @@ async function firstPage(path: string): Promise<{ image: AnyRasterImage; pages: 
   return { image: file.pages[0].image, pages: file.pages.length };
 }
 
-/** `--lpips BACKBONE.pth,HEADS.pth`: the two paths. */
-function lpipsPaths(value: string): [string, string] {
-  const parts = value.split(',');
-  if (parts.length !== 2 || parts.some((p) => p.trim() === '')) {
-    throw new UsageError(`--lpips takes two files separated by a comma (BACKBONE.pth,HEADS.pth), got '${value}'`, 'compare');
-  }
-  return [parts[0].trim(), parts[1].trim()];
-}
-
 /** The LPIPS distance with the user's torchvision backbone and LPIPS heads. */
 async function lpipsDistance(
   ctx: GPUContext,
-  [backbone, heads]: CheckpointFile[],
+  files: [CheckpointFile, CheckpointFile],
   x: AnyRasterImage | FloatImage,
   y: AnyRasterImage | FloatImage,
 ): Promise<{ backbone: string; distance: number }> {
-  const model = Lpips.fromCheckpoints(ctx, backbone.bytes, heads.bytes, { backbone: backbone.name, heads: heads.name });
+  const model = lpipsFromFiles(ctx, files);
   try {
     return { backbone: model.backbone, distance: await lpips(model, x, y) };
   } finally {
@@ -73,7 +65,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError('compare needs two image files', 'compare');
   const range = values['data-range'] === undefined ? undefined : positiveNumber('compare', '--data-range', values['data-range']);
   const [pa, pb] = positionals;
-  const lpipsFiles = values.lpips === undefined ? undefined : lpipsPaths(values.lpips);
+  const lpipsFiles = values.lpips === undefined ? undefined : lpipsPaths(values.lpips, 'compare');
   const a = await firstPage(pa);
   const b = await firstPage(pb);
 
@@ -96,7 +88,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   }
   const dataRange = range ?? (x === a.image && da !== 32 ? (da === 16 ? 65535 : 255) : 1);
   // The weights are read before any GPU work, so a wrong path fails at once.
-  const lpipsWeights = lpipsFiles ? await Promise.all(lpipsFiles.map((f) => readCheckpointFile(f))) : undefined;
+  const lpipsWeights = lpipsFiles ? await readLpipsFiles(lpipsFiles) : undefined;
   const large = x.width * x.height > GPU_MIN_PIXELS;
   // No GPU (or a failing one): the CPU gives the same PSNR and SSIM, only slower. LPIPS needs the GPU.
   const ctx: GPUContext | undefined = lpipsWeights

@@ -6,6 +6,7 @@ import { InvalidInputError } from '../errors';
 import { DnCNN } from '../models/dncnn';
 import { MSRResNet } from '../models/msrresnet';
 import type { Network } from '../models/network';
+import type { FeatureNetwork } from '../models/vgg';
 import { ResNet34UNet, resnet34UNetConfig } from '../models/resnet34-unet';
 import { ESRGAN_X4, RRDBNet } from '../models/rrdbnet';
 import { SCUNet, SCUNET_GRAY } from '../models/scunet';
@@ -36,6 +37,8 @@ export const TRAIN_OPTIONS = {
   masks: { type: 'string' },
   lambda: { type: 'string' },
   loss: { type: 'string' },
+  vgg: { type: 'string' },
+  lpips: { type: 'string' },
   optimizer: { type: 'string' },
   lr: { type: 'string' },
   'weight-decay': { type: 'string' },
@@ -166,33 +169,109 @@ function nonNegative(option: string, value: string): number {
   return n;
 }
 
+/** A perceptual term as --loss writes it: its network comes from --vgg. */
+type PerceptualTerm = Extract<LossTerm, { kind: 'perceptual' }>;
+type ParsedTerm = Exclude<LossTerm, PerceptualTerm> | Omit<PerceptualTerm, 'network' | 'layerWeights'>;
+
+/** `--vgg VGG.pth[:LAYER=W,…]`: the torchvision VGG file and BasicSR's layer_weights (default: the loss's own). */
+export interface VggOption {
+  path: string;
+  layerWeights?: Record<string, number>;
+}
+
+/** The names `--loss` takes: the library's LOSS_KINDS and 'perceptual', which also needs --vgg. */
+export const CLI_LOSS_NAMES = [...LOSS_KINDS, 'perceptual'] as const;
+
 /**
  * `--loss` (default mse; masked-mse, the default with --masks, weighs defect regions by --lambda): one loss, or a
- * weighted sum written `l1+0.1*sobel+0.05*laplacian:mse+1e-4*tv+0.5*ssim` (weight, `*`, name, `:` criterion or
- * variant where the loss has one).
+ * weighted sum written `l1+0.1*sobel+0.05*laplacian:mse+1e-4*tv+0.5*ssim+0.01*perceptual` (weight, `*`, name, `:`
+ * criterion or variant where the loss has one). A perceptual term runs through `vgg`, the network of --vgg (read
+ * by the caller once vggFrom has checked the flags), at the layers --vgg names.
  */
-export function lossFrom(values: Values): LossConfig {
+export function lossFrom(values: Values, vgg?: FeatureNetwork): LossConfig {
+  const layerWeights = vggFrom(values)?.layerWeights;
+  const terms = parsedTerms(values).map((t): LossTerm => {
+    if (t.kind !== 'perceptual') return t;
+    if (!vgg) throw new UsageError('--loss perceptual: the network of --vgg was not read', C);
+    if (vgg.backbone === 'alexnet')
+      throw new UsageError(`--vgg holds alexnet weights; the perceptual loss needs torchvision's vgg19 or vgg16`, C);
+    for (const layer of Object.keys(layerWeights ?? {})) {
+      if (!vgg.features.names.includes(layer)) {
+        const convs = vgg.features.names.filter((n) => n.startsWith('conv')).join(', ');
+        throw new UsageError(`--vgg: ${vgg.backbone} has no layer '${layer}' (its convolutions: ${convs}; relu… after each)`, C);
+      }
+    }
+    return { ...t, network: vgg, ...(layerWeights ? { layerWeights } : {}) };
+  });
+  return terms.length === 1 ? terms[0] : { kind: 'sum', terms };
+}
+
+/**
+ * `--vgg VGG.pth[:conv5_4=1,relu4_4=0.5]` (undefined without the flag): the file, and the layers with their
+ * weights after the last ':' (a bare layer weighs 1). Also checks --loss, so every flag error comes before any
+ * file is read: --vgg and a perceptual term go together.
+ */
+export function vggFrom(values: Values): VggOption | undefined {
+  const perceptual = parsedTerms(values).some((t) => t.kind === 'perceptual');
+  if (perceptual && values.vgg === undefined) {
+    throw new UsageError("--loss perceptual needs --vgg VGG19.pth, torchvision's vgg19 (or vgg16) weights", C);
+  }
+  if (values.vgg === undefined) return undefined;
+  if (!perceptual) throw new UsageError('--vgg is the network of the perceptual loss: add a term such as +0.01*perceptual to --loss', C);
+  const text = values.vgg;
+  const colon = text.lastIndexOf(':');
+  const list = colon >= 0 ? text.slice(colon + 1) : '';
+  // A path may hold ':' itself (C:\…): only a suffix that reads as a layer list is taken as one.
+  if (colon < 0 || !LAYER_LIST.test(list)) {
+    if (text.trim() === '') throw new UsageError('--vgg needs a file, VGG19.pth[:LAYER=WEIGHT,…]', C);
+    return { path: text };
+  }
+  const path = text.slice(0, colon);
+  if (path.trim() === '') throw new UsageError(`--vgg needs a file before ':${list}'`, C);
+  const layerWeights: Record<string, number> = {};
+  for (const item of list.split(',')) {
+    const m = /^\s*([a-z]+\d+(?:_\d+)?)\s*(?:=(.*))?$/.exec(item);
+    if (!m) throw new UsageError(`--vgg: cannot read the layer '${item}' (expected e.g. conv5_4=1,relu4_4=0.5)`, C);
+    const [, layer, weight] = m;
+    if (layer in layerWeights) throw new UsageError(`--vgg names ${layer} twice`, C);
+    layerWeights[layer] = weight === undefined ? 1 : nonNegative(`--vgg ${layer}`, weight);
+  }
+  return { path, layerWeights };
+}
+
+/** `conv5_4=1,relu4_4=0.5` (or bare names): what may follow the last ':' of --vgg. */
+const LAYER_LIST = /^\s*[a-z]+\d+(?:_\d+)?\s*(?:=[^,]*)?(?:,\s*[a-z]+\d+(?:_\d+)?\s*(?:=[^,]*)?)*$/;
+
+/** The terms of --loss with every flag check that needs no file: names, weights, criteria, --masks/--lambda. */
+function parsedTerms(values: Values): ParsedTerm[] {
   const masks = values.masks !== undefined;
   const text = values.loss ?? (masks ? 'masked-mse' : 'mse');
   const terms = text.split('+').map((part) => lossTermFrom(part.trim(), values));
   if (terms.some((t) => t.kind === 'masked-mse') !== masks) throw new UsageError('--loss masked-mse and --masks DIR go together', C);
   if (!masks && values.lambda !== undefined) throw new UsageError('--lambda weighs the defects of --masks; give --masks DIR too', C);
   if (terms.every((t) => t.kind === 'tv')) throw new UsageError('--loss tv is a regulariser: add it to a data term, e.g. l1+1e-4*tv', C);
-  return terms.length === 1 ? terms[0] : { kind: 'sum', terms };
+  return terms;
 }
 
-const CRITERIA = { sobel: ['l1', 'mse'], laplacian: ['l1', 'mse'], tv: ['anisotropic-l1', 'squared'] } as const;
+/** The options after ':' (BasicSR's perceptual criteria: l1, l2 = mse, fro). */
+const CRITERIA = {
+  sobel: ['l1', 'mse'],
+  laplacian: ['l1', 'mse'],
+  tv: ['anisotropic-l1', 'squared'],
+  perceptual: ['l1', 'l2', 'fro'],
+} as const;
 
-function lossTermFrom(part: string, values: Values): LossTerm {
+function lossTermFrom(part: string, values: Values): ParsedTerm {
   const m = /^(?:([^*]+)\*)?([a-z0-9-]+)(?::([a-z0-9-]+))?$/.exec(part);
   if (!m) throw new UsageError(`--loss: cannot read '${part}' (expected NAME, WEIGHT*NAME or WEIGHT*NAME:CRITERION)`, C);
   const [, weightText, name, option] = m;
-  const kind = oneOf(C, '--loss', name, [...LOSS_KINDS]);
+  const kind = oneOf(C, '--loss', name, [...CLI_LOSS_NAMES]);
   const weight = weightText !== undefined ? { weight: nonNegative('--loss weight', weightText) } : {};
   if (option !== undefined) {
     if (!(kind in CRITERIA)) throw new UsageError(`--loss: ${kind} takes no ':${option}'`, C);
     const choice = oneOf(C, `--loss ${kind}:`, option, [...CRITERIA[kind as keyof typeof CRITERIA]]);
     if (kind === 'tv') return { kind, variant: choice as 'anisotropic-l1' | 'squared', ...weight };
+    if (kind === 'perceptual') return { kind, criterion: choice as 'l1' | 'l2' | 'fro', ...weight };
     return { kind: kind as 'sobel' | 'laplacian', criterion: choice as 'l1' | 'mse', ...weight };
   }
   if (kind !== 'masked-mse') return { kind, ...weight };

@@ -115,12 +115,18 @@ function duration(seconds: number): string {
     : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 eta 3m12s` */
+/**
+ * `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 lpips 0.1234 eta 3m12s`
+ * (lpips with --lpips, to 4 significant digits: small distances keep their precision).
+ */
 export function progressLine(p: FitProgress): string {
   const width = 20;
   const done = Math.round((p.step / p.totalSteps) * width);
   const bar = '='.repeat(Math.max(0, done - 1)) + (done > 0 ? (done === width ? '=' : '>') : '') + ' '.repeat(width - done);
-  const val = p.validation ? ` val ${p.validation.psnr.toFixed(2)} dB ${p.validation.ssim.toFixed(4)}` : '';
+  const v = p.validation;
+  const val = v
+    ? ` val ${v.psnr.toFixed(2)} dB ${v.ssim.toFixed(4)}${v.lpips !== undefined ? ` lpips ${v.lpips.toPrecision(4)}` : ''}`
+    : '';
   const pct = Math.floor((100 * p.step) / p.totalSteps);
   return `step ${p.step}/${p.totalSteps} [${bar}] ${pct}% epoch ${p.epoch} loss ${p.loss.toExponential(3)} lr ${p.lr.toExponential(1)}${val} eta ${duration(p.etaSeconds)}`;
 }

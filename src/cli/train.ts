@@ -6,16 +6,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortedError } from '../errors';
 import type { Network } from '../models/network';
+import { type FeatureNetwork, loadFeatureNetwork } from '../models/vgg';
 import { getDefaultContext } from '../node';
 import { bicubicDownscale, modCrop } from '../training/data/bicubic';
 import { splitIndices } from '../training/data/split';
 import type { TrainingSet } from '../training/data/training-set';
 import type { FitProgress } from '../training/fit';
 import { Trainer } from '../training/trainer';
+import type { Lpips } from '../runtime/lpips';
 import { integerInRange, oneOf, parseCommandArgs, positiveNumber } from './args';
 import { identifyNetwork, readCheckpointFile, readContents } from './checkpoint-file';
 import { UsageError } from './errors';
 import { refuseExisting } from './files';
+import { lpipsFromFiles, lpipsPaths, readLpipsFiles } from './lpips-option';
 import { readTrainingExamples } from './train-data';
 import {
   integerOption,
@@ -26,6 +29,7 @@ import {
   scheduleFrom,
   splitFrom,
   TRAIN_OPTIONS,
+  vggFrom,
 } from './train-options';
 import { progressLine, type TrainOutputs, trainOutputs, readResumeState, writeCheckpoints } from './train-outputs';
 import { usageFor } from './usage';
@@ -59,6 +63,12 @@ function checkModelAgainstFlags(model: Network, scaleText: string | undefined, c
 async function networkFromWeights(path: string): Promise<Network> {
   const file = await readCheckpointFile(path);
   return identifyNetwork(readContents(file).stateDict, file.name).network;
+}
+
+/** `--vgg`'s torchvision VGG, its `features` loaded strictly (CPU only: the trainer uploads it with the loss). */
+async function featureNetworkFromFile(path: string): Promise<FeatureNetwork> {
+  const file = await readCheckpointFile(path);
+  return loadFeatureNetwork(readContents(file).stateDict, { name: file.name });
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -97,7 +107,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const batch = integerOption('--batch', values.batch, 16, 4096);
   const patch = integerOption('--patch', values.patch, 64, 8192);
   const augment = oneOf(C, '--augment', values.augment ?? 'dihedral', ['dihedral', 'none'] as const);
-  const loss = lossFrom(values);
+  // Every --loss/--vgg flag error before any file is read; the VGG itself is read with the other weights below.
+  const vgg = vggFrom(values);
+  const lpipsFiles = values.lpips !== undefined ? lpipsPaths(values.lpips, C) : undefined;
   const optimizer = optimizerFrom(values);
   const schedule = scheduleFrom(values.schedule, optimizer.lr ?? 1e-3);
   const split = splitFrom(values.split);
@@ -116,6 +128,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   // CPU work first (weights, images, split), so a bad file fails before a device is requested.
   const resumed = values.resume ? readResumeState(outputs, readFileSync) : undefined;
+  const vggNetwork = vgg ? await featureNetworkFromFile(vgg.path) : undefined;
+  const loss = lossFrom(values, vggNetwork);
+  const lpipsWeights = lpipsFiles ? await readLpipsFiles(lpipsFiles) : undefined;
   const model = values.resume
     ? await networkFromWeights(output)
     : values.weights
@@ -157,6 +172,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const pick = (indices: number[]): TrainingSet => ({ examples: indices.map((i) => examples[i]), ...(noise ? { noise } : {}) });
   const trainSet = pick(parts.train);
   const validation = parts.validation.length > 0 ? pick(parts.validation) : undefined;
+  if (lpipsWeights && !validation) {
+    const which = values.split ? ` ${values.split}` : '';
+    throw new UsageError(
+      `--lpips scores the validation images, and the split${which} leaves none of the ${examples.length} images for them`,
+      C,
+    );
+  }
 
   const ctx = await getDefaultContext();
   const trainer = await Trainer.create(ctx, model, {
@@ -180,13 +202,15 @@ export async function trainCommand(argv: string[]): Promise<number> {
     test: parts.test.map((i) => examples[i].name),
     validation: parts.validation.map((i) => examples[i].name),
   };
+  let lpipsModel: Lpips | undefined;
   try {
+    lpipsModel = lpipsWeights ? lpipsFromFiles(ctx, lpipsWeights) : undefined;
     const result = await trainer.fit(trainSet, {
       ...(values.epochs !== undefined ? { epochs: integerInRange(C, '--epochs', values.epochs, 1, 1 << 20) } : {}),
       ...(values.steps !== undefined ? { steps: integerInRange(C, '--steps', values.steps, 1, 1 << 30) } : {}),
       augment,
       seed: seed + (resumed?.optimizer.step ?? 0),
-      ...(validation ? { validation } : {}),
+      ...(validation ? { validation: { ...validation, ...(lpipsModel ? { lpips: lpipsModel } : {}) } } : {}),
       ...(schedule ? { schedule } : {}),
       ...(earlyStop !== undefined ? { earlyStoppingPatience: earlyStop } : {}),
       signal: controller.signal,
@@ -199,9 +223,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     });
     if (interactive) process.stderr.write('\n');
     if (!quiet) {
-      const best = result.bestValidation
-        ? `; best validation ${result.bestValidation.psnr.toFixed(2)} dB / SSIM ${result.bestValidation.ssim.toFixed(4)} at step ${result.bestValidation.step}`
-        : '';
+      const v = result.bestValidation;
+      const lpipsText = v?.lpips !== undefined ? ` / LPIPS ${v.lpips.toPrecision(4)}` : '';
+      const best = v ? `; best validation ${v.psnr.toFixed(2)} dB / SSIM ${v.ssim.toFixed(4)}${lpipsText} at step ${v.step}` : '';
       console.log(
         `trained ${result.steps} steps (final loss ${result.lastLoss.toPrecision(4)})${best}${result.stoppedEarly ? ', stopped early' : ''}; wrote ${output}`,
       );
@@ -216,7 +240,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     throw e;
   } finally {
     process.removeListener('SIGINT', onSigint);
+    lpipsModel?.dispose();
     trainer.dispose();
     model.release();
+    vggNetwork?.release();
   }
 }

@@ -114,6 +114,9 @@ data:
       --gray               convert RGB images to grayscale (BT.601)
       --split <t,v,x>      percent of the images for training, validation and test (default 70,20,10;
                            whole images, seeded); validation PSNR/SSIM runs after every epoch
+      --lpips <b>,<h>      also the validation images' mean LPIPS distance (v0.1): <b> torchvision's vgg16
+                           or alexnet state_dict, <h> the lpips package's heads (weights/v0.1/vgg.pth or
+                           alex.pth); printed with PSNR/SSIM; the best checkpoint is still the best PSNR
       --batch <n>          patches per step (default 16)
       --patch <n>          patch side in pixels (default 64); for a ×s network the low-resolution patch,
                            with the aligned s·n high-resolution patch as its target
@@ -125,7 +128,12 @@ training:
                            (1 − SSIM, Gaussian 11×11, σ 1.5, data range 1; patches of at least 11 px); or a
                            weighted sum such as l1+0.1*sobel+0.05*laplacian:mse+1e-4*tv+0.5*ssim with sobel
                            and laplacian (second order; :l1 default or :mse) edge losses and tv (total
-                           variation of the output, :anisotropic-l1 default or :squared)
+                           variation of the output, :anisotropic-l1 default or :squared); perceptual is
+                           BasicSR's VGG feature loss (:l1 default, :l2 or :fro) through --vgg, its weight
+                           the perceptual_weight (e.g. l1+0.01*perceptual)
+      --vgg <file>[:<layers>]  the perceptual loss's network: torchvision's vgg19 (or vgg16) state_dict;
+                           <layers> BasicSR's layer_weights, e.g. conv5_4=1,relu4_4=0.5 (default conv5_4=1,
+                           ESRGAN's; conv5_3 for a vgg16)
       --optimizer <name>   adam (default), adamw or sgd (PyTorch 1.13's update order)
       --lr <x>             learning rate (default 1e-3 for adam/adamw; required for sgd)
       --weight-decay <x>   default 0 (adam, sgd) or 1e-2 (adamw)

@@ -1,6 +1,7 @@
 import { AbortedError, InvalidInputError } from '../errors';
 import type { FloatImage } from '../io/image';
 import { createRng } from '../io/noise';
+import { type Lpips, lpips } from '../runtime/lpips';
 import { RestorationModel } from '../runtime/restoration-model';
 import { psnrGpu, ssimGpu } from '../runtime/ssim-gpu';
 import { addNoise } from './data/noise-model';
@@ -18,8 +19,12 @@ export interface FitOptions extends Partial<BatchOptions> {
    */
   steps?: number;
   validateEvery?: number;
-  /** Whole images scored after every epoch: PSNR and SSIM (data range 1) on the GPU, through the inference path. */
-  validation?: TrainingSet;
+  /**
+   * Whole images scored after every epoch: PSNR and SSIM (data range 1) on the GPU, through the inference path;
+   * with `lpips`, also the mean LPIPS distance to the targets (outputs read in [0, 1]; gray repeated to RGB). The
+   * best checkpoint, the plateau schedule and early stopping follow the PSNR alone.
+   */
+  validation?: TrainingSet & { lpips?: Lpips };
   /** Stepped after every epoch (ReduceLROnPlateau with the validation PSNR, negated, as the metric to minimise). */
   schedule?: LrSchedule;
   /** Stop when the validation PSNR has not improved for this many validations. */
@@ -42,13 +47,20 @@ export interface FitProgress {
   lr: number;
   /** Seconds left at the mean step time so far. */
   etaSeconds: number;
-  validation?: { psnr: number; ssim: number };
+  validation?: ValidationScores;
+}
+
+/** Means over the validation images; `lpips` when the validation was given an LPIPS model. */
+export interface ValidationScores {
+  psnr: number;
+  ssim: number;
+  lpips?: number;
 }
 
 export interface FitResult {
   steps: number;
   lastLoss: number;
-  bestValidation?: { psnr: number; ssim: number; step: number };
+  bestValidation?: ValidationScores & { step: number };
   stoppedEarly: boolean;
 }
 
@@ -94,6 +106,11 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   }
   const validateEvery = options.steps !== undefined ? (options.validateEvery ?? totalSteps) : perEpoch;
   const validation = options.validation ? validationPairs(options.validation, network, options.seed ?? 0, symmetric) : [];
+  const lpipsModel = validation.length > 0 ? options.validation?.lpips : undefined;
+  if (lpipsModel) {
+    if (lpipsModel.ctx !== trainer.ctx) throw new InvalidInputError('validation.lpips was made on another GPU context than the trainer');
+    await checkLpipsFits(lpipsModel, validation);
+  }
 
   const started = Date.now();
   const first = trainer.steps;
@@ -106,10 +123,10 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
       if (options.signal?.aborted) throw new AbortedError('training', { cause: options.signal.reason });
       last = await trainer.step(batches.next());
       const epoch = Math.ceil(s / perEpoch);
-      let scores: { psnr: number; ssim: number } | undefined;
+      let scores: ValidationScores | undefined;
       if (s % validateEvery === 0 || s === totalSteps) {
         if (validation.length > 0) {
-          scores = await validate(trainer, validation, symmetric);
+          scores = await validate(trainer, validation, symmetric, lpipsModel);
           if (!best || scores.psnr > best.psnr) {
             best = { ...scores, step: s };
             sinceBest = 0;
@@ -155,23 +172,42 @@ function validationPairs(set: TrainingSet, network: NetworkShape, seed: number, 
 }
 
 /**
- * Mean PSNR and SSIM (data range 1, on the [0, 1] target: the high-resolution image for SR) of the model as
- * trained so far, through the inference path; a symmetric network sees 2x − 1 and its output maps back by
- * (y + 1) / 2, as restore-image.ts does for float images.
+ * Each distinct validation image shape once through LPIPS before training starts, so an image too small for the
+ * backbone's last layer (16 px for vgg16) or with other than 1 or 3 channels fails now, not after an epoch. The
+ * plans compiled here are the ones every validation then reuses.
  */
-async function validate(trainer: Trainer, pairs: ValidationPair[], symmetric: boolean): Promise<{ psnr: number; ssim: number }> {
+async function checkLpipsFits(model: Lpips, pairs: ValidationPair[]): Promise<void> {
+  const seen = new Set<string>();
+  for (const { target } of pairs) {
+    const key = `${target.width}x${target.height}x${target.channels}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await lpips(model, target, target);
+  }
+}
+
+/**
+ * Mean PSNR and SSIM (data range 1, on the [0, 1] target: the high-resolution image for SR), and LPIPS when a
+ * model is given, of the network as trained so far, through the inference path; a symmetric network sees 2x − 1
+ * and its output maps back by (y + 1) / 2, as restore-image.ts does for float images, so LPIPS too reads both
+ * images in [0, 1] (its normalize=True).
+ */
+async function validate(trainer: Trainer, pairs: ValidationPair[], symmetric: boolean, lpipsModel?: Lpips): Promise<ValidationScores> {
   await trainer.syncToModel();
   const session = new RestorationModel(trainer.ctx, trainer.model, 'validation');
   try {
     let psnr = 0;
     let ssim = 0;
+    let distance = 0;
     for (const p of pairs) {
       const { image } = await session.runFloat(p.input);
       if (symmetric) for (let i = 0; i < image.data.length; i++) image.data[i] = (image.data[i] + 1) / 2;
       psnr += await psnrGpu(trainer.ctx, image, p.target, { dataRange: 1 });
       ssim += await ssimGpu(trainer.ctx, image, p.target, { dataRange: 1 });
+      if (lpipsModel) distance += await lpips(lpipsModel, image, p.target);
     }
-    return { psnr: psnr / pairs.length, ssim: ssim / pairs.length };
+    const n = pairs.length;
+    return { psnr: psnr / n, ssim: ssim / n, ...(lpipsModel ? { lpips: distance / n } : {}) };
   } finally {
     await session.dispose();
   }

@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/errors';
-import { archScale, lossFrom, networkFromArch, TRAINABLE_ARCHS } from '../../src/cli/train-options';
+import { lpipsPaths } from '../../src/cli/lpips-option';
+import { archScale, lossFrom, networkFromArch, TRAINABLE_ARCHS, vggFrom } from '../../src/cli/train-options';
+import { progressLine } from '../../src/cli/train-outputs';
 import { namedParameters, untrainableKinds } from '../../src/layers/module';
 import type { Network } from '../../src/models/network';
+import { alexnet, vgg } from '../../src/models/vgg';
 
 describe('train --loss', () => {
   it('reads one loss, with mse the default and masked-mse the default with --masks', () => {
@@ -46,6 +49,85 @@ describe('train --loss', () => {
       expect(() => lossFrom(values), JSON.stringify(values)).toThrow(UsageError);
       expect(() => lossFrom(values), JSON.stringify(values)).toThrow(message);
     }
+  });
+});
+
+describe('train --loss …perceptual --vgg', () => {
+  // Only the layer names and the backbone matter to the flags: no weights are loaded.
+  const vgg19 = vgg(19, { widths: [2, 2, 2, 2, 2] });
+  const vgg16 = vgg(16, { widths: [2, 2, 2, 2, 2] });
+
+  it('adds the perceptual term with the network of --vgg, its weight and criterion, and the layers after the last colon', () => {
+    expect(lossFrom({ loss: 'l1+0.01*perceptual', vgg: 'v.pth' }, vgg19)).toEqual({
+      kind: 'sum',
+      terms: [{ kind: 'l1' }, { kind: 'perceptual', network: vgg19, weight: 0.01 }],
+    });
+    expect(lossFrom({ loss: 'perceptual:fro', vgg: 'v.pth:conv5_4=1,relu4_4=0.5' }, vgg19)).toEqual({
+      kind: 'perceptual',
+      network: vgg19,
+      criterion: 'fro',
+      layerWeights: { conv5_4: 1, relu4_4: 0.5 },
+    });
+    expect(lossFrom({ loss: 'mse+perceptual:l2', vgg: 'v16.pth:conv5_3' }, vgg16)).toEqual({
+      kind: 'sum',
+      terms: [{ kind: 'mse' }, { kind: 'perceptual', network: vgg16, criterion: 'l2', layerWeights: { conv5_3: 1 } }],
+    });
+  });
+
+  it('reads --vgg: the file, and a layer list only where the text after the last colon is one', () => {
+    const loss = 'l1+perceptual';
+    expect(vggFrom({ loss, vgg: 'vgg19.pth' })).toEqual({ path: 'vgg19.pth' });
+    expect(vggFrom({ loss, vgg: 'w/vgg19.pth:conv2_2=1' })).toEqual({ path: 'w/vgg19.pth', layerWeights: { conv2_2: 1 } });
+    expect(vggFrom({ loss, vgg: 'C:\\w\\vgg19.pth' })).toEqual({ path: 'C:\\w\\vgg19.pth' });
+    expect(vggFrom({ loss, vgg: 'C:\\w\\vgg19.pth:relu5_4= 2, conv1_1=0' })).toEqual({
+      path: 'C:\\w\\vgg19.pth',
+      layerWeights: { relu5_4: 2, conv1_1: 0 },
+    });
+    expect(vggFrom({ loss: 'l1' })).toBeUndefined();
+  });
+
+  it('names the flag: perceptual without --vgg, --vgg without perceptual, a layer the network lacks, bad weights', () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ loss: 'l1+0.1*perceptual' }, /--loss perceptual needs --vgg/],
+      [{ loss: 'l1', vgg: 'v.pth' }, /--vgg is the network of the perceptual loss: add a term such as \+0\.01\*perceptual/],
+      [{ vgg: 'v.pth' }, /--vgg is the network of the perceptual loss/],
+      [{ loss: 'perceptual:mse', vgg: 'v.pth' }, /--loss perceptual: must be one of l1, l2, fro, got 'mse'/],
+      [{ loss: 'perceptual', vgg: 'v.pth:conv5_4=x' }, /--vgg conv5_4 needs a number ≥ 0, got 'x'/],
+      [{ loss: 'perceptual', vgg: 'v.pth:conv5_4=-1' }, /--vgg conv5_4 needs a number ≥ 0/],
+      [{ loss: 'perceptual', vgg: 'v.pth:conv5_4,conv5_4=2' }, /--vgg names conv5_4 twice/],
+      [{ loss: 'perceptual', vgg: ':conv5_4' }, /--vgg needs a file before ':conv5_4'/],
+      [{ loss: 'perceptual', vgg: '' }, /--vgg needs a file/],
+    ];
+    for (const [values, message] of bad) {
+      expect(() => vggFrom(values), JSON.stringify(values)).toThrow(UsageError);
+      expect(() => vggFrom(values), JSON.stringify(values)).toThrow(message);
+      expect(() => lossFrom(values, vgg19), JSON.stringify(values)).toThrow(message);
+    }
+    expect(() => lossFrom({ loss: 'perceptual', vgg: 'v.pth:conv5_4' }, vgg16)).toThrow(
+      /--vgg: vgg16 has no layer 'conv5_4' \(its convolutions: conv1_1, .*conv5_3; relu/,
+    );
+    expect(() => lossFrom({ loss: 'perceptual', vgg: 'v.pth:conv9_1' }, vgg19)).toThrow(UsageError);
+    expect(() => lossFrom({ loss: 'perceptual', vgg: 'a.pth' }, alexnet({ widths: [2, 2, 2, 2, 2] }))).toThrow(
+      /--vgg holds alexnet weights; the perceptual loss needs torchvision's vgg19 or vgg16/,
+    );
+  });
+});
+
+describe('train --lpips', () => {
+  it('takes BACKBONE.pth,HEADS.pth, naming the flag and the command otherwise', () => {
+    expect(lpipsPaths('vgg16.pth, lpips-vgg.pth', 'train')).toEqual(['vgg16.pth', 'lpips-vgg.pth']);
+    for (const bad of ['vgg16.pth', 'a,b,c', 'a,', ',b']) {
+      expect(() => lpipsPaths(bad, 'train'), bad).toThrow(UsageError);
+      expect(() => lpipsPaths(bad, 'train'), bad).toThrow(/--lpips takes two files separated by a comma \(BACKBONE.pth,HEADS.pth\)/);
+    }
+  });
+
+  it('prints the validation LPIPS in the progress line when there is one', () => {
+    const p = { step: 5, totalSteps: 10, epoch: 1, loss: 0.01, lr: 1e-3, etaSeconds: 3 };
+    expect(progressLine({ ...p, validation: { psnr: 30.123, ssim: 0.88123, lpips: 0.123456 } })).toMatch(
+      / val 30\.12 dB 0\.8812 lpips 0\.1235 eta 0m03s$/,
+    );
+    expect(progressLine({ ...p, validation: { psnr: 30.123, ssim: 0.88123 } })).not.toContain('lpips');
   });
 });
 
