@@ -12,8 +12,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
  */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Measured 3.79 MB (DnCNN weights 2.2 MB, browser bundle 0.87 MB, library 0.65 MB); headroom for growth. */
-const MAX_UNPACKED_BYTES = 4_500_000;
+/**
+ * Measured 4.65 MB (DnCNN weights 2.2 MB, browser bundle 1.24 MB, library 0.89 MB): training — every backward
+ * kernel, the trainers, losses and data pipeline, which pages use too — added 0.86 MB to 3.79; headroom for growth.
+ */
+const MAX_UNPACKED_BYTES = 5_200_000;
 
 const LIBRARY_ENTRIES = ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/cli.js'];
 const BROWSER_BUNDLE = 'dist/webgpu-restore.browser.js';
