@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConvTransBlock } from '../../src/layers/conv-trans-block';
 import { namedParameters } from '../../src/layers/module';
-import { Sequential } from '../../src/layers/sequential';
-import type { Network } from '../../src/models/network';
 import { SCUNet, type SCUNetConfig } from '../../src/models/scunet';
 import { Trainer } from '../../src/training/trainer';
 import { readFixtureJson } from '../helpers/fixture-loader';
 import { getTestContext } from '../helpers/gpu';
 import { relL2 } from '../helpers/random';
 import { checkTrainingParity, readTrainingFixture } from '../helpers/training-parity';
+import { ConvTransBlockPair, type PairConfig } from '../helpers/conv-trans-block-pair';
 
 /*
  * Whole training steps of SCUNet's building block against PyTorch 1.13 (tools/torch/make_scunet_training_fixtures.py):
@@ -17,25 +15,6 @@ import { checkTrainingParity, readTrainingFixture } from '../helpers/training-pa
  * relative position bias (and the shifted-window roll and mask), exact-GELU MLP, concat and residuals, through 5
  * steps of Adam.
  */
-
-interface PairConfig {
-  convDim: number;
-  transDim: number;
-}
-
-/** nn.Sequential(ConvTransBlock W, ConvTransBlock SW) as the trainer's network (keys 0.*, 1.*). */
-class ConvTransBlockPair extends Sequential implements Network {
-  readonly architecture = 'ConvTransBlockPair';
-  readonly scale = 1;
-  readonly inChannels: number;
-  readonly outChannels: number;
-
-  constructor({ convDim, transDim }: PairConfig) {
-    super(new ConvTransBlock(convDim, transDim, false), new ConvTransBlock(convDim, transDim, true));
-    this.inChannels = convDim + transDim;
-    this.outChannels = convDim + transDim;
-  }
-}
 
 describe('SCUNet training steps equal PyTorch 1.13', () => {
   it('scunet-ctb-pair-mse-adam', async () => {
