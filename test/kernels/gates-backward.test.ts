@@ -131,10 +131,9 @@ describe('gate product on the GPU', () => {
       if (which !== 'pixel') expect(relL2(out[k++], ref.da)).toBeLessThanOrEqual(1e-5);
       if (which !== 'channel') expect(relL2(out[k++], ref.ds)).toBeLessThanOrEqual(1e-6);
       expect(out.length).toBe(k);
-      // Fixed-order sums: a second run gives the same bits.
-      first.raw.forEach((r, i) =>
-        expect(Buffer.from(second.raw[i].buffer).equals(Buffer.from(r.buffer)), `output ${i} bitwise`).toBe(true),
-      );
+      // Fixed-order sums: a second run gives the same bits (compared as bytes: NaN-safe, and no Node Buffer, as the
+      // browser runs this file too).
+      first.raw.forEach((r, i) => expect(new Uint8Array(second.raw[i].buffer), `output ${i} bitwise`).toEqual(new Uint8Array(r.buffer)));
     });
   }
 
