@@ -1,10 +1,12 @@
 import { InvalidInputError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
+import { RELU } from '../kernels/activation';
+import { activationBackward } from '../kernels/activation-backward';
 import { type ConcatOptions, concatChannels } from '../kernels/concat';
 import { binary } from '../kernels/elementwise';
 import { concatChannelsBackward, depthToSpaceBackward } from '../kernels/layout-backward';
 import { depthToSpace } from '../kernels/pixel-shuffle';
-import { affine, scaledAdd } from '../kernels/pointwise';
+import { affine, clamp, scaledAdd } from '../kernels/pointwise';
 import { avgPool2d, type Pool2dOptions } from '../kernels/pool';
 import { avgPool2dBackward } from '../kernels/pool-backward';
 import type { ForwardBuilder } from './forward-builder';
@@ -97,6 +99,18 @@ export function depthToSpaceOp(b: ForwardBuilder, x: TensorValue, r: number, lab
   const y = depthToSpace(b.graph, x, r, label);
   b.training?.tape.record(label, [x], [y], false, (t) => {
     t.addGrad(x, depthToSpaceBackward(b.graph, t.gradOf(y)!, x.shape, r, `${label} backward`));
+  });
+  return y;
+}
+
+/**
+ * nn.ReLU as a step of its own, where it cannot fuse into the step before it (after a residual add, or after a
+ * convolution whose pre-activation output is also wanted): max(x, 0), its gradient from the saved output.
+ */
+export function relu(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
+  const y = clamp(b.graph, x, 0, Infinity, label);
+  b.training?.tape.record(label, [x], [y], false, (t) => {
+    t.addGrad(x, activationBackward(b.graph, RELU, t.gradOf(y)!, y, `${label} backward`));
   });
   return y;
 }

@@ -1,8 +1,6 @@
 import type { TensorValue } from '../gpu/graph';
 import { RELU } from '../kernels/activation';
-import { activationBackward } from '../kernels/activation-backward';
-import { clamp } from '../kernels/pointwise';
-import { add } from './autograd-ops';
+import { add, relu } from './autograd-ops';
 import type { ForwardBuilder } from './forward-builder';
 import type { BasicBlock, ResNetEncoder } from './resnet';
 
@@ -12,15 +10,6 @@ import type { BasicBlock, ResNetEncoder } from './resnet';
  * BatchNorm in train mode with batch statistics, the add, the ReLU) so each records its own backward.
  */
 
-/** ReLU as a step of its own (after a residual add, where no convolution epilogue can take it): clamp at 0. */
-export function reluTraining(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-  const y = clamp(b.graph, x, 0, Infinity, label);
-  b.training?.tape.record(label, [x], [y], false, (t) => {
-    t.addGrad(x, activationBackward(b.graph, RELU, t.gradOf(y)!, y, `${label} backward`));
-  });
-  return y;
-}
-
 /** BasicBlock: out = ReLU(BN2(conv2(ReLU(BN1(conv1(x))))) + identity), identity = x or BN(conv1×1 stride s (x)). */
 export function basicBlockTrainingForward(b: ForwardBuilder, block: BasicBlock, x: TensorValue, label: string): TensorValue {
   const identity = block.downsample ? block.downsample.forward(b, x, { label: `${label}.downsample` }) : x;
@@ -28,7 +17,7 @@ export function basicBlockTrainingForward(b: ForwardBuilder, block: BasicBlock, 
   h = block.bn1.forward(b, h, { epilogue: { activation: RELU }, label: `${label}.bn1` });
   h = block.conv2.forward(b, h, { label: `${label}.conv2` });
   h = block.bn2.forward(b, h, { label: `${label}.bn2` });
-  return reluTraining(b, add(b, h, identity, `${label}.add`), `${label}.relu`);
+  return relu(b, add(b, h, identity, `${label}.add`), `${label}.relu`);
 }
 
 /** The encoder's stem (conv7×7 s2, BN, ReLU), max pool 3×3 s2 p1 and stages; returns f1..f5. */

@@ -1,9 +1,8 @@
 import { InvalidInputError, StateDictError } from '../errors';
 import type { TensorValue } from '../gpu/graph';
 import { RELU } from '../kernels/activation';
-import { activationBackward } from '../kernels/activation-backward';
-import { clamp } from '../kernels/pointwise';
 import { ReLU } from '../layers/activations';
+import { relu } from '../layers/autograd-ops';
 import { Conv2d } from '../layers/conv2d';
 import type { ForwardBuilder, ForwardOptions } from '../layers/forward-builder';
 import { loadStateDict, Module } from '../layers/module';
@@ -166,7 +165,7 @@ export class FeatureStack extends Module {
         x = layer.forward(b, x, fuse ? { label: name, epilogue: { activation: RELU } } : { label: name });
         i += fuse ? 2 : 1;
       } else if (layer instanceof ReLU) {
-        x = standaloneRelu(b, x, name);
+        x = relu(b, x, name);
         i += 1;
       } else {
         x = layer.forward(b, x, { label: name });
@@ -176,15 +175,6 @@ export class FeatureStack extends Module {
     }
     return layers.map((l) => out.get(this.layerIndex(l))!);
   }
-}
-
-/** nn.ReLU on its own (after a convolution whose pre-activation output is also wanted): max(x, 0). */
-function standaloneRelu(b: ForwardBuilder, x: TensorValue, label: string): TensorValue {
-  const y = clamp(b.graph, x, 0, Infinity, label);
-  b.training?.tape.record(label, [x], [y], false, (t) => {
-    t.addGrad(x, activationBackward(b.graph, RELU, t.gradOf(y)!, y, `${label} backward`));
-  });
-  return y;
 }
 
 export interface FeatureNetworkOptions {
