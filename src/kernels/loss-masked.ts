@@ -13,6 +13,11 @@ const WORKGROUP = 64;
 export interface MaskedMseOptions extends LossOptions {
   /** λ, the weight of the masked (defect) region's mean: finite, ≥ 0. */
   lambda: number;
+  /**
+   * The weight of the unmasked region's mean (default 1). 0 leaves λ·Σme²/Σm alone: Noise2Void's loss at the
+   * blind spots (n2v and CAREamics: Σm(f − x)²/Σm over the whole batch).
+   */
+  outside?: number;
 }
 
 /**
@@ -28,7 +33,7 @@ function maskedErrorWgsl(io: TensorAccess, broadcast: boolean): string {
 }
 
 export function maskedMseGradWgsl(broadcast: boolean, io: TensorAccess = WHOLE_BINDINGS): string {
-  return `struct Params { count: u32, c4: u32, c_real: u32, lambda: f32, weight: f32 }
+  return `struct Params { count: u32, c4: u32, c_real: u32, lambda: f32, weight: f32, outside: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${io.declare('pred', 1, 'read')}
 ${io.declare('truth', 2, 'read')}
@@ -40,12 +45,12 @@ ${io.declare('loss', 6, 'read_write')}
 ${linearEntry(WORKGROUP)}
   // sums = (Σ(1−m)e², Σme², N₁ = Σm, N₀ = Σ(1−m)); an empty region's term is dropped, not divided by 0.
   let s = ${io.load('sums', '0u')};
-  let inv_out = select(0.0, 1.0 / s.w, s.w > 0.0);
+  let inv_out = select(0.0, p.outside / s.w, s.w > 0.0);
   let inv_in = select(0.0, p.lambda / s.z, s.z > 0.0);
   ${maskedErrorWgsl(io, broadcast)}
   ${io.store('grad', 'i', '2.0 * e * (o * inv_out + m * inv_in) * p.weight')}
   if (i == 0u) {
-    let value = select(0.0, s.x / s.w, s.w > 0.0) + select(0.0, p.lambda * (s.y / s.z), s.z > 0.0);
+    let value = select(0.0, p.outside * (s.x / s.w), s.w > 0.0) + select(0.0, p.lambda * (s.y / s.z), s.z > 0.0);
     ${io.store('loss', '0u', 'vec4<f32>(value * p.weight, 0.0, 0.0, 0.0)')}
   }
 }`;
@@ -78,6 +83,10 @@ export function maskedMseLoss(
   }
   if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0) {
     throw new InvalidInputError(`${label}: lambda must be a finite number ≥ 0, got ${String(lambda)}`);
+  }
+  const outside = options.outside ?? 1;
+  if (typeof outside !== 'number' || !Number.isFinite(outside) || outside < 0) {
+    throw new InvalidInputError(`${label}: outside must be a finite number ≥ 0, got ${String(outside)}`);
   }
   const weight = lossWeight(options);
   const broadcast = mc !== c;
@@ -113,7 +122,7 @@ export function maskedMseLoss(
     kernel: kernelShader(`masked_mse_grad${broadcast ? '[bcast]' : ''}`, { family: 'masked_mse_grad', broadcast }, (io) =>
       maskedMseGradWgsl(broadcast, io),
     ),
-    uniforms: { count, c4: lanes.c4.value, c_real: c, lambda, weight },
+    uniforms: { count, c4: lanes.c4.value, c_real: c, lambda, weight, outside },
     bindings: { pred, truth: target, mask, sums, grad, loss },
     workgroups: Math.ceil(count / WORKGROUP),
     // Per element: difference, 1 − m, the two weighted terms and the products with 2e and the weight.

@@ -12,6 +12,8 @@ import { sumTensors } from '../kernels/reduce';
  *   KAIR 1e-9, BasicSR 1e-12);
  * - the weighted-mask MSE of defect regions, Σ(1−m)e²/N₀ + λ·Σme²/N₁ per batch (training.md §2.2 variant A), which
  *   needs a mask with every batch;
+ * - Noise2Void's loss, the MSE at the blind spots alone, Σm e²/Σm over the batch (n2v, CAREamics), whose mask the
+ *   blind-spot batches give (the masked pixels' inputs were replaced; the target is the noisy patch itself);
  * - 1 − SSIM (pytorch-msssim: Gaussian 11×11, σ 1.5, valid, data range 1 unless given; patches ≥ 11 px);
  * - the Sobel gradient loss and the second-order (Laplacian) loss, L1 (default) or MSE between the filtered
  *   prediction and target (training.md §2.4);
@@ -25,6 +27,7 @@ export type LossTerm = (
   | { kind: 'l1' }
   | { kind: 'charbonnier'; eps?: number }
   | { kind: 'masked-mse'; lambda: number }
+  | { kind: 'blind-spot' }
   | { kind: 'ssim'; dataRange?: number }
   | { kind: 'sobel'; criterion?: 'l1' | 'mse' }
   | { kind: 'laplacian'; criterion?: 'l1' | 'mse' }
@@ -41,8 +44,10 @@ export type LossConfig = LossTerm | { kind: 'sum'; terms: readonly LossTerm[] };
 export const LOSS_KINDS = ['mse', 'l1', 'charbonnier', 'masked-mse', 'ssim', 'sobel', 'laplacian', 'tv'] as const;
 
 function checkTerm(loss: LossTerm, where: string): void {
-  if (!(LOSS_KINDS as readonly string[]).includes(loss.kind) && loss.kind !== 'perceptual') {
-    throw new InvalidInputError(`${where}: unknown loss '${String(loss.kind)}' (expected ${LOSS_KINDS.join(', ')}, perceptual, or sum)`);
+  if (!(LOSS_KINDS as readonly string[]).includes(loss.kind) && loss.kind !== 'perceptual' && loss.kind !== 'blind-spot') {
+    throw new InvalidInputError(
+      `${where}: unknown loss '${String(loss.kind)}' (expected ${LOSS_KINDS.join(', ')}, perceptual, blind-spot, or sum)`,
+    );
   }
   if (loss.weight !== undefined && !(typeof loss.weight === 'number' && Number.isFinite(loss.weight) && loss.weight >= 0)) {
     throw new InvalidInputError(`${where}: the weight of ${loss.kind} must be a finite number ≥ 0, got ${String(loss.weight)}`);
@@ -83,7 +88,7 @@ export function checkLossConfig(loss: LossConfig): void {
 
 /** Whether every batch must come with a mask. */
 export function lossNeedsMask(loss: LossConfig): boolean {
-  return lossTerms(loss).some((t) => t.kind === 'masked-mse');
+  return lossTerms(loss).some((t) => t.kind === 'masked-mse' || t.kind === 'blind-spot');
 }
 
 /** A loss added to a graph; `dispose` frees what it put on the GPU (a perceptual loss's VGG weights) with the plan. */
@@ -121,6 +126,9 @@ function addTerm(graph: Graph, term: LossTerm, prediction: TensorValue, target: 
     case 'masked-mse':
       if (!mask) throw new InvalidInputError('masked-mse needs a mask');
       return maskedMseLoss(graph, prediction, target, mask, { label, weight, lambda: term.lambda });
+    case 'blind-spot':
+      if (!mask) throw new InvalidInputError('the blind-spot loss needs the mask of the blind spots');
+      return maskedMseLoss(graph, prediction, target, mask, { label, weight, lambda: 1, outside: 0 });
     case 'sobel':
       return sobelGradientLoss(graph, prediction, target, { label, weight, criterion: term.criterion ?? 'l1' });
     case 'laplacian':

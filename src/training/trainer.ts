@@ -1,7 +1,7 @@
 import { DisposedError, GPUOperationError, InvalidInputError, LimitExceededError, TrainingDivergedError } from '../errors';
 import { BOOLEAN, checkArgs, checkOptionFields, FUNCTION, instanceOf, NUMBERS, OBJECT, oneOf, POSITIVE_NUMBER, rule } from '../check-args';
 import { GPUContext } from '../gpu/context';
-import { Graph } from '../gpu/graph';
+import { Graph, type TensorValue } from '../gpu/graph';
 import { Plan } from '../gpu/plan';
 import { nchwToNhwcPadded, nhwcPaddedToNchw, type Shape4 } from '../gpu/tensor';
 import { ForwardBuilder } from '../layers/forward-builder';
@@ -11,9 +11,11 @@ import type { BatchNormMode } from '../layers/training-graph';
 import type { Network } from '../models/network';
 import type { TrainingSet } from './data/training-set';
 import { type FitOptions, type FitResult, fitTrainer } from './fit';
-import { addLoss, checkLossConfig, type LossConfig, lossNeedsMask } from './loss-config';
+import { type AddedLoss, addLoss, checkLossConfig, type LossConfig, lossNeedsMask } from './loss-config';
+import { neighbor2NeighborLoss } from './neighbor2neighbor-loss';
 import { NetworkState, type NetworkTraining, type OptimizerState, type TrainedTensor } from './network-state';
 import { DEFAULT_LR } from './parameter-groups';
+import { checkSelfSupervision, type SelfSupervision } from './self-supervision';
 
 export type { OptimizerState, TrainedTensor } from './network-state';
 
@@ -24,7 +26,13 @@ export type { OptimizerState, TrainedTensor } from './network-state';
 export interface TrainerOptions extends NetworkTraining {
   /** The batch the plan is compiled for, PyTorch-style [N, C, H, W] of the network input. */
   batchShape: readonly [n: number, c: number, h: number, w: number];
-  loss: LossConfig;
+  /**
+   * The loss against the batch's target. Self-supervised training sets it: Noise2Void's blind-spot MSE (n2v, n2v2)
+   * or Neighbor2Neighbor's own (which needs no target; `batchShape` is then the noisy batch, even sides).
+   */
+  loss?: LossConfig;
+  /** Train from noisy images alone (self-supervision.ts); `fit` then makes the batches the method needs. */
+  selfSupervised?: SelfSupervision;
   /** BatchNorm in 'train' mode (batch statistics, PyTorch's `model.train()`), the default. */
   batchNorm?: BatchNormMode;
   /** Also read the network output back after each step (for tests and previews). */
@@ -40,6 +48,19 @@ export interface StepResult {
   step: number;
   /** The network output [N, C, H, W] (only with `returnOutput`). */
   output?: Float32Array;
+}
+
+/**
+ * One batch, NCHW float32: the network input, its target and (for masked losses) the one-channel mask; for
+ * Neighbor2Neighbor the noisy batch alone as `input`, the pair choice of every 2×2 cell ([N, H/2, W/2], 0–7:
+ * NEIGHBOR_PAIR_TABLE) and γ.
+ */
+export interface TrainingBatch {
+  input: ArrayLike<number>;
+  target?: ArrayLike<number>;
+  mask?: ArrayLike<number>;
+  choices?: ArrayLike<number>;
+  gamma?: number;
 }
 
 /**
@@ -79,13 +100,13 @@ export class Trainer {
       ],
     );
     checkOptionFields('Trainer.create', options, TRAINER_OPTION_FIELDS);
-    if (options.batchShape === undefined || options.loss === undefined || options.optimizer === undefined) {
-      throw new InvalidInputError('Trainer.create: options need batchShape, loss and optimizer');
+    if (options.batchShape === undefined || options.optimizer === undefined) {
+      throw new InvalidInputError('Trainer.create: options need batchShape and optimizer');
     }
     const [, c] = options.batchShape;
     if (c !== model.inChannels)
       throw new InvalidInputError(`${model.architecture} takes ${model.inChannels} channel(s), the batch has ${c}`);
-    checkLossConfig(options.loss);
+    options = { ...options, ...methodLoss(options) };
     // A parameter no output depends on gets no gradient; PyTorch then skips it (no weight decay, no state), so
     // the step is built again with such parameters kept fixed.
     let built = buildStep(ctx, model, options, new Set());
@@ -131,9 +152,14 @@ export class Trainer {
     return fitTrainer(this, set, options);
   }
 
-  /** Whether every batch needs a mask (the weighted-mask MSE). */
+  /** Whether every batch needs a mask (the weighted-mask MSE, Noise2Void's blind spots). */
   get needsMask(): boolean {
-    return lossNeedsMask(this.options.loss);
+    return this.options.loss !== undefined && lossNeedsMask(this.options.loss);
+  }
+
+  /** How the trainer learns from noisy images alone, if it does. */
+  get selfSupervised(): SelfSupervision | undefined {
+    return this.options.selfSupervised;
   }
 
   /** Updates done so far. */
@@ -145,12 +171,26 @@ export class Trainer {
    * One training step on a batch (NCHW float32 input and target, the shapes the trainer was made for). Steps are
    * serialised. A loss that is NaN or infinite stops with TrainingDivergedError naming the step.
    */
-  step(batch: { input: ArrayLike<number>; target: ArrayLike<number>; mask?: ArrayLike<number> }): Promise<StepResult> {
+  step(batch: TrainingBatch): Promise<StepResult> {
     try {
       checkArgs('Trainer.step', [batch], [['batch', OBJECT]]);
-      checkOptionFields('Trainer.step', batch, { input: NUMBERS, target: NUMBERS, mask: NUMBERS }, 'batch');
-      if (lossNeedsMask(this.options.loss) && batch.mask === undefined) {
-        throw new InvalidInputError(`Trainer.step: the masked-mse loss needs batch.mask ([N, 1, H, W], 1 inside defects)`);
+      checkOptionFields(
+        'Trainer.step',
+        batch,
+        { input: NUMBERS, target: NUMBERS, mask: NUMBERS, choices: NUMBERS, gamma: FINITE_NUMBER },
+        'batch',
+      );
+      if (this.isNeighbor2Neighbor) {
+        if (batch.choices === undefined || batch.gamma === undefined) {
+          throw new InvalidInputError('Trainer.step: Neighbor2Neighbor needs batch.choices ([N, H/2, W/2], 0–7) and batch.gamma');
+        }
+      } else if (batch.target === undefined) {
+        throw new InvalidInputError('Trainer.step: the batch needs a target');
+      }
+      if (this.needsMask && batch.mask === undefined) {
+        throw new InvalidInputError(
+          `Trainer.step: the ${this.options.loss!.kind} loss needs batch.mask ([N, 1, H, W], 1 inside defects or at blind spots)`,
+        );
       }
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -160,19 +200,31 @@ export class Trainer {
     return next;
   }
 
-  private async stepNow(batch: { input: ArrayLike<number>; target: ArrayLike<number>; mask?: ArrayLike<number> }): Promise<StepResult> {
+  private get isNeighbor2Neighbor(): boolean {
+    return this.options.selfSupervised?.method === 'neighbor2neighbor';
+  }
+
+  /** The plan's inputs for a batch, in the order buildStep declared them. */
+  private planInputs(batch: TrainingBatch): Float32Array[] {
+    const input = nchwToNhwcPadded(batch.input, this.inputShape);
+    if (this.isNeighbor2Neighbor) {
+      const [n, h, w] = this.inputShape;
+      const choices = nchwToNhwcPadded(batch.choices!, [n, h / 2, w / 2, 1]);
+      return [input, choices, Float32Array.of(batch.gamma!, 0, 0, 0)];
+    }
+    const target = nchwToNhwcPadded(batch.target!, this.outputShape);
+    if (!this.needsMask) return [input, target];
+    return [input, target, nchwToNhwcPadded(batch.mask!, [...this.outputShape.slice(0, 3), 1] as unknown as Shape4)];
+  }
+
+  private async stepNow(batch: TrainingBatch): Promise<StepResult> {
     if (this.disposed) throw new DisposedError('trainer');
     const t = this.stepCount + 1;
     const lr = this.lrNow;
+    const inputs = this.planInputs(batch);
     this.state.writeScalars(lr, t);
     this.copyState('backup');
-    const { outputs } = await this.stepPlan.run([
-      nchwToNhwcPadded(batch.input, this.inputShape),
-      nchwToNhwcPadded(batch.target, this.outputShape),
-      ...(lossNeedsMask(this.options.loss)
-        ? [nchwToNhwcPadded(batch.mask!, [...this.outputShape.slice(0, 3), 1] as unknown as Shape4)]
-        : []),
-    ]);
+    const { outputs } = await this.stepPlan.run(inputs);
     const loss = outputs[0][0];
     if (!Number.isFinite(loss)) {
       // The update already ran on NaN gradients: put back the state from before this step.
@@ -264,11 +316,21 @@ function buildStep(ctx: GPUContext, model: Network, options: TrainerOptions, als
     const tape = new GradientTape(graph);
     const training = state.trainingGraph(tape, options.batchNorm ?? 'train');
     const input = graph.input([n, h, w, c], 'input');
-    const prediction = model.forward(new ForwardBuilder(ctx, graph, training), input, { label: model.architecture });
-    const target = graph.input(prediction.shape, 'target');
-    // A one-channel mask applies to every channel of its pixel.
-    const mask = lossNeedsMask(options.loss) ? graph.input([...prediction.shape.slice(0, 3), 1] as unknown as Shape4, 'mask') : undefined;
-    const added = addLoss(graph, options.loss, prediction, target, { ...(mask ? { mask } : {}), ctx });
+    const builder = new ForwardBuilder(ctx, graph, training);
+    let prediction: TensorValue;
+    let added: AddedLoss;
+    if (options.selfSupervised?.method === 'neighbor2neighbor') {
+      const nb2nb = neighbor2NeighborLoss(builder, model, graph, input);
+      prediction = nb2nb.prediction;
+      added = { loss: nb2nb.loss, grad: nb2nb.grad, dispose: () => {} };
+    } else {
+      prediction = model.forward(builder, input, { label: model.architecture });
+      const target = graph.input(prediction.shape, 'target');
+      // A one-channel mask applies to every channel of its pixel.
+      const needsMask = lossNeedsMask(options.loss!);
+      const mask = needsMask ? graph.input([...prediction.shape.slice(0, 3), 1] as unknown as Shape4, 'mask') : undefined;
+      added = addLoss(graph, options.loss!, prediction, target, { ...(mask ? { mask } : {}), ctx });
+    }
     release = added.dispose;
     training.backward([[prediction, added.grad]]);
     state.addUpdate(graph);
@@ -278,6 +340,7 @@ function buildStep(ctx: GPUContext, model: Network, options: TrainerOptions, als
       state.dispose();
       added.dispose();
     };
+    // Neighbor2Neighbor's output is f(g1 y), half the input's size; the others', the target's size.
     return { dispose, state, graph, prediction: { input: input.shape, output: prediction.shape }, unused: state.unused(training) };
   } catch (e) {
     state.dispose();
@@ -294,9 +357,11 @@ const BATCH_SHAPE = rule(
   '[N, C, H, W] of positive integers',
   (v) => Array.isArray(v) && v.length === 4 && v.every((d) => Number.isInteger(d) && d > 0),
 );
+const FINITE_NUMBER = rule('a finite number', (v) => typeof v === 'number' && Number.isFinite(v));
 const TRAINER_OPTION_FIELDS = {
   batchShape: BATCH_SHAPE,
   loss: OBJECT,
+  selfSupervised: OBJECT,
   optimizer: OBJECT,
   clipGradNorm: POSITIVE_NUMBER,
   batchNorm: oneOf(['train', 'frozen']),
@@ -304,6 +369,30 @@ const TRAINER_OPTION_FIELDS = {
   returnOutput: BOOLEAN,
   parameterGroups: rule('an array of { params, lr?, weightDecay? }', (v) => Array.isArray(v)),
 };
+
+/**
+ * The loss a method implies: Noise2Void's blind-spot MSE for n2v and n2v2, Neighbor2Neighbor's own (no LossConfig);
+ * a supervised trainer must be given one.
+ */
+function methodLoss(options: TrainerOptions): { loss?: LossConfig } {
+  const self = options.selfSupervised;
+  if (self === undefined) {
+    if (options.loss === undefined) throw new InvalidInputError('Trainer.create: options need a loss (or selfSupervised)');
+    checkLossConfig(options.loss);
+    return { loss: options.loss };
+  }
+  checkSelfSupervision(self);
+  if (self.method === 'neighbor2neighbor') {
+    if (options.loss !== undefined) throw new InvalidInputError('Trainer.create: Neighbor2Neighbor has a loss of its own; give no loss');
+    const [, , h, w] = options.batchShape;
+    if (h % 2 !== 0 || w % 2 !== 0) throw new InvalidInputError(`Neighbor2Neighbor needs even patch sides, got ${h}×${w}`);
+    return {};
+  }
+  if (options.loss !== undefined && options.loss.kind !== 'blind-spot') {
+    throw new InvalidInputError(`Trainer.create: ${self.method} trains with the blind-spot loss, not ${options.loss.kind}`);
+  }
+  return { loss: { kind: 'blind-spot' } };
+}
 
 /**
  * Compiles the step's plan; a batch the device cannot hold (a tensor past maxBufferSize, or out of memory) fails

@@ -5,7 +5,7 @@ import type { Network } from '../../src/models/network';
 import type { LossConfig } from '../../src/training/loss-config';
 import type { OptimizerConfig } from '../../src/training/optimizer-config';
 import type { ParameterGroup } from '../../src/training/parameter-groups';
-import { Trainer } from '../../src/training/trainer';
+import { Trainer, type TrainerOptions, type TrainingBatch } from '../../src/training/trainer';
 import { readFixtureF32, readFixtureJson } from './fixture-loader';
 import { relL2 } from './random';
 
@@ -44,6 +44,16 @@ export interface TrainingFixture<Config = unknown> {
   param_groups?: { params: string[]; lr?: number; weight_decay?: number }[];
   /** The LossConfig, where `loss` alone does not say it (a weighted sum). */
   loss_config?: LossConfig;
+  /** The one-channel mask of a masked loss (Noise2Void's blind spots). */
+  mask?: TensorData;
+}
+
+/** How a fixture's steps are run where its batch alone does not say it (self-supervised methods). */
+export interface ParityRun {
+  /** Trainer options instead of the fixture's loss (a selfSupervised method, say). */
+  options?: Partial<TrainerOptions>;
+  /** The batch of step s (1-based), when it changes between steps. */
+  batch?: (step: number) => TrainingBatch;
 }
 
 type Raw = TensorData | { shape: number[]; offset: number };
@@ -112,18 +122,21 @@ export async function checkTrainingParity(
   model: Network,
   fx: TrainingFixture,
   inertFollowers: (name: string) => string | undefined = () => undefined,
+  run: ParityRun = {},
 ): Promise<void> {
   for (const [name, p] of namedParameters(model)) p.data = Float64Array.from(fx.initial[name].data);
   const [n, c, h, w] = fx.input.shape;
   const trainer = await Trainer.create(ctx, model, {
     batchShape: [n, c, h, w],
-    loss: fx.loss_config ?? ({ kind: fx.loss } as LossConfig),
+    ...(run.options?.selfSupervised ? {} : { loss: fx.loss_config ?? ({ kind: fx.loss } as LossConfig) }),
     optimizer: optimizerOf(fx.optimizer),
     returnOutput: true,
     ...(fx.param_groups ? { parameterGroups: fx.param_groups.map(parameterGroupOf) } : {}),
+    ...run.options,
   });
   try {
-    const batch = { input: fx.input.data, target: fx.target.data };
+    const fixed: TrainingBatch = { input: fx.input.data, target: fx.target.data, ...(fx.mask ? { mask: fx.mask.data } : {}) };
+    const batchOf = run.batch ?? (() => fixed);
     const largest = Math.max(...Object.values(fx.grads_step1).map((g) => norm(g.data)));
     const inert = new Set(Object.keys(fx.grads_step1).filter((k) => norm(fx.grads_step1[k].data) < 1e-5 * largest));
     for (const k of [...inert]) {
@@ -146,7 +159,7 @@ export async function checkTrainingParity(
       }
     };
     for (let s = 1; s <= fx.losses.length; s++) {
-      const r = await trainer.step(batch);
+      const r = await trainer.step(batchOf(s));
       const lossError = Math.abs(r.loss - fx.losses[s - 1]) / Math.abs(fx.losses[s - 1]);
       expect(lossError, `loss of step ${s}`).toBeLessThanOrEqual(s === 1 ? 1e-5 : 1e-4);
       if (s === 1) {

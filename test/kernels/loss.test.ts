@@ -338,6 +338,35 @@ describe('maskedMseLoss against float64', () => {
     });
   });
 
+  // Noise2Void's loss (outside 0): Σm(p − t)²/Σm over the whole batch, gradient 2m(p − t)/Σm, as n2v/CAREamics.
+  const blindSpotCases: [Shape4, 'channels' | 'pixel'][] = [
+    [[2, 9, 6, 1], 'pixel'],
+    [[1, 7, 5, 3], 'pixel'],
+    [[2, 5, 9, 13], 'channels'],
+  ];
+  blindSpotCases.forEach(([shape, maskKind], k) => {
+    it(`blind spots only (outside 0) ${shape.join('x')}, ${maskKind} mask`, async () => {
+      const maskShape: Shape4 = maskKind === 'pixel' ? [shape[0], shape[1], shape[2], 1] : shape;
+      const maskValues = binaryMask(count(maskShape), 90 + k, 0.05);
+      maskValues[3] = 1;
+      const p = random(shape, 70 + k);
+      const t = random(shape, 80 + k);
+      const at = (i: number) => (maskKind === 'pixel' ? maskValues[Math.floor(i / shape[3])] : maskValues[i]);
+      let spots = 0;
+      let sum = 0;
+      p.values.forEach((v, i) => {
+        spots += at(i);
+        sum += at(i) * (v - t.values[i]) ** 2;
+      });
+      const grad = p.values.map((v, i) => (2 * at(i) * (v - t.values[i])) / spots);
+      await checkAgainst(
+        [p, t, pack(maskValues, maskShape)],
+        (g, [tp, tt, tm]) => maskedMseLoss(g, tp, tt, tm, { label: 'n2v', lambda: 1, outside: 0 }),
+        { loss: sum / spots, grad },
+      );
+    });
+  });
+
   it('names bad inputs', () => {
     const g = new Graph();
     const p = g.input([1, 4, 4, 3], 'pred');
@@ -348,6 +377,9 @@ describe('maskedMseLoss against float64', () => {
     expect(() => maskedMseLoss(g, p, p, twoChannels, { label: 'mmse', lambda: 1 })).toThrow(/mask 'two'/);
     for (const lambda of [Number.NaN, -1, Infinity]) {
       expect(() => maskedMseLoss(g, p, p, mask, { label: 'mmse', lambda })).toThrow(/mmse: lambda must be a finite number/);
+      expect(() => maskedMseLoss(g, p, p, mask, { label: 'mmse', lambda: 1, outside: lambda })).toThrow(
+        /mmse: outside must be a finite number/,
+      );
     }
     expect(() => maskedMseLoss(g, p, g.input([1, 4, 4, 4], 'target'), mask, { label: 'mmse', lambda: 1 })).toThrow(
       /target 'target' \[1, 4, 4, 4\] does not match pred/,
