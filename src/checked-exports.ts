@@ -38,6 +38,7 @@ import { GPUContext } from './gpu/context';
 import * as checkpoint from './training/checkpoint';
 import * as noise from './training/data/noise-model';
 import * as init from './training/init';
+import * as fineTuning from './training/fine-tune';
 import * as browserImage from './io/browser-image';
 import * as formats from './io/formats';
 import * as image from './io/image';
@@ -257,3 +258,9 @@ export const initializeParameters = guarded('initializeParameters', init.initial
   ['seed', INTEGER],
 ]);
 export const parseNoiseModel = guarded('parseNoiseModel', noise.parseNoiseModel, [['text', STRING]]);
+export const fineTune = guardedAsync('fineTune', fineTuning.fineTune, [
+  ['ctx', instanceOf(GPUContext)],
+  ['model', NETWORK],
+  ['images', rule('an array of { name, image }', (v) => Array.isArray(v))],
+  ['options', OBJECT],
+]);

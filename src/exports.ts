@@ -72,7 +72,14 @@ export {
   type WeightsSource,
 } from './api';
 // Training on the GPU (src/training): a trainer per model and batch shape, its data pipeline, schedules and writers.
-export { Trainer, type OptimizerState, type StepResult, type TrainedTensor, type TrainerOptions } from './training/trainer';
+export {
+  Trainer,
+  type OptimizerState,
+  type StepResult,
+  type TrainedTensor,
+  type TrainerOptions,
+  type TrainingBatch,
+} from './training/trainer';
 export { GanTrainer, type GanStepResult, type GanTrainerOptions } from './training/gan-trainer';
 export { PatchGANDiscriminator, PATCHGAN_70, type PatchGANConfig } from './models/patchgan';
 export type { NetworkTraining } from './training/network-state';
@@ -88,3 +95,9 @@ export { CosineAnnealingLR, MultiStepLR, ReduceLROnPlateau, StepLR, type LrSched
 export type { TrainingExample, TrainingSet } from './training/data/training-set';
 export type { NoiseModel } from './training/data/noise-model';
 export { trainedStateToPth, trainedStateToSafetensors, initializeParameters, parseNoiseModel } from './checked-exports';
+// Self-supervised training on the user's own noisy images (Noise2Void, N2V2, Neighbor2Neighbor).
+export { fineTune } from './checked-exports';
+export type { FineTuneOptions, FineTuneResult, NamedImage } from './training/fine-tune';
+export type { SelfSupervision } from './training/self-supervision';
+export type { StructMask } from './training/data/blind-spot';
+export { noisyImagesSet } from './training/data/training-set';

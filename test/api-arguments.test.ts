@@ -53,6 +53,8 @@ const fakeNetwork = { architecture: 'DnCNN', inChannels: 1, outChannels: 1, scal
 const model = new lib.RestorationModel(untouchableContext, fakeNetwork, 'fake');
 
 /** Rows for `fn(options)` and each typed option field `fn({ field: value })`. */
+const isOptions = (o: unknown): o is object => typeof o === 'object' && o !== null && !Array.isArray(o);
+
 function optionRows(
   fn: string,
   call: (options: unknown) => unknown,
@@ -118,6 +120,35 @@ const ROWS: Row[] = [
       frozen: ['function'],
       parameterGroups: ['[]'],
       returnOutput: ['true'],
+      selfSupervised: ['{}', '[]'],
+    },
+    ['{}'],
+  ),
+  { name: 'fineTune(ctx)', call: (v) => lib.fineTune(v as never, trainable, [], { method: 'n2v' }) },
+  { name: 'fineTune(model)', call: (v) => lib.fineTune(contextShell, v as never, [], { method: 'n2v' }) },
+  { name: 'fineTune(images)', call: (v) => lib.fineTune(contextShell, trainable, v as never, { method: 'n2v' }), valid: ['[]'] },
+  ...optionRows(
+    'fineTune',
+    // A method unless the row tries one, so each field's own check is what fails.
+    (o) => lib.fineTune(contextShell, trainable, [], (isOptions(o) && !('method' in o) ? { method: 'n2v', ...o } : o) as never),
+    {
+      method: [],
+      percentage: ['42'],
+      roiSize: ['42'],
+      struct: ['{}', '[]'],
+      increaseRatio: ['42'],
+      patch: ['42'],
+      batch: ['42'],
+      steps: ['42'],
+      maxSeconds: ['42'],
+      optimizer: ['{}', '[]'],
+      validationFraction: ['42'],
+      validations: ['42'],
+      normalize: ['{}', '[]'],
+      batchNorm: [],
+      seed: ['42'],
+      onProgress: ['function'],
+      signal: [],
     },
     ['{}'],
   ),

@@ -9,7 +9,7 @@
 import { InvalidInputError } from '../errors';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors';
 import { trainedStateToPth } from '../training/checkpoint';
-import type { FitProgress } from '../training/fit';
+import type { FitProgress, ValidationScores } from '../training/fit';
 import type { OptimizerState, TrainedTensor, Trainer } from '../training/trainer';
 import { writeFileAtomic } from './files';
 
@@ -116,17 +116,27 @@ function duration(seconds: number): string {
 }
 
 /**
+ * Validation scores as the progress line and the summary show them: `30.12 dB 0.8812 lpips 0.1234 loss 1.234e-3`
+ * (lpips with --lpips, to 4 significant digits: small distances keep their precision; loss for self-supervised
+ * runs, the method's loss on the held-out noisy images). `named` spells SSIM and LPIPS out (the summary).
+ */
+export function scoresText(v: ValidationScores, named: boolean): string {
+  const parts: string[] = [];
+  if (v.psnr !== undefined) parts.push(`${v.psnr.toFixed(2)} dB`);
+  if (v.ssim !== undefined) parts.push(`${named ? 'SSIM ' : ''}${v.ssim.toFixed(4)}`);
+  if (v.lpips !== undefined) parts.push(`${named ? 'LPIPS' : 'lpips'} ${v.lpips.toPrecision(4)}`);
+  if (v.loss !== undefined) parts.push(`loss ${v.loss.toExponential(3)}`);
+  return parts.join(named ? ' / ' : ' ');
+}
+
+/**
  * `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 lpips 0.1234 eta 3m12s`
- * (lpips with --lpips, to 4 significant digits: small distances keep their precision).
  */
 export function progressLine(p: FitProgress): string {
   const width = 20;
   const done = Math.round((p.step / p.totalSteps) * width);
   const bar = '='.repeat(Math.max(0, done - 1)) + (done > 0 ? (done === width ? '=' : '>') : '') + ' '.repeat(width - done);
-  const v = p.validation;
-  const val = v
-    ? ` val ${v.psnr.toFixed(2)} dB ${v.ssim.toFixed(4)}${v.lpips !== undefined ? ` lpips ${v.lpips.toPrecision(4)}` : ''}`
-    : '';
+  const val = p.validation ? ` val ${scoresText(p.validation, false)}` : '';
   const pct = Math.floor((100 * p.step) / p.totalSteps);
   return `step ${p.step}/${p.totalSteps} [${bar}] ${pct}% epoch ${p.epoch} loss ${p.loss.toExponential(3)} lr ${p.lr.toExponential(1)}${val} eta ${duration(p.etaSeconds)}`;
 }

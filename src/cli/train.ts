@@ -31,7 +31,7 @@ import {
   TRAIN_OPTIONS,
   vggFrom,
 } from './train-options';
-import { progressLine, type TrainOutputs, trainOutputs, readResumeState, writeCheckpoints } from './train-outputs';
+import { progressLine, scoresText, type TrainOutputs, trainOutputs, readResumeState, writeCheckpoints } from './train-outputs';
 import { usageFor } from './usage';
 
 const C = 'train';
@@ -224,8 +224,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     if (interactive) process.stderr.write('\n');
     if (!quiet) {
       const v = result.bestValidation;
-      const lpipsText = v?.lpips !== undefined ? ` / LPIPS ${v.lpips.toPrecision(4)}` : '';
-      const best = v ? `; best validation ${v.psnr.toFixed(2)} dB / SSIM ${v.ssim.toFixed(4)}${lpipsText} at step ${v.step}` : '';
+      const best = v ? `; best validation ${scoresText(v, true)} at step ${v.step}` : '';
       console.log(
         `trained ${result.steps} steps (final loss ${result.lastLoss.toPrecision(4)})${best}${result.stoppedEarly ? ', stopped early' : ''}; wrote ${output}`,
       );

@@ -8,6 +8,8 @@ import { addNoise } from './data/noise-model';
 import { type BatchOptions, PatchBatches } from './data/patch-batches';
 import { checkTrainingSet, type NetworkShape, type TrainingSet } from './data/training-set';
 import type { LrSchedule } from './schedules';
+import { SelfSupervisedBatches } from './self-supervised-batches';
+import { type SelfSupervisedProbe, selfSupervisedLoss, selfSupervisedProbes } from './self-supervised-validation';
 import type { StepResult, TrainedTensor, Trainer } from './trainer';
 
 export interface FitOptions extends Partial<BatchOptions> {
@@ -20,9 +22,16 @@ export interface FitOptions extends Partial<BatchOptions> {
   steps?: number;
   validateEvery?: number;
   /**
+   * A wall-clock budget: the run ends (validated, with its 'last' checkpoint, as at its last step) after the
+   * first step that finishes past it. `steps`/`epochs` still cap it.
+   */
+  maxSeconds?: number;
+  /**
    * Whole images scored after every epoch: PSNR and SSIM (data range 1) on the GPU, through the inference path;
    * with `lpips`, also the mean LPIPS distance to the targets (outputs read in [0, 1]; gray repeated to RGB). The
-   * best checkpoint, the plateau schedule and early stopping follow the PSNR alone.
+   * best checkpoint, the plateau schedule and early stopping follow the PSNR alone. A self-supervised trainer
+   * also scores its own loss on the noisy images (self-supervised-validation.ts), and follows it when no
+   * example has a clean image: one whose input is its target (noisyImages) is a noisy image alone.
    */
   validation?: TrainingSet & { lpips?: Lpips };
   /** Stepped after every epoch (ReduceLROnPlateau with the validation PSNR, negated, as the metric to minimise). */
@@ -45,16 +54,20 @@ export interface FitProgress {
   epoch: number;
   loss: number;
   lr: number;
-  /** Seconds left at the mean step time so far. */
+  /** Seconds left at the mean step time so far (or of the time budget, when that ends first). */
   etaSeconds: number;
   validation?: ValidationScores;
 }
 
-/** Means over the validation images; `lpips` when the validation was given an LPIPS model. */
+/**
+ * Means over the validation images: PSNR and SSIM where they have clean images, `lpips` when the validation was
+ * given an LPIPS model, `loss` (the self-supervised method's loss on the noisy images) for self-supervised runs.
+ */
 export interface ValidationScores {
-  psnr: number;
-  ssim: number;
+  psnr?: number;
+  ssim?: number;
   lpips?: number;
+  loss?: number;
 }
 
 export interface FitResult {
@@ -62,6 +75,8 @@ export interface FitResult {
   lastLoss: number;
   bestValidation?: ValidationScores & { step: number };
   stoppedEarly: boolean;
+  /** Whether the run ended because `maxSeconds` had passed. */
+  outOfTime: boolean;
 }
 
 /**
@@ -70,7 +85,8 @@ export interface FitResult {
  */
 interface ValidationPair {
   input: FloatImage;
-  target: FloatImage;
+  /** Absent for a noisy image alone (self-supervised validation). */
+  target?: FloatImage;
 }
 
 /**
@@ -90,13 +106,16 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   const network = { input: channels, target: model.outChannels, scale: model.scale };
   const symmetric = model.valueRange === 'symmetric';
   checkTrainingSet(set, network, patch);
-  const unmasked = trainer.needsMask ? set.examples.find((ex) => !ex.mask) : undefined;
+  const self = trainer.selfSupervised;
+  // A self-supervised trainer's mask is its blind spots, drawn per batch.
+  const unmasked = trainer.needsMask && !self ? set.examples.find((ex) => !ex.mask) : undefined;
   if (unmasked) throw new InvalidInputError(`${unmasked.name} has no mask, which the trainer's loss needs for every image`);
   const batches = new PatchBatches(
     set,
     { batch, patch, augment: options.augment ?? 'dihedral', seed: options.seed ?? 0 },
     { scale: model.scale, valueRange: symmetric ? 'symmetric' : 'unit' },
   );
+  const selfBatches = self ? new SelfSupervisedBatches(batches, self, trainer.batchShape, options.seed ?? 0) : undefined;
   const perEpoch = batches.batchesPerEpoch;
   const totalSteps = options.steps ?? (options.epochs ?? 1) * perEpoch;
   if (!Number.isInteger(totalSteps) || totalSteps < 1)
@@ -106,7 +125,8 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   }
   const validateEvery = options.steps !== undefined ? (options.validateEvery ?? totalSteps) : perEpoch;
   const validation = options.validation ? validationPairs(options.validation, network, options.seed ?? 0, symmetric) : [];
-  const lpipsModel = validation.length > 0 ? options.validation?.lpips : undefined;
+  const probes = self ? selfSupervisedProbes(validation.map((p) => p.input), self, options.seed ?? 0) : [];
+  const lpipsModel = validation.some((p) => p.target) ? options.validation?.lpips : undefined;
   if (lpipsModel) {
     if (lpipsModel.ctx !== trainer.ctx) throw new InvalidInputError('validation.lpips was made on another GPU context than the trainer');
     await checkLpipsFits(lpipsModel, validation);
@@ -118,46 +138,59 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   let best: FitResult['bestValidation'];
   let sinceBest = 0;
   let stoppedEarly = false;
+  let outOfTime = false;
+  const budget = options.maxSeconds;
+  if (budget !== undefined && !(typeof budget === 'number' && budget > 0)) {
+    throw new InvalidInputError(`maxSeconds must be a number > 0, got ${String(budget)}`);
+  }
   try {
     for (let s = first + 1; s <= totalSteps; s++) {
       if (options.signal?.aborted) throw new AbortedError('training', { cause: options.signal.reason });
-      last = await trainer.step(batches.next());
+      last = await trainer.step(selfBatches ? selfBatches.next(s, perEpoch, totalSteps) : batches.next());
       const epoch = Math.ceil(s / perEpoch);
+      outOfTime = budget !== undefined && (Date.now() - started) / 1000 >= budget;
       let scores: ValidationScores | undefined;
-      if (s % validateEvery === 0 || s === totalSteps) {
+      if (s % validateEvery === 0 || s === totalSteps || outOfTime) {
         if (validation.length > 0) {
-          scores = await validate(trainer, validation, symmetric, lpipsModel);
-          if (!best || scores.psnr > best.psnr) {
+          scores = await validate(trainer, validation, symmetric, probes, lpipsModel);
+          if (!best || merit(scores) > merit(best)) {
             best = { ...scores, step: s };
             sinceBest = 0;
             await options.onCheckpoint?.('best', await trainer.stateDict());
           } else sinceBest++;
         }
         if (options.schedule) {
-          options.schedule.step(scores ? -scores.psnr : last.loss);
+          options.schedule.step(scores ? -merit(scores) : last.loss);
           trainer.learningRate = options.schedule.lrs[0];
         }
       }
       const elapsed = (Date.now() - started) / 1000;
+      const stepsLeft = (elapsed / (s - first)) * (totalSteps - s);
       options.onProgress?.({
         step: s,
         totalSteps,
         epoch,
         loss: last.loss,
         lr: last.lr,
-        etaSeconds: (elapsed / (s - first)) * (totalSteps - s),
+        etaSeconds: budget !== undefined ? Math.max(0, Math.min(stepsLeft, budget - elapsed)) : stepsLeft,
         ...(scores ? { validation: scores } : {}),
       });
       if (options.earlyStoppingPatience !== undefined && sinceBest > options.earlyStoppingPatience) {
         stoppedEarly = true;
         break;
       }
+      if (outOfTime) break;
     }
   } finally {
     // The last good state goes to the caller even when a step failed or the signal stopped the run.
     if (trainer.steps > 0) await options.onCheckpoint?.('last', await trainer.stateDict());
   }
-  return { steps: trainer.steps, lastLoss: last!.loss, ...(best ? { bestValidation: best } : {}), stoppedEarly };
+  return { steps: trainer.steps, lastLoss: last!.loss, ...(best ? { bestValidation: best } : {}), stoppedEarly, outOfTime };
+}
+
+/** What validation follows (higher is better): the PSNR where clean images exist, else −(self-supervised loss). */
+function merit(scores: ValidationScores): number {
+  return scores.psnr ?? -(scores.loss ?? 0);
 }
 
 function validationPairs(set: TrainingSet, network: NetworkShape, seed: number, symmetric: boolean): ValidationPair[] {
@@ -167,7 +200,8 @@ function validationPairs(set: TrainingSet, network: NetworkShape, seed: number, 
   return set.examples.map((ex) => {
     const input = ex.input ?? { ...ex.target, data: addNoise(ex.target.data, set.noise!, rng) };
     // A symmetric network sees 2x − 1, as the inference path gives it (restore-image.ts, layout.ts).
-    return { target: ex.target, input: symmetric ? { ...input, data: input.data.map((v) => 2 * v - 1) } : input };
+    const seen = symmetric ? { ...input, data: input.data.map((v) => 2 * v - 1) } : input;
+    return ex.input === ex.target ? { input: seen } : { target: ex.target, input: seen };
   });
 }
 
@@ -179,6 +213,7 @@ function validationPairs(set: TrainingSet, network: NetworkShape, seed: number, 
 async function checkLpipsFits(model: Lpips, pairs: ValidationPair[]): Promise<void> {
   const seen = new Set<string>();
   for (const { target } of pairs) {
+    if (!target) continue;
     const key = `${target.width}x${target.height}x${target.channels}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -192,22 +227,34 @@ async function checkLpipsFits(model: Lpips, pairs: ValidationPair[]): Promise<vo
  * and its output maps back by (y + 1) / 2, as restore-image.ts does for float images, so LPIPS too reads both
  * images in [0, 1] (its normalize=True).
  */
-async function validate(trainer: Trainer, pairs: ValidationPair[], symmetric: boolean, lpipsModel?: Lpips): Promise<ValidationScores> {
+async function validate(
+  trainer: Trainer,
+  pairs: ValidationPair[],
+  symmetric: boolean,
+  probes: readonly SelfSupervisedProbe[],
+  lpipsModel?: Lpips,
+): Promise<ValidationScores> {
   await trainer.syncToModel();
   const session = new RestorationModel(trainer.ctx, trainer.model, 'validation');
   try {
     let psnr = 0;
     let ssim = 0;
     let distance = 0;
+    let n = 0;
     for (const p of pairs) {
+      if (!p.target) continue;
       const { image } = await session.runFloat(p.input);
       if (symmetric) for (let i = 0; i < image.data.length; i++) image.data[i] = (image.data[i] + 1) / 2;
       psnr += await psnrGpu(trainer.ctx, image, p.target, { dataRange: 1 });
       ssim += await ssimGpu(trainer.ctx, image, p.target, { dataRange: 1 });
       if (lpipsModel) distance += await lpips(lpipsModel, image, p.target);
+      n++;
     }
-    const n = pairs.length;
-    return { psnr: psnr / n, ssim: ssim / n, ...(lpipsModel ? { lpips: distance / n } : {}) };
+    return {
+      ...(n > 0 ? { psnr: psnr / n, ssim: ssim / n } : {}),
+      ...(lpipsModel && n > 0 ? { lpips: distance / n } : {}),
+      ...(probes.length > 0 ? { loss: await selfSupervisedLoss(session, probes) } : {}),
+    };
   } finally {
     await session.dispose();
   }

@@ -1,11 +1,5 @@
 import { InvalidInputError } from '../errors';
-
-/** structN2V: the pixels along the noise's correlation around each blind spot are hidden too. */
-export interface StructMask {
-  axis: 'horizontal' | 'vertical';
-  /** Odd, 3–15: the hidden run's length, centred on the blind spot (CAREamics' default 5). */
-  span: number;
-}
+import { resolveBlindSpotOptions, type StructMask } from './data/blind-spot';
 
 /**
  * Training a denoiser from noisy images alone (training.md §4):
@@ -15,11 +9,12 @@ export interface StructMask {
  *   network's half of N2V2, BlurPool and no top skip, is the N2V2 U-Net's);
  * - 'neighbor2neighbor' — two sub-images from random neighbours of each 2×2 cell, one the input and one the
  *   target, plus the regulariser of the full image's denoised sub-images with its γ growing over the epochs.
- * `percentage` (0.05–10, default 0.2) and `roi` (odd 3–21, default 11) are CAREamics'; `increaseRatio` is
- * Neighbor2Neighbor's (default 2: γ = epoch / epochs · 2).
+ * `percentage` (0.05–10, default 0.2) and `roiSize` (odd 3–21, default 11) are CAREamics'; `struct` hides the
+ * pixels along line-correlated noise too (structN2V); `increaseRatio` is Neighbor2Neighbor's (default 2:
+ * γ = epoch / epochs · 2).
  */
 export type SelfSupervision =
-  | { method: 'n2v' | 'n2v2'; percentage?: number; roi?: number; struct?: StructMask }
+  | { method: 'n2v' | 'n2v2'; percentage?: number; roiSize?: number; struct?: StructMask }
   | { method: 'neighbor2neighbor'; increaseRatio?: number };
 
 export const SELF_SUPERVISED_METHODS = ['n2v', 'n2v2', 'neighbor2neighbor'] as const;
@@ -32,7 +27,14 @@ export function checkSelfSupervision(s: SelfSupervision): void {
       `selfSupervised.method must be one of ${SELF_SUPERVISED_METHODS.join(', ')}, got ${String((s as { method?: unknown } | null)?.method)}`,
     );
   }
-  if (s.method === 'neighbor2neighbor') {
+  if (s.method !== 'neighbor2neighbor') {
+    const { percentage, roiSize, struct } = s;
+    resolveBlindSpotOptions({
+      ...(percentage !== undefined ? { percentage } : {}),
+      ...(roiSize !== undefined ? { roiSize } : {}),
+      ...(struct ? { struct } : {}),
+    });
+  } else {
     const r = s.increaseRatio;
     if (r !== undefined && !(typeof r === 'number' && Number.isFinite(r) && r >= 0)) {
       throw new InvalidInputError(`selfSupervised.increaseRatio must be a finite number ≥ 0, got ${String(r)}`);

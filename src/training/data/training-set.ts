@@ -86,3 +86,12 @@ export function checkTrainingSet(set: TrainingSet, network: NetworkShape, patch:
     }
   }
 }
+
+/**
+ * Noisy images alone, for self-supervised training: each example's input is its target, the same image. The
+ * self-supervised batches read only the input; validation scores such an example by the method's loss, not by
+ * PSNR (it has no clean image).
+ */
+export function noisyImagesSet(images: readonly { name: string; image: FloatImage }[]): TrainingSet {
+  return { examples: images.map(({ name, image }) => ({ name, target: image, input: image })) };
+}
