@@ -26,6 +26,7 @@ const BROWSER_MODEL_TESTS = [
   'test/models/scunet.test.ts',
   'test/models/unet.test.ts',
   'test/models/resnet34-unet.test.ts',
+  'test/models/n2v-unet.test.ts',
   // Whole training steps against PyTorch (the gradient kernels' own tests are in test/kernels).
   'test/training/dncnn-parity.test.ts',
   'test/training/unet-parity.test.ts',
@@ -36,6 +37,8 @@ const BROWSER_MODEL_TESTS = [
   'test/training/resunet-parity.test.ts',
   'test/training/scunet-parity.test.ts',
   'test/training/gan-parity.test.ts',
+  'test/training/n2v-unet-parity.test.ts',
+  'test/training/self-supervised-parity.test.ts',
 ];
 
 const shared = {

@@ -5,6 +5,7 @@
 import { InvalidInputError } from '../errors';
 import { DnCNN } from '../models/dncnn';
 import { MSRResNet } from '../models/msrresnet';
+import { N2VUNet, n2vUNetConfig } from '../models/n2v-unet';
 import type { Network } from '../models/network';
 import type { FeatureNetwork } from '../models/vgg';
 import { ResNet34UNet, resnet34UNetConfig } from '../models/resnet34-unet';
@@ -71,6 +72,8 @@ export const TRAINABLE_ARCHS = [
   'unet',
   'resunet-scse',
   'scunet',
+  'n2v-unet',
+  'n2v2-unet',
   'msrresnet',
   'srresnet',
   'rrdbnet',
@@ -139,6 +142,11 @@ export function networkFromArch(name: string, channels: number, scaleText: strin
     case 'scunet':
       // KAIR's SCUNet as released (scunet_gray/color_*.pth): dim 64, config [4, 4, 4, 4, 4, 4, 4].
       model = new SCUNet({ ...SCUNET_GRAY, inChannels: channels });
+      break;
+    case 'n2v-unet':
+    case 'n2v2-unet':
+      // CAREamics' N2V / N2V2 U-Net defaults: depth 2, 32 channels at the first level, BatchNorm, no residual.
+      model = new N2VUNet(n2vUNetConfig(channels, channels, { n2v2: arch === 'n2v2-unet' }));
       break;
     case 'msrresnet':
       // BasicSR's train_MSRResNet_x4.yml: num_feat 64, num_block 16.

@@ -88,6 +88,9 @@ model:
                              resunet-scse  smp Unet('resnet34', decoder_attention_type='scse'), decoder
                                            256/128/64/32/16
                              scunet        KAIR's SCUNet: dim 64, 4 blocks per stage
+                             n2v-unet      CAREamics' Noise2Void U-Net: depth 2, 32 features at the first
+                                           level, BatchNorm, bilinear upsampling
+                             n2v2-unet     the same with N2V2's max-blur-pool and no top skip connection
                            super-resolution (trained on --pairs <lr_dir>,<hr_dir>):
                              msrresnet     BasicSR's MSRResNet: 64 features, 16 blocks (--scale 2, 3, 4)
                              srresnet      SRGAN's SRResNet: 64 features, 16 blocks, PReLU (--scale 2, 4, 8)

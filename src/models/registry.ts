@@ -13,6 +13,7 @@ import { DnCNN, type DnCNNConfig, inferDnCNNConfig } from './dncnn';
 import { DnCNNVariant, type DnCNNVariantConfig, recogniseDnCNNVariant } from './dncnn-variants';
 import type { KeyShapes } from './key-shapes';
 import { MSRResNet, type MSRResNetConfig, recogniseMSRResNet } from './msrresnet';
+import { N2VUNet, type N2VUNetConfig, recogniseN2VUNet } from './n2v-unet';
 import type { Network } from './network';
 import { ResNet34UNet, type ResNet34UNetConfig, recogniseResNet34UNet } from './resnet34-unet';
 import { type RRDBNetConfig, recogniseRRDBNet, rrdbNetFromStateDict } from './rrdbnet';
@@ -79,6 +80,8 @@ export const ARCHITECTURES: readonly Architecture<any>[] = [
   ),
   plain<UNetConfig>('UNet', 'denoise', recogniseUNet, (c) => new UNet(c)),
   plain<ResNet34UNetConfig>('ResNet34UNet', 'denoise', recogniseResNet34UNet, (c) => new ResNet34UNet(c)),
+  // CAREamics' N2V and N2V2 U-Nets (the last decoder block's width tells them apart).
+  plain<N2VUNetConfig>('N2VUNet', 'denoise', recogniseN2VUNet, (c) => new N2VUNet(c)),
   plain<MSRResNetConfig>('MSRResNet', 'upscale', recogniseMSRResNet, (c) => new MSRResNet(c)),
   plain<SRResNetConfig>('SRResNet', 'upscale', recogniseSRResNet, (c) => new SRResNet(c)),
   plain<DnCNNVariantConfig>('DnCNNVariant', 'denoise', recogniseDnCNNVariant, (c) => new DnCNNVariant(c)),

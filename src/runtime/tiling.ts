@@ -91,6 +91,13 @@ export function tilingFor(network: Network): TilingSpec {
     case 'UNet':
       // Per level l (stride 2^l): two 3×3 convs down and two up (4·2^l), a pool and an upsampling (~3·2^l).
       return { alignment: 16, halo: 7 * (1 + 2 + 4 + 8) + 2 * 16 + 16, exact: true, minSize: 16 };
+    case 'N2VUNet': {
+      // As the U-Net: per level l two 3×3 convs down and two up plus a pool (N2V2: max 2×2 then a 3×3 blur) and
+      // an upsampling; the bottleneck at stride 2^depth. Doubled for margin, in whole strides.
+      const stride = 2 ** c.depth;
+      const radius = 8 * (stride - 1) + 3 * stride;
+      return { alignment: stride, halo: Math.ceil((2 * radius) / stride) * stride, exact: true, minSize: stride };
+    }
     case 'ResNet34UNet':
       // ResNet34's receptive field is ~900 px wide; the decoder adds ~130 px.
       return { alignment: 32, halo: 608, exact: true, minSize: 32 };

@@ -140,6 +140,8 @@ describe('train --arch', () => {
       unet: { architecture: /^UNet/, scale: 1 },
       'resunet-scse': { architecture: /ResNet34/, scale: 1 },
       scunet: { architecture: /^SCUNet/, scale: 1 },
+      'n2v-unet': { architecture: /^N2VUNet$/, scale: 1 },
+      'n2v2-unet': { architecture: /^N2VUNet$/, scale: 1 },
       msrresnet: { architecture: /^MSRResNet/, scale: 4 },
       srresnet: { architecture: /^SRResNet/, scale: 4 },
       rrdbnet: { architecture: /^RRDBNet/, scale: 4 },
@@ -161,6 +163,12 @@ describe('train --arch', () => {
     // Counted from the papers' layer lists for 3-channel images.
     expect(count(networkFromArch('msrresnet', 3, undefined, 0))).toBe(1_517_571);
     expect(count(networkFromArch('rrdbnet', 3, '4', 0))).toBe(16_697_987);
+  });
+
+  it("has CAREamics' N2V U-Net widths: 333,729 parameters (324,513 for N2V2) and 1,088 BatchNorm statistics", () => {
+    // Counted in PyTorch from CAREamics' UNet(conv_dims=2, depth=2, num_channels_init=32, n2v2=False/True).
+    expect(count(networkFromArch('n2v-unet', 1, undefined, 0))).toBe(333_729 + 1_088);
+    expect(count(networkFromArch('n2v2-unet', 1, undefined, 0))).toBe(324_513 + 1_088);
   });
 
   it('takes --scale for super-resolution networks only, within the scales each is built for', () => {

@@ -47,6 +47,7 @@ describe('recognising every fixture network from its keys alone', () => {
       'DnCNN',
       'DnCNNVariant',
       'MSRResNet',
+      'N2VUNet',
       'RRDBNet',
       'ResNet34UNet',
       'SCUNet',

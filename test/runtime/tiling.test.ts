@@ -82,6 +82,18 @@ describe('tiled runs equal untiled runs', { timeout: SLOW }, () => {
     expect(relL2(tiled.image.data, whole.image.data)).toBeLessThanOrEqual(1e-5);
   });
 
+  for (const variant of ['n2v', 'n2v2']) {
+    it(`N2V U-Net (${variant}, depth 2): tiles aligned to 4, equal to the whole image`, async () => {
+      const model = await modelFrom(`test/fixtures/n2v-unet/${variant}_tiny_gray.pth`, `${variant} tiny`);
+      const img = image(150, 45, 1, 4);
+      const whole = await model.runFloat(img, { tileSize: 0 });
+      const tiled = await model.runFloat(img, { tileSize: 32 });
+      model.dispose();
+      expect(tiled.stats.tiles).toBeGreaterThan(3);
+      expect(relL2(tiled.image.data, whole.image.data)).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
   it('RRDBNet ×4: tiles of the low-resolution input, stitched at 4× scale', async () => {
     const model = await modelFrom('test/fixtures/rrdbnet/tiny_x4_basicsr.pth', 'rrdb tiny');
     const img = image(61, 19, 3, 3);
