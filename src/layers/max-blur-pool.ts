@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors';
+import type { GPUContext } from '../gpu/context';
 import { BufferUsage } from '../gpu/flags';
 import type { TensorValue } from '../gpu/graph';
 import { conv2d } from '../kernels/conv2d';
@@ -8,6 +9,14 @@ import { selectConv2dVariant } from '../kernels/conv2d-variants';
 import type { ForwardBuilder, ForwardOptions } from './forward-builder';
 import { Module } from './module';
 import { MaxPool2d } from './spatial';
+
+interface BlurWeights {
+  packed: GPUBuffer;
+  flat: GPUBuffer;
+}
+
+/** The constant blur kernels by context and channel count (a few hundred bytes each; freed with the device). */
+const blurCache = new WeakMap<GPUContext, Map<number, BlurWeights>>();
 
 /** Pascal's [1, 2, 1]ᵀ[1, 2, 1] / 16, row-major: exact in f32, so PyTorch's normalised kernel equals it bitwise. */
 const PASCAL_3X3 = [1, 2, 1, 2, 4, 2, 1, 2, 1].map((v) => v / 16);
@@ -48,16 +57,26 @@ export class MaxBlurPool extends Module {
     return [this.maxPool];
   }
 
-  /** The blur in the depthwise kernel's layout (forward) and in PyTorch's [C, 1, 3, 3] (its input gradient). */
-  private blurWeights(b: ForwardBuilder): { packed: GPUBuffer; flat: GPUBuffer } {
-    return this.onDevice(b.ctx, () => {
+  /**
+   * The blur in the depthwise kernel's layout (forward) and in PyTorch's [C, 1, 3, 3] (its input gradient). They
+   * never change, so they are kept per context and channel count rather than as this module's resources: a
+   * training plan holds them across `release()` (which re-folding the trained weights calls), and every
+   * MaxBlurPool of that width shares them.
+   */
+  private blurWeights(ctx: GPUContext): BlurWeights {
+    let byChannels = blurCache.get(ctx);
+    if (!byChannels) blurCache.set(ctx, (byChannels = new Map<number, BlurWeights>()));
+    let weights = byChannels.get(this.channels);
+    if (!weights) {
       const flat = new Float64Array(this.channels * 9);
       for (let c = 0; c < this.channels; c++) flat.set(PASCAL_3X3, c * 9);
-      return {
-        packed: b.ctx.createBufferWithData(packConv2dWeight(flat, this.geometry), BufferUsage.STORAGE, 'max blur pool kernel'),
-        flat: b.ctx.createBufferWithData(Float32Array.from(flat), BufferUsage.STORAGE, 'max blur pool kernel (PyTorch layout)'),
+      weights = {
+        packed: ctx.createBufferWithData(packConv2dWeight(flat, this.geometry), BufferUsage.STORAGE, 'max blur pool kernel'),
+        flat: ctx.createBufferWithData(Float32Array.from(flat), BufferUsage.STORAGE, 'max blur pool kernel (PyTorch layout)'),
       };
-    });
+      byChannels.set(this.channels, weights);
+    }
+    return weights;
   }
 
   forward(b: ForwardBuilder, x: TensorValue, options: ForwardOptions = {}): TensorValue {
@@ -67,7 +86,7 @@ export class MaxBlurPool extends Module {
     if (c !== this.channels) throw new InvalidInputError(`${label} expects ${this.channels} channels, got ${c}`);
     if (h < 2 || w < 2) throw new InvalidInputError(`${label}: a ${w}×${h} map is too small for 2×2 max pooling`);
     const maxima = this.maxPool.forward(b, x, { label: `${label}.max` });
-    const { packed, flat } = this.blurWeights(b);
+    const { packed, flat } = this.blurWeights(b.ctx);
     const g = this.geometry;
     const [, , wo] = conv2dOutputShape([n, h - 1, w - 1, c], g);
     const blurLabel = `${label}.blur`;

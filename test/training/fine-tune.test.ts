@@ -3,6 +3,8 @@ import { AbortedError, InvalidInputError } from '../../src/errors';
 import type { FloatImage } from '../../src/io/image';
 import { createRng } from '../../src/io/noise';
 import { DnCNN } from '../../src/models/dncnn';
+import { N2VUNet, n2vUNetConfig } from '../../src/models/n2v-unet';
+import type { Network } from '../../src/models/network';
 import { RestorationModel } from '../../src/runtime/restoration-model';
 import { fineTune, type FineTuneOptions, type NamedImage } from '../../src/training/fine-tune';
 import type { FitProgress } from '../../src/training/fit';
@@ -50,10 +52,17 @@ function smallDnCNN(): DnCNN {
   return model;
 }
 
+/** N2V2's own network at a quarter of CAREamics' width: N2V2's median replacement needs a non-residual net. */
+function smallN2V2UNet(): N2VUNet {
+  const model = new N2VUNet(n2vUNetConfig(1, 1, { n2v2: true, numChannelsInit: 8 }));
+  initializeParameters(model, 7);
+  return model;
+}
+
 const cleans = [1, 2, 3, 4].map(cleanImage);
 const images: NamedImage[] = cleans.map((c, i) => ({ name: `image${i}`, image: noisy(c, 100 + i) }));
 
-async function heldOutPsnr(model: DnCNN, name: string): Promise<{ before: number; after: number }> {
+async function heldOutPsnr(model: Network, name: string): Promise<{ before: number; after: number }> {
   const ctx = await getTestContext();
   const i = images.findIndex((im) => im.name === name);
   const session = new RestorationModel(ctx, model, 'check');
@@ -66,35 +75,38 @@ async function heldOutPsnr(model: DnCNN, name: string): Promise<{ before: number
 }
 
 describe('fineTune: self-supervised training on noisy images alone', () => {
-  const cases: [string, FineTuneOptions, number][] = [
-    ['Noise2Void', { method: 'n2v', percentage: 2 }, 3],
-    ['Neighbor2Neighbor', { method: 'neighbor2neighbor' }, 3],
+  const cases: [string, FineTuneOptions, number, () => Network][] = [
+    ['Noise2Void (DnCNN)', { method: 'n2v', percentage: 2, steps: 60 }, 3, smallDnCNN],
+    ['N2V2 (its U-Net)', { method: 'n2v2', percentage: 2, steps: 200 }, 2, smallN2V2UNet],
+    ['Neighbor2Neighbor (DnCNN)', { method: 'neighbor2neighbor', steps: 60 }, 3, smallDnCNN],
   ];
-  for (const [name, method, margin] of cases) {
+  for (const [name, method, margin, network] of cases) {
     it(`${name} lowers the validation loss and gains ≥ ${margin} dB on a held-out image`, async () => {
       const ctx = await getTestContext();
-      const model = smallDnCNN();
+      const model = network();
       const progress: FitProgress[] = [];
       const result = await fineTune(ctx, model, images, {
         ...method,
         patch: 32,
         batch: 8,
-        steps: 60,
         validations: 3,
         validationFraction: 0.25,
         optimizer: { kind: 'adam', lr: 2e-3 },
         seed: 5,
         onProgress: (p) => progress.push(p),
       });
-      expect(result.steps).toBe(60);
+      expect(result.steps).toBe(method.steps);
       expect(result.validationImages).toHaveLength(1);
       const losses = progress.filter((p) => p.validation).map((p) => p.validation!.loss!);
       expect(losses).toHaveLength(3);
       expect(losses[2]).toBeLessThan(losses[0]);
       expect(progress.every((p) => p.validation?.psnr === undefined)).toBe(true);
       expect(result.best).toBeDefined();
-      expect(result.last.get('model.0.weight')).toBeDefined();
+      expect(result.last.size).toBeGreaterThan(0);
       const { before, after } = await heldOutPsnr(model, result.validationImages[0]);
+      console.log(
+        `${name}: held-out ${before.toFixed(2)} → ${after.toFixed(2)} dB, val loss ${losses.map((l) => l.toExponential(3)).join(' → ')}`,
+      );
       expect(after - before, `${before.toFixed(2)} → ${after.toFixed(2)} dB`).toBeGreaterThanOrEqual(margin);
     }, 240_000);
   }
