@@ -25,6 +25,7 @@ export default defineConfig([
     entry: {
       'dev-node': 'src/node.ts',
       'tools/eval-set12': 'tools/eval-set12.ts',
+      'tools/eval-self-supervised': 'tools/eval-self-supervised.ts',
       'bench/dncnn': 'bench/dncnn.ts',
       'bench/conv2d-variants': 'bench/conv2d-variants.ts',
       'bench/kernels': 'bench/kernels.ts',
