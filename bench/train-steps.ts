@@ -13,6 +13,7 @@ import { ForwardBuilder } from '../src/layers/forward-builder';
 import { bufferParameters, foldBatchNorms, namedParameters } from '../src/layers/module';
 import { DnCNN } from '../src/models/dncnn';
 import { MSRResNet } from '../src/models/msrresnet';
+import { N2VUNet, n2vUNetConfig } from '../src/models/n2v-unet';
 import type { Network } from '../src/models/network';
 import { ResNet34UNet, resnet34UNetConfig } from '../src/models/resnet34-unet';
 import { ESRGAN_X4, RRDBNet } from '../src/models/rrdbnet';
@@ -21,7 +22,8 @@ import { SINSR, SINSR_ARCH7, SINSR_CBAM } from '../src/models/sinsr';
 import { SRResNet } from '../src/models/srresnet';
 import { UNet } from '../src/models/unet';
 import { initializeParameters } from '../src/training/init';
-import { Trainer } from '../src/training/trainer';
+import type { SelfSupervision } from '../src/training/self-supervision';
+import { Trainer, type TrainingBatch } from '../src/training/trainer';
 import { type TrainBenchSettings } from './train-args';
 import { type AllocatedBuffer, classifyTrainerMemory, recordAllocations, type TrainerMemory } from './train-memory';
 import { type Summary, summarize } from './stats';
@@ -38,6 +40,8 @@ export interface StepCase {
   make(): Network;
   /** The batch of this run; undefined: left out of a --quick run (too slow on a software adapter). */
   size(settings: TrainBenchSettings): StepSize | undefined;
+  /** A self-supervised step (issue 18) instead of a supervised MSE step. */
+  selfSupervised?: SelfSupervision;
 }
 
 /**
@@ -100,6 +104,30 @@ export const STEP_CASES: StepCase[] = [
     description: 'SINSR generator ×4 (arch 7, no attention) RGB',
     make: () => new SINSR(SINSR_ARCH7),
     size: sized({ batch: 8, patch: 32 }, { batch: 1, patch: 16 }),
+  },
+  // Self-supervised steps (issue 18): N2V2 on its U-Net (CAREamics' width and patch), and the built-in DnCNN's
+  // fine-tuning by N2V2 and by Neighbor2Neighbor (whose batch is the noisy 2P × 2P patch: f(y) without a gradient,
+  // then f(g1 y) on P × P).
+  {
+    key: 'n2v2-unet',
+    description: 'N2V2 step, N2V2 U-Net (CAREamics: depth 2, 32 channels, BN) gray',
+    make: () => new N2VUNet(n2vUNetConfig(1, 1, { n2v2: true })),
+    size: sized({ batch: 16, patch: 64 }, { batch: 4, patch: 64 }),
+    selfSupervised: { method: 'n2v2' },
+  },
+  {
+    key: 'dncnn-n2v2',
+    description: 'N2V2 step, DnCNN-17 (64 features) gray',
+    make: () => new DnCNN({ inChannels: 1, outChannels: 1, nc: 64, nb: 17, actMode: 'R' }),
+    size: (s) => ({ batch: s.dncnnBatch, patch: s.size }),
+    selfSupervised: { method: 'n2v2' },
+  },
+  {
+    key: 'dncnn-nb2nb',
+    description: 'Neighbor2Neighbor step, DnCNN-17 (64 features) gray',
+    make: () => new DnCNN({ inChannels: 1, outChannels: 1, nc: 64, nb: 17, actMode: 'R' }),
+    size: (s) => ({ batch: s.dncnnBatch, patch: s.size }),
+    selfSupervised: { method: 'neighbor2neighbor' },
   },
   {
     key: 'sinsr-cbam',
@@ -177,6 +205,23 @@ function pattern(elements: number, noisy: boolean): Float32Array {
   return a;
 }
 
+/**
+ * A batch of the case's kind: input and target; for N2V2 the noisy input as its own target and blind spots on a
+ * regular 1-in-64 grid (the replacement values do not change the timing); for Neighbor2Neighbor every cell's pair
+ * choice and γ.
+ */
+function stepBatch(c: StepCase, n: number, channels: number, size: number, outSize: number, outChannels: number): TrainingBatch {
+  const input = pattern(n * channels * size * size, true);
+  switch (c.selfSupervised?.method) {
+    case undefined:
+      return { input, target: pattern(n * outChannels * outSize * outSize, false) };
+    case 'neighbor2neighbor':
+      return { input, choices: Uint8Array.from({ length: (n * size * size) / 4 }, (_, i) => i % 8), gamma: 1 };
+    default:
+      return { input, target: input, mask: Float32Array.from({ length: n * size * size }, (_, i) => (i % 64 === 0 ? 1 : 0)) };
+  }
+}
+
 /** The case's batch shape for these settings, or undefined when the case sits out this run. */
 export function caseBatchShape(c: StepCase, model: Network, settings: TrainBenchSettings): [number, number, number, number] | undefined {
   const size = c.size(settings);
@@ -208,7 +253,11 @@ export async function runStepCase(ctx: GPUContext, c: StepCase, settings: TrainB
     ctx.buffers.trim();
     const t0 = performance.now();
     const made = await recordAllocations(ctx, () =>
-      Trainer.create(ctx, model, { batchShape: shape, loss: LOSS, optimizer: OPTIMIZER }),
+      Trainer.create(ctx, model, {
+        batchShape: shape,
+        optimizer: OPTIMIZER,
+        ...(c.selfSupervised ? { selfSupervised: c.selfSupervised } : { loss: LOSS }),
+      }),
     ).catch((e: unknown) => {
       if (e instanceof InvalidInputError && /cannot be trained yet/.test(e.message)) return { notTrainable: e.message };
       throw e;
@@ -222,10 +271,7 @@ export async function runStepCase(ctx: GPUContext, c: StepCase, settings: TrainB
     result.dispatches = plan.dispatchCount;
     result.planActivationBytes = plan.activationBytes;
     const outSize = size * model.scale;
-    const data = {
-      input: pattern(n * channels * size * size, true),
-      target: pattern(n * model.outChannels * outSize * outSize, false),
-    };
+    const data = stepBatch(c, n, channels, size, outSize, model.outChannels);
     const buffers: AllocatedBuffer[] = [...made.buffers];
     let first: number | undefined;
     let last = Number.NaN;

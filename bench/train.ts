@@ -5,7 +5,8 @@
  *    and the ResNet34-SCSE U-Net (batch 4 × 64²), MSRResNet, SRResNet, RRDBNet, SCUNet and the SINSR generators
  *    at their papers' training batches (train-steps.ts): median wall time of `trainer.step` after warm-up, and
  *    GFLOP/s over the step plan's counted FLOPs. `--quick` runs smaller batches and leaves the heaviest out.
- *    Networks the trainer refuses are rows saying "not trainable yet" with its message.
+ *    Networks the trainer refuses are rows saying "not trainable yet" with its message. Self-supervised steps
+ *    (issue 18): N2V2 on its U-Net, the DnCNN fine-tuned by N2V2 and by Neighbor2Neighbor.
  * 2. The backward kernels against the forward one, per dispatch (GPU timestamps): convolutions (3×3 at 64² and
  *    128², the 1→64 first layer, a strided 4×4, a 1×1) with input-gradient and weight-gradient GFLOP/s as a share
  *    of the forward's (goal ≥ 70 %), the on-GPU weight packing and the bias gradient apart; SCUNet's window
