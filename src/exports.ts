@@ -7,6 +7,7 @@ export { ARCHITECTURES, type Architecture, type Recognised } from './models/regi
 export type { Tile, TilingSpec } from './runtime/tiling';
 export type { GpuMetricOptions } from './runtime/ssim-gpu';
 export { DnCNN, DNCNN_25, type DnCNNConfig } from './models/dncnn';
+export { N2VUNet, n2vUNetConfig, type N2VUNetConfig } from './models/n2v-unet';
 export type { Network } from './models/network';
 export type { ArchitectureConfig } from './models/load';
 export { readCheckpoint, readCheckpointContents } from './weights/checkpoint';
