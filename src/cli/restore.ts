@@ -6,11 +6,12 @@
  * (outputs.ts), checked before a device is requested where the output's name is known by then; two inputs
  * never write the same output.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { RestoreError } from '../errors';
 import type { GPUContext } from '../gpu/context';
 import { formatFromFileName, writeImage } from '../io/formats';
 import type { AnyRasterImage } from '../io/image';
+import type { PercentileRange } from '../io/normalize';
 import { RestorationModel } from '../runtime/restoration-model';
 import { getDefaultContext } from '../node';
 import { readImageFilePages } from '../node-files';
@@ -21,6 +22,7 @@ import { collectInputs } from './inputs';
 import { chooseNetwork, type Task } from './model-choice';
 import { OutputPlan } from './outputs';
 import { type ImageJobOptions, restorePages } from './restore-image';
+import { sidecarNormalization } from './train-method';
 import { usageFor } from './usage';
 
 const OPTIONS = {
@@ -56,6 +58,19 @@ function failureText(path: string, e: unknown): string {
   return e instanceof RestoreError ? `error [${e.code}]: ${named}` : `error: ${named}`;
 }
 
+/** The normalisation in the training sidecar beside `weights` (`OUT.pth.json`), if there is one that has it. */
+function storedNormalization(weights: string): PercentileRange | undefined {
+  const path = `${weights}.json`;
+  if (!existsSync(path)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CliError(`${path} beside the weights is not JSON (${(e as Error).message}); move it away or pass --normalize`);
+  }
+  return sidecarNormalization(json, path);
+}
+
 export async function restoreCommand(task: Task, argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(task, argv, OPTIONS);
   if (values.help) {
@@ -81,6 +96,15 @@ export async function restoreCommand(task: Task, argv: string[]): Promise<number
   const log = values.quiet ? () => undefined : (s: string) => console.log(s);
   if (!values.quiet) job.run.onProgress = tileProgress();
 
+  // A model trained on normalised images (train --normalize) says so in its sidecar: inputs get the same.
+  if (values.weights !== undefined && job.run.normalize === undefined) {
+    const stored = storedNormalization(values.weights);
+    if (stored) {
+      job.run.normalize = stored;
+      if (!values.quiet)
+        console.log(`normalising to percentiles ${stored.low}–${stored.high}, as ${values.weights}.json says the model was trained`);
+    }
+  }
   // The model first: a wrong checkpoint or task fails before any device or file work.
   const chosen = await chooseNetwork(task, { model: values.model, weights: values.weights });
   const { network } = chosen;

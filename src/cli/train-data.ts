@@ -41,7 +41,7 @@ function imagesIn(dir: string, what: string): Map<string, string> {
   return byStem;
 }
 
-async function readFloat(path: string, options: TrainDataOptions): Promise<FloatImage> {
+export async function readFloat(path: string, options: TrainDataOptions): Promise<FloatImage> {
   const { pages } = await readImageFilePages(path, { page: 0 });
   let image: AnyRasterImage = pages[0].image;
   if (options.infoBar !== undefined) {

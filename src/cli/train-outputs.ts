@@ -9,6 +9,7 @@
 import { InvalidInputError } from '../errors';
 import { readSafetensors, writeSafetensors } from '../weights/safetensors';
 import { trainedStateToPth } from '../training/checkpoint';
+import type { PercentileRange } from '../io/normalize';
 import type { FitProgress, ValidationScores } from '../training/fit';
 import type { OptimizerState, TrainedTensor, Trainer } from '../training/trainer';
 import { writeFileAtomic } from './files';
@@ -39,6 +40,11 @@ interface Sidecar {
   seed: number;
   validation: string[];
   test: string[];
+  /** How it learnt (train --method) and, for self-supervised runs, the settings. */
+  method?: string;
+  selfSupervised?: object;
+  /** Percentile normalisation the inputs had: `denoise -w` applies it unless told otherwise. */
+  normalize?: PercentileRange;
 }
 
 /** Writes the 'best' checkpoint, or the 'last' one with the sidecar and optimizer state. */
@@ -47,7 +53,16 @@ export async function writeCheckpoints(
   kind: 'best' | 'last',
   trainer: Trainer,
   state: Map<string, TrainedTensor>,
-  meta: { architecture: string; seed: number; validation: string[]; test: string[]; schedule?: object },
+  meta: {
+    architecture: string;
+    seed: number;
+    validation: string[];
+    test: string[];
+    schedule?: object;
+    method?: string;
+    selfSupervised?: object;
+    normalize?: PercentileRange;
+  },
 ): Promise<void> {
   if (kind === 'best') {
     await writeFileAtomic(outputs.best, trainedStateToPth(state));
@@ -70,6 +85,9 @@ export async function writeCheckpoints(
     seed: meta.seed,
     validation: meta.validation,
     test: meta.test,
+    ...(meta.method ? { method: meta.method } : {}),
+    ...(meta.selfSupervised ? { selfSupervised: meta.selfSupervised } : {}),
+    ...(meta.normalize ? { normalize: meta.normalize } : {}),
   };
   await writeFileAtomic(outputs.sidecar, `${JSON.stringify(sidecar, null, 1)}\n`);
 }

@@ -21,6 +21,16 @@ import { refuseExisting } from './files';
 import { lpipsFromFiles, lpipsPaths, readLpipsFiles } from './lpips-option';
 import { readTrainingExamples } from './train-data';
 import {
+  methodFrom,
+  normalized,
+  normalizeFrom,
+  readNoisyImages,
+  SELF_SUPERVISED_LR,
+  selfSupervisionFrom,
+  type TrainMethod,
+  validationShareFrom,
+} from './train-method';
+import {
   integerOption,
   lossFrom,
   networkFromArch,
@@ -35,6 +45,39 @@ import { progressLine, scoresText, type TrainOutputs, trainOutputs, readResumeSt
 import { usageFor } from './usage';
 
 const C = 'train';
+
+const SELF_SUPERVISED_SPLIT = { train: 0.9, validation: 0.1, test: 0 };
+
+/**
+ * The data flags each method takes: the self-supervised ones noisy images alone (`--images`), Noise2Noise pairs
+ * of two noisy acquisitions (`--pairs`), supervised training clean images (`--clean`) or noisy/clean pairs.
+ */
+function checkMethodInputs(method: TrainMethod, values: { [k: string]: string | boolean | undefined }): void {
+  const given = (flags: string[]) => flags.filter((f) => values[f] !== undefined).map((f) => `--${f}`);
+  if (method === 'n2v' || method === 'n2v2' || method === 'nb2nb') {
+    if (values.images === undefined) throw new UsageError(`--method ${method} trains on noisy images alone: give --images DIR|GLOB`, C);
+    const extra = given(['clean', 'pairs', 'noise', 'masks', 'loss', 'vgg', 'lpips', 'degrade']);
+    if (extra.length > 0) throw new UsageError(`--method ${method} learns from --images alone; leave out ${extra.join(', ')}`, C);
+    return;
+  }
+  if (values.images !== undefined) {
+    throw new UsageError(
+      method === 'n2n'
+        ? 'n2n needs two noisy acquisitions of each field: --pairs FIRST_DIR,SECOND_DIR (matched by file name), not --images'
+        : '--images is for the self-supervised methods (--method n2v, n2v2 or nb2nb)',
+      C,
+    );
+  }
+  if (method === 'n2n') {
+    if (values.pairs === undefined) throw new UsageError('n2n needs two noisy acquisitions of each field: --pairs FIRST_DIR,SECOND_DIR', C);
+    if (values.clean !== undefined || values.noise !== undefined)
+      throw new UsageError('n2n trains on --pairs alone; leave out --clean and --noise', C);
+    return;
+  }
+  if (values.normalize !== undefined) throw new UsageError('--normalize is for --method n2n, n2v, n2v2 and nb2nb', C);
+  if ((values.clean === undefined) === (values.pairs === undefined))
+    throw new UsageError('give either --clean DIR or --pairs NOISY_DIR,CLEAN_DIR', C);
+}
 
 /**
  * What the flags ask of a model they did not build: `--scale` must be the checkpoint's own (its layers fix it),
@@ -90,10 +133,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
       C,
     );
   }
-  if ((values.clean === undefined) === (values.pairs === undefined))
-    throw new UsageError('give either --clean DIR or --pairs NOISY_DIR,CLEAN_DIR', C);
+  const method = methodFrom(values.method);
+  const self = selfSupervisionFrom(method, values.struct);
+  checkMethodInputs(method, values);
   if (values.epochs !== undefined && values.steps !== undefined) throw new UsageError('give either --epochs or --steps, not both', C);
-  if (values.epochs === undefined && values.steps === undefined) throw new UsageError('give --epochs N or --steps N', C);
+  const minutes = values.minutes !== undefined ? positiveNumber(C, '--minutes', values.minutes) : undefined;
+  if (values.epochs === undefined && values.steps === undefined && minutes === undefined) {
+    throw new UsageError('give --epochs N, --steps N or --minutes M', C);
+  }
+  if (values.val !== undefined && values.split !== undefined) throw new UsageError('give either --val or --split, not both', C);
+  const normalize = normalizeFrom(values.normalize);
   const noise = noiseFrom(values.noise);
   let pairs: { noisy: string; clean: string } | undefined;
   if (values.pairs !== undefined) {
@@ -110,9 +159,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Every --loss/--vgg flag error before any file is read; the VGG itself is read with the other weights below.
   const vgg = vggFrom(values);
   const lpipsFiles = values.lpips !== undefined ? lpipsPaths(values.lpips, C) : undefined;
-  const optimizer = optimizerFrom(values);
+  const optimizer = self && values.lr === undefined ? { ...optimizerFrom(values), lr: SELF_SUPERVISED_LR } : optimizerFrom(values);
   const schedule = scheduleFrom(values.schedule, optimizer.lr ?? 1e-3);
-  const split = splitFrom(values.split);
+  // Self-supervised runs hold out 10 % of the images for the validation loss and keep no test images.
+  const split =
+    values.val !== undefined ? validationShareFrom(values.val) : (splitFrom(values.split) ?? (self ? SELF_SUPERVISED_SPLIT : undefined));
   const clipGradNorm = values['clip-grad-norm'] !== undefined ? positiveNumber(C, '--clip-grad-norm', values['clip-grad-norm']) : undefined;
   const earlyStop = values['early-stop'] !== undefined ? integerInRange(C, '--early-stop', values['early-stop'], 1, 1 << 20) : undefined;
   const channels = values.channels !== undefined ? integerInRange(C, '--channels', values.channels, 1, 4) : 1;
@@ -153,21 +204,33 @@ export async function trainCommand(argv: string[]): Promise<number> {
     throw e;
   }
   const sr = model.scale > 1;
-  const read = await readTrainingExamples({
-    ...(pairs ? { pairs } : { clean: values.clean! }),
-    ...(values.masks !== undefined ? { masks: values.masks } : {}),
-    ...(infoBar ? { infoBar } : {}),
-    gray: values.gray ?? false,
-    ...(sr ? { names: { input: 'low-resolution', target: 'high-resolution' } } : {}),
-  });
+  const gray = values.gray ?? model.inChannels === 1;
+  const read = self
+    ? await readNoisyImages(values.images!, { ...(infoBar ? { infoBar } : {}), gray }, normalize)
+    : await readTrainingExamples({
+        ...(pairs ? { pairs } : { clean: values.clean! }),
+        ...(values.masks !== undefined ? { masks: values.masks } : {}),
+        ...(infoBar ? { infoBar } : {}),
+        gray: values.gray ?? false,
+        ...(sr ? { names: { input: 'low-resolution', target: 'high-resolution' } } : {}),
+      });
+  // Noise2Noise: both acquisitions by their own percentiles, as denoise will normalise its input.
+  const normalizedRead =
+    normalize && !self
+      ? read.map((ex) => ({
+          ...ex,
+          target: normalized(ex.target, normalize),
+          ...(ex.input ? { input: normalized(ex.input, normalize) } : {}),
+        }))
+      : read;
   // --degrade bicubic: each high-resolution image cropped to a multiple of the scale, and its imresize(1/s).
   const examples = degrade
-    ? read.map((ex) => {
+    ? normalizedRead.map((ex) => {
         const target = modCrop(ex.target, model.scale);
         const mask = ex.mask ? modCrop(ex.mask, model.scale) : undefined;
         return { ...ex, target, input: bicubicDownscale(target, model.scale), ...(mask ? { mask } : {}) };
       })
-    : read;
+    : normalizedRead;
   const parts = splitIndices(examples.length, split, seed);
   const pick = (indices: number[]): TrainingSet => ({ examples: indices.map((i) => examples[i]), ...(noise ? { noise } : {}) });
   const trainSet = pick(parts.train);
@@ -183,7 +246,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const ctx = await getDefaultContext();
   const trainer = await Trainer.create(ctx, model, {
     batchShape: [batch, model.inChannels, patch, patch],
-    loss,
+    ...(self ? { selfSupervised: self } : { loss }),
     optimizer,
     ...(clipGradNorm !== undefined ? { clipGradNorm } : {}),
   });
@@ -201,6 +264,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     seed,
     test: parts.test.map((i) => examples[i].name),
     validation: parts.validation.map((i) => examples[i].name),
+    method,
+    ...(self ? { selfSupervised: self } : {}),
+    ...(normalize ? { normalize } : {}),
   };
   let lpipsModel: Lpips | undefined;
   try {
@@ -208,6 +274,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const result = await trainer.fit(trainSet, {
       ...(values.epochs !== undefined ? { epochs: integerInRange(C, '--epochs', values.epochs, 1, 1 << 20) } : {}),
       ...(values.steps !== undefined ? { steps: integerInRange(C, '--steps', values.steps, 1, 1 << 30) } : {}),
+      // --minutes alone: as many steps as the time allows, validated every 100 and at the end.
+      ...(minutes !== undefined ? { maxSeconds: minutes * 60 } : {}),
+      ...(minutes !== undefined && values.epochs === undefined && values.steps === undefined ? { steps: 1 << 30, validateEvery: 100 } : {}),
       augment,
       seed: seed + (resumed?.optimizer.step ?? 0),
       ...(validation ? { validation: { ...validation, ...(lpipsModel ? { lpips: lpipsModel } : {}) } } : {}),

@@ -72,13 +72,27 @@ options:
   train: `usage: webgpu-restore train (--arch <name> | -w <init.pth>) (--clean <dir> --noise <model> |
                             --pairs <noisy_dir>,<clean_dir> | --pairs <lr_dir>,<hr_dir> |
                             --clean <hr_dir> --degrade bicubic)
-                            (--epochs <n> | --steps <n>) -o <out.pth> [options]
+                            (--epochs <n> | --steps <n> | --minutes <m>) -o <out.pth> [options]
+       webgpu-restore train --method n2v|n2v2|nb2nb --images <dir|glob> (--arch <name> | -w <init.pth>)
+                            (--epochs <n> | --steps <n> | --minutes <m>) -o <out.pth> [options]
 
 Trains a network on the GPU and writes its state_dict as a .pth that PyTorch 1.13 loads with
 torch.load(weights_only=True) and load_state_dict(strict=True), plus <out>.best.pth (best validation PSNR),
 <out>.pth.json and <out>.pth.optimizer.safetensors (the state --resume continues from). Ctrl-C stops after
 the current step and writes the checkpoint.
 
+method:
+      --method <m>         supervised (default): clean images with --noise, or noisy/clean --pairs;
+                           n2n: Noise2Noise, --pairs <first_dir>,<second_dir> of two noisy acquisitions of
+                           each field; n2v, n2v2, nb2nb: Noise2Void, N2V2 (median replacement; best with
+                           --arch n2v2-unet) and Neighbor2Neighbor, from the noisy --images alone
+      --images <d|glob>    the noisy images of a self-supervised method (PNG/TIFF, any size and bit depth)
+      --struct <axis:n>    structN2V for line-correlated noise: also hide n pixels (odd, 3–15) along
+                           horizontal or vertical around each blind spot
+      --normalize <lo,hi>  map each image's lo-th and hi-th percentiles to 0 and 1 (e.g. 1,99.8); written to
+                           <out>.pth.json, which denoise -w <out.pth> then applies by itself
+      --val <p>            share of whole images held out for validation: 10% (default for self-supervised
+                           methods, whose validation is the method's loss on them) or 0.1; or --split
 model:
       --arch <name>        a new network, as its paper or upstream recipe builds it, initialised as PyTorch's
                            constructors do (seeded). Denoisers:
@@ -138,13 +152,16 @@ training:
                            <layers> BasicSR's layer_weights, e.g. conv5_4=1,relu4_4=0.5 (default conv5_4=1,
                            ESRGAN's; conv5_3 for a vgg16)
       --optimizer <name>   adam (default), adamw or sgd (PyTorch 1.13's update order)
-      --lr <x>             learning rate (default 1e-3 for adam/adamw; required for sgd)
+      --lr <x>             learning rate (default 1e-3 for adam/adamw, 4e-4 with n2v, n2v2 and nb2nb as
+                           n2v's; required for sgd)
       --weight-decay <x>   default 0 (adam, sgd) or 1e-2 (adamw)
       --momentum <x>       SGD momentum (default 0); --nesterov for Nesterov momentum
       --clip-grad-norm <x> clip the gradients' global L2 norm (clip_grad_norm_)
       --schedule <s>       per epoch: step:N[,GAMMA], multistep:M1,M2[/GAMMA], cosine:T[,ETA_MIN] or
                            plateau[:PATIENCE[,FACTOR]] (on the validation PSNR)
       --epochs <n>         passes over the training images; or --steps <n>
+      --minutes <m>        stop after m minutes of training (validated and written as at the last step);
+                           alone, as many steps as fit, validated every 100
       --early-stop <n>     stop after n validations without a better PSNR
 output:
   -o, --output <file>      the .pth to write
