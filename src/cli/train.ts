@@ -19,6 +19,7 @@ import { identifyNetwork, readCheckpointFile, readContents } from './checkpoint-
 import { UsageError } from './errors';
 import { refuseExisting } from './files';
 import { lpipsFromFiles, lpipsPaths, readLpipsFiles } from './lpips-option';
+import { chooseNetwork } from './model-choice';
 import { readTrainingExamples } from './train-data';
 import {
   methodFrom,
@@ -103,7 +104,9 @@ function checkModelAgainstFlags(model: Network, scaleText: string | undefined, c
     throw new UsageError('--clean needs --noise (gaussian:25, gaussian:0-55 or poisson-gaussian:A,SIGMA)', C);
 }
 
+/** `-w FILE` or `-w builtin:NAME` (a model that ships with the package, e.g. builtin:dncnn_25). */
 async function networkFromWeights(path: string): Promise<Network> {
+  if (path.startsWith('builtin:')) return (await chooseNetwork('denoise', { model: path.slice('builtin:'.length) })).network;
   const file = await readCheckpointFile(path);
   return identifyNetwork(readContents(file).stateDict, file.name).network;
 }

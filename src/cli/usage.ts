@@ -111,7 +111,8 @@ model:
                              rrdbnet       ESRGAN's RRDBNet: 64 features, growth 32, 23 RRDBs (--scale 1, 2, 4)
                              sinsr         the SINSR generator (ARCH7), ×4, images in [-1, 1]
                              sinsr-cbam    the same with CBAM attention
-  -w, --weights <file>     start from a checkpoint (.pth/.pt or .safetensors; recognised from its keys)
+  -w, --weights <file>     start from a checkpoint (.pth/.pt or .safetensors; recognised from its keys), or
+                           builtin:<name> for a model that ships with the package (builtin:dncnn_25)
       --channels <n>       image channels in and out of a new network (default 1)
       --scale <n>          upscaling factor of a new super-resolution network (default 4); with -w or
                            --resume it must be the checkpoint's own

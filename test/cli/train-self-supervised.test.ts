@@ -76,15 +76,19 @@ describe('webgpu-restore train: self-supervised methods', () => {
     expect(sidecarOf(out).step).toBe(6);
   }, 240_000);
 
-  it('nb2nb and n2v bounded by --minutes alone', async () => {
-    for (const method of ['nb2nb', 'n2v']) {
+  it('nb2nb and n2v (from builtin:dncnn_25) bounded by --minutes alone', async () => {
+    // n2v from the built-in DnCNN σ25, as the README's first example.
+    for (const [method, weights] of [
+      ['nb2nb', DNCNN_SMALL],
+      ['n2v', 'builtin:dncnn_25'],
+    ]) {
       const out = join(tmp.path, `${method}.pth`);
       const r = await cli(
         'train',
         '--method',
         method,
         '-w',
-        DNCNN_SMALL,
+        weights,
         '--images',
         images,
         '--patch',
