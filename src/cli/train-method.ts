@@ -8,7 +8,7 @@ import { InvalidInputError } from '../errors';
 import { type FloatImage } from '../io/image';
 import { checkPercentileRange, type PercentileRange, percentileNormalize } from '../io/normalize';
 import type { StructMask } from '../training/data/blind-spot';
-import type { SplitFractions } from '../training/data/split';
+import { shuffled, type SplitFractions } from '../training/data/split';
 import type { TrainingExample } from '../training/data/training-set';
 import type { SelfSupervision } from '../training/self-supervision';
 import { oneOf, percentileRange, positiveNumber } from './args';
@@ -59,6 +59,57 @@ export function validationShareFrom(text: string): SplitFractions {
   const value = positiveNumber(C, '--val', percent ? text.slice(0, -1) : text) / (percent ? 100 : 1);
   if (!(value < 1)) throw new UsageError(`--val must leave images to train on (below 100 %), got '${text}'`, C);
   return { train: 1 - value, validation: value, test: 0 };
+}
+
+/**
+ * Whole images held out for validation by a `--val` share (or the self-supervised default): at least one when
+ * there are two or more, so a handful of images still gets a validation loss, as fineTune holds them out; a
+ * single image validates on itself (the only signal there is). No test images.
+ */
+export function holdOut(count: number, share: SplitFractions, seed: number): { train: number[]; validation: number[]; test: number[] } {
+  const order = shuffled(count, seed);
+  if (count < 2) return { train: order, validation: share.validation > 0 ? order : [], test: [] };
+  const held = share.validation > 0 ? Math.min(count - 1, Math.max(1, Math.round(share.validation * count))) : 0;
+  return { train: order.slice(held), validation: order.slice(0, held), test: [] };
+}
+
+/** How a run learns, as --resume must continue it: the method, its self-supervision and the normalisation. */
+export interface LearningSettings {
+  method: TrainMethod;
+  self?: SelfSupervision;
+  normalize?: PercentileRange;
+}
+
+/**
+ * `--resume` goes on the way the earlier run learnt (its sidecar): what the flags leave out comes from there, and
+ * a flag that says otherwise is an error, so a resumed run never drops the normalisation `denoise -w` applies.
+ */
+export function resumedSettings(
+  flags: { method?: string; struct?: string; normalize?: string },
+  stored: { method?: string; selfSupervised?: object; normalize?: PercentileRange },
+  sidecar: string,
+): LearningSettings {
+  const method = methodFrom(stored.method);
+  if (flags.method !== undefined && methodFrom(flags.method) !== method) {
+    throw new UsageError(`--resume: ${sidecar} says the run trained by --method ${method}, not ${flags.method}`, C);
+  }
+  const storedSelf = stored.selfSupervised as SelfSupervision | undefined;
+  let self = storedSelf;
+  if (flags.struct !== undefined) {
+    self = selfSupervisionFrom(method, flags.struct);
+    if (JSON.stringify(self) !== JSON.stringify(storedSelf)) {
+      const had =
+        storedSelf && 'struct' in storedSelf && storedSelf.struct ? `${storedSelf.struct.axis}:${storedSelf.struct.span}` : 'none';
+      throw new UsageError(`--resume: ${sidecar} says the run trained with --struct ${had}, not ${flags.struct}`, C);
+    }
+  }
+  if (self === undefined) self = selfSupervisionFrom(method, undefined);
+  const normalize = flags.normalize !== undefined ? normalizeFrom(flags.normalize) : stored.normalize;
+  if (JSON.stringify(normalize) !== JSON.stringify(stored.normalize)) {
+    const had = stored.normalize ? `${stored.normalize.low},${stored.normalize.high}` : 'none';
+    throw new UsageError(`--resume: ${sidecar} says the images were normalised with --normalize ${had}, not ${flags.normalize}`, C);
+  }
+  return { method, ...(self ? { self } : {}), ...(normalize ? { normalize } : {}) };
 }
 
 export function normalizeFrom(text: string | undefined): PercentileRange | undefined {

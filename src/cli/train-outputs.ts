@@ -92,11 +92,19 @@ export async function writeCheckpoints(
   await writeFileAtomic(outputs.sidecar, `${JSON.stringify(sidecar, null, 1)}\n`);
 }
 
+/** What --resume takes from the earlier run: the optimizer's state, and how that run learnt. */
+export interface ResumeState {
+  optimizer: OptimizerState;
+  numBatchesTracked: Map<string, number>;
+  schedule?: object;
+  /** Absent in sidecars of runs before --method existed (supervised). */
+  method?: string;
+  selfSupervised?: object;
+  normalize?: PercentileRange;
+}
+
 /** The sidecar and optimizer state written by an earlier run, checked. */
-export function readResumeState(
-  outputs: TrainOutputs,
-  readFile: (path: string) => Uint8Array,
-): { optimizer: OptimizerState; numBatchesTracked: Map<string, number>; schedule?: object } {
+export function readResumeState(outputs: TrainOutputs, readFile: (path: string) => Uint8Array): ResumeState {
   let sidecar: Sidecar;
   try {
     sidecar = JSON.parse(new TextDecoder().decode(readFile(outputs.sidecar))) as Sidecar;
@@ -122,6 +130,9 @@ export function readResumeState(
     optimizer: { step: sidecar.step, lr: sidecar.lr, tensors: optimizerTensors },
     numBatchesTracked: new Map(Object.entries(sidecar.numBatchesTracked ?? {})),
     ...(sidecar.schedule ? { schedule: sidecar.schedule } : {}),
+    ...(sidecar.method !== undefined ? { method: sidecar.method } : {}),
+    ...(sidecar.selfSupervised !== undefined ? { selfSupervised: sidecar.selfSupervised } : {}),
+    ...(sidecar.normalize !== undefined ? { normalize: sidecar.normalize } : {}),
   };
 }
 
@@ -148,13 +159,18 @@ export function scoresText(v: ValidationScores, named: boolean): string {
 }
 
 /**
- * `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 lpips 0.1234 eta 3m12s`
+ * `step 120/1000 [=====>      ] 12% epoch 3 loss 1.234e-3 lr 1.0e-3 val 30.12 dB 0.8812 lpips 0.1234 eta 3m12s`;
+ * a run bounded by time alone (`--minutes` without --steps or --epochs, `timeBudgetSeconds`) has no step total,
+ * so its bar and percentage follow the clock: `step 120 [=====>      ] 25% epoch 3 loss … val loss … left 7m30s`.
  */
-export function progressLine(p: FitProgress): string {
+export function progressLine(p: FitProgress, timeBudgetSeconds?: number): string {
   const width = 20;
-  const done = Math.round((p.step / p.totalSteps) * width);
+  const fraction = timeBudgetSeconds !== undefined ? Math.min(1, Math.max(0, 1 - p.etaSeconds / timeBudgetSeconds)) : p.step / p.totalSteps;
+  const done = Math.round(fraction * width);
   const bar = '='.repeat(Math.max(0, done - 1)) + (done > 0 ? (done === width ? '=' : '>') : '') + ' '.repeat(width - done);
   const val = p.validation ? ` val ${scoresText(p.validation, false)}` : '';
-  const pct = Math.floor((100 * p.step) / p.totalSteps);
-  return `step ${p.step}/${p.totalSteps} [${bar}] ${pct}% epoch ${p.epoch} loss ${p.loss.toExponential(3)} lr ${p.lr.toExponential(1)}${val} eta ${duration(p.etaSeconds)}`;
+  const pct = Math.floor(100 * fraction);
+  const step = timeBudgetSeconds !== undefined ? `${p.step}` : `${p.step}/${p.totalSteps}`;
+  const left = timeBudgetSeconds !== undefined ? 'left' : 'eta';
+  return `step ${step} [${bar}] ${pct}% epoch ${p.epoch} loss ${p.loss.toExponential(3)} lr ${p.lr.toExponential(1)}${val} ${left} ${duration(p.etaSeconds)}`;
 }

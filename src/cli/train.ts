@@ -22,10 +22,12 @@ import { lpipsFromFiles, lpipsPaths, readLpipsFiles } from './lpips-option';
 import { chooseNetwork } from './model-choice';
 import { readTrainingExamples } from './train-data';
 import {
+  holdOut,
   methodFrom,
   normalized,
   normalizeFrom,
   readNoisyImages,
+  resumedSettings,
   SELF_SUPERVISED_LR,
   selfSupervisionFrom,
   type TrainMethod,
@@ -136,16 +138,26 @@ export async function trainCommand(argv: string[]): Promise<number> {
       C,
     );
   }
-  const method = methodFrom(values.method);
-  const self = selfSupervisionFrom(method, values.struct);
+  const outputs: TrainOutputs = trainOutputs(output);
+  if (values.resume && !existsSync(output)) throw new UsageError(`--resume: ${output} does not exist`, C);
+  // The sidecar first under --resume: the method and normalisation of the earlier run are the defaults.
+  const resumed = values.resume ? readResumeState(outputs, readFileSync) : undefined;
+  const { method, self, normalize } = resumed
+    ? resumedSettings(values, resumed, outputs.sidecar)
+    : {
+        method: methodFrom(values.method),
+        self: selfSupervisionFrom(methodFrom(values.method), values.struct),
+        normalize: normalizeFrom(values.normalize),
+      };
   checkMethodInputs(method, values);
   if (values.epochs !== undefined && values.steps !== undefined) throw new UsageError('give either --epochs or --steps, not both', C);
   const minutes = values.minutes !== undefined ? positiveNumber(C, '--minutes', values.minutes) : undefined;
   if (values.epochs === undefined && values.steps === undefined && minutes === undefined) {
     throw new UsageError('give --epochs N, --steps N or --minutes M', C);
   }
+  // Bounded by the clock alone: no step total, so the progress line counts time.
+  const timeBudget = minutes !== undefined && values.epochs === undefined && values.steps === undefined ? minutes * 60 : undefined;
   if (values.val !== undefined && values.split !== undefined) throw new UsageError('give either --val or --split, not both', C);
-  const normalize = normalizeFrom(values.normalize);
   const noise = noiseFrom(values.noise);
   let pairs: { noisy: string; clean: string } | undefined;
   if (values.pairs !== undefined) {
@@ -158,15 +170,19 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const seed = values.seed !== undefined ? integerInRange(C, '--seed', values.seed, 0, 2 ** 31 - 1) : 0;
   const batch = integerOption('--batch', values.batch, 16, 4096);
   const patch = integerOption('--patch', values.patch, 64, 8192);
+  if (self?.method === 'neighbor2neighbor' && patch % 2 !== 0) {
+    throw new UsageError(`--method nb2nb needs even patch sides (it halves every patch into 2×2 cells), got --patch ${patch}`, C);
+  }
   const augment = oneOf(C, '--augment', values.augment ?? 'dihedral', ['dihedral', 'none'] as const);
   // Every --loss/--vgg flag error before any file is read; the VGG itself is read with the other weights below.
   const vgg = vggFrom(values);
   const lpipsFiles = values.lpips !== undefined ? lpipsPaths(values.lpips, C) : undefined;
   const optimizer = self && values.lr === undefined ? { ...optimizerFrom(values), lr: SELF_SUPERVISED_LR } : optimizerFrom(values);
   const schedule = scheduleFrom(values.schedule, optimizer.lr ?? 1e-3);
-  // Self-supervised runs hold out 10 % of the images for the validation loss and keep no test images.
-  const split =
-    values.val !== undefined ? validationShareFrom(values.val) : (splitFrom(values.split) ?? (self ? SELF_SUPERVISED_SPLIT : undefined));
+  // --val (and self-supervised runs, by default 10 %) holds out whole images for validation, no test images.
+  const share =
+    values.val !== undefined ? validationShareFrom(values.val) : self && values.split === undefined ? SELF_SUPERVISED_SPLIT : undefined;
+  const split = share ? undefined : splitFrom(values.split);
   const clipGradNorm = values['clip-grad-norm'] !== undefined ? positiveNumber(C, '--clip-grad-norm', values['clip-grad-norm']) : undefined;
   const earlyStop = values['early-stop'] !== undefined ? integerInRange(C, '--early-stop', values['early-stop'], 1, 1 << 20) : undefined;
   const channels = values.channels !== undefined ? integerInRange(C, '--channels', values.channels, 1, 4) : 1;
@@ -176,12 +192,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       : values['info-bar'] === 'auto'
         ? 'auto'
         : integerInRange(C, '--info-bar', values['info-bar'], 1, 65535);
-  const outputs: TrainOutputs = trainOutputs(output);
   if (!values.resume) for (const path of outputs.all) refuseExisting(path, values.force ?? false);
-  else if (!existsSync(output)) throw new UsageError(`--resume: ${output} does not exist`, C);
 
   // CPU work first (weights, images, split), so a bad file fails before a device is requested.
-  const resumed = values.resume ? readResumeState(outputs, readFileSync) : undefined;
   const vggNetwork = vgg ? await featureNetworkFromFile(vgg.path) : undefined;
   const loss = lossFrom(values, vggNetwork);
   const lpipsWeights = lpipsFiles ? await readLpipsFiles(lpipsFiles) : undefined;
@@ -216,6 +229,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         ...(infoBar ? { infoBar } : {}),
         gray: values.gray ?? false,
         ...(sr ? { names: { input: 'low-resolution', target: 'high-resolution' } } : {}),
+        ...(method === 'n2n' ? { names: { input: 'first acquisition', target: 'second acquisition' } } : {}),
       });
   // Noise2Noise: both acquisitions by their own percentiles, as denoise will normalise its input.
   const normalizedRead =
@@ -234,7 +248,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         return { ...ex, target, input: bicubicDownscale(target, model.scale), ...(mask ? { mask } : {}) };
       })
     : normalizedRead;
-  const parts = splitIndices(examples.length, split, seed);
+  const parts = share ? holdOut(examples.length, share, seed) : splitIndices(examples.length, split, seed);
   const pick = (indices: number[]): TrainingSet => ({ examples: indices.map((i) => examples[i]), ...(noise ? { noise } : {}) });
   const trainSet = pick(parts.train);
   const validation = parts.validation.length > 0 ? pick(parts.validation) : undefined;
@@ -274,12 +288,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   let lpipsModel: Lpips | undefined;
   try {
     lpipsModel = lpipsWeights ? lpipsFromFiles(ctx, lpipsWeights) : undefined;
+    const steps = values.steps !== undefined ? integerInRange(C, '--steps', values.steps, 1, 1 << 30) : undefined;
     const result = await trainer.fit(trainSet, {
       ...(values.epochs !== undefined ? { epochs: integerInRange(C, '--epochs', values.epochs, 1, 1 << 20) } : {}),
-      ...(values.steps !== undefined ? { steps: integerInRange(C, '--steps', values.steps, 1, 1 << 30) } : {}),
+      // A self-supervised --steps run validates ten times (as fineTune), so the best checkpoint has a choice.
+      ...(steps !== undefined ? { steps, ...(self ? { validateEvery: Math.max(1, Math.round(steps / 10)) } : {}) } : {}),
       // --minutes alone: as many steps as the time allows, validated every 100 and at the end.
       ...(minutes !== undefined ? { maxSeconds: minutes * 60 } : {}),
-      ...(minutes !== undefined && values.epochs === undefined && values.steps === undefined ? { steps: 1 << 30, validateEvery: 100 } : {}),
+      ...(timeBudget !== undefined ? { steps: 1 << 30, validateEvery: 100 } : {}),
       augment,
       seed: seed + (resumed?.optimizer.step ?? 0),
       ...(validation ? { validation: { ...validation, ...(lpipsModel ? { lpips: lpipsModel } : {}) } } : {}),
@@ -288,8 +304,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       signal: controller.signal,
       onProgress: (p: FitProgress) => {
         if (quiet) return;
-        if (interactive) process.stderr.write(`\r${progressLine(p)}\x1b[K`);
-        else if (p.validation || p.step === p.totalSteps || p.step % 50 === 0) console.error(progressLine(p));
+        const line = progressLine(p, timeBudget);
+        if (interactive) process.stderr.write(`\r${line}\x1b[K`);
+        else if (p.validation || p.step === p.totalSteps || p.step % 50 === 0) console.error(line);
       },
       onCheckpoint: (kind, state) => writeCheckpoints(outputs, kind, trainer, state, { ...meta, schedule: schedule?.state() }),
     });
@@ -298,7 +315,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       const v = result.bestValidation;
       const best = v ? `; best validation ${scoresText(v, true)} at step ${v.step}` : '';
       console.log(
-        `trained ${result.steps} steps (final loss ${result.lastLoss.toPrecision(4)})${best}${result.stoppedEarly ? ', stopped early' : ''}; wrote ${output}`,
+        `trained ${result.steps} steps (final loss ${result.lastLoss.toPrecision(4)})${best}${result.stoppedEarly ? ', stopped early' : ''}${result.outOfTime ? `, stopped at the ${minutes} min limit` : ''}; wrote ${output}`,
       );
     }
     return 0;

@@ -92,7 +92,8 @@ method:
       --normalize <lo,hi>  map each image's lo-th and hi-th percentiles to 0 and 1 (e.g. 1,99.8); written to
                            <out>.pth.json, which denoise -w <out.pth> then applies by itself
       --val <p>            share of whole images held out for validation: 10% (default for self-supervised
-                           methods, whose validation is the method's loss on them) or 0.1; or --split
+                           methods, whose validation is the method's loss on them) or 0.1, at least one
+                           image of two or more (one image validates on itself); or --split
 model:
       --arch <name>        a new network, as its paper or upstream recipe builds it, initialised as PyTorch's
                            constructors do (seeded). Denoisers:
@@ -116,7 +117,8 @@ model:
       --channels <n>       image channels in and out of a new network (default 1)
       --scale <n>          upscaling factor of a new super-resolution network (default 4); with -w or
                            --resume it must be the checkpoint's own
-      --resume             continue the run that wrote -o <out.pth> (weights, optimizer, step, schedule)
+      --resume             continue the run that wrote -o <out.pth> (weights, optimizer, step, schedule,
+                           and its --method, --struct and --normalize, which need not be given again)
 data:
       --clean <dir>        clean images; noisy inputs are made per patch with --noise
       --noise <model>      gaussian:25 (σ on the 8-bit scale), gaussian:0-55 (σ drawn per patch) or
@@ -160,9 +162,11 @@ training:
       --clip-grad-norm <x> clip the gradients' global L2 norm (clip_grad_norm_)
       --schedule <s>       per epoch: step:N[,GAMMA], multistep:M1,M2[/GAMMA], cosine:T[,ETA_MIN] or
                            plateau[:PATIENCE[,FACTOR]] (on the validation PSNR)
-      --epochs <n>         passes over the training images; or --steps <n>
+      --epochs <n>         passes over the training images; or --steps <n> (a self-supervised run then
+                           validates ten times along the run)
       --minutes <m>        stop after m minutes of training (validated and written as at the last step);
-                           alone, as many steps as fit, validated every 100
+                           alone, as many steps as fit, validated every 100, the progress line showing
+                           the time left
       --early-stop <n>     stop after n validations without a better PSNR
 output:
   -o, --output <file>      the .pth to write
