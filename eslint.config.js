@@ -19,6 +19,7 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  * import anything.
  *
  *   cli      src/cli/, src/cli.ts           the command line
+ *   worker   src/worker/                    the training Web Worker for pages, and its message protocol
  *   api      the files directly in src/     the public API (index.ts, node.ts, api.ts, the argument checks, …)
  *   training src/training/                  trainers, training plans, schedules, data (losses and optimizers: kernels)
  *   runtime  src/runtime/                   sessions, tiling, tile blending
@@ -51,6 +52,7 @@ const FLOORS = [
   ['runtime', ['src/runtime'], ['weights', 'io']],
   ['training', ['src/training'], ['weights', 'io']],
   ['api', API_FILES, ['weights', 'io', 'compression']],
+  ['worker', ['src/worker'], ['weights', 'io', 'compression']],
   ['cli', ['src/cli', 'src/cli.ts'], ['weights', 'io', 'compression']],
 ];
 

@@ -1,4 +1,18 @@
+import type { Plugin } from 'esbuild';
 import { defineConfig } from 'tsup';
+
+/**
+ * The training worker (src/worker/) imports the library through src/index.ts; built, it imports the browser
+ * bundle that sits next to it instead, so that a page that already loaded the bundle loads no second copy.
+ */
+const LIBRARY_FROM_BROWSER_BUNDLE: Plugin = {
+  name: 'library-from-browser-bundle',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/index$/ }, (args) =>
+      args.importer.includes('/src/worker/') ? { path: './webgpu-restore.browser.js', external: true } : undefined,
+    );
+  },
+};
 
 export default defineConfig([
   // The library: browser-safe default entry, Node entry and CLI. Dependencies stay external (consumers' bundlers
@@ -62,6 +76,18 @@ export default defineConfig([
     sourcemap: true,
     clean: false,
     noExternal: [/.*/],
+  },
+  // The training worker for pages (src/worker/train-worker.ts): a module worker of a few kB beside the bundle above,
+  // which it imports (new Worker(url, { type: 'module' })). It ships with the package.
+  {
+    entry: { 'train-worker': 'src/worker/train-worker.ts' },
+    format: ['esm'],
+    target: 'es2022',
+    platform: 'browser',
+    splitting: false,
+    sourcemap: true,
+    clean: false,
+    esbuildPlugins: [LIBRARY_FROM_BROWSER_BUNDLE],
   },
   // The model benchmark suite for a browser page (bench/browser/index.html), self-contained like the bundle above.
   {

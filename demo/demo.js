@@ -8,8 +8,10 @@
  *
  * Hooks for tests and scripts: `document.body.dataset.state` is 'loading', 'ready', 'running', 'done',
  * 'cancelled' or 'error' (the last outcome), the error box carries the error's `code` in `data-code`, and
- * `window.demo` exposes the state (input image, model, result).
+ * `window.demo` exposes the state (input image, model, result; `train` for the training panel).
  */
+
+import { initTrainPanel } from './train-panel.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -601,6 +603,10 @@ window.addEventListener('drop', (e) => {
 window.addEventListener('paste', (e) => {
   if (!state.running && e.clipboardData?.files.length) takeFiles([...e.clipboardData.files]);
 });
+
+// --- training on the user's images (train-panel.js: a worker trains, the trained weights come back here) ------------
+
+initTrainPanel({ restore, useCheckpoint: selectCheckpoint, showError, clearError });
 
 // --- start -------------------------------------------------------------------------------------------------------
 
