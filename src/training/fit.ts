@@ -125,7 +125,13 @@ export async function fitTrainer(trainer: Trainer, set: TrainingSet, options: Fi
   }
   const validateEvery = options.steps !== undefined ? (options.validateEvery ?? totalSteps) : perEpoch;
   const validation = options.validation ? validationPairs(options.validation, network, options.seed ?? 0, symmetric) : [];
-  const probes = self ? selfSupervisedProbes(validation.map((p) => p.input), self, options.seed ?? 0) : [];
+  const probes = self
+    ? selfSupervisedProbes(
+        validation.map((p) => p.input),
+        self,
+        options.seed ?? 0,
+      )
+    : [];
   const lpipsModel = validation.some((p) => p.target) ? options.validation?.lpips : undefined;
   if (lpipsModel) {
     if (lpipsModel.ctx !== trainer.ctx) throw new InvalidInputError('validation.lpips was made on another GPU context than the trainer');
