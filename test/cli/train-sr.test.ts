@@ -248,7 +248,7 @@ describe('webgpu-restore train: super-resolution pairs', () => {
     );
     expectCleanFailure(
       await cli('train', '--arch', 'edsr', ...clean),
-      /--arch must be one of dncnn, unet, resunet-scse, scunet, msrresnet, srresnet, rrdbnet, sinsr, sinsr-cbam, got 'edsr'/,
+      /--arch must be one of dncnn, unet, resunet-scse, scunet, n2v-unet, n2v2-unet, msrresnet, srresnet, rrdbnet, sinsr, sinsr-cbam, got 'edsr'/,
       2,
     );
   }, 60_000);
