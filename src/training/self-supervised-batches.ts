@@ -2,7 +2,7 @@ import { createRng, type Rng } from '../io/noise';
 import { blindSpotBatch } from './data/blind-spot';
 import { drawNeighborChoices } from './data/neighbor-pairs';
 import type { PatchBatches } from './data/patch-batches';
-import { DEFAULT_INCREASE_RATIO, neighbor2NeighborGamma, type SelfSupervision } from './self-supervision';
+import { blindSpotOptionsOf, DEFAULT_INCREASE_RATIO, neighbor2NeighborGamma, type SelfSupervision } from './self-supervision';
 import type { TrainingBatch } from './trainer';
 
 /**
@@ -39,13 +39,7 @@ export class SelfSupervisedBatches {
         gamma: neighbor2NeighborGamma(step, perEpoch, totalSteps, ratio),
       };
     }
-    const { input, mask } = blindSpotBatch(noisy, [n, c, h, w], this.rng, {
-      strategy: m.method === 'n2v2' ? 'median' : 'uniform',
-      channels: 'shared',
-      ...(m.percentage !== undefined ? { percentage: m.percentage } : {}),
-      ...(m.roiSize !== undefined ? { roiSize: m.roiSize } : {}),
-      ...(m.struct ? { struct: m.struct } : {}),
-    });
+    const { input, mask } = blindSpotBatch(noisy, [n, c, h, w], this.rng, blindSpotOptionsOf(m));
     return { input, target: noisy, mask };
   }
 }

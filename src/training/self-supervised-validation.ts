@@ -3,7 +3,7 @@ import { createRng } from '../io/noise';
 import type { RestorationModel } from '../runtime/restoration-model';
 import { blindSpotBatch } from './data/blind-spot';
 import { drawNeighborChoices, neighborSubimages } from './data/neighbor-pairs';
-import type { SelfSupervision } from './self-supervision';
+import { blindSpotOptionsOf, type SelfSupervision } from './self-supervision';
 
 /** A held-out noisy image prepared once for a self-supervised validation loss: what goes in, what it is scored on. */
 export interface SelfSupervisedProbe {
@@ -29,13 +29,7 @@ export function selfSupervisedProbes(noisy: readonly FloatImage[], method: SelfS
       const { first, second } = neighborSubimages(image.data, [1, c, h, w], choices);
       return { input: { width: w >> 1, height: h >> 1, channels: c, data: first }, target: second };
     }
-    const { input, mask } = blindSpotBatch(image.data, [1, c, h, w], rng, {
-      strategy: method.method === 'n2v2' ? 'median' : 'uniform',
-      channels: 'shared',
-      ...(method.percentage !== undefined ? { percentage: method.percentage } : {}),
-      ...(method.roiSize !== undefined ? { roiSize: method.roiSize } : {}),
-      ...(method.struct ? { struct: method.struct } : {}),
-    });
+    const { input, mask } = blindSpotBatch(image.data, [1, c, h, w], rng, blindSpotOptionsOf(method));
     return { input: { ...image, data: input }, target: image.data, mask };
   });
 }

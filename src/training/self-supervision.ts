@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors';
-import { resolveBlindSpotOptions, type StructMask } from './data/blind-spot';
+import { type BlindSpotOptions, resolveBlindSpotOptions, type StructMask } from './data/blind-spot';
 
 /**
  * Training a denoiser from noisy images alone (training.md §4):
@@ -28,12 +28,7 @@ export function checkSelfSupervision(s: SelfSupervision): void {
     );
   }
   if (s.method !== 'neighbor2neighbor') {
-    const { percentage, roiSize, struct } = s;
-    resolveBlindSpotOptions({
-      ...(percentage !== undefined ? { percentage } : {}),
-      ...(roiSize !== undefined ? { roiSize } : {}),
-      ...(struct ? { struct } : {}),
-    });
+    resolveBlindSpotOptions(blindSpotOptionsOf(s));
   } else {
     const r = s.increaseRatio;
     if (r !== undefined && !(typeof r === 'number' && Number.isFinite(r) && r >= 0)) {
@@ -49,4 +44,18 @@ export function checkSelfSupervision(s: SelfSupervision): void {
 export function neighbor2NeighborGamma(step: number, stepsPerEpoch: number, totalSteps: number, increaseRatio: number): number {
   const epochs = Math.max(1, Math.ceil(totalSteps / stepsPerEpoch));
   return (Math.ceil(step / stepsPerEpoch) / epochs) * increaseRatio;
+}
+
+/**
+ * The blind-spot manipulation of a Noise2Void method: N2V's uniform neighbour or N2V2's median, one set of spots
+ * for all channels of a patch (the trainer's mask has one channel), and the method's own settings where given.
+ */
+export function blindSpotOptionsOf(s: Exclude<SelfSupervision, { method: 'neighbor2neighbor' }>): BlindSpotOptions {
+  return {
+    strategy: s.method === 'n2v2' ? 'median' : 'uniform',
+    channels: 'shared',
+    ...(s.percentage !== undefined ? { percentage: s.percentage } : {}),
+    ...(s.roiSize !== undefined ? { roiSize: s.roiSize } : {}),
+    ...(s.struct ? { struct: s.struct } : {}),
+  };
 }
